@@ -1,0 +1,563 @@
+//! Maps: BTF-defined (`.maps`), legacy (`maps`, `struct bpf_map_def`) and
+//! global data (`.data*`, `.rodata*`, `.bss*` as one-element arrays), plus the
+//! `.values` initialisers of prog arrays and map-in-maps (relocations in
+//! `.rel.maps`).
+
+use super::btf::{Btf, BtfKind, BtfTypeData};
+use super::elf::{Elf, Section};
+use super::{InitialSlot, MapOrigin, MapSpec, Pinning, SlotTarget};
+use crate::error::ParseError;
+use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
+use object::elf;
+
+/// `R_BPF_64_ABS64`: a 64-bit absolute address in data (a `.values` slot).
+const R_BPF_64_ABS64: u32 = 2;
+/// The size of a `.values` slot: a pointer.
+const PTR_SIZE: u64 = 8;
+/// Size of libbpf's legacy `struct bpf_map_def` (five u32s).
+const LEGACY_DEF_SIZE: usize = 20;
+
+/// The maps, with where each is defined, so relocations can find them.
+pub(super) struct Maps {
+    specs: Vec<MapSpec>,
+    /// Per spec: where its definition is.
+    places: Vec<Place>,
+}
+
+/// Where a map's definition lies.
+#[derive(Clone, Copy)]
+struct Place {
+    section: usize,
+    offset: u64,
+    size: u64,
+    /// Byte offset of the `values` member within the definition, if any.
+    values_offset: Option<u64>,
+}
+
+impl Place {
+    fn new(section: usize, offset: u64, size: u64) -> Place {
+        Place {
+            section,
+            offset,
+            size,
+            values_offset: None,
+        }
+    }
+}
+
+impl Maps {
+    /// The map whose definition starts at `offset` of section `section`.
+    pub fn defined_at(&self, section: usize, offset: u64) -> Option<&MapSpec> {
+        self.places
+            .iter()
+            .position(|p| p.section == section && p.offset == offset)
+            .map(|i| &self.specs[i])
+    }
+
+    /// The global-data map of a section.
+    pub fn data_map(&self, section: usize) -> Option<&MapSpec> {
+        self.places
+            .iter()
+            .zip(&self.specs)
+            .find(|(p, m)| p.section == section && m.origin == MapOrigin::GlobalData)
+            .map(|(_, m)| m)
+    }
+
+    pub fn into_specs(self) -> Vec<MapSpec> {
+        self.specs
+    }
+}
+
+/// Finds every map the object defines.
+pub(super) fn collect(elf: &Elf<'_>, btf: Option<&Btf>) -> Result<Maps, ParseError> {
+    let mut maps = Maps {
+        specs: Vec::new(),
+        places: Vec::new(),
+    };
+    if let Some(section) = elf.section_by_name(".maps") {
+        let btf = btf.ok_or(ParseError::MapsNeedBtf)?;
+        btf_maps(elf, section, btf, &mut maps)?;
+        values_relocations(elf, section, &mut maps)?;
+    }
+    if let Some(section) = elf.section_by_name("maps") {
+        legacy_maps(elf, section, &mut maps)?;
+    }
+    for section in &elf.sections {
+        if let Some(spec) = data_map(section, btf) {
+            maps.places.push(Place::new(section.index, 0, section.size));
+            maps.specs.push(spec);
+        }
+    }
+    Ok(maps)
+}
+
+fn bad(map: &str, reason: impl Into<String>) -> ParseError {
+    ParseError::BadMapDefinition {
+        map: map.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// BTF-defined maps: each variable of the `.maps` DATASEC is a struct whose
+/// members encode the definition (`__uint`, `__type`, `__array`).
+fn btf_maps(
+    elf: &Elf<'_>,
+    section: &Section<'_>,
+    btf: &Btf,
+    maps: &mut Maps,
+) -> Result<(), ParseError> {
+    let Some(datasec) = btf.find_by_name(BtfKind::Datasec, ".maps") else {
+        return Err(bad(
+            ".maps",
+            "the object's BTF has no DATASEC .maps describing the section",
+        ));
+    };
+    let BtfTypeData::Datasec(vars) = &btf.type_by_id(datasec)?.data else {
+        return Err(bad(".maps", "BTF type .maps is not a DATASEC"));
+    };
+    for var in vars {
+        let var_type = btf.type_by_id(var.type_id)?;
+        if var_type.kind != BtfKind::Var {
+            return Err(bad(
+                ".maps",
+                format!(
+                    "DATASEC .maps entry is BTF type {} ({}), not a VAR",
+                    var.type_id,
+                    var_type.kind.name()
+                ),
+            ));
+        }
+        let name = btf.type_name(var.type_id)?;
+        // clang leaves DATASEC offsets for the loader to fill in; the symbol
+        // table has the real ones (libbpf's btf_fixup_datasec does the same).
+        let symbol = elf
+            .symbols_in(section.index)
+            .find(|s| s.name == name && !s.is_section());
+        let (offset, size) = match symbol {
+            Some(s) => (s.value, s.size),
+            None => (u64::from(var.offset), u64::from(var.size)),
+        };
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > section.size)
+        {
+            return Err(bad(
+                name,
+                format!(
+                    "definition at bytes {offset}..+{size} lies outside section .maps ({} bytes)",
+                    section.size
+                ),
+            ));
+        }
+        let def = btf.strip_modifiers(var_type.size_or_type)?;
+        let (spec, values_offset) = btf_map_def(btf, name, def, false)?;
+        maps.places.push(Place {
+            values_offset,
+            ..Place::new(section.index, offset, size)
+        });
+        maps.specs.push(spec);
+    }
+    Ok(())
+}
+
+/// Parses one definition struct, as libbpf's `parse_btf_map_def` does; also
+/// returns the byte offset of its `values` member, if it has one.
+fn btf_map_def(
+    btf: &Btf,
+    name: &str,
+    def_id: u32,
+    is_inner: bool,
+) -> Result<(MapSpec, Option<u64>), ParseError> {
+    let def = btf.type_by_id(def_id)?;
+    let BtfTypeData::Members(members) = &def.data else {
+        return Err(bad(
+            name,
+            format!(
+                "definition is BTF type {def_id} ({}), not a struct",
+                def.kind.name()
+            ),
+        ));
+    };
+    let mut spec = MapSpec {
+        name: name.to_owned(),
+        origin: MapOrigin::Btf,
+        section: ".maps".to_owned(),
+        map_type: MapType::UNSPEC,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        flags: 0,
+        numa_node: 0,
+        map_extra: 0,
+        pinning: Pinning::None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        inner: None,
+        initial_slots: Vec::new(),
+        data: None,
+    };
+    let mut values_offset = None;
+    for (i, m) in members.iter().enumerate() {
+        let field = btf.string(m.name_off)?;
+        let uint = || {
+            btf.uint_from_ptr_to_array(m.type_id)
+                .map_err(|e| bad(name, format!("field {field}: {e}")))
+        };
+        match field {
+            "type" => spec.map_type = MapType(uint()?),
+            "max_entries" => spec.max_entries = uint()?,
+            "map_flags" => spec.flags = uint()?,
+            "numa_node" => spec.numa_node = uint()?,
+            "map_extra" => spec.map_extra = u64::from(uint()?),
+            "key_size" => set_size(&mut spec.key_size, uint()?, name, "key")?,
+            "value_size" => set_size(&mut spec.value_size, uint()?, name, "value")?,
+            "key" | "value" => {
+                let target = btf
+                    .pointee(m.type_id)
+                    .map_err(|e| bad(name, format!("field {field}: {e}")))?;
+                let size = btf
+                    .resolve_size(target)
+                    .map_err(|e| bad(name, format!("field {field}: {e}")))?;
+                if field == "key" {
+                    set_size(&mut spec.key_size, size, name, "key")?;
+                    spec.btf_key_type_id = target;
+                } else {
+                    set_size(&mut spec.value_size, size, name, "value")?;
+                    spec.btf_value_type_id = target;
+                }
+            }
+            "pinning" => {
+                if is_inner {
+                    return Err(bad(name, "an inner map definition cannot be pinned"));
+                }
+                spec.pinning =
+                    match uint()? {
+                        0 => Pinning::None,
+                        1 => Pinning::ByName,
+                        v => return Err(bad(
+                            name,
+                            format!(
+                                "pinning {v} is not LIBBPF_PIN_NONE (0) or LIBBPF_PIN_BY_NAME (1)"
+                            ),
+                        )),
+                    };
+            }
+            "values" => {
+                if is_inner {
+                    return Err(bad(name, "inner maps of inner maps are not supported"));
+                }
+                if i + 1 != members.len() {
+                    return Err(bad(
+                        name,
+                        "field values must be the last member of the definition",
+                    ));
+                }
+                values_field(btf, &mut spec, m.type_id)?;
+                values_offset = Some(u64::from(m.offset / 8));
+            }
+            other => {
+                return Err(bad(
+                    name,
+                    format!("unknown field {other} in the definition (libbpf refuses it too)"),
+                ))
+            }
+        }
+    }
+    if spec.map_type == MapType::UNSPEC {
+        return Err(ParseError::MapWithoutType {
+            map: name.to_owned(),
+            section: ".maps".to_owned(),
+        });
+    }
+    Ok((spec, values_offset))
+}
+
+fn set_size(slot: &mut u32, size: u32, map: &str, what: &str) -> Result<(), ParseError> {
+    if *slot != 0 && *slot != size {
+        return Err(bad(
+            map,
+            format!("conflicting {what} size {} and {size}", *slot),
+        ));
+    }
+    *slot = size;
+    Ok(())
+}
+
+/// `__array(values, ...)`: a flexible array of pointers to functions (prog
+/// array) or to an inner map definition (map-in-map). The value is 4 bytes:
+/// the kernel stores a program or map fd.
+fn values_field(btf: &Btf, spec: &mut MapSpec, type_id: u32) -> Result<(), ParseError> {
+    let name = spec.name.clone();
+    let is_prog_array = spec.map_type == MapType::PROG_ARRAY;
+    if !is_prog_array && !spec.map_type.is_map_in_map() {
+        return Err(bad(
+            &name,
+            format!(
+                "field values needs a prog_array or map-in-map type, not {}",
+                spec.map_type
+            ),
+        ));
+    }
+    set_size(&mut spec.value_size, 4, &name, "value")?;
+    let array = btf.type_by_id(type_id)?;
+    let BtfTypeData::Array {
+        elem_type,
+        nelems: 0,
+        ..
+    } = array.data
+    else {
+        return Err(bad(
+            &name,
+            format!(
+                "field values is BTF type {type_id} ({}), not an empty array",
+                array.kind.name()
+            ),
+        ));
+    };
+    let ptr_id = btf.strip_modifiers(elem_type)?;
+    let ptr = btf.type_by_id(ptr_id)?;
+    if ptr.kind != BtfKind::Ptr {
+        return Err(bad(
+            &name,
+            format!(
+                "field values: element is {}, not a pointer",
+                ptr.kind.name()
+            ),
+        ));
+    }
+    let pointee_id = btf.strip_modifiers(ptr.size_or_type)?;
+    let pointee = btf.type_by_id(pointee_id)?;
+    if is_prog_array {
+        if pointee.kind != BtfKind::FuncProto {
+            return Err(bad(
+                &name,
+                format!(
+                    "field values: a prog array's values point to functions, not {}",
+                    pointee.kind.name()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if pointee.kind != BtfKind::Struct {
+        return Err(bad(
+            &name,
+            format!(
+                "field values: a map-in-map's values point to a map definition struct, not {}",
+                pointee.kind.name()
+            ),
+        ));
+    }
+    let (inner, _) = btf_map_def(btf, &format!("{name}.inner"), pointee_id, true)?;
+    spec.inner = Some(Box::new(inner));
+    Ok(())
+}
+
+/// `.values = { [i] = &prog_or_map }`: `R_BPF_64_ABS64` relocations in
+/// `.rel.maps` at the slots' offsets name what goes in each slot.
+fn values_relocations(
+    elf: &Elf<'_>,
+    section: &Section<'_>,
+    maps: &mut Maps,
+) -> Result<(), ParseError> {
+    for rel in elf.rels_for(section.index) {
+        let (offset, r_type) = (rel.offset, rel.r_type);
+        let sym = elf.symbols.get(rel.sym as usize).ok_or_else(|| {
+            ParseError::UnknownRelocationSymbol {
+                section: ".maps".to_owned(),
+                offset,
+                index: rel.sym,
+                count: elf.symbols.len(),
+            }
+        })?;
+        let bad_rel = |reason: String| ParseError::BadRelocation {
+            section: ".maps".to_owned(),
+            offset,
+            symbol: sym.name.to_owned(),
+            reason,
+        };
+        if r_type != R_BPF_64_ABS64 {
+            return Err(ParseError::UnknownRelocationType {
+                section: ".maps".to_owned(),
+                offset,
+                r_type,
+                expected: "R_BPF_64_ABS64 (2) for a .values slot",
+            });
+        }
+        let Some(i) = maps.places.iter().position(|p| {
+            p.section == section.index && offset >= p.offset && offset - p.offset < p.size
+        }) else {
+            return Err(bad_rel("it lies in no map definition".into()));
+        };
+        let place = maps.places[i];
+        let map_name = maps.specs[i].name.clone();
+        let Some(values_off) = place.values_offset else {
+            return Err(bad_rel(format!(
+                "map {map_name} has no values field to initialise"
+            )));
+        };
+        let rel_in_map = offset - place.offset;
+        let slot = rel_in_map
+            .checked_sub(values_off)
+            .filter(|d| d.is_multiple_of(PTR_SIZE))
+            .map(|d| d / PTR_SIZE)
+            .ok_or_else(|| {
+                bad_rel(format!(
+                    "offset {rel_in_map} in map {map_name} is not a slot of its values array"
+                ))
+            })?;
+        let target = if maps.specs[i].map_type == MapType::PROG_ARRAY {
+            let in_program_section = sym
+                .section
+                .and_then(|s| elf.section(s))
+                .is_some_and(|s| s.is_code() && s.name != ".text");
+            if !sym.is_func() || !in_program_section {
+                return Err(bad_rel(format!(
+                    "prog array {map_name} slot {slot} must point to a program, and {} is not one",
+                    sym.name
+                )));
+            }
+            SlotTarget::Program(sym.name.to_owned())
+        } else {
+            let inner = sym
+                .section
+                .filter(|&s| s == section.index)
+                .and_then(|s| maps.defined_at(s, sym.value))
+                .ok_or_else(|| bad_rel(format!("map-in-map {map_name} slot {slot} must point to a map in .maps, and {} is not one", sym.name)))?;
+            SlotTarget::Map(inner.name.clone())
+        };
+        let index =
+            u32::try_from(slot).map_err(|_| bad_rel(format!("slot {slot} is out of range")))?;
+        if index >= maps.specs[i].max_entries {
+            return Err(bad_rel(format!(
+                "slot {index} of {map_name} is past its max_entries {}",
+                maps.specs[i].max_entries
+            )));
+        }
+        let slots = &mut maps.specs[i].initial_slots;
+        slots.retain(|s| s.index != index);
+        slots.push(InitialSlot { index, target });
+        slots.sort_by_key(|s| s.index);
+    }
+    Ok(())
+}
+
+/// The legacy `maps` section: an array of `struct bpf_map_def`, one per
+/// symbol, all the same size.
+fn legacy_maps(elf: &Elf<'_>, section: &Section<'_>, maps: &mut Maps) -> Result<(), ParseError> {
+    let mut syms: Vec<_> = elf
+        .symbols_in(section.index)
+        .filter(|s| !s.is_section())
+        .collect();
+    syms.sort_by_key(|s| s.value);
+    if syms.is_empty() {
+        return Ok(());
+    }
+    let count = syms.len();
+    if !section.size.is_multiple_of(count as u64) || section.data.is_empty() {
+        return Err(ParseError::BadLegacyMapsSection {
+            size: section.size,
+            count,
+        });
+    }
+    let def_size = section.data.len() / count;
+    for sym in syms {
+        let name = sym.name;
+        let bytes = usize::try_from(sym.value)
+            .ok()
+            .and_then(|start| section.data.get(start..start.checked_add(def_size)?))
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!(
+                        "definition at offset {} lies outside section maps ({} bytes)",
+                        sym.value, section.size
+                    ),
+                )
+            })?;
+        let mut def = [0u8; LEGACY_DEF_SIZE];
+        let known = def_size.min(LEGACY_DEF_SIZE);
+        def[..known].copy_from_slice(&bytes[..known]);
+        if bytes[known..].iter().any(|&b| b != 0) {
+            return Err(bad(name, format!("legacy definition is {def_size} bytes with non-zero fields past map_flags (byte {LEGACY_DEF_SIZE} on); rawbpf reads libbpf's struct bpf_map_def (type, key_size, value_size, max_entries, map_flags)")));
+        }
+        let field = |i: usize| {
+            u32::from_le_bytes([def[4 * i], def[4 * i + 1], def[4 * i + 2], def[4 * i + 3]])
+        };
+        if field(0) == 0 {
+            return Err(ParseError::MapWithoutType {
+                map: name.to_owned(),
+                section: "maps".to_owned(),
+            });
+        }
+        maps.places
+            .push(Place::new(section.index, sym.value, def_size as u64));
+        maps.specs.push(MapSpec {
+            name: name.to_owned(),
+            origin: MapOrigin::Legacy,
+            section: "maps".to_owned(),
+            map_type: MapType(field(0)),
+            key_size: field(1),
+            value_size: field(2),
+            max_entries: field(3),
+            flags: field(4),
+            numa_node: 0,
+            map_extra: 0,
+            pinning: Pinning::None,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            inner: None,
+            initial_slots: Vec::new(),
+            data: None,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a section holds global data, as libbpf decides: `.data`, `.rodata`
+/// and `.bss`, or any of them followed by `.suffix`.
+pub(super) fn is_data_section(section: &Section<'_>) -> bool {
+    let named = |base: &str| {
+        section.name == base
+            || section
+                .name
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    let alloc = section.flags & elf::SHF_ALLOC.0 != 0 && section.flags & elf::SHF_EXECINSTR.0 == 0;
+    let progbits = section.sh_type == elf::SHT_PROGBITS.0;
+    let nobits = section.sh_type == elf::SHT_NOBITS.0;
+    alloc
+        && section.size > 0
+        && (((named(".data") || named(".rodata")) && progbits) || (named(".bss") && nobits))
+}
+
+/// A global-data section as a one-element array map whose value is the
+/// section (libbpf's "internal maps").
+fn data_map(section: &Section<'_>, btf: Option<&Btf>) -> Option<MapSpec> {
+    if !is_data_section(section) {
+        return None;
+    }
+    let value_size = u32::try_from(section.size).ok()?;
+    let rodata = section.name.starts_with(".rodata");
+    Some(MapSpec {
+        name: section.name.to_owned(),
+        origin: MapOrigin::GlobalData,
+        section: section.name.to_owned(),
+        map_type: MapType::ARRAY,
+        key_size: 4,
+        value_size,
+        max_entries: 1,
+        flags: if rodata { BPF_F_RDONLY_PROG } else { 0 },
+        numa_node: 0,
+        map_extra: 0,
+        pinning: Pinning::None,
+        btf_key_type_id: 0,
+        btf_value_type_id: btf
+            .and_then(|b| b.find_by_name(BtfKind::Datasec, section.name))
+            .unwrap_or(0),
+        inner: None,
+        initial_slots: Vec::new(),
+        data: (section.sh_type != elf::SHT_NOBITS.0).then(|| section.data.to_vec()),
+    })
+}
