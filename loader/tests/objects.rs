@@ -72,3 +72,328 @@ fn check_pipeline(file: &str, with_btf: bool) {
 fn pipeline() {
     check_pipeline("pipeline.bpf.o", true);
 }
+
+#[test]
+fn pipeline_built_for_other_cpus() {
+    check_pipeline("pipeline.v1.bpf.o", true);
+    check_pipeline("pipeline.v2.bpf.o", true);
+}
+
+#[test]
+fn bpf2bpf_calls_with_tail_calls() {
+    let s = spec("bpf2bpf_tail.bpf.o");
+    let subs = |p: &str| s.program(p).unwrap().subprograms.clone();
+    assert_eq!(subs("entry"), ["tail_from_subprog", "add"]);
+    assert_eq!(subs("entry_missing"), ["tail_from_subprog", "add"]);
+    assert_eq!(subs("stage_a"), ["add"]);
+    assert_eq!(subs("stage_b"), ["classify", "add"]);
+    let classify = s.subprogram("classify").unwrap();
+    assert!(classify.global);
+    assert!(classify.btf_func_id.is_some());
+    let tail = s.subprogram("tail_from_subprog").unwrap();
+    assert!(!tail.global);
+    let targets: Vec<_> = tail.relocations.iter().map(|r| r.target.clone()).collect();
+    assert_eq!(
+        targets,
+        [
+            RelocTarget::Map {
+                map: "jmp_table".into()
+            },
+            RelocTarget::Call {
+                function: "add".into()
+            }
+        ]
+    );
+    assert_eq!(
+        slots(&s, "jmp_table"),
+        [(0, prog("stage_a")), (1, prog("stage_b"))]
+    );
+    // Every call instruction has a relocation that names its callee.
+    for f in s.programs.iter().map(|p| &p.function).chain(&s.subprograms) {
+        for (i, insn) in f.insns.iter().enumerate() {
+            if insn.is_pseudo_call() {
+                assert!(f.relocations.iter().any(|r| r.insn == i), "{}+{i}", f.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn global_data() {
+    let s = spec("global_data.bpf.o");
+    let rodata = s.map(".rodata").unwrap();
+    assert!(rodata.is_rodata());
+    assert_eq!(rodata.flags, rawbpf::uapi::BPF_F_RDONLY_PROG);
+    // cfg_verdict = 3, cfg_step = 1
+    assert_eq!(rodata.data.as_deref(), Some(&[3, 0, 0, 0, 1, 0, 0, 0][..]));
+    let data = s.map(".data").unwrap();
+    assert_eq!(data.data.as_deref(), Some(&[5, 0, 0, 0][..]));
+    let bss = s.map(".bss").unwrap();
+    assert_eq!((bss.value_size, bss.data.is_none()), (24, true));
+    for m in [rodata, data, bss] {
+        assert_eq!(
+            (m.map_type, m.key_size, m.max_entries),
+            (MapType::ARRAY, 4, 1)
+        );
+        assert_eq!(m.origin, MapOrigin::GlobalData);
+        assert_ne!(m.btf_value_type_id, 0, "{} has a DATASEC", m.name);
+    }
+    let p = s.program("count_and_verdict").unwrap();
+    let values: Vec<_> = p
+        .function
+        .relocations
+        .iter()
+        .filter_map(|r| match &r.target {
+            RelocTarget::MapValue { map, offset } => Some((map.as_str(), *offset)),
+            _ => None,
+        })
+        .collect();
+    // bss_runs, bss_bytes, the static local_runs (through the section symbol),
+    // cfg_step, data_counter, cfg_verdict.
+    for want in [
+        (".bss", 0),
+        (".bss", 8),
+        (".bss", 16),
+        (".rodata", 4),
+        (".data", 0),
+        (".rodata", 0),
+    ] {
+        assert!(values.contains(&want), "{want:?} in {values:?}");
+    }
+}
+
+#[test]
+fn legacy_maps_with_and_without_btf() {
+    for (file, btf) in [
+        ("legacy_maps.bpf.o", true),
+        ("legacy_maps.nobtf.bpf.o", false),
+    ] {
+        let s = spec(file);
+        assert_eq!(s.btf.is_some(), btf, "{file}");
+        let counts = s.map("legacy_counts").unwrap();
+        assert_eq!(counts.origin, MapOrigin::Legacy);
+        assert_eq!(
+            (
+                counts.map_type,
+                counts.key_size,
+                counts.value_size,
+                counts.max_entries
+            ),
+            (MapType::HASH, 4, 8, 16)
+        );
+        let config = s.map("legacy_config").unwrap();
+        assert_eq!((config.map_type, config.value_size), (MapType::ARRAY, 4));
+        let p = s.program("legacy_count").unwrap();
+        assert_eq!(
+            (p.prog_type, p.section()),
+            (ProgramType::SCHED_CLS, "classifier")
+        );
+        let maps: Vec<_> = p
+            .function
+            .relocations
+            .iter()
+            .map(|r| r.target.clone())
+            .collect();
+        assert!(maps.contains(&RelocTarget::Map {
+            map: "legacy_config".into()
+        }));
+        assert!(maps.contains(&RelocTarget::Map {
+            map: "legacy_counts".into()
+        }));
+        assert_eq!(p.function.func_info.is_empty(), !btf);
+    }
+}
+
+#[test]
+fn map_types_and_map_in_map() {
+    let s = spec("map_types.bpf.o");
+    let outer = s.map("outer").unwrap();
+    assert_eq!(outer.map_type, MapType::ARRAY_OF_MAPS);
+    assert_eq!(
+        (outer.key_size, outer.value_size, outer.max_entries),
+        (4, 4, 2)
+    );
+    let inner = outer.inner.as_deref().expect("inner template");
+    assert_eq!(inner.name, "outer.inner");
+    assert_eq!(
+        (
+            inner.map_type,
+            inner.key_size,
+            inner.value_size,
+            inner.max_entries
+        ),
+        (MapType::ARRAY, 4, 4, 1)
+    );
+    let map = |n: &str| SlotTarget::Map(n.into());
+    assert_eq!(
+        slots(&s, "outer"),
+        [(0, map("inner_a")), (1, map("inner_b"))]
+    );
+    assert_eq!(slots(&s, "outer_hash"), [(2, map("inner_a"))]);
+    assert_eq!(s.map("outer_hash").unwrap().map_type, MapType::HASH_OF_MAPS);
+    let flows = s.map("flows").unwrap();
+    assert_eq!(
+        (flows.map_type, flows.flags, flows.value_size),
+        (MapType::HASH, 1, 8)
+    );
+    assert_eq!(
+        s.map("percpu_stats").unwrap().map_type,
+        MapType::PERCPU_ARRAY
+    );
+    assert_eq!(s.map("recent").unwrap().map_type, MapType::LRU_HASH);
+    assert_eq!(
+        s.map("pinned_counter").unwrap().pinning,
+        rawbpf::obj::Pinning::ByName
+    );
+    assert_eq!(s.map("flows").unwrap().pinning, rawbpf::obj::Pinning::None);
+    let btf = s.btf.as_ref().unwrap();
+    assert_eq!(btf.type_name(flows.btf_key_type_id).unwrap(), "__u32");
+}
+
+#[test]
+fn xdp_socket_and_tail_chain() {
+    let s = spec("xdp.bpf.o");
+    let p = s.program("xdp_drop_port").unwrap();
+    assert_eq!(
+        (p.prog_type, p.attach_type),
+        (ProgramType::XDP, Some(rawbpf::uapi::AttachType::XDP))
+    );
+    assert_eq!(s.license, "Dual MIT/GPL");
+    assert_eq!(
+        s.map(".rodata").unwrap().data.as_deref(),
+        Some(&4242u16.to_le_bytes()[..])
+    );
+
+    let s = spec("socket_filter.bpf.o");
+    assert_eq!(
+        s.program("socket_len").unwrap().prog_type,
+        ProgramType::SOCKET_FILTER
+    );
+
+    let s = spec("tail_chain.bpf.o");
+    assert_eq!(slots(&s, "chain"), [(0, prog("chain_step"))]);
+}
+
+#[test]
+fn section_names() {
+    use rawbpf::uapi::AttachType as A;
+    use ProgramType as P;
+    let s = spec("sections.bpf.o");
+    /// (program, section, type, attach type, attach target)
+    type Row = (
+        &'static str,
+        &'static str,
+        P,
+        Option<A>,
+        Option<&'static str>,
+    );
+    let expect: &[Row] = &[
+        (
+            "on_kprobe",
+            "kprobe/do_sys_openat2",
+            P::KPROBE,
+            None,
+            Some("do_sys_openat2"),
+        ),
+        (
+            "on_kretprobe",
+            "kretprobe/do_sys_openat2",
+            P::KPROBE,
+            None,
+            Some("do_sys_openat2"),
+        ),
+        (
+            "on_tracepoint",
+            "tracepoint/syscalls/sys_enter_openat",
+            P::TRACEPOINT,
+            None,
+            Some("syscalls/sys_enter_openat"),
+        ),
+        (
+            "on_raw_tracepoint",
+            "raw_tracepoint/sys_enter",
+            P::RAW_TRACEPOINT,
+            None,
+            Some("sys_enter"),
+        ),
+        (
+            "on_cgroup_ingress",
+            "cgroup_skb/ingress",
+            P::CGROUP_SKB,
+            Some(A::CGROUP_INET_INGRESS),
+            None,
+        ),
+        (
+            "on_cgroup_egress",
+            "cgroup_skb/egress",
+            P::CGROUP_SKB,
+            Some(A::CGROUP_INET_EGRESS),
+            None,
+        ),
+        ("on_classifier", "classifier", P::SCHED_CLS, None, None),
+        (
+            "on_tcx_ingress",
+            "tc/ingress",
+            P::SCHED_CLS,
+            Some(A::TCX_INGRESS),
+            None,
+        ),
+        (
+            "on_tcx_egress",
+            "tcx/egress",
+            P::SCHED_CLS,
+            Some(A::TCX_EGRESS),
+            None,
+        ),
+        ("on_xdp", "xdp", P::XDP, Some(A::XDP), None),
+        ("on_socket", "socket", P::SOCKET_FILTER, None, None),
+        ("on_perf_event", "perf_event", P::PERF_EVENT, None, None),
+        (
+            "on_cgroup_sock",
+            "cgroup/sock",
+            P::CGROUP_SOCK,
+            Some(A::CGROUP_INET_SOCK_CREATE),
+            None,
+        ),
+    ];
+    assert_eq!(s.programs.len(), expect.len());
+    for &(name, section, ty, attach, target) in expect {
+        let p = s.program(name).unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(
+            (
+                p.section(),
+                p.prog_type,
+                p.attach_type,
+                p.attach_target.as_deref()
+            ),
+            (section, ty, attach, target),
+            "{name}"
+        );
+    }
+}
+
+/// Every committed object parses, and its .BTF re-encodes byte for byte
+/// (the loader will hand the kernel what we encode).
+#[test]
+fn every_object_parses_and_btf_round_trips() {
+    use object::{Object, ObjectSection};
+    let mut seen = 0;
+    for entry in std::fs::read_dir(OBJ_DIR).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let s = ObjectSpec::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!s.programs.is_empty(), "{}", path.display());
+        let file = object::File::parse(&*bytes).unwrap();
+        if let Some(section) = file.section_by_name(".BTF") {
+            let raw = section.data().unwrap();
+            assert_eq!(
+                s.btf.as_ref().unwrap().to_bytes(),
+                raw,
+                "{}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 13, "only {seen} objects");
+}

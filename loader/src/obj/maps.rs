@@ -230,17 +230,18 @@ fn btf_map_def(
                 if is_inner {
                     return Err(bad(name, "an inner map definition cannot be pinned"));
                 }
-                spec.pinning =
-                    match uint()? {
-                        0 => Pinning::None,
-                        1 => Pinning::ByName,
-                        v => return Err(bad(
+                spec.pinning = match uint()? {
+                    0 => Pinning::None,
+                    1 => Pinning::ByName,
+                    v => {
+                        return Err(bad(
                             name,
                             format!(
                                 "pinning {v} is not LIBBPF_PIN_NONE (0) or LIBBPF_PIN_BY_NAME (1)"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
             }
             "values" => {
                 if is_inner {

@@ -1,0 +1,340 @@
+//! Command-line parsing for the whole contract in `../shared/README.md` §1:
+//! every command and flag is known here, so a typo is a usage error (exit 2)
+//! even for commands this version does not implement yet.
+
+/// How a flag is used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// `--flag`
+    Switch,
+    /// `--flag VALUE` or `--flag=VALUE`, at most once.
+    Value,
+    /// `--flag VALUE`, any number of times.
+    Repeated,
+}
+
+/// One command of the CLI.
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub summary: &'static str,
+    pub flags: &'static [(&'static str, Arg)],
+    /// Positional arguments: how many at least and at most.
+    pub positional: (usize, usize),
+}
+
+use Arg::*;
+
+const TC_TARGET: &[(&str, Arg)] = &[
+    ("--dev", Value),
+    ("--netns", Value),
+    ("--ingress", Switch),
+    ("--egress", Switch),
+];
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "inspect",
+        usage: "rawbpf inspect OBJ [--json]",
+        summary: "what an object holds: programs, maps, relocations, BTF, license",
+        flags: &[("--json", Switch)],
+        positional: (1, 1),
+    },
+    CommandSpec {
+        name: "load",
+        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--pin DIR] [--json]",
+        summary: "create maps, relocate, load every program, fill prog arrays",
+        flags: &[("--tail", Repeated), ("--pin", Value), ("--json", Switch)],
+        positional: (1, 1),
+    },
+    CommandSpec {
+        name: "run",
+        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--repeat N] [--dump MAP]... [--json]",
+        summary: "BPF_PROG_TEST_RUN a program: retval, ns per run, data out, maps",
+        flags: &[
+            ("--prog", Value),
+            ("--tail", Repeated),
+            ("--data-in", Value),
+            ("--repeat", Value),
+            ("--dump", Repeated),
+            ("--json", Switch),
+        ],
+        positional: (1, 1),
+    },
+    CommandSpec {
+        name: "attach",
+        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--json]",
+        summary: "attach the entry program as a direct-action TC filter (or TCX link)",
+        flags: &[
+            ("--dev", Value),
+            ("--netns", Value),
+            ("--ingress", Switch),
+            ("--egress", Switch),
+            ("--prog", Value),
+            ("--tail", Repeated),
+            ("--priority", Value),
+            ("--replace", Switch),
+            ("--mode", Value),
+            ("--json", Switch),
+        ],
+        positional: (1, 1),
+    },
+    CommandSpec {
+        name: "detach",
+        usage: "rawbpf detach --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N|--all]",
+        summary: "remove a filter (or all of ours) and its pins",
+        flags: &[
+            TC_TARGET[0],
+            TC_TARGET[1],
+            TC_TARGET[2],
+            TC_TARGET[3],
+            ("--priority", Value),
+            ("--all", Switch),
+            ("--json", Switch),
+        ],
+        positional: (0, 0),
+    },
+    CommandSpec {
+        name: "list",
+        usage: "rawbpf list [--dev IFACE] [--netns NAME] [--json]",
+        summary: "attached BPF filters and links with program name, id and tag",
+        flags: &[("--dev", Value), ("--netns", Value), ("--json", Switch)],
+        positional: (0, 0),
+    },
+    CommandSpec {
+        name: "swap",
+        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] MAP:KEY=OBJ:PROG",
+        summary: "replace one tail-call stage of an attached chain, atomically",
+        flags: &[
+            TC_TARGET[0],
+            TC_TARGET[1],
+            TC_TARGET[2],
+            TC_TARGET[3],
+            ("--priority", Value),
+            ("--json", Switch),
+        ],
+        positional: (1, 1),
+    },
+    CommandSpec {
+        name: "probe",
+        usage: "rawbpf probe [--json]",
+        summary: "what this kernel supports",
+        flags: &[("--json", Switch)],
+        positional: (0, 0),
+    },
+    CommandSpec {
+        name: "check",
+        usage: "rawbpf check OBJ [--json]",
+        summary: "what the object needs vs. what this kernel supports",
+        flags: &[("--json", Switch)],
+        positional: (1, 1),
+    },
+    CommandSpec {
+        name: "demo",
+        usage: "rawbpf demo",
+        summary: "the built-in pipeline in a throwaway netns, with counts",
+        flags: &[],
+        positional: (0, 0),
+    },
+];
+
+/// A parsed command line.
+pub struct Parsed {
+    pub command: &'static CommandSpec,
+    pub positional: Vec<String>,
+    flags: Vec<(&'static str, Option<String>)>,
+}
+
+impl Parsed {
+    pub fn switch(&self, flag: &str) -> bool {
+        self.flags.iter().any(|(f, _)| *f == flag)
+    }
+
+    #[allow(dead_code)] // used by the commands that take values, as they land
+    pub fn value(&self, flag: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    #[allow(dead_code)]
+    pub fn values<'a>(&'a self, flag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.flags
+            .iter()
+            .filter(move |(f, _)| *f == flag)
+            .filter_map(|(_, v)| v.as_deref())
+    }
+}
+
+/// What the user asked for.
+pub enum Request {
+    Help(Option<&'static CommandSpec>),
+    Version,
+    Run(Parsed),
+}
+
+/// Parses `args` (without the program name). Errors are usage messages.
+pub fn parse(args: &[String]) -> Result<Request, String> {
+    let Some((first, rest)) = args.split_first() else {
+        return Err("no command given".into());
+    };
+    match first.as_str() {
+        "-h" | "--help" | "help" => {
+            return Ok(Request::Help(rest.first().and_then(|c| find(c))));
+        }
+        "-V" | "--version" => return Ok(Request::Version),
+        _ => {}
+    }
+    let command = find(first).ok_or_else(|| format!("unknown command '{first}'"))?;
+    let mut positional = Vec::new();
+    let mut flags: Vec<(&'static str, Option<String>)> = Vec::new();
+    let mut it = rest.iter();
+    let mut only_positional = false;
+    while let Some(arg) = it.next() {
+        if only_positional || !arg.starts_with("--") {
+            positional.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            only_positional = true;
+            continue;
+        }
+        if arg == "--help" {
+            return Ok(Request::Help(Some(command)));
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let Some(&(flag, kind)) = command.flags.iter().find(|(f, _)| *f == name) else {
+            return Err(format!("{}: unknown option '{name}'", command.name));
+        };
+        let value = match (kind, inline) {
+            (Switch, Some(_)) => {
+                return Err(format!("{}: option '{flag}' takes no value", command.name))
+            }
+            (Switch, None) => None,
+            (_, Some(v)) => Some(v),
+            (_, None) => Some(
+                it.next()
+                    .ok_or_else(|| format!("{}: option '{flag}' needs a value", command.name))?
+                    .clone(),
+            ),
+        };
+        if kind != Repeated && flags.iter().any(|(f, _)| *f == flag) {
+            return Err(format!("{}: option '{flag}' given twice", command.name));
+        }
+        flags.push((flag, value));
+    }
+    let (min, max) = command.positional;
+    if positional.len() < min {
+        return Err(format!(
+            "{}: missing argument (usage: {})",
+            command.name, command.usage
+        ));
+    }
+    if positional.len() > max {
+        return Err(format!(
+            "{}: unexpected argument '{}'",
+            command.name, positional[max]
+        ));
+    }
+    if flags.iter().any(|(f, _)| *f == "--ingress") && flags.iter().any(|(f, _)| *f == "--egress") {
+        return Err(format!(
+            "{}: --ingress and --egress exclude each other",
+            command.name
+        ));
+    }
+    Ok(Request::Run(Parsed {
+        command,
+        positional,
+        flags,
+    }))
+}
+
+fn find(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// The tool's help text.
+pub fn help() -> String {
+    let mut s = String::from(
+        "rawbpf: load, wire and attach BPF objects on raw bpf(2) and rtnetlink\n\nUSAGE\n",
+    );
+    for c in COMMANDS {
+        s.push_str(&format!("  {}\n      {}\n", c.usage, c.summary));
+    }
+    s.push_str("\nrawbpf COMMAND --help shows one command. Exit status: 0 success, 1 failure, 2 bad usage.\n");
+    s
+}
+
+/// One command's help text.
+pub fn command_help(c: &CommandSpec) -> String {
+    format!("usage: {}\n\n{}\n", c.usage, c.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run(s: &str) -> Parsed {
+        match parse(&args(s)) {
+            Ok(Request::Run(p)) => p,
+            Ok(_) => panic!("{s}: not a command run"),
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    #[test]
+    fn flags_values_and_repeats() {
+        let p =
+            run("run x.o --prog mark_packet --tail prog_array:1= --tail=m:0=p --repeat 5 --json");
+        assert_eq!(p.positional, ["x.o"]);
+        assert_eq!(p.value("--prog"), Some("mark_packet"));
+        assert_eq!(
+            p.values("--tail").collect::<Vec<_>>(),
+            ["prog_array:1=", "m:0=p"]
+        );
+        assert!(p.switch("--json"));
+        assert!(!p.switch("--dump"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let err = |s: &str| match parse(&args(s)) {
+            Err(e) => e,
+            Ok(_) => panic!("{s} parsed"),
+        };
+        assert_eq!(err(""), "no command given");
+        assert_eq!(err("frobnicate"), "unknown command 'frobnicate'");
+        assert_eq!(err("inspect x.o --jsn"), "inspect: unknown option '--jsn'");
+        assert_eq!(
+            err("inspect"),
+            "inspect: missing argument (usage: rawbpf inspect OBJ [--json])"
+        );
+        assert_eq!(err("inspect a b"), "inspect: unexpected argument 'b'");
+        assert_eq!(err("run x.o --prog"), "run: option '--prog' needs a value");
+        assert_eq!(
+            err("run x.o --prog a --prog b"),
+            "run: option '--prog' given twice"
+        );
+        assert_eq!(
+            err("inspect x.o --json=1"),
+            "inspect: option '--json' takes no value"
+        );
+        assert_eq!(
+            err("detach --dev eth0 --ingress --egress"),
+            "detach: --ingress and --egress exclude each other"
+        );
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        assert_eq!(run("inspect -- --odd-name.o").positional, ["--odd-name.o"]);
+    }
+}

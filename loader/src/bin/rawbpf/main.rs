@@ -1,0 +1,88 @@
+//! The `rawbpf` command. Exit status: 0 success, 1 a failure the user can act
+//! on (message on stderr), 2 bad usage.
+
+mod cli;
+mod inspect;
+mod json;
+
+use cli::{Parsed, Request};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// How a command ended when it did not succeed.
+enum Failure {
+    /// Something the user can act on: exit 1 with this message.
+    Error(String),
+    /// stdout went away (e.g. `| head`): stop quietly.
+    BrokenPipe,
+}
+
+impl From<rawbpf::Error> for Failure {
+    fn from(e: rawbpf::Error) -> Failure {
+        Failure::Error(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Error(format!("writing output: {e}"))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = match std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect()
+    {
+        Ok(args) => args,
+        Err(bad) => return usage_error(&format!("argument {bad:?} is not valid UTF-8")),
+    };
+    let result = match cli::parse(&args) {
+        Err(msg) => return usage_error(&msg),
+        Ok(Request::Help(None)) => print(&cli::help()),
+        Ok(Request::Help(Some(c))) => print(&cli::command_help(c)),
+        Ok(Request::Version) => print(&format!("rawbpf {}\n", env!("CARGO_PKG_VERSION"))),
+        Ok(Request::Run(p)) => run(&p),
+    };
+    match result {
+        Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Failure::Error(msg)) => {
+            eprintln!("rawbpf: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("rawbpf: {msg}\nTry 'rawbpf --help'.");
+    ExitCode::from(2)
+}
+
+fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn run(p: &Parsed) -> Result<(), Failure> {
+    match p.command.name {
+        "inspect" => {
+            let file = &p.positional[0];
+            let spec = rawbpf::ObjectSpec::from_file(file)?;
+            if p.switch("--json") {
+                print(&format!("{}\n", inspect::json(file, &spec)))
+            } else {
+                print(&inspect::text(file, &spec))
+            }
+        }
+        other => Err(Failure::Error(format!(
+            "{other}: not implemented in this version"
+        ))),
+    }
+}
