@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every rawbpf test, installing what the tests need first.
+#
+#   sudo bash tests/run.sh
+#
+# - Installs clang-19/llvm-19 (to prove the committed BPF objects are what
+#   programs/ compiles to) when they are missing and we are root.
+# - Rebuilds programs/*.bpf.c into a temporary directory and compares them
+#   byte for byte with programs/obj/ (programs-build --check).
+# - Runs the whole workspace's tests. Tests that need the kernel (root, bpf(2),
+#   netns) skip with a printed reason when unprivileged; with CI=true a skip is
+#   a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v clang-19 >/dev/null || need_pkgs+=(clang-19)
+command -v llvm-strip-19 >/dev/null || need_pkgs+=(llvm-19)
+if ((${#need_pkgs[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "tests/run.sh: missing ${need_pkgs[*]}; run as root to install them, or apt-get install them" >&2
+        exit 1
+    fi
+    echo "tests/run.sh: installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+echo "== programs-build --check (committed BPF objects match programs/)"
+cargo run -q -p programs-build -- --check
+
+echo "== cargo test --workspace"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
