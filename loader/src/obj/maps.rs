@@ -91,6 +91,28 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&Btf>) -> Result<Maps, ParseErr
     Ok(maps)
 }
 
+/// A map with every field zero: the definitions below fill in what they declare.
+fn blank(name: &str, origin: MapOrigin, section: &str) -> MapSpec {
+    MapSpec {
+        name: name.to_owned(),
+        origin,
+        section: section.to_owned(),
+        map_type: MapType::UNSPEC,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        flags: 0,
+        numa_node: 0,
+        map_extra: 0,
+        pinning: Pinning::None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        inner: None,
+        initial_slots: Vec::new(),
+        data: None,
+    }
+}
+
 fn bad(map: &str, reason: impl Into<String>) -> ParseError {
     ParseError::BadMapDefinition {
         map: map.to_owned(),
@@ -178,24 +200,7 @@ fn btf_map_def(
             ),
         ));
     };
-    let mut spec = MapSpec {
-        name: name.to_owned(),
-        origin: MapOrigin::Btf,
-        section: ".maps".to_owned(),
-        map_type: MapType::UNSPEC,
-        key_size: 0,
-        value_size: 0,
-        max_entries: 0,
-        flags: 0,
-        numa_node: 0,
-        map_extra: 0,
-        pinning: Pinning::None,
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-        inner: None,
-        initial_slots: Vec::new(),
-        data: None,
-    };
+    let mut spec = blank(name, MapOrigin::Btf, ".maps");
     let mut values_offset = None;
     for (i, m) in members.iter().enumerate() {
         let field = btf.string(m.name_off)?;
@@ -494,22 +499,12 @@ fn legacy_maps(elf: &Elf<'_>, section: &Section<'_>, maps: &mut Maps) -> Result<
         maps.places
             .push(Place::new(section.index, sym.value, def_size as u64));
         maps.specs.push(MapSpec {
-            name: name.to_owned(),
-            origin: MapOrigin::Legacy,
-            section: "maps".to_owned(),
             map_type: MapType(field(0)),
             key_size: field(1),
             value_size: field(2),
             max_entries: field(3),
             flags: field(4),
-            numa_node: 0,
-            map_extra: 0,
-            pinning: Pinning::None,
-            btf_key_type_id: 0,
-            btf_value_type_id: 0,
-            inner: None,
-            initial_slots: Vec::new(),
-            data: None,
+            ..blank(name, MapOrigin::Legacy, "maps")
         });
     }
     Ok(())
@@ -542,23 +537,15 @@ fn data_map(section: &Section<'_>, btf: Option<&Btf>) -> Option<MapSpec> {
     let value_size = u32::try_from(section.size).ok()?;
     let rodata = section.name.starts_with(".rodata");
     Some(MapSpec {
-        name: section.name.to_owned(),
-        origin: MapOrigin::GlobalData,
-        section: section.name.to_owned(),
         map_type: MapType::ARRAY,
         key_size: 4,
         value_size,
         max_entries: 1,
         flags: if rodata { BPF_F_RDONLY_PROG } else { 0 },
-        numa_node: 0,
-        map_extra: 0,
-        pinning: Pinning::None,
-        btf_key_type_id: 0,
         btf_value_type_id: btf
             .and_then(|b| b.find_by_name(BtfKind::Datasec, section.name))
             .unwrap_or(0),
-        inner: None,
-        initial_slots: Vec::new(),
         data: (section.sh_type != elf::SHT_NOBITS.0).then(|| section.data.to_vec()),
+        ..blank(section.name, MapOrigin::GlobalData, section.name)
     })
 }

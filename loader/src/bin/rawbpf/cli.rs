@@ -18,33 +18,36 @@ pub struct CommandSpec {
     pub name: &'static str,
     pub usage: &'static str,
     pub summary: &'static str,
-    pub flags: &'static [(&'static str, Arg)],
+    /// Its flags, in groups (several commands share the TC target flags).
+    pub flags: &'static [&'static [(&'static str, Arg)]],
     /// Positional arguments: how many at least and at most.
     pub positional: (usize, usize),
 }
 
 use Arg::*;
 
+/// Which interface and direction: attach, detach and swap share these.
 const TC_TARGET: &[(&str, Arg)] = &[
     ("--dev", Value),
     ("--netns", Value),
     ("--ingress", Switch),
     ("--egress", Switch),
 ];
+const JSON: &[(&str, Arg)] = &[("--json", Switch)];
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "inspect",
         usage: "rawbpf inspect OBJ [--json]",
         summary: "what an object holds: programs, maps, relocations, BTF, license",
-        flags: &[("--json", Switch)],
+        flags: &[JSON],
         positional: (1, 1),
     },
     CommandSpec {
         name: "load",
         usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--pin DIR] [--json]",
         summary: "create maps, relocate, load every program, fill prog arrays",
-        flags: &[("--tail", Repeated), ("--pin", Value), ("--json", Switch)],
+        flags: &[&[("--tail", Repeated), ("--pin", Value)], JSON],
         positional: (1, 1),
     },
     CommandSpec {
@@ -52,12 +55,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--repeat N] [--dump MAP]... [--json]",
         summary: "BPF_PROG_TEST_RUN a program: retval, ns per run, data out, maps",
         flags: &[
-            ("--prog", Value),
-            ("--tail", Repeated),
-            ("--data-in", Value),
-            ("--repeat", Value),
-            ("--dump", Repeated),
-            ("--json", Switch),
+            &[
+                ("--prog", Value),
+                ("--tail", Repeated),
+                ("--data-in", Value),
+                ("--repeat", Value),
+                ("--dump", Repeated),
+            ],
+            JSON,
         ],
         positional: (1, 1),
     },
@@ -66,16 +71,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--json]",
         summary: "attach the entry program as a direct-action TC filter (or TCX link)",
         flags: &[
-            ("--dev", Value),
-            ("--netns", Value),
-            ("--ingress", Switch),
-            ("--egress", Switch),
-            ("--prog", Value),
-            ("--tail", Repeated),
-            ("--priority", Value),
-            ("--replace", Switch),
-            ("--mode", Value),
-            ("--json", Switch),
+            TC_TARGET,
+            &[
+                ("--prog", Value),
+                ("--tail", Repeated),
+                ("--priority", Value),
+                ("--replace", Switch),
+                ("--mode", Value),
+            ],
+            JSON,
         ],
         positional: (1, 1),
     },
@@ -83,50 +87,35 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "detach",
         usage: "rawbpf detach --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N|--all]",
         summary: "remove a filter (or all of ours) and its pins",
-        flags: &[
-            TC_TARGET[0],
-            TC_TARGET[1],
-            TC_TARGET[2],
-            TC_TARGET[3],
-            ("--priority", Value),
-            ("--all", Switch),
-            ("--json", Switch),
-        ],
+        flags: &[TC_TARGET, &[("--priority", Value), ("--all", Switch)], JSON],
         positional: (0, 0),
     },
     CommandSpec {
         name: "list",
         usage: "rawbpf list [--dev IFACE] [--netns NAME] [--json]",
         summary: "attached BPF filters and links with program name, id and tag",
-        flags: &[("--dev", Value), ("--netns", Value), ("--json", Switch)],
+        flags: &[&[("--dev", Value), ("--netns", Value)], JSON],
         positional: (0, 0),
     },
     CommandSpec {
         name: "swap",
         usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] MAP:KEY=OBJ:PROG",
         summary: "replace one tail-call stage of an attached chain, atomically",
-        flags: &[
-            TC_TARGET[0],
-            TC_TARGET[1],
-            TC_TARGET[2],
-            TC_TARGET[3],
-            ("--priority", Value),
-            ("--json", Switch),
-        ],
+        flags: &[TC_TARGET, &[("--priority", Value)], JSON],
         positional: (1, 1),
     },
     CommandSpec {
         name: "probe",
         usage: "rawbpf probe [--json]",
         summary: "what this kernel supports",
-        flags: &[("--json", Switch)],
+        flags: &[JSON],
         positional: (0, 0),
     },
     CommandSpec {
         name: "check",
         usage: "rawbpf check OBJ [--json]",
         summary: "what the object needs vs. what this kernel supports",
-        flags: &[("--json", Switch)],
+        flags: &[JSON],
         positional: (1, 1),
     },
     CommandSpec {
@@ -207,7 +196,8 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (arg.as_str(), None),
         };
-        let Some(&(flag, kind)) = command.flags.iter().find(|(f, _)| *f == name) else {
+        let known = command.flags.iter().flat_map(|group| group.iter());
+        let Some(&(flag, kind)) = known.into_iter().find(|(f, _)| *f == name) else {
             return Err(format!("{}: unknown option '{name}'", command.name));
         };
         let value = match (kind, inline) {
