@@ -372,8 +372,7 @@ fn section_names() {
     }
 }
 
-/// Every committed object parses, and its .BTF re-encodes byte for byte
-/// (the loader will hand the kernel what we encode).
+/// Every committed object parses, and its .BTF re-encodes byte for byte.
 #[test]
 fn every_object_parses_and_btf_round_trips() {
     use object::{Object, ObjectSection};
@@ -386,14 +385,38 @@ fn every_object_parses_and_btf_round_trips() {
         let file = object::File::parse(&*bytes).unwrap();
         if let Some(section) = file.section_by_name(".BTF") {
             let raw = section.data().unwrap();
-            assert_eq!(
-                s.btf.as_ref().unwrap().to_bytes(),
-                raw,
-                "{}",
-                path.display()
-            );
+            let btf = rawbpf::obj::btf::Btf::parse(raw).unwrap();
+            assert_eq!(btf.to_bytes(), raw, "{}", path.display());
+            assert_eq!(s.btf.as_ref().unwrap().len(), btf.len());
         }
         seen += 1;
     }
     assert!(seen >= 13, "only {seen} objects");
+}
+
+/// DATASEC sizes and variable offsets are filled in from the ELF file
+/// (clang leaves them 0, which the kernel refuses).
+#[test]
+fn datasecs_are_fixed_up() {
+    use rawbpf::obj::btf::BtfTypeData;
+    let s = spec("global_data.bpf.o");
+    let btf = s.btf.as_ref().unwrap();
+    let bss = s.map(".bss").unwrap();
+    let t = btf.type_by_id(bss.btf_value_type_id).unwrap();
+    assert_eq!(t.size_or_type, 24);
+    let BtfTypeData::Datasec(vars) = &t.data else {
+        panic!("not a DATASEC")
+    };
+    let layout: Vec<_> = vars
+        .iter()
+        .map(|v| (btf.type_name(v.type_id).unwrap(), v.offset, v.size))
+        .collect();
+    assert_eq!(
+        layout,
+        [
+            ("bss_runs", 0, 8),
+            ("bss_bytes", 8, 8),
+            ("local_runs", 16, 8)
+        ]
+    );
 }

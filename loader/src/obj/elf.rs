@@ -2,7 +2,7 @@
 //! bounds-checked, then the parse itself in the order the pieces depend on
 //! each other (BTF → maps → functions → relocations → per-program views).
 
-use super::btf::Btf;
+use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::btf_ext::BtfExt;
 use super::{maps, programs, relocs, ObjectSpec};
 use crate::error::ParseError;
@@ -294,6 +294,46 @@ fn check_overlaps(
     Ok(())
 }
 
+/// clang leaves the size of every DATASEC and the offsets of global variables
+/// at 0, to be filled in from the ELF file; the kernel rejects them as they
+/// are. Fill them in as libbpf's `btf_fixup_datasec` does.
+fn fix_datasecs(btf: &mut Btf, elf: &Elf<'_>) -> Result<(), ParseError> {
+    let datasecs: Vec<u32> = btf
+        .types()
+        .filter(|(_, t)| t.kind == BtfKind::Datasec)
+        .map(|(id, _)| id)
+        .collect();
+    for id in datasecs {
+        let Some(section) = elf.section_by_name(btf.type_name(id)?) else {
+            continue;
+        };
+        let index = section.index;
+        let size = u32::try_from(section.size).map_err(|_| {
+            ParseError::Elf(format!("section {} is larger than 4 GiB", section.name))
+        })?;
+        let BtfTypeData::Datasec(vars) = &btf.type_by_id(id)?.data else {
+            continue;
+        };
+        let mut vars = vars.clone();
+        for var in &mut vars {
+            let name = btf.type_name(var.type_id)?;
+            if let Some(sym) = elf
+                .symbols_in(index)
+                .find(|s| s.name == name && !s.is_section())
+            {
+                var.offset = u32::try_from(sym.value).unwrap_or(u32::MAX);
+            }
+        }
+        vars.sort_by_key(|v| v.offset);
+        let t = btf.type_by_id_mut(id)?;
+        if t.size_or_type == 0 {
+            t.size_or_type = size;
+        }
+        t.data = BtfTypeData::Datasec(vars);
+    }
+    Ok(())
+}
+
 /// Parses the whole object.
 pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
     let elf = read(data)?;
@@ -317,10 +357,13 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
             Err(_) => return Err(ParseError::BadVersion(s.size)),
         },
     };
-    let btf = elf
+    let mut btf = elf
         .section_by_name(".BTF")
         .map(|s| Btf::parse(s.data))
         .transpose()?;
+    if let Some(btf) = &mut btf {
+        fix_datasecs(btf, &elf)?;
+    }
     let btf_ext = match (&btf, elf.section_by_name(".BTF.ext")) {
         (Some(btf), Some(s)) => Some(BtfExt::parse(s.data, btf)?),
         _ => None,
