@@ -1,0 +1,618 @@
+//! The only `unsafe` in rawbpf: one safe function per `bpf(2)` command we use.
+//!
+//! Each attr struct is `#[repr(C)]`, laid out as its part of the kernel's
+//! `union bpf_attr`, and zero-filled to its full size (the kernel requires
+//! unused bytes to be zero, and accepts a shorter or longer attr than it knows
+//! as long as the tail is zero). Pointers inside an attr come from borrowed
+//! slices that outlive the call. Every fd the kernel returns becomes an
+//! `OwnedFd`, so it is closed exactly once.
+#![allow(unsafe_code)]
+// Field names are the kernel's (include/uapi/linux/bpf.h); they are not documented twice.
+#![allow(missing_docs)]
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// `enum bpf_cmd` values used here.
+mod cmd {
+    pub const MAP_CREATE: u32 = 0;
+    pub const MAP_LOOKUP_ELEM: u32 = 1;
+    pub const MAP_UPDATE_ELEM: u32 = 2;
+    pub const MAP_DELETE_ELEM: u32 = 3;
+    pub const MAP_GET_NEXT_KEY: u32 = 4;
+    pub const PROG_LOAD: u32 = 5;
+    pub const OBJ_PIN: u32 = 6;
+    pub const OBJ_GET: u32 = 7;
+    pub const PROG_TEST_RUN: u32 = 10;
+    pub const OBJ_GET_INFO_BY_FD: u32 = 15;
+    pub const BTF_LOAD: u32 = 18;
+    pub const MAP_FREEZE: u32 = 22;
+    pub const LINK_CREATE: u32 = 28;
+}
+
+/// Object names the kernel keeps: 15 bytes and a NUL (`BPF_OBJ_NAME_LEN`).
+pub const OBJ_NAME_LEN: usize = 16;
+
+/// Calls `bpf(cmd, attr, sizeof(*attr))`.
+fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: `attr` is an exclusively borrowed, fully initialised #[repr(C)]
+    // attr struct of exactly size_of::<T>() bytes; any pointer inside it was
+    // taken from a borrow that lives across this call. The kernel reads and
+    // writes at most size_of::<T>() bytes of it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            libc::c_long::from(cmd),
+            attr as *mut T as *mut libc::c_void,
+            size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Calls a command that returns a new file descriptor.
+fn bpf_fd<T>(cmd: u32, attr: &mut T) -> io::Result<OwnedFd> {
+    let fd = bpf(cmd, attr)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: on success these commands return a new file descriptor that
+    // nothing else owns; wrapping it makes us its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ptr<T>(s: &[T]) -> u64 {
+    s.as_ptr() as u64
+}
+
+fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
+    fd.as_raw_fd() as u32
+}
+
+fn too_short(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what} buffer is shorter than the map's {what} size"),
+    )
+}
+
+/// Copies `name` into a kernel object name (truncated to 15 bytes, NUL-terminated).
+pub fn obj_name(name: &str) -> [u8; OBJ_NAME_LEN] {
+    let mut out = [0u8; OBJ_NAME_LEN];
+    let n = name.len().min(OBJ_NAME_LEN - 1);
+    out[..n].copy_from_slice(&name.as_bytes()[..n]);
+    out
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; OBJ_NAME_LEN],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+    btf_vmlinux_value_type_id: u32,
+    map_extra: u64,
+}
+
+/// What `BPF_MAP_CREATE` needs.
+pub struct MapCreate<'a> {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub numa_node: u32,
+    pub map_extra: u64,
+    pub name: &'a str,
+    pub inner_map_fd: Option<BorrowedFd<'a>>,
+    /// BTF object and the key/value type ids in it.
+    pub btf: Option<(BorrowedFd<'a>, u32, u32)>,
+}
+
+/// `BPF_MAP_CREATE`.
+pub fn map_create(m: &MapCreate<'_>) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type: m.map_type,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        map_flags: m.flags,
+        inner_map_fd: m.inner_map_fd.map_or(0, fd_u32),
+        numa_node: m.numa_node,
+        map_name: obj_name(m.name),
+        map_extra: m.map_extra,
+        ..Default::default()
+    };
+    if let Some((fd, key, value)) = m.btf {
+        attr.btf_fd = fd_u32(fd);
+        attr.btf_key_type_id = key;
+        attr.btf_value_type_id = value;
+    }
+    bpf_fd(cmd::MAP_CREATE, &mut attr)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// The sizes a map's keys and values take in user memory (per-CPU values are
+/// `round_up(value_size, 8) * possible CPUs`).
+#[derive(Clone, Copy, Debug)]
+pub struct ElemSizes {
+    pub key: usize,
+    pub value: usize,
+}
+
+/// `BPF_MAP_UPDATE_ELEM`.
+pub fn map_update(
+    fd: BorrowedFd<'_>,
+    sizes: ElemSizes,
+    key: &[u8],
+    value: &[u8],
+    flags: u64,
+) -> io::Result<()> {
+    if key.len() < sizes.key {
+        return Err(too_short("key"));
+    }
+    if value.len() < sizes.value {
+        return Err(too_short("value"));
+    }
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(fd),
+        key: ptr(key),
+        value: ptr(value),
+        flags,
+        ..Default::default()
+    };
+    bpf(cmd::MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// `BPF_MAP_LOOKUP_ELEM`; `Ok(false)` when the key is absent.
+pub fn map_lookup(
+    fd: BorrowedFd<'_>,
+    sizes: ElemSizes,
+    key: &[u8],
+    value: &mut [u8],
+) -> io::Result<bool> {
+    if key.len() < sizes.key {
+        return Err(too_short("key"));
+    }
+    if value.len() < sizes.value {
+        return Err(too_short("value"));
+    }
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(fd),
+        key: ptr(key),
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match bpf(cmd::MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_DELETE_ELEM`; `Ok(false)` when the key is absent.
+pub fn map_delete(fd: BorrowedFd<'_>, sizes: ElemSizes, key: &[u8]) -> io::Result<bool> {
+    if key.len() < sizes.key {
+        return Err(too_short("key"));
+    }
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(fd),
+        key: ptr(key),
+        ..Default::default()
+    };
+    match bpf(cmd::MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (the first with `None`);
+/// `Ok(false)` at the end.
+pub fn map_next_key(
+    fd: BorrowedFd<'_>,
+    sizes: ElemSizes,
+    key: Option<&[u8]>,
+    next: &mut [u8],
+) -> io::Result<bool> {
+    if key.is_some_and(|k| k.len() < sizes.key) || next.len() < sizes.key {
+        return Err(too_short("key"));
+    }
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(fd),
+        key: key.map_or(0, ptr),
+        value: next.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match bpf(cmd::MAP_GET_NEXT_KEY, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_FREEZE`: no more writes from user space.
+pub fn map_freeze(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(fd),
+        ..Default::default()
+    };
+    bpf(cmd::MAP_FREEZE, &mut attr).map(drop)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    log_true_size: u32,
+}
+
+/// What `BPF_PROG_LOAD` needs.
+pub struct ProgLoad<'a> {
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub prog_flags: u32,
+    pub name: &'a str,
+    /// Raw instructions, 8 bytes each.
+    pub insns: &'a [u8],
+    pub license: &'a CStr,
+    pub kern_version: u32,
+    /// BTF object, packed func_info (8-byte records) and line_info (16-byte records).
+    pub btf: Option<(BorrowedFd<'a>, &'a [u8], &'a [u8])>,
+}
+
+/// `BPF_PROG_LOAD`; with `log`, the verifier writes its log there (level 1,
+/// or 2 for `verbose`) and `ENOSPC` says it did not fit.
+pub fn prog_load(p: &ProgLoad<'_>, log: Option<(&mut [u8], u32)>) -> io::Result<OwnedFd> {
+    let mut attr = ProgLoadAttr {
+        prog_type: p.prog_type,
+        insn_cnt: (p.insns.len() / 8) as u32,
+        insns: ptr(p.insns),
+        license: p.license.as_ptr() as u64,
+        kern_version: p.kern_version,
+        prog_flags: p.prog_flags,
+        prog_name: obj_name(p.name),
+        expected_attach_type: p.expected_attach_type,
+        ..Default::default()
+    };
+    if let Some((fd, func_info, line_info)) = p.btf {
+        attr.prog_btf_fd = fd_u32(fd);
+        if !func_info.is_empty() {
+            attr.func_info_rec_size = 8;
+            attr.func_info = ptr(func_info);
+            attr.func_info_cnt = (func_info.len() / 8) as u32;
+        }
+        if !line_info.is_empty() {
+            attr.line_info_rec_size = 16;
+            attr.line_info = ptr(line_info);
+            attr.line_info_cnt = (line_info.len() / 16) as u32;
+        }
+    }
+    if let Some((buf, level)) = log {
+        attr.log_level = level;
+        attr.log_size = buf.len().min(u32::MAX as usize) as u32;
+        attr.log_buf = buf.as_mut_ptr() as u64;
+    }
+    // The verifier can fail transiently with EAGAIN (libbpf retries 5 times).
+    let mut tries = 0;
+    loop {
+        match bpf_fd(cmd::PROG_LOAD, &mut attr) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    btf_log_true_size: u32,
+}
+
+/// `BPF_BTF_LOAD`, with an optional log buffer.
+pub fn btf_load(btf: &[u8], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
+    let mut attr = BtfLoadAttr {
+        btf: ptr(btf),
+        btf_size: btf.len() as u32,
+        ..Default::default()
+    };
+    if let Some(buf) = log {
+        attr.btf_log_buf = buf.as_mut_ptr() as u64;
+        attr.btf_log_size = buf.len().min(u32::MAX as usize) as u32;
+        attr.btf_log_level = 1;
+    }
+    bpf_fd(cmd::BTF_LOAD, &mut attr)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// `BPF_OBJ_PIN`: pins a program, map or link at `path` in bpffs.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> io::Result<()> {
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd_u32(fd),
+        ..Default::default()
+    };
+    bpf(cmd::OBJ_PIN, &mut attr).map(drop)
+}
+
+/// `BPF_OBJ_GET`: opens a pinned object.
+pub fn obj_get(path: &CStr) -> io::Result<OwnedFd> {
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        ..Default::default()
+    };
+    bpf_fd(cmd::OBJ_GET, &mut attr)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+}
+
+/// What one `BPF_PROG_TEST_RUN` returned.
+#[derive(Debug, Clone, Copy)]
+pub struct TestRun {
+    pub retval: u32,
+    /// Average ns per run, as the kernel measures it.
+    pub duration_ns: u32,
+    /// Bytes the kernel wrote to `data_out` (may exceed its length: then truncated).
+    pub data_size_out: u32,
+}
+
+/// `BPF_PROG_TEST_RUN` of a program on a packet, `repeat` times.
+pub fn prog_test_run(
+    fd: BorrowedFd<'_>,
+    data_in: &[u8],
+    data_out: &mut [u8],
+    repeat: u32,
+) -> io::Result<TestRun> {
+    let mut attr = TestRunAttr {
+        prog_fd: fd_u32(fd),
+        data_size_in: data_in.len() as u32,
+        data_size_out: data_out.len() as u32,
+        data_in: ptr(data_in),
+        data_out: data_out.as_mut_ptr() as u64,
+        repeat,
+        ..Default::default()
+    };
+    bpf(cmd::PROG_TEST_RUN, &mut attr)?;
+    Ok(TestRun {
+        retval: attr.retval,
+        duration_ns: attr.duration,
+        data_size_out: attr.data_size_out,
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The start of `struct bpf_prog_info` (the kernel fills what fits).
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ProgInfo {
+    pub prog_type: u32,
+    pub id: u32,
+    pub tag: [u8; 8],
+    pub jited_prog_len: u32,
+    pub xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    pub load_time: u64,
+    pub created_by_uid: u32,
+    pub nr_map_ids: u32,
+    map_ids: u64,
+    pub name: [u8; OBJ_NAME_LEN],
+}
+
+/// The start of `struct bpf_map_info`.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct MapInfo {
+    pub map_type: u32,
+    pub id: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub name: [u8; OBJ_NAME_LEN],
+}
+
+fn info_by_fd<T: Default>(fd: BorrowedFd<'_>) -> io::Result<T> {
+    let mut info = T::default();
+    let mut attr = InfoAttr {
+        bpf_fd: fd_u32(fd),
+        info_len: size_of::<T>() as u32,
+        info: &mut info as *mut T as u64,
+    };
+    bpf(cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program.
+pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
+    info_by_fd(fd)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a map.
+pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
+    info_by_fd(fd)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    relative_fd_or_id: u32,
+    _pad: u32,
+    expected_revision: u64,
+}
+
+/// `BPF_LINK_CREATE` of a program on a network interface (TCX: attach type
+/// `BPF_TCX_INGRESS`/`BPF_TCX_EGRESS`).
+pub fn link_create_ifindex(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: fd_u32(prog),
+        target_ifindex: ifindex,
+        attach_type,
+        flags,
+        ..Default::default()
+    };
+    bpf_fd(cmd::LINK_CREATE, &mut attr)
+}
+
+/// `BPF_FS_MAGIC`, bpffs's `statfs` type.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Whether `path` is on a bpffs mount.
+pub fn is_bpffs(path: &CStr) -> io::Result<bool> {
+    // SAFETY: statfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid, writable statfs.
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Mounts bpffs at `path` (mode 0700, as `mount -t bpf bpf PATH` does).
+pub fn mount_bpffs(path: &CStr) -> io::Result<()> {
+    // SAFETY: every argument is a NUL-terminated string that outlives the call.
+    let ret = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            path.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            c"mode=0700".as_ptr() as *const libc::c_void,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The effective user id (root can do everything bpf(2) asks).
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// The attrs match the kernel's `union bpf_attr` layout.
+    #[test]
+    fn attr_layouts() {
+        assert_eq!(offset_of!(MapCreateAttr, map_name), 28);
+        assert_eq!(offset_of!(MapCreateAttr, btf_fd), 48);
+        assert_eq!(offset_of!(MapCreateAttr, map_extra), 64);
+        assert_eq!(size_of::<MapElemAttr>(), 32);
+        assert_eq!(offset_of!(ProgLoadAttr, prog_name), 48);
+        assert_eq!(offset_of!(ProgLoadAttr, expected_attach_type), 68);
+        assert_eq!(offset_of!(ProgLoadAttr, func_info), 80);
+        assert_eq!(offset_of!(ProgLoadAttr, line_info), 96);
+        assert_eq!(offset_of!(ProgLoadAttr, fd_array), 120);
+        assert_eq!(offset_of!(ProgLoadAttr, log_true_size), 140);
+        assert_eq!(offset_of!(TestRunAttr, repeat), 32);
+        assert_eq!(offset_of!(TestRunAttr, batch_size), 72);
+        assert_eq!(offset_of!(ProgInfo, name), 64);
+        assert_eq!(offset_of!(MapInfo, name), 24);
+        assert_eq!(offset_of!(LinkCreateAttr, expected_revision), 24);
+    }
+
+    #[test]
+    fn names_are_truncated_to_15_bytes() {
+        assert_eq!(&obj_name("inspect_and_drop")[..], b"inspect_and_dro\0");
+        assert_eq!(&obj_name("x")[..2], b"x\0");
+    }
+}
