@@ -420,3 +420,31 @@ fn datasecs_are_fixed_up() {
         ]
     );
 }
+
+/// Linking lays subprograms after the program and points every call at its
+/// callee's new start.
+#[test]
+fn linking_fixes_calls() {
+    let s = spec("bpf2bpf_tail.bpf.o");
+    let p = s.program("entry").unwrap();
+    let linked = p.link(&s).unwrap();
+    let entry_len = p.function.insns.len();
+    let tail_len = s.subprogram("tail_from_subprog").unwrap().insns.len();
+    let add_len = s.subprogram("add").unwrap().insns.len();
+    assert_eq!(linked.insns.len(), entry_len + tail_len + add_len);
+    // Follow each call to where it lands: the start of the right function.
+    let lands = |at: usize| (at as i64 + 1 + i64::from(linked.insns[at].imm)) as usize;
+    let calls: Vec<usize> = (0..linked.insns.len())
+        .filter(|&i| linked.insns[i].is_pseudo_call())
+        .map(lands)
+        .collect();
+    assert_eq!(calls, [entry_len, entry_len + tail_len]);
+    // One func_info per function, at its start.
+    let starts: Vec<u32> = linked.func_info.iter().map(|f| f.insn_off).collect();
+    assert_eq!(starts, [0, entry_len as u32, (entry_len + tail_len) as u32]);
+    // The tail call's map reference moved with its subprogram.
+    assert_eq!(linked.map_refs.len(), 1);
+    assert_eq!(linked.map_refs[0].map, "jmp_table");
+    assert!(linked.map_refs[0].insn >= entry_len);
+    assert!(linked.insns[linked.map_refs[0].insn].is_ld_imm64());
+}

@@ -10,6 +10,7 @@
 pub mod btf;
 pub mod btf_ext;
 mod elf;
+pub mod link;
 mod maps;
 mod programs;
 mod relocs;

@@ -1,0 +1,109 @@
+//! Linking a program for `BPF_PROG_LOAD`: the program's own instructions,
+//! then every `.text` subprogram it reaches (each once), with bpf-to-bpf
+//! call offsets fixed for the new layout and func_info/line_info moved
+//! along. Map references are listed for the loader, which knows the fds.
+
+use super::btf_ext::{FuncInfo, LineInfo};
+use super::{FunctionSpec, ObjectSpec, ProgramSpec, RelocTarget};
+use crate::uapi::Insn;
+
+/// An instruction that must be given a map's fd before loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapRef {
+    /// Index of the `ld_imm64` in [`LinkedProgram::insns`].
+    pub insn: usize,
+    /// The map's name.
+    pub map: String,
+    /// `Some(offset)` for an address inside a global-data map's value
+    /// (`BPF_PSEUDO_MAP_VALUE`), `None` for the map itself (`BPF_PSEUDO_MAP_FD`).
+    pub value_offset: Option<u32>,
+}
+
+/// A program ready to load but for map fds.
+#[derive(Debug, Clone)]
+pub struct LinkedProgram {
+    /// The whole instruction stream.
+    pub insns: Vec<Insn>,
+    /// func_info for the program and each appended subprogram, in instructions.
+    pub func_info: Vec<FuncInfo>,
+    /// line_info, likewise.
+    pub line_info: Vec<LineInfo>,
+    /// Where map fds go.
+    pub map_refs: Vec<MapRef>,
+}
+
+/// Why a program cannot be linked (the spec is inconsistent: a parser bug or
+/// a hand-built spec).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("program {program}: {reason}")]
+pub struct LinkError {
+    /// The program.
+    pub program: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ProgramSpec {
+    /// Lays the program out with its subprograms and fixes call offsets.
+    pub fn link(&self, spec: &ObjectSpec) -> Result<LinkedProgram, LinkError> {
+        let err = |reason: String| LinkError {
+            program: self.name().to_owned(),
+            reason,
+        };
+        let mut layout: Vec<(&FunctionSpec, usize)> = vec![(&self.function, 0)];
+        let mut linked = LinkedProgram {
+            insns: self.function.insns.clone(),
+            func_info: self.function.func_info.clone(),
+            line_info: self.function.line_info.clone(),
+            map_refs: Vec::new(),
+        };
+        for name in &self.subprograms {
+            let sub = spec
+                .subprogram(name)
+                .ok_or_else(|| err(format!("needs subprogram {name}, which the object lacks")))?;
+            let start = linked.insns.len();
+            let shift = |off: u32| off + start as u32;
+            linked.insns.extend_from_slice(&sub.insns);
+            linked
+                .func_info
+                .extend(sub.func_info.iter().map(|r| FuncInfo {
+                    insn_off: shift(r.insn_off),
+                    ..*r
+                }));
+            linked
+                .line_info
+                .extend(sub.line_info.iter().map(|r| LineInfo {
+                    insn_off: shift(r.insn_off),
+                    ..*r
+                }));
+            layout.push((sub, start));
+        }
+        let start_of = |name: &str| layout.iter().find(|(f, _)| f.name == name).map(|&(_, s)| s);
+        for &(f, start) in &layout {
+            for r in &f.relocations {
+                let at = start + r.insn;
+                match &r.target {
+                    RelocTarget::Call { function } | RelocTarget::FuncAddr { function } => {
+                        let target = start_of(function).ok_or_else(|| {
+                            err(format!("calls {function}, which is not linked in"))
+                        })?;
+                        let rel = target as i64 - (at as i64 + 1);
+                        linked.insns[at].imm = i32::try_from(rel)
+                            .map_err(|_| err(format!("call offset {rel} out of range")))?;
+                    }
+                    RelocTarget::Map { map } => linked.map_refs.push(MapRef {
+                        insn: at,
+                        map: map.clone(),
+                        value_offset: None,
+                    }),
+                    RelocTarget::MapValue { map, offset } => linked.map_refs.push(MapRef {
+                        insn: at,
+                        map: map.clone(),
+                        value_offset: Some(*offset),
+                    }),
+                }
+            }
+        }
+        Ok(linked)
+    }
+}
