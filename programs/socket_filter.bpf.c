@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * A socket filter: keeps whole packets (returns skb->len), so 64 on the
- * built-in frame.
+ * A socket filter: keeps whole packets (returns skb->len). A socket
+ * filter sees the packet from its network header on, so on the built-in
+ * 64-byte Ethernet frame it returns 50.
  */
 #include "rawbpf.h"
 

@@ -17,6 +17,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// Loading the object into the kernel failed.
+    #[error("{}: {source}", path.display())]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: LoadError,
+    },
     /// The object file is malformed or uses something rawbpf does not support.
     #[error("{}: {source}", path.display())]
     Parse {
@@ -25,6 +33,130 @@ pub enum Error {
         /// What is wrong, and where in the file.
         source: ParseError,
     },
+}
+
+/// What went wrong turning a spec into kernel objects. Messages name the map,
+/// program or pin at fault; a verifier rejection carries the verifier's log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// `BPF_MAP_CREATE` failed.
+    #[error(
+        "map {map}: the kernel refused to create it: {source}{}",
+        privilege_hint(source)
+    )]
+    MapCreate {
+        /// Map name.
+        map: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// Writing an element failed.
+    #[error("map {map}: writing {what}: {source}{}", privilege_hint(source))]
+    MapUpdate {
+        /// Map name.
+        map: String,
+        /// Which element, in words.
+        what: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// Reading a map failed.
+    #[error("map {map}: reading it: {source}")]
+    MapRead {
+        /// Map name.
+        map: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// The verifier rejected a program.
+    #[error("program {program}: the verifier rejected it ({source}):\n{log}")]
+    Verifier {
+        /// Program name.
+        program: String,
+        /// errno.
+        source: std::io::Error,
+        /// The verifier's log.
+        log: String,
+    },
+    /// `BPF_PROG_LOAD` failed without a verifier log.
+    #[error(
+        "program {program}: the kernel refused to load it: {source}{}",
+        privilege_hint(source)
+    )]
+    ProgLoad {
+        /// Program name.
+        program: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// Something the object needs that this loader cannot do yet.
+    #[error("program {program}: {what} is not supported yet")]
+    Unsupported {
+        /// Program name.
+        program: String,
+        /// What.
+        what: String,
+    },
+    /// A spec that does not hold together (a name it uses is missing).
+    #[error("{0}")]
+    Link(#[from] crate::obj::link::LinkError),
+    /// A `--tail MAP:KEY=PROG` that cannot be applied.
+    #[error("--tail {spec}: {reason}")]
+    Tail {
+        /// The argument as given.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+    /// Pinning or opening a pin failed.
+    #[error("{}: {action}: {source}{}", path.display(), privilege_hint(source))]
+    Pin {
+        /// The bpffs path.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// A pinned map exists but does not match the object's definition.
+    #[error("map {map}: the map pinned at {} does not match its definition ({reason}); remove the pin or use another --pin directory", path.display())]
+    PinMismatch {
+        /// Map name.
+        map: String,
+        /// The pin.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A test run failed.
+    #[error("program {program}: BPF_PROG_TEST_RUN failed: {source}")]
+    TestRun {
+        /// Program name.
+        program: String,
+        /// errno.
+        source: std::io::Error,
+    },
+    /// A name that is not in the object.
+    #[error("no {kind} named {name} in the object (it has: {known})")]
+    NotFound {
+        /// "program" or "map".
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The names it has.
+        known: String,
+    },
+}
+
+/// What to add to an errno that usually means missing privileges.
+fn privilege_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            " (bpf(2) needs root, or CAP_BPF plus CAP_NET_ADMIN for networking programs)"
+        }
+        _ => "",
+    }
 }
 
 /// What is wrong with a BPF ELF object. Messages start lower-case and name the

@@ -17,10 +17,14 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod load;
 pub mod obj;
+pub mod packet;
+pub mod sys;
 pub mod uapi;
 
-pub use error::{Error, ParseError};
+pub use error::{Error, LoadError, ParseError};
+pub use load::{Collection, LoadOptions, TailSlot};
 pub use obj::{MapSpec, ObjectSpec, ProgramSpec};
 
 use std::path::Path;

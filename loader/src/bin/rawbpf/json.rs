@@ -12,6 +12,8 @@ pub enum Json {
     Str(String),
     Arr(Vec<Json>),
     Obj(Vec<(&'static str, Json)>),
+    /// An object whose keys are data (map names from the command line).
+    Map(Vec<(String, Json)>),
 }
 
 impl Json {
@@ -78,6 +80,21 @@ fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_char('"')
 }
 
+fn write_obj<'a>(
+    f: &mut fmt::Formatter<'_>,
+    fields: impl Iterator<Item = (&'a str, &'a Json)>,
+) -> fmt::Result {
+    f.write_char('{')?;
+    for (i, (k, v)) in fields.enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write_str(f, k)?;
+        write!(f, ":{v}")?;
+    }
+    f.write_char('}')
+}
+
 impl fmt::Display for Json {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -95,17 +112,8 @@ impl fmt::Display for Json {
                 }
                 f.write_char(']')
             }
-            Json::Obj(fields) => {
-                f.write_char('{')?;
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(',')?;
-                    }
-                    write_str(f, k)?;
-                    write!(f, ":{v}")?;
-                }
-                f.write_char('}')
-            }
+            Json::Obj(fields) => write_obj(f, fields.iter().map(|(k, v)| (*k, v))),
+            Json::Map(fields) => write_obj(f, fields.iter().map(|(k, v)| (k.as_str(), v))),
         }
     }
 }
@@ -123,10 +131,11 @@ mod tests {
             ("none", Json::Null),
             ("list", Json::Arr(vec![1u32.into(), Json::Arr(vec![])])),
             ("obj", Json::Obj(vec![])),
+            ("map", Json::Map(vec![("k.x".to_owned(), Json::Null)])),
         ]);
         assert_eq!(
             v.to_string(),
-            r#"{"name":"a\"b\\c\n\u0001é","n":42,"ok":true,"none":null,"list":[1,[]],"obj":{}}"#
+            r#"{"name":"a\"b\\c\n\u0001é","n":42,"ok":true,"none":null,"list":[1,[]],"obj":{},"map":{"k.x":null}}"#
         );
     }
 }

@@ -4,13 +4,16 @@
 mod cli;
 mod inspect;
 mod json;
+mod load;
 
 use cli::{Parsed, Request};
 use std::io::Write;
 use std::process::ExitCode;
 
 /// How a command ended when it did not succeed.
-enum Failure {
+pub(crate) enum Failure {
+    /// Bad usage found after parsing (a malformed value): exit 2.
+    Usage(String),
     /// Something the user can act on: exit 1 with this message.
     Error(String),
     /// stdout went away (e.g. `| head`): stop quietly.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             eprintln!("rawbpf: {msg}");
             ExitCode::from(1)
         }
+        Err(Failure::Usage(msg)) => usage_error(&msg),
     }
 }
 
@@ -81,6 +85,8 @@ fn run(p: &Parsed) -> Result<(), Failure> {
                 print(&inspect::text(file, &spec))
             }
         }
+        "load" => print(&load::load(p)?),
+        "run" => print(&load::run(p)?),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"
         ))),

@@ -1,0 +1,233 @@
+//! `rawbpf load` and `rawbpf run`.
+
+use crate::cli::Parsed;
+use crate::json::Json;
+use crate::Failure;
+use rawbpf::load::{hex, Collection, LoadOptions, TailSlot};
+use rawbpf::{Error, LoadError, ObjectSpec};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Parses the object and loads it with the command's `--tail` flags.
+fn load_object(p: &Parsed, file: &str) -> Result<(ObjectSpec, Collection), Failure> {
+    let spec = ObjectSpec::from_file(file)?;
+    let mut opts = LoadOptions::for_file(Path::new(file));
+    for t in p.values("--tail") {
+        let slot: TailSlot = t
+            .parse()
+            .map_err(|reason| Failure::Usage(format!("--tail {t}: {reason}")))?;
+        opts.tails.push(slot);
+    }
+    opts.pin_by_name_dir = p.value("--pin").map(PathBuf::from);
+    let collection = Collection::load(&spec, &opts).map_err(|e| in_file(file, e))?;
+    Ok((spec, collection))
+}
+
+fn in_file(file: &str, source: LoadError) -> Failure {
+    Failure::from(Error::Load {
+        path: file.into(),
+        source,
+    })
+}
+
+fn tag(t: &[u8; 8]) -> String {
+    hex(t)
+}
+
+/// `rawbpf load OBJ [--tail MAP:KEY=PROG]... [--pin DIR] [--json]`
+pub fn load(p: &Parsed) -> Result<String, Failure> {
+    let file = &p.positional[0];
+    let (_, c) = load_object(p, file)?;
+    let pinned = match p.value("--pin") {
+        Some(dir) => Some(c.pin(Path::new(dir)).map_err(|e| in_file(file, e))?),
+        None => None,
+    };
+    if p.switch("--json") {
+        let doc = Json::Obj(vec![
+            ("file", file.as_str().into()),
+            (
+                "programs",
+                Json::Arr(
+                    c.programs
+                        .iter()
+                        .map(|p| {
+                            Json::Obj(vec![
+                                ("name", p.name.as_str().into()),
+                                ("type", p.prog_type.to_string().into()),
+                                ("id", p.id.into()),
+                                ("tag", tag(&p.tag).into()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "maps",
+                Json::Arr(
+                    c.maps
+                        .iter()
+                        .map(|m| {
+                            Json::Obj(vec![
+                                ("name", m.name.as_str().into()),
+                                ("kernel_name", m.kernel_name.as_str().into()),
+                                ("type", m.map_type.to_string().into()),
+                                ("id", m.id.into()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "pinned",
+                Json::opt(pinned.as_ref(), |paths| {
+                    Json::Arr(
+                        paths
+                            .iter()
+                            .map(|p| p.display().to_string().into())
+                            .collect(),
+                    )
+                }),
+            ),
+            (
+                "warnings",
+                Json::Arr(c.warnings.iter().map(|w| w.as_str().into()).collect()),
+            ),
+        ]);
+        return Ok(format!("{doc}\n"));
+    }
+    let mut out = String::new();
+    for w in &c.warnings {
+        eprintln!("rawbpf: warning: {w}");
+    }
+    let _ = writeln!(
+        out,
+        "{file}: the kernel accepted {} programs and {} maps",
+        c.programs.len(),
+        c.maps.len()
+    );
+    for p in &c.programs {
+        let _ = writeln!(
+            out,
+            "  program {:<20} {:<12} id {:<6} tag {}",
+            p.name,
+            p.prog_type.to_string(),
+            p.id,
+            tag(&p.tag)
+        );
+    }
+    for m in &c.maps {
+        let _ = writeln!(
+            out,
+            "  map     {:<20} {:<12} id {}",
+            m.name,
+            m.map_type.to_string(),
+            m.id
+        );
+    }
+    match pinned {
+        Some(paths) => {
+            let _ = writeln!(
+                out,
+                "pinned {} objects under {}",
+                paths.len(),
+                p.value("--pin").unwrap_or("")
+            );
+        }
+        None => out.push_str("released (nothing pinned: pass --pin DIR to keep them)\n"),
+    }
+    Ok(out)
+}
+
+/// `rawbpf run OBJ --prog NAME [--tail ...] [--data-in FILE] [--repeat N] [--dump MAP]... [--json]`
+pub fn run(p: &Parsed) -> Result<String, Failure> {
+    let file = &p.positional[0];
+    let prog_name = p
+        .value("--prog")
+        .ok_or_else(|| Failure::Usage("run: --prog NAME is required".into()))?;
+    let repeat: u32 = match p.value("--repeat") {
+        None => 1,
+        Some(r) => r.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+            Failure::Usage(format!("run: --repeat {r}: expected a whole number from 1"))
+        })?,
+    };
+    let data = match p.value("--data-in") {
+        Some(path) => std::fs::read(path).map_err(|e| Failure::Error(format!("{path}: {e}")))?,
+        None => rawbpf::packet::ipv4_udp_frame(0).to_vec(),
+    };
+    let (_, c) = load_object(p, file)?;
+    let prog = c.program(prog_name).map_err(|e| in_file(file, e))?;
+    let result = prog.test_run(&data, repeat).map_err(|e| in_file(file, e))?;
+    let mut dumps = Vec::new();
+    for name in p.values("--dump") {
+        let map = c.map(name).map_err(|e| in_file(file, e))?;
+        dumps.push((name, map.entries().map_err(|e| in_file(file, e))?));
+    }
+    if p.switch("--json") {
+        let doc = Json::Obj(vec![
+            ("prog", prog_name.into()),
+            ("retval", result.retval.into()),
+            ("duration_ns", result.duration_ns.into()),
+            ("repeat", repeat.into()),
+            ("data_out", hex(&result.data_out).into()),
+            (
+                "maps",
+                Json::Map(
+                    dumps
+                        .iter()
+                        .map(|(name, entries)| {
+                            let rows = entries
+                                .iter()
+                                .map(|(k, v)| {
+                                    Json::Obj(vec![
+                                        ("key", hex(k).into()),
+                                        ("value", hex(v).into()),
+                                    ])
+                                })
+                                .collect();
+                            (name.to_string(), Json::Arr(rows))
+                        })
+                        .collect(),
+                ),
+            ),
+        ]);
+        return Ok(format!("{doc}\n"));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{prog_name}: retval {}{}",
+        result.retval,
+        retval_name(prog.prog_type, result.retval)
+    );
+    let _ = writeln!(
+        out,
+        "duration {} ns per run ({repeat} runs)",
+        result.duration_ns
+    );
+    let _ = writeln!(
+        out,
+        "data out ({} bytes): {}",
+        result.data_out.len(),
+        hex(&result.data_out)
+    );
+    for (name, entries) in &dumps {
+        let _ = writeln!(out, "map {name}: {} entries", entries.len());
+        for (k, v) in entries {
+            let _ = writeln!(out, "  key {} value {}", hex(k), hex(v));
+        }
+    }
+    Ok(out)
+}
+
+/// The return code's name where the program type gives it one.
+fn retval_name(t: rawbpf::uapi::ProgramType, v: u32) -> &'static str {
+    use rawbpf::uapi::ProgramType as P;
+    match (t, v) {
+        (P::SCHED_CLS | P::SCHED_ACT, 0) => " (TC_ACT_OK)",
+        (P::SCHED_CLS | P::SCHED_ACT, 2) => " (TC_ACT_SHOT)",
+        (P::SCHED_CLS | P::SCHED_ACT, 7) => " (TC_ACT_REDIRECT)",
+        (P::XDP, 1) => " (XDP_DROP)",
+        (P::XDP, 2) => " (XDP_PASS)",
+        _ => "",
+    }
+}

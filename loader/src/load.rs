@@ -1,0 +1,890 @@
+//! The live half: an [`ObjectSpec`] becomes kernel objects. BTF is loaded
+//! first, then maps (global data written, `.rodata` frozen, pinned maps
+//! reused), then each program is linked, given its map fds and loaded, and
+//! last the prog arrays and map-in-maps get their slots. Everything is held
+//! by [`Collection`]; dropping it closes every fd. A failure part-way drops
+//! what was made, so nothing leaks.
+
+use crate::error::LoadError;
+use crate::obj::btf_ext::{encode_func_info, encode_line_info};
+use crate::obj::{MapOrigin, MapSpec, ObjectSpec, Pinning, ProgramSpec, SlotTarget};
+use crate::sys::{self, ElemSizes};
+use crate::uapi::{insn, MapType, ProgramType};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Verifier log sizes: the first retry's buffer, and the most we grow it to.
+const LOG_START: usize = 64 * 1024;
+const LOG_MAX: usize = 64 * 1024 * 1024;
+
+/// One `--tail MAP:KEY=PROG` (or `MAP:KEY=` to leave the slot empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailSlot {
+    /// The prog array.
+    pub map: String,
+    /// The index.
+    pub key: u32,
+    /// The program to put there; `None` leaves the slot empty.
+    pub program: Option<String>,
+}
+
+impl std::str::FromStr for TailSlot {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TailSlot, String> {
+        let (map, rest) = s
+            .split_once(':')
+            .ok_or("expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)")?;
+        let (key, program) = rest
+            .split_once('=')
+            .ok_or("expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)")?;
+        if map.is_empty() {
+            return Err("the map name is empty".into());
+        }
+        let key = key
+            .parse()
+            .map_err(|_| format!("key '{key}' is not a number from 0 to 4294967295"))?;
+        Ok(TailSlot {
+            map: map.to_owned(),
+            key,
+            program: (!program.is_empty()).then(|| program.to_owned()),
+        })
+    }
+}
+
+/// How to load an object.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The object's name (libbpf's: the file name without `.o`), used in the
+    /// kernel names of global-data maps (`pipeline.bss`).
+    pub object_name: String,
+    /// Prog-array slots to set or clear after the object's own `.values`.
+    pub tails: Vec<TailSlot>,
+    /// Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and reused.
+    /// Without it they are not pinned.
+    pub pin_by_name_dir: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// Options for a file: its name without `.o` names the object.
+    pub fn for_file(path: &Path) -> LoadOptions {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        LoadOptions {
+            object_name: file.strip_suffix(".o").unwrap_or(&file).to_owned(),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// A map element: key bytes and value bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A map the kernel holds.
+#[derive(Debug)]
+pub struct Map {
+    /// Its name in the object (`prog_array`, `.bss`).
+    pub name: String,
+    /// The (at most 15-byte) name the kernel knows it by.
+    pub kernel_name: String,
+    /// Type.
+    pub map_type: MapType,
+    /// Key size.
+    pub key_size: u32,
+    /// Value size (per CPU for per-CPU maps).
+    pub value_size: u32,
+    /// max_entries.
+    pub max_entries: u32,
+    /// Kernel id.
+    pub id: u32,
+    /// Whether an existing pin was reused rather than a map created.
+    pub reused_pin: bool,
+    fd: OwnedFd,
+}
+
+/// A program the kernel holds.
+#[derive(Debug)]
+pub struct Program {
+    /// Its name (the function's).
+    pub name: String,
+    /// Type.
+    pub prog_type: ProgramType,
+    /// Kernel id.
+    pub id: u32,
+    /// The kernel's tag (hash of the instructions).
+    pub tag: [u8; 8],
+    fd: OwnedFd,
+}
+
+/// What one test run gave.
+#[derive(Debug, Clone)]
+pub struct TestRunResult {
+    /// The program's return value.
+    pub retval: u32,
+    /// Average ns per run.
+    pub duration_ns: u32,
+    /// The packet after the run.
+    pub data_out: Vec<u8>,
+}
+
+impl Program {
+    /// The program's fd.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Runs the program on a packet with `BPF_PROG_TEST_RUN`.
+    pub fn test_run(&self, data: &[u8], repeat: u32) -> Result<TestRunResult, LoadError> {
+        let mut out = vec![0u8; data.len() + 4096];
+        let run = sys::prog_test_run(self.fd(), data, &mut out, repeat).map_err(|source| {
+            LoadError::TestRun {
+                program: self.name.clone(),
+                source,
+            }
+        })?;
+        out.truncate((run.data_size_out as usize).min(out.len()));
+        Ok(TestRunResult {
+            retval: run.retval,
+            duration_ns: run.duration_ns,
+            data_out: out,
+        })
+    }
+}
+
+impl Map {
+    /// The map's fd.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Bytes of a key and of a value as user space sees them.
+    pub fn elem_sizes(&self) -> ElemSizes {
+        let value = if is_percpu(self.map_type) {
+            (self.value_size as usize).next_multiple_of(8) * possible_cpus()
+        } else {
+            self.value_size as usize
+        };
+        ElemSizes {
+            key: self.key_size as usize,
+            value,
+        }
+    }
+
+    /// Writes one element.
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), LoadError> {
+        sys::map_update(self.fd(), self.elem_sizes(), key, value, 0).map_err(|source| {
+            LoadError::MapUpdate {
+                map: self.name.clone(),
+                what: format!("key {}", hex(key)),
+                source,
+            }
+        })
+    }
+
+    /// Reads one element.
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LoadError> {
+        let mut value = vec![0u8; self.elem_sizes().value];
+        let found =
+            sys::map_lookup(self.fd(), self.elem_sizes(), key, &mut value).map_err(|source| {
+                LoadError::MapRead {
+                    map: self.name.clone(),
+                    source,
+                }
+            })?;
+        Ok(found.then_some(value))
+    }
+
+    /// Every (key, value), in the kernel's key order. Prog arrays and
+    /// map-in-maps read back program and map ids.
+    pub fn entries(&self) -> Result<Vec<Entry>, LoadError> {
+        let sizes = self.elem_sizes();
+        let read_err = |source| LoadError::MapRead {
+            map: self.name.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        // Bounded: a hash can change under us, so never walk more than max_entries.
+        for _ in 0..self.max_entries.max(1) {
+            let mut next = vec![0u8; sizes.key];
+            if !sys::map_next_key(self.fd(), sizes, key.as_deref(), &mut next).map_err(read_err)? {
+                break;
+            }
+            if let Some(value) = self.lookup(&next)? {
+                out.push((next.clone(), value));
+            }
+            key = Some(next);
+        }
+        Ok(out)
+    }
+}
+
+/// Programs and maps loaded from one object.
+#[derive(Debug)]
+pub struct Collection {
+    /// Programs, in the object's order.
+    pub programs: Vec<Program>,
+    /// Maps, in the object's order.
+    pub maps: Vec<Map>,
+    /// Things that did not stop the load but that a user should know.
+    pub warnings: Vec<String>,
+    /// The object's name (see [`LoadOptions::object_name`]).
+    pub object_name: String,
+}
+
+impl Collection {
+    /// Loads everything the spec declares.
+    pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Collection, LoadError> {
+        let mut warnings = Vec::new();
+        let btf = load_btf(spec, &mut warnings);
+        let btf_fd = btf.as_ref().map(|f| f.as_fd());
+        let mut maps = Vec::with_capacity(spec.maps.len());
+        for m in &spec.maps {
+            maps.push(create_map(m, opts, btf_fd, &mut warnings)?);
+        }
+        let mut programs = Vec::with_capacity(spec.programs.len());
+        for p in &spec.programs {
+            programs.push(load_program(p, spec, &maps, btf_fd)?);
+        }
+        let collection = Collection {
+            programs,
+            maps,
+            warnings,
+            object_name: opts.object_name.clone(),
+        };
+        collection.fill_slots(spec, &opts.tails)?;
+        if let Some(dir) = &opts.pin_by_name_dir {
+            collection.pin_by_name(spec, dir)?;
+        }
+        Ok(collection)
+    }
+
+    /// A program by name.
+    pub fn program(&self, name: &str) -> Result<&Program, LoadError> {
+        self.programs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| LoadError::NotFound {
+                kind: "program",
+                name: name.to_owned(),
+                known: self
+                    .programs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// A map by name: its name in the object, its kernel name, or libbpf's
+    /// `<object>.bss` form for global data.
+    pub fn map(&self, name: &str) -> Result<&Map, LoadError> {
+        let libbpf_form = |m: &Map| {
+            m.name.starts_with('.')
+                && name.strip_suffix(m.name.as_str()).is_some_and(|prefix| {
+                    !prefix.is_empty() && self.object_name.starts_with(prefix)
+                })
+        };
+        self.maps
+            .iter()
+            .find(|m| m.name == name)
+            .or_else(|| {
+                self.maps
+                    .iter()
+                    .find(|m| m.kernel_name == name || libbpf_form(m))
+            })
+            .ok_or_else(|| LoadError::NotFound {
+                kind: "map",
+                name: name.to_owned(),
+                known: self
+                    .maps
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Puts programs (and maps, for map-in-maps) into the slots the object
+    /// declares with `.values`, then applies `tails` on top.
+    fn fill_slots(&self, spec: &ObjectSpec, tails: &[TailSlot]) -> Result<(), LoadError> {
+        let mut plan: Vec<(&MapSpec, u32, Option<SlotTarget>)> = Vec::new();
+        for m in &spec.maps {
+            for s in &m.initial_slots {
+                plan.push((m, s.index, Some(s.target.clone())));
+            }
+        }
+        for t in tails {
+            let spec_text = format!("{}:{}={}", t.map, t.key, t.program.as_deref().unwrap_or(""));
+            let bad = |reason: String| LoadError::Tail {
+                spec: spec_text.clone(),
+                reason,
+            };
+            let m = spec
+                .map(&t.map)
+                .ok_or_else(|| bad(format!("no map {} in the object", t.map)))?;
+            if m.map_type != MapType::PROG_ARRAY {
+                return Err(bad(format!(
+                    "map {} is a {}, not a prog_array",
+                    m.name, m.map_type
+                )));
+            }
+            if t.key >= m.max_entries {
+                return Err(bad(format!(
+                    "key {} is past max_entries {} of {}",
+                    t.key, m.max_entries, m.name
+                )));
+            }
+            if let Some(p) = &t.program {
+                spec.program(p)
+                    .ok_or_else(|| bad(format!("no program {p} in the object")))?;
+            }
+            plan.retain(|(pm, key, _)| !(pm.name == m.name && *key == t.key));
+            plan.push((m, t.key, t.program.clone().map(SlotTarget::Program)));
+        }
+        for (m, key, target) in plan {
+            let Some(target) = target else { continue };
+            let map = self.map(&m.name)?;
+            let fd = match &target {
+                SlotTarget::Program(p) => self.program(p)?.fd(),
+                SlotTarget::Map(n) => self.map(n)?.fd(),
+            };
+            let value = (fd_number(fd) as u32).to_le_bytes();
+            sys::map_update(map.fd(), map.elem_sizes(), &key.to_le_bytes(), &value, 0).map_err(
+                |source| LoadError::MapUpdate {
+                    map: m.name.clone(),
+                    what: match &target {
+                        SlotTarget::Program(p) => format!("slot {key} = program {p}"),
+                        SlotTarget::Map(n) => format!("slot {key} = map {n}"),
+                    },
+                    source,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Pins the maps that ask for it by name, unless a pin was reused.
+    fn pin_by_name(&self, spec: &ObjectSpec, dir: &Path) -> Result<(), LoadError> {
+        let mut made = PinGuard::default();
+        for m in spec.maps.iter().filter(|m| m.pinning == Pinning::ByName) {
+            let map = self.map(&m.name)?;
+            if !map.reused_pin {
+                made.pin(map.fd(), &dir.join(pin_name(&m.name)))?;
+            }
+        }
+        made.keep();
+        Ok(())
+    }
+
+    /// Pins every program and map under `dir` (created if missing; bpffs is
+    /// mounted at /sys/fs/bpf first if it is not). bpffs refuses dots in
+    /// names, so each `.` becomes `_` (`.bss` → `_bss`). Returns the paths.
+    /// If any pin fails, those made before it are removed.
+    pub fn pin(&self, dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+        ensure_bpffs_dir(dir)?;
+        let mut made = PinGuard::default();
+        for p in &self.programs {
+            made.pin(p.fd(), &dir.join(pin_name(&p.name)))?;
+        }
+        for m in self.maps.iter().filter(|m| !m.reused_pin) {
+            let path = dir.join(pin_name(&m.name));
+            if made.paths.contains(&path) {
+                return Err(LoadError::Pin {
+                    path,
+                    action: "two objects map to this pin name",
+                    source: io::Error::from_raw_os_error(libc::EEXIST),
+                });
+            }
+            made.pin(m.fd(), &path)?;
+        }
+        Ok(made.keep())
+    }
+}
+
+/// Pins made so far, removed on drop unless kept.
+#[derive(Default)]
+struct PinGuard {
+    paths: Vec<PathBuf>,
+}
+
+impl PinGuard {
+    fn pin(&mut self, fd: BorrowedFd<'_>, path: &Path) -> Result<(), LoadError> {
+        sys::obj_pin(fd, &c_path(path)?).map_err(|source| LoadError::Pin {
+            path: path.to_owned(),
+            action: "pinning",
+            source,
+        })?;
+        self.paths.push(path.to_owned());
+        Ok(())
+    }
+
+    fn keep(mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.paths)
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A bpffs file name for an object name: bpffs refuses dots.
+pub fn pin_name(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+fn c_path(path: &Path) -> Result<CString, LoadError> {
+    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| LoadError::Pin {
+        path: path.to_owned(),
+        action: "using the path",
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })
+}
+
+/// Creates `dir` on bpffs, mounting bpffs at /sys/fs/bpf if it is not there yet.
+pub fn ensure_bpffs_dir(dir: &Path) -> Result<(), LoadError> {
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && !sys::is_bpffs(c"/sys/fs/bpf").unwrap_or(false) {
+        sys::mount_bpffs(c"/sys/fs/bpf").map_err(|source| LoadError::Pin {
+            path: root.to_owned(),
+            action: "mounting bpffs",
+            source,
+        })?;
+    }
+    std::fs::create_dir_all(dir).map_err(|source| LoadError::Pin {
+        path: dir.to_owned(),
+        action: "creating the directory",
+        source,
+    })?;
+    if !sys::is_bpffs(&c_path(dir)?).unwrap_or(false) {
+        return Err(LoadError::Pin {
+            path: dir.to_owned(),
+            action: "not on a bpffs mount (mount -t bpf bpf DIR, or use /sys/fs/bpf/...)",
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
+    Ok(())
+}
+
+fn fd_number(fd: BorrowedFd<'_>) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+/// Loads the object's BTF; if the kernel refuses it, go on without and say so.
+fn load_btf(spec: &ObjectSpec, warnings: &mut Vec<String>) -> Option<OwnedFd> {
+    let bytes = spec.btf.as_ref()?.to_bytes();
+    match sys::btf_load(&bytes, None) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            let mut log = vec![0u8; LOG_START];
+            let _ = sys::btf_load(&bytes, Some(&mut log));
+            let log = log_text(&log);
+            warnings.push(format!(
+                "the kernel refused the object's BTF ({e}); loading without it (no func/line info, no BTF map types){}",
+                if log.is_empty() { String::new() } else { format!(": {}", log.lines().last().unwrap_or("")) }
+            ));
+            None
+        }
+    }
+}
+
+fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).trim_end().to_owned()
+}
+
+fn is_percpu(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::PERCPU_HASH
+            | MapType::PERCPU_ARRAY
+            | MapType::LRU_PERCPU_HASH
+            | MapType::PERCPU_CGROUP_STORAGE
+    )
+}
+
+/// Map types that refuse BTF key/value type ids (their values are fds or
+/// kernel-defined).
+fn takes_btf_types(t: MapType) -> bool {
+    !matches!(
+        t,
+        MapType::PROG_ARRAY
+            | MapType::PERF_EVENT_ARRAY
+            | MapType::CGROUP_ARRAY
+            | MapType::ARRAY_OF_MAPS
+            | MapType::HASH_OF_MAPS
+            | MapType::DEVMAP
+            | MapType::DEVMAP_HASH
+            | MapType::SOCKMAP
+            | MapType::SOCKHASH
+            | MapType::CPUMAP
+            | MapType::XSKMAP
+            | MapType::REUSEPORT_SOCKARRAY
+            | MapType::STACK_TRACE
+            | MapType::QUEUE
+            | MapType::STACK
+            | MapType::RINGBUF
+            | MapType::USER_RINGBUF
+    )
+}
+
+/// The number of possible CPUs (per-CPU values are this many times larger).
+pub fn possible_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Counts CPUs in a list like `0-3,5`.
+fn parse_cpu_list(s: &str) -> Option<usize> {
+    let mut n = 0;
+    for part in s.split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => {
+                b.parse::<usize>()
+                    .ok()?
+                    .checked_sub(a.parse::<usize>().ok()?)?
+                    + 1
+            }
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    Some(n)
+}
+
+/// The kernel name of a map: its own name, or for global data libbpf's
+/// `<first 8 bytes of the object name><section>` (`pipeline.bss`), with
+/// characters the kernel refuses replaced by `_`.
+fn kernel_map_name(m: &MapSpec, object_name: &str) -> String {
+    let name = if m.origin == MapOrigin::GlobalData {
+        let prefix: String = object_name.chars().take(8).collect();
+        format!("{prefix}{}", m.name)
+    } else {
+        m.name.clone()
+    };
+    name.chars()
+        .take(sys::OBJ_NAME_LEN - 1)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn map_create_attrs<'a>(
+    m: &MapSpec,
+    name: &'a str,
+    inner: Option<BorrowedFd<'a>>,
+    btf: Option<BorrowedFd<'a>>,
+) -> sys::MapCreate<'a> {
+    let has_types = m.btf_key_type_id != 0 || m.btf_value_type_id != 0;
+    sys::MapCreate {
+        map_type: m.map_type.0,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        flags: m.flags,
+        numa_node: m.numa_node,
+        map_extra: m.map_extra,
+        name,
+        inner_map_fd: inner,
+        btf: btf
+            .filter(|_| has_types && takes_btf_types(m.map_type))
+            .map(|fd| (fd, m.btf_key_type_id, m.btf_value_type_id)),
+    }
+}
+
+fn create_map(
+    m: &MapSpec,
+    opts: &LoadOptions,
+    btf: Option<BorrowedFd<'_>>,
+    warnings: &mut Vec<String>,
+) -> Result<Map, LoadError> {
+    let kernel_name = kernel_map_name(m, &opts.object_name);
+    let create_err = |source| LoadError::MapCreate {
+        map: m.name.clone(),
+        source,
+    };
+    if let (Pinning::ByName, Some(dir)) = (m.pinning, &opts.pin_by_name_dir) {
+        if let Some(map) = reuse_pin(m, &dir.join(pin_name(&m.name)), &kernel_name)? {
+            return Ok(map);
+        }
+    }
+    // A map-in-map is created with a template of its inner maps, closed after.
+    let inner = match &m.inner {
+        Some(inner) => {
+            let name = kernel_map_name(inner, &opts.object_name);
+            Some(sys::map_create(&map_create_attrs(inner, &name, None, btf)).map_err(create_err)?)
+        }
+        None => None,
+    };
+    let attrs = map_create_attrs(m, &kernel_name, inner.as_ref().map(|f| f.as_fd()), btf);
+    let fd = match sys::map_create(&attrs) {
+        Ok(fd) => fd,
+        // Some kernels refuse BTF type ids for some maps: libbpf retries without.
+        Err(e) if attrs.btf.is_some() => {
+            let fd = sys::map_create(&sys::MapCreate { btf: None, ..attrs }).map_err(create_err)?;
+            warnings.push(format!(
+                "map {}: created without BTF types, the kernel refused them ({e})",
+                m.name
+            ));
+            fd
+        }
+        Err(e) => return Err(create_err(e)),
+    };
+    let info = sys::map_info(fd.as_fd()).map_err(create_err)?;
+    let map = Map {
+        name: m.name.clone(),
+        kernel_name,
+        map_type: m.map_type,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        id: info.id,
+        reused_pin: false,
+        fd,
+    };
+    if let Some(data) = &m.data {
+        map.update(&0u32.to_le_bytes(), data).map_err(|e| match e {
+            LoadError::MapUpdate { map, source, .. } => LoadError::MapUpdate {
+                map,
+                what: "its initial data".into(),
+                source,
+            },
+            other => other,
+        })?;
+    }
+    if m.is_rodata() {
+        sys::map_freeze(map.fd()).map_err(|source| LoadError::MapUpdate {
+            map: m.name.clone(),
+            what: "freezing it".into(),
+            source,
+        })?;
+    }
+    Ok(map)
+}
+
+/// Opens a map pinned by name and checks it matches the definition.
+fn reuse_pin(m: &MapSpec, path: &Path, kernel_name: &str) -> Result<Option<Map>, LoadError> {
+    let fd = match sys::obj_get(&c_path(path)?) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(source) => {
+            return Err(LoadError::Pin {
+                path: path.to_owned(),
+                action: "opening the pinned map",
+                source,
+            })
+        }
+    };
+    let info = sys::map_info(fd.as_fd()).map_err(|source| LoadError::Pin {
+        path: path.to_owned(),
+        action: "reading the pinned map",
+        source,
+    })?;
+    let checks = [
+        ("type", info.map_type, m.map_type.0),
+        ("key size", info.key_size, m.key_size),
+        ("value size", info.value_size, m.value_size),
+        ("max_entries", info.max_entries, m.max_entries),
+        ("flags", info.map_flags, m.flags),
+    ];
+    if let Some((what, pinned, ours)) = checks.into_iter().find(|(_, a, b)| a != b) {
+        return Err(LoadError::PinMismatch {
+            map: m.name.clone(),
+            path: path.to_owned(),
+            reason: format!("{what} is {pinned} there, {ours} in the object"),
+        });
+    }
+    Ok(Some(Map {
+        name: m.name.clone(),
+        kernel_name: kernel_name.to_owned(),
+        map_type: m.map_type,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        id: info.id,
+        reused_pin: true,
+        fd,
+    }))
+}
+
+/// Program types whose loading needs an attach target rawbpf does not resolve yet.
+fn needs_attach_btf(t: ProgramType) -> bool {
+    matches!(
+        t,
+        ProgramType::TRACING | ProgramType::EXT | ProgramType::LSM | ProgramType::STRUCT_OPS
+    )
+}
+
+fn load_program(
+    p: &ProgramSpec,
+    spec: &ObjectSpec,
+    maps: &[Map],
+    btf: Option<BorrowedFd<'_>>,
+) -> Result<Program, LoadError> {
+    if needs_attach_btf(p.prog_type) {
+        return Err(LoadError::Unsupported {
+            program: p.name().to_owned(),
+            what: format!("a {} program (it needs a BTF attach target)", p.prog_type),
+        });
+    }
+    let mut linked = p.link(spec)?;
+    for r in &linked.map_refs {
+        let map = maps
+            .iter()
+            .find(|m| m.name == r.map)
+            .ok_or_else(|| LoadError::NotFound {
+                kind: "map",
+                name: r.map.clone(),
+                known: maps
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let fd = fd_number(map.fd());
+        let ld = &mut linked.insns[r.insn];
+        ld.set_src(if r.value_offset.is_some() {
+            insn::PSEUDO_MAP_VALUE
+        } else {
+            insn::PSEUDO_MAP_FD
+        });
+        ld.imm = fd;
+        linked.insns[r.insn + 1].imm = r.value_offset.unwrap_or(0) as i32;
+    }
+    let code: Vec<u8> = linked.insns.iter().flat_map(|i| i.to_bytes()).collect();
+    let license = CString::new(spec.license.as_str()).unwrap_or_default();
+    let func_info = encode_func_info(&linked.func_info);
+    let line_info = encode_line_info(&linked.line_info);
+    let attrs = sys::ProgLoad {
+        prog_type: p.prog_type.0,
+        expected_attach_type: p.attach_type.map_or(0, |a| a.0),
+        prog_flags: p.prog_flags,
+        name: p.name(),
+        insns: &code,
+        license: &license,
+        kern_version: spec.kernel_version.unwrap_or(0),
+        btf: btf.map(|fd| (fd, func_info.as_slice(), line_info.as_slice())),
+    };
+    let fd = match sys::prog_load(&attrs, None) {
+        Ok(fd) => fd,
+        Err(first) => return Err(rejection(p.name(), &attrs, first)),
+    };
+    let info = sys::prog_info(fd.as_fd()).map_err(|source| LoadError::ProgLoad {
+        program: p.name().to_owned(),
+        source,
+    })?;
+    Ok(Program {
+        name: p.name().to_owned(),
+        prog_type: p.prog_type,
+        id: info.id,
+        tag: info.tag,
+        fd,
+    })
+}
+
+/// After a failed load: load again with a verifier log (growing the buffer
+/// while the kernel says it is too small) so the user sees why.
+fn rejection(name: &str, attrs: &sys::ProgLoad<'_>, first: io::Error) -> LoadError {
+    let mut size = LOG_START;
+    loop {
+        let mut buf = vec![0u8; size];
+        match sys::prog_load(attrs, Some((&mut buf, 1))) {
+            // Accepted with a log after all (a transient failure): report the first error.
+            Ok(_) => break,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && size < LOG_MAX => size *= 4,
+            Err(e) => {
+                let log = log_text(&buf);
+                if log.is_empty() {
+                    return LoadError::ProgLoad {
+                        program: name.to_owned(),
+                        source: e,
+                    };
+                }
+                return LoadError::Verifier {
+                    program: name.to_owned(),
+                    source: e,
+                    log,
+                };
+            }
+        }
+    }
+    LoadError::ProgLoad {
+        program: name.to_owned(),
+        source: first,
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_slots_parse() {
+        let t: TailSlot = "prog_array:1=inspect_and_drop".parse().unwrap();
+        assert_eq!(
+            (t.map.as_str(), t.key, t.program.as_deref()),
+            ("prog_array", 1, Some("inspect_and_drop"))
+        );
+        let empty: TailSlot = "prog_array:1=".parse().unwrap();
+        assert_eq!(empty.program, None);
+        assert_eq!(
+            "prog_array=1".parse::<TailSlot>().unwrap_err(),
+            "expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)"
+        );
+        assert_eq!(
+            "m:x=p".parse::<TailSlot>().unwrap_err(),
+            "key 'x' is not a number from 0 to 4294967295"
+        );
+        assert_eq!(
+            ":1=p".parse::<TailSlot>().unwrap_err(),
+            "the map name is empty"
+        );
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1"), Some(2));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("0-3,6,8-9"), Some(7));
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn kernel_names() {
+        let spec = ObjectSpec::parse(
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../programs/obj/global_data.bpf.o"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let name = |m: &str| kernel_map_name(spec.map(m).unwrap(), "global_data.bpf");
+        assert_eq!(name(".bss"), "global_d.bss");
+        assert_eq!(name(".rodata"), "global_d.rodata");
+        assert_eq!(pin_name(".rodata"), "_rodata");
+    }
+}
