@@ -1,17 +1,25 @@
 //! rawbpf: a pure-Rust eBPF loader on raw `bpf(2)` syscalls and rtnetlink.
 //!
 //! The data flows one way: bytes → [`ObjectSpec`] (pure, [`obj`]) → live
-//! kernel objects → attachment. This release has the pure half: parse a BPF
-//! ELF object compiled by clang into a checked description of its programs,
-//! maps, relocations and BTF.
+//! kernel objects ([`Collection`], [`load`]) → attachment. Every `unsafe` is
+//! in [`sys`], one safe function per `bpf(2)` command.
+//!
+//! Load the shipped pipeline, let its `.values` wire the prog array, and run
+//! the entry program on a packet:
 //!
 //! ```no_run
-//! let spec = rawbpf::ObjectSpec::from_file("programs/obj/pipeline.bpf.o")?;
-//! for prog in &spec.programs {
-//!     println!("{} ({}) in section {}", prog.name(), prog.prog_type, prog.section());
-//! }
-//! # Ok::<(), rawbpf::Error>(())
+//! use rawbpf::{Collection, LoadOptions, ObjectSpec};
+//!
+//! let spec = ObjectSpec::from_file("programs/obj/pipeline.bpf.o")?;
+//! let chain = Collection::load(&spec, &LoadOptions::default())?;
+//! let frame = rawbpf::packet::ipv4_udp_frame(0);
+//! let run = chain.program("mark_packet")?.test_run(&frame, 1)?;
+//! assert_eq!(run.retval, 2); // TC_ACT_SHOT: marked by stage 1, dropped by stage 2
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Dropping the collection closes every fd; pin it (`Collection::pin`) to
+//! keep programs and maps after the process exits.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

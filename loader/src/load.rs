@@ -103,6 +103,8 @@ pub struct Map {
     pub id: u32,
     /// Whether an existing pin was reused rather than a map created.
     pub reused_pin: bool,
+    /// Where the map is pinned by name (`LIBBPF_PIN_BY_NAME`), if it is.
+    pub pinned_by_name: Option<PathBuf>,
     fd: OwnedFd,
 }
 
@@ -250,7 +252,7 @@ impl Collection {
         for p in &spec.programs {
             programs.push(load_program(p, spec, &maps, btf_fd)?);
         }
-        let collection = Collection {
+        let mut collection = Collection {
             programs,
             maps,
             warnings,
@@ -369,13 +371,28 @@ impl Collection {
     }
 
     /// Pins the maps that ask for it by name, unless a pin was reused.
-    fn pin_by_name(&self, spec: &ObjectSpec, dir: &Path) -> Result<(), LoadError> {
+    fn pin_by_name(&mut self, spec: &ObjectSpec, dir: &Path) -> Result<(), LoadError> {
+        let wanted: Vec<&str> = spec
+            .maps
+            .iter()
+            .filter(|m| m.pinning == Pinning::ByName)
+            .map(|m| m.name.as_str())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        ensure_bpffs_dir(dir)?;
         let mut made = PinGuard::default();
-        for m in spec.maps.iter().filter(|m| m.pinning == Pinning::ByName) {
-            let map = self.map(&m.name)?;
+        for map in self
+            .maps
+            .iter_mut()
+            .filter(|m| wanted.contains(&m.name.as_str()))
+        {
+            let path = dir.join(pin_name(&map.name));
             if !map.reused_pin {
-                made.pin(map.fd(), &dir.join(pin_name(&m.name)))?;
+                made.pin(map.fd.as_fd(), &path)?;
             }
+            map.pinned_by_name = Some(path);
         }
         made.keep();
         Ok(())
@@ -391,7 +408,7 @@ impl Collection {
         for p in &self.programs {
             made.pin(p.fd(), &dir.join(pin_name(&p.name)))?;
         }
-        for m in self.maps.iter().filter(|m| !m.reused_pin) {
+        for m in self.maps.iter().filter(|m| m.pinned_by_name.is_none()) {
             let path = dir.join(pin_name(&m.name));
             if made.paths.contains(&path) {
                 return Err(LoadError::Pin {
@@ -658,6 +675,7 @@ fn create_map(
         max_entries: m.max_entries,
         id: info.id,
         reused_pin: false,
+        pinned_by_name: None,
         fd,
     };
     if let Some(data) = &m.data {
@@ -721,6 +739,7 @@ fn reuse_pin(m: &MapSpec, path: &Path, kernel_name: &str) -> Result<Option<Map>,
         max_entries: m.max_entries,
         id: info.id,
         reused_pin: true,
+        pinned_by_name: Some(path.to_owned()),
         fd,
     }))
 }

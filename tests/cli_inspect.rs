@@ -1,0 +1,159 @@
+//! `rawbpf inspect` as a user runs it: exit codes, what the table shows, and
+//! the `--json` document, parsed.
+
+mod support;
+
+use support::{json, obj, rawbpf, stderr, stdout, TempFile, OBJ_DIR};
+
+#[test]
+fn table_shows_the_pipeline() {
+    let o = rawbpf(&["inspect", &obj("pipeline.bpf.o")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        line("mark_packet "),
+        ["mark_packet", "tc", "sched_cls", "-", "48", "-"]
+    );
+    assert_eq!(
+        line("inspect_and_drop "),
+        ["inspect_and_drop", "tc", "sched_cls", "-", "18", "-"]
+    );
+    assert_eq!(
+        line("prog_array "),
+        ["prog_array", "prog_array", "4", "4", "2", "0x0", "btf"]
+    );
+    assert!(
+        out.contains("values: [0] = mark_packet, [1] = inspect_and_drop"),
+        "{out}"
+    );
+    assert_eq!(
+        line("mark_packet+"),
+        ["mark_packet+40", "ld_imm64", "map", "prog_array"]
+    );
+    assert!(out.lines().all(|l| l == l.trim_end()), "trailing spaces");
+}
+
+#[test]
+fn json_has_the_same_facts() {
+    let o = rawbpf(&["inspect", &obj("pipeline.bpf.o"), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = json::parse(&stdout(&o)).expect("valid JSON");
+    let programs = doc.get("programs").array();
+    assert_eq!(programs.len(), 2);
+    for (p, name) in programs.iter().zip(["mark_packet", "inspect_and_drop"]) {
+        assert_eq!(p.get("name").str(), name);
+        assert_eq!(p.get("type").str(), "sched_cls");
+        assert_eq!(p.get("section").str(), "tc");
+    }
+    let relocs = programs[0].get("relocations").array();
+    assert_eq!(relocs.len(), 1);
+    assert_eq!(relocs[0].get("kind").str(), "map");
+    assert_eq!(relocs[0].get("map").str(), "prog_array");
+    assert_eq!(relocs[0].get("insn").num(), 40);
+
+    let maps = doc.get("maps").array();
+    assert_eq!(maps.len(), 1);
+    let m = &maps[0];
+    assert_eq!(m.get("name").str(), "prog_array");
+    assert_eq!(m.get("type").str(), "prog_array");
+    assert_eq!(
+        (
+            m.get("key_size").num(),
+            m.get("value_size").num(),
+            m.get("max_entries").num()
+        ),
+        (4, 4, 2)
+    );
+    let values = m.get("values").array();
+    assert_eq!(values[0].get("index").num(), 0);
+    assert_eq!(values[0].get("program").str(), "mark_packet");
+    assert_eq!(values[1].get("index").num(), 1);
+    assert_eq!(values[1].get("program").str(), "inspect_and_drop");
+    assert_eq!(doc.get("license").str(), "GPL");
+}
+
+#[test]
+fn every_committed_object_inspects() {
+    for entry in std::fs::read_dir(OBJ_DIR).unwrap() {
+        let path = entry.unwrap().path();
+        let path = path.to_str().unwrap();
+        for json in [false, true] {
+            let args: &[&str] = if json {
+                &["inspect", path, "--json"]
+            } else {
+                &["inspect", path]
+            };
+            let o = rawbpf(args);
+            assert_eq!(o.status.code(), Some(0), "{path}: {}", stderr(&o));
+            if json {
+                json::parse(&stdout(&o)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_file_and_exit_1() {
+    let o = rawbpf(&["inspect", "/nonexistent/x.bpf.o"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("rawbpf: /nonexistent/x.bpf.o: "),
+        "{}",
+        stderr(&o)
+    );
+
+    let f = TempFile::new("notelf", b"#!/bin/sh\n");
+    let o = rawbpf(&["inspect", f.0.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!(
+            "rawbpf: {}: not an ELF file (no \\x7fELF magic at offset 0)",
+            f.0.display()
+        )
+    );
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["inspect"],
+        &["inspect", "a", "b"],
+        &["inspect", "x.o", "--jsn"],
+        &["frob"],
+    ] {
+        let o = rawbpf(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("Try 'rawbpf --help'"), "{args:?}");
+    }
+    assert!(stderr(&rawbpf(&["inspect", "x.o", "--jsn"])).contains("unknown option '--jsn'"));
+}
+
+#[test]
+fn help_and_unimplemented_commands() {
+    let o = rawbpf(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    for c in [
+        "inspect", "load", "run", "attach", "detach", "list", "swap", "probe", "check", "demo",
+    ] {
+        assert!(
+            stdout(&o).contains(&format!("rawbpf {c}")),
+            "{c} missing from --help"
+        );
+    }
+    let o = rawbpf(&["probe"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "rawbpf: probe: not implemented in this version"
+    );
+}

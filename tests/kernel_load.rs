@@ -1,0 +1,452 @@
+//! Loading into the real kernel, through the CLI and the library: return
+//! codes, packets, map contents and error text, as a user would check them.
+//! Needs root (skips with a reason otherwise; under CI=true a skip fails).
+
+mod support;
+
+use rawbpf::load::{Collection, LoadOptions, TailSlot};
+use rawbpf::packet::{ipv4_checksum, ipv4_udp_frame};
+use rawbpf::{LoadError, ObjectSpec};
+use support::{kernel, obj, rawbpf, rawbpf_json, stderr, BpffsDir, TempFile};
+
+fn load(name: &str, tails: &[&str]) -> Result<Collection, LoadError> {
+    let spec = ObjectSpec::from_file(obj(name)).unwrap();
+    let mut opts = LoadOptions::for_file(std::path::Path::new(name));
+    opts.tails = tails
+        .iter()
+        .map(|t| t.parse::<TailSlot>().unwrap())
+        .collect();
+    Collection::load(&spec, &opts)
+}
+
+fn retval(c: &Collection, prog: &str, frame: &[u8]) -> u32 {
+    c.program(prog).unwrap().test_run(frame, 1).unwrap().retval
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn u64_le(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().unwrap())
+}
+
+/// The shipped chain through `rawbpf run --json`: an IPv4 frame is marked
+/// (TOS bit 0x01 with a valid checksum) and then dropped by stage 2.
+#[test]
+fn pipeline_marks_and_drops() {
+    if !kernel("pipeline_marks_and_drops") {
+        return;
+    }
+    let doc = rawbpf_json(&[
+        "run",
+        &obj("pipeline.bpf.o"),
+        "--prog",
+        "mark_packet",
+        "--json",
+    ]);
+    assert_eq!(doc.get("prog").str(), "mark_packet");
+    assert_eq!(doc.get("retval").num(), 2, "TC_ACT_SHOT");
+    assert_eq!(doc.get("repeat").num(), 1);
+    let out = unhex(doc.get("data_out").str());
+    assert_eq!(out.len(), 64);
+    let ip = &out[14..34];
+    assert_eq!(ip[1] & 0x01, 0x01, "TOS bit set");
+    assert_eq!(
+        u16::from_be_bytes([ip[10], ip[11]]),
+        ipv4_checksum(ip),
+        "IPv4 checksum fixed"
+    );
+    // Everything but TOS and checksum is the frame that went in.
+    let mut expect = ipv4_udp_frame(0x01);
+    expect[24..26].copy_from_slice(&out[24..26]);
+    assert_eq!(out, expect);
+}
+
+/// With slot 1 left empty the tail call returns and the marked frame passes.
+#[test]
+fn empty_slot_falls_through() {
+    if !kernel("empty_slot_falls_through") {
+        return;
+    }
+    let doc = rawbpf_json(&[
+        "run",
+        &obj("pipeline.bpf.o"),
+        "--prog",
+        "mark_packet",
+        "--tail",
+        "prog_array:1=",
+        "--json",
+    ]);
+    assert_eq!(doc.get("retval").num(), 0, "TC_ACT_OK");
+    let out = unhex(doc.get("data_out").str());
+    assert_eq!(out[15] & 0x01, 0x01, "still marked");
+    let prog_array = doc.get("maps");
+    assert_eq!(prog_array, &support::json::Value::Obj(vec![]));
+}
+
+#[test]
+fn non_ipv4_frames_pass() {
+    if !kernel("non_ipv4_frames_pass") {
+        return;
+    }
+    let mut frame = ipv4_udp_frame(0);
+    frame[12..14].copy_from_slice(&0x86ddu16.to_be_bytes()); // IPv6 ethertype
+    let f = TempFile::new("ipv6-frame", &frame);
+    for prog in ["mark_packet", "inspect_and_drop"] {
+        let doc = rawbpf_json(&[
+            "run",
+            &obj("pipeline.bpf.o"),
+            "--prog",
+            prog,
+            "--data-in",
+            f.path(),
+            "--json",
+        ]);
+        assert_eq!(doc.get("retval").num(), 0, "{prog}");
+        assert_eq!(
+            unhex(doc.get("data_out").str()),
+            frame,
+            "{prog} left the frame alone"
+        );
+    }
+    // A frame already marked is dropped by stage 2 alone.
+    let c = load("pipeline.bpf.o", &[]).unwrap();
+    assert_eq!(retval(&c, "inspect_and_drop", &ipv4_udp_frame(1)), 2);
+    assert_eq!(retval(&c, "inspect_and_drop", &ipv4_udp_frame(0)), 0);
+}
+
+/// The same facts for the objects built with -mcpu=v1 and v2.
+#[test]
+fn pipeline_variants() {
+    if !kernel("pipeline_variants") {
+        return;
+    }
+    for name in ["pipeline.v1.bpf.o", "pipeline.v2.bpf.o"] {
+        let c = load(name, &[]).unwrap();
+        assert_eq!(retval(&c, "mark_packet", &ipv4_udp_frame(0)), 2, "{name}");
+        let c = load(name, &["prog_array:1="]).unwrap();
+        assert_eq!(retval(&c, "mark_packet", &ipv4_udp_frame(0)), 0, "{name}");
+    }
+}
+
+#[test]
+fn bpf2bpf_calls_with_tail_calls() {
+    if !kernel("bpf2bpf_calls_with_tail_calls") {
+        return;
+    }
+    let c = load("bpf2bpf_tail.bpf.o", &[]).unwrap();
+    let frame = ipv4_udp_frame(0);
+    for (prog, want) in [
+        ("entry", 11),
+        ("entry_missing", 107),
+        ("stage_a", 42),
+        ("stage_b", 11),
+    ] {
+        assert_eq!(retval(&c, prog, &frame), want, "{prog}");
+    }
+    // Rewire slot 1 to stage_a: the tail call from the subprogram follows.
+    let c = load("bpf2bpf_tail.bpf.o", &["jmp_table:1=stage_a"]).unwrap();
+    assert_eq!(retval(&c, "entry", &frame), 42);
+    let c = load("bpf2bpf_tail.bpf.o", &["jmp_table:1="]).unwrap();
+    assert_eq!(retval(&c, "entry", &frame), 7);
+}
+
+#[test]
+fn tail_call_limit_is_33() {
+    if !kernel("tail_call_limit_is_33") {
+        return;
+    }
+    let doc = rawbpf_json(&[
+        "run",
+        &obj("tail_chain.bpf.o"),
+        "--prog",
+        "chain_step",
+        "--dump",
+        ".bss",
+        "--json",
+    ]);
+    assert_eq!(
+        doc.get("retval").num(),
+        34,
+        "the first run and 33 tail calls"
+    );
+    let bss = doc.get("maps").get(".bss").array();
+    assert_eq!(u64_le(&unhex(bss[0].get("value").str())), 34);
+}
+
+/// Global data: counters in .bss and .data move, .rodata configures and is frozen.
+#[test]
+fn global_data() {
+    if !kernel("global_data") {
+        return;
+    }
+    let doc = rawbpf_json(&[
+        "run",
+        &obj("global_data.bpf.o"),
+        "--prog",
+        "count_and_verdict",
+        "--repeat",
+        "5",
+        "--dump",
+        ".bss",
+        "--dump",
+        "global_data.data",
+        "--json",
+    ]);
+    assert_eq!(doc.get("retval").num(), 3, "cfg_verdict from .rodata");
+    assert_eq!(doc.get("repeat").num(), 5);
+    let maps = doc.get("maps");
+    let bss = unhex(maps.get(".bss").array()[0].get("value").str());
+    assert_eq!(u64_le(&bss[0..]), 5, "bss_runs");
+    assert_eq!(u64_le(&bss[8..]), 5 * 64, "bss_bytes");
+    assert_eq!(u64_le(&bss[16..]), 5, "local_runs (static)");
+    let data = unhex(maps.get("global_data.data").array()[0].get("value").str());
+    assert_eq!(data, 10u32.to_le_bytes(), "data_counter 5 + 5 runs");
+
+    let c = load("global_data.bpf.o", &[]).unwrap();
+    let rodata = c.map(".rodata").unwrap();
+    assert_eq!(
+        rodata.lookup(&0u32.to_le_bytes()).unwrap().unwrap(),
+        [3, 0, 0, 0, 1, 0, 0, 0]
+    );
+    let err = rodata.update(&0u32.to_le_bytes(), &[9; 8]).unwrap_err();
+    assert!(
+        err.to_string().contains("Operation not permitted"),
+        "frozen: {err}"
+    );
+}
+
+#[test]
+fn legacy_maps_with_and_without_btf() {
+    if !kernel("legacy_maps_with_and_without_btf") {
+        return;
+    }
+    for name in ["legacy_maps.bpf.o", "legacy_maps.nobtf.bpf.o"] {
+        let c = load(name, &[]).unwrap();
+        c.map("legacy_config")
+            .unwrap()
+            .update(&0u32.to_le_bytes(), &7u32.to_le_bytes())
+            .unwrap();
+        let frame = ipv4_udp_frame(0);
+        assert_eq!(retval(&c, "legacy_count", &frame), 7, "{name}");
+        assert_eq!(retval(&c, "legacy_count", &frame), 7, "{name}");
+        let counts = c.map("legacy_counts").unwrap().entries().unwrap();
+        assert_eq!(counts.len(), 1, "{name}: one protocol seen");
+        assert_eq!(u64_le(&counts[0].1), 2, "{name}: two packets counted");
+    }
+}
+
+/// Map-in-map slots declared with .values hold the inner maps.
+#[test]
+fn map_in_map_values() {
+    if !kernel("map_in_map_values") {
+        return;
+    }
+    let c = load("map_types.bpf.o", &[]).unwrap();
+    let id = |m: &str| c.map(m).unwrap().id;
+    let outer = c.map("outer").unwrap().entries().unwrap();
+    let ids: Vec<(u32, u32)> = outer
+        .iter()
+        .map(|(k, v)| {
+            (
+                u32::from_le_bytes(k[..4].try_into().unwrap()),
+                u32::from_le_bytes(v[..4].try_into().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(ids, [(0, id("inner_a")), (1, id("inner_b"))]);
+    let hash = c.map("outer_hash").unwrap().entries().unwrap();
+    assert_eq!(hash.len(), 1);
+    assert_eq!(
+        u32::from_le_bytes(hash[0].1[..4].try_into().unwrap()),
+        id("inner_a")
+    );
+    // The program reads inner_b[0] through outer[1].
+    c.map("inner_b")
+        .unwrap()
+        .update(&0u32.to_le_bytes(), &77u32.to_le_bytes())
+        .unwrap();
+    let frame = ipv4_udp_frame(0);
+    assert_eq!(retval(&c, "lookup_inner", &frame), 77);
+    let percpu = c
+        .map("percpu_stats")
+        .unwrap()
+        .lookup(&0u32.to_le_bytes())
+        .unwrap()
+        .unwrap();
+    let total: u64 = percpu.chunks(8).map(u64_le).sum();
+    assert_eq!(total, 1, "one run counted on one CPU");
+}
+
+#[test]
+fn other_program_types() {
+    if !kernel("other_program_types") {
+        return;
+    }
+    let frame = ipv4_udp_frame(0);
+    let c = load("xdp.bpf.o", &[]).unwrap();
+    assert_eq!(
+        retval(&c, "xdp_drop_port", &frame),
+        1,
+        "XDP_DROP for UDP to 4242"
+    );
+    let c = load("socket_filter.bpf.o", &[]).unwrap();
+    assert_eq!(
+        retval(&c, "socket_len", &frame),
+        50,
+        "the packet from the IP header on"
+    );
+    let c = load("sections.bpf.o", &[]).unwrap();
+    assert_eq!(c.programs.len(), 13);
+}
+
+#[test]
+fn verifier_rejection_names_program_and_shows_log() {
+    if !kernel("verifier_rejection_names_program_and_shows_log") {
+        return;
+    }
+    let o = rawbpf(&["load", &obj("verifier_reject.bpf.o")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "rawbpf: {}: program reads_unchecked: the verifier rejected it",
+            obj("verifier_reject.bpf.o")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("invalid access to packet"), "{err}");
+    assert!(
+        err.contains("verifier_reject.bpf.c:14"),
+        "line info in the log: {err}"
+    );
+}
+
+#[test]
+fn tail_errors_name_what_is_wrong() {
+    if !kernel("tail_errors_name_what_is_wrong") {
+        return;
+    }
+    let cases = [
+        (
+            "prog_array:2=mark_packet",
+            "--tail prog_array:2=mark_packet: key 2 is past max_entries 2 of prog_array",
+        ),
+        (
+            "nope:0=mark_packet",
+            "--tail nope:0=mark_packet: no map nope in the object",
+        ),
+        (
+            "prog_array:0=nope",
+            "--tail prog_array:0=nope: no program nope in the object",
+        ),
+    ];
+    for (tail, want) in cases {
+        let o = rawbpf(&["load", &obj("pipeline.bpf.o"), "--tail", tail]);
+        assert_eq!(o.status.code(), Some(1), "{tail}");
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    }
+    let o = rawbpf(&["load", &obj("pipeline.bpf.o"), "--tail", "prog_array=1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "malformed --tail is a usage error"
+    );
+}
+
+/// `load --pin DIR` pins every program and map (dots become underscores);
+/// a map pinned by name is reused by the next load, and an incompatible pin
+/// is refused.
+#[test]
+fn pinning() {
+    if !kernel("pinning") {
+        return;
+    }
+    let dir = BpffsDir::new("pin");
+    let doc = rawbpf_json(&[
+        "load",
+        &obj("global_data.bpf.o"),
+        "--pin",
+        dir.path(),
+        "--json",
+    ]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["_bss", "_data", "_rodata", "count_and_verdict"]);
+    assert_eq!(doc.get("pinned").array().len(), 4);
+
+    let dir = BpffsDir::new("byname");
+    let first = rawbpf_json(&[
+        "load",
+        &obj("map_types.bpf.o"),
+        "--pin",
+        dir.path(),
+        "--json",
+    ]);
+    // Pins are never overwritten: loading into the same directory again fails...
+    let o = rawbpf(&["load", &obj("map_types.bpf.o"), "--pin", dir.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/lookup_inner: pinning: File exists"),
+        "{}",
+        stderr(&o)
+    );
+    // ...but with only the by-name map left, the next load shares it.
+    for e in std::fs::read_dir(&dir.0).unwrap() {
+        let path = e.unwrap().path();
+        if !path.ends_with("pinned_counter") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let second = rawbpf_json(&[
+        "load",
+        &obj("map_types.bpf.o"),
+        "--pin",
+        dir.path(),
+        "--json",
+    ]);
+    let pinned_id = |doc: &support::json::Value| {
+        doc.get("maps")
+            .array()
+            .iter()
+            .find(|m| m.get("name").str() == "pinned_counter")
+            .unwrap()
+            .get("id")
+            .num()
+    };
+    assert_eq!(
+        pinned_id(&first),
+        pinned_id(&second),
+        "the pinned map is reused"
+    );
+
+    // Pin some other map under that name: the next load refuses it.
+    let other = BpffsDir::new("mismatch");
+    rawbpf_json(&[
+        "load",
+        &obj("pipeline.bpf.o"),
+        "--pin",
+        other.path(),
+        "--json",
+    ]);
+    std::fs::rename(other.0.join("prog_array"), other.0.join("pinned_counter")).unwrap();
+    let o = rawbpf(&["load", &obj("map_types.bpf.o"), "--pin", other.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("map pinned_counter: the map pinned at"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("type is 3 there, 2 in the object"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,131 @@
+//! Shared by the integration tests in `tests/`: object paths, running the
+//! CLI, temporary files and bpffs directories that clean up after
+//! themselves, and the gate for tests that need the kernel.
+#![allow(dead_code)] // each test file uses its own part of this
+
+pub mod json;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const OBJ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../programs/obj");
+
+pub fn obj(name: &str) -> String {
+    format!("{OBJ_DIR}/{name}")
+}
+
+/// Runs the built `rawbpf` binary.
+pub fn rawbpf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rawbpf"))
+        .args(args)
+        .output()
+        .expect("run rawbpf")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Runs rawbpf, expects exit 0, and parses its `--json` output.
+pub fn rawbpf_json(args: &[&str]) -> json::Value {
+    let o = rawbpf(args);
+    assert_eq!(o.status.code(), Some(0), "rawbpf {args:?}: {}", stderr(&o));
+    json::parse(&stdout(&o)).unwrap_or_else(|e| panic!("rawbpf {args:?}: {e}"))
+}
+
+/// A name no other test (or test process) uses.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "rawbpf-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A file removed when the test ends, pass or fail.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(tag: &str, contents: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(unique(tag));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A directory under /sys/fs/bpf, removed with everything pinned in it when
+/// the test ends, pass or fail.
+pub struct BpffsDir(pub PathBuf);
+
+impl BpffsDir {
+    pub fn new(tag: &str) -> BpffsDir {
+        BpffsDir(Path::new("/sys/fs/bpf").join(unique(tag)))
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for BpffsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether this test may use the kernel (root and a working bpf(2)). If not,
+/// prints why and returns false so the test can return early — except under
+/// `CI=true`, where a skipped kernel test is a failure.
+pub fn kernel(test: &str) -> bool {
+    let reason = if rawbpf::sys::euid() != 0 {
+        Some("not root".to_owned())
+    } else {
+        let probe = rawbpf::sys::map_create(&rawbpf::sys::MapCreate {
+            map_type: rawbpf::uapi::MapType::ARRAY.0,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            flags: 0,
+            numa_node: 0,
+            map_extra: 0,
+            name: "probe",
+            inner_map_fd: None,
+            btf: None,
+        });
+        probe
+            .err()
+            .map(|e| format!("bpf(2) does not work here: {e}"))
+    };
+    let Some(reason) = reason else { return true };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs the kernel ({reason}); under CI=true a skip is a failure");
+    }
+    // Straight to the stderr handle: libtest captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP {test}: needs the kernel ({reason})"
+    );
+    false
+}
+
+/// Number of open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
