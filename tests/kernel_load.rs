@@ -283,6 +283,21 @@ fn map_in_map_values() {
 }
 
 #[test]
+fn callbacks_and_string_literals() {
+    if !kernel("callbacks_and_string_literals") {
+        return;
+    }
+    let c = load("callbacks.bpf.o", &[]).unwrap();
+    let frame = ipv4_udp_frame(0);
+    assert_eq!(
+        retval(&c, "count_to_ten", &frame),
+        10,
+        "bpf_loop ran the callback 10 times"
+    );
+    assert_eq!(retval(&c, "say_len", &frame), 64);
+}
+
+#[test]
 fn other_program_types() {
     if !kernel("other_program_types") {
         return;

@@ -448,3 +448,36 @@ fn linking_fixes_calls() {
     assert!(linked.map_refs[0].insn >= entry_len);
     assert!(linked.insns[linked.map_refs[0].insn].is_ld_imm64());
 }
+
+/// A callback's address is a relocation to a .text function, which the
+/// program then needs; string literals make a .rodata.str1.1 data map.
+#[test]
+fn callbacks_and_string_literals() {
+    let s = spec("callbacks.bpf.o");
+    let p = s.program("count_to_ten").unwrap();
+    assert_eq!(p.subprograms, ["add_one"]);
+    let targets: Vec<_> = p
+        .function
+        .relocations
+        .iter()
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(
+        targets,
+        [RelocTarget::FuncAddr {
+            function: "add_one".into()
+        }]
+    );
+    let linked = p.link(&s).unwrap();
+    let at = p.function.relocations[0].insn;
+    assert_eq!(linked.insns[at].src(), rawbpf::uapi::insn::PSEUDO_FUNC);
+    let lands = (at as i64 + 1 + i64::from(linked.insns[at].imm)) as usize;
+    assert_eq!(
+        lands,
+        p.function.insns.len(),
+        "points at add_one, appended after the program"
+    );
+    let strings = s.map(".rodata.str1.1").unwrap();
+    assert!(strings.is_rodata());
+    assert_eq!(strings.data.as_deref(), Some(&b"len %d\n\0"[..]));
+}

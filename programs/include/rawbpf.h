@@ -64,6 +64,7 @@ static void *(* const bpf_map_lookup_elem)(void *map, const void *key) = (void *
 static long (* const bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
 static long (* const bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 static __u64 (* const bpf_ktime_get_ns)(void) = (void *)5;
+static long (* const bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *)6;
 static __u32 (* const bpf_get_prandom_u32)(void) = (void *)7;
 static __u32 (* const bpf_get_smp_processor_id)(void) = (void *)8;
 static long (* const bpf_skb_store_bytes)(void *skb, __u32 offset, const void *from, __u32 len, __u64 flags) = (void *)9;
@@ -71,6 +72,7 @@ static long (* const bpf_l3_csum_replace)(void *skb, __u32 offset, __u64 from, _
 static long (* const bpf_l4_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to, __u64 flags) = (void *)11;
 static long (* const bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *)12;
 static long (* const bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
+static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
 /* --- Program contexts (uapi layouts; offsets matter) --- */
 struct __sk_buff {

@@ -5,7 +5,7 @@
 
 use super::btf_ext::{FuncInfo, LineInfo};
 use super::{FunctionSpec, ObjectSpec, ProgramSpec, RelocTarget};
-use crate::uapi::Insn;
+use crate::uapi::{insn, Insn};
 
 /// An instruction that must be given a map's fd before loading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,14 @@ impl ProgramSpec {
                         let rel = target as i64 - (at as i64 + 1);
                         linked.insns[at].imm = i32::try_from(rel)
                             .map_err(|_| err(format!("call offset {rel} out of range")))?;
+                        if matches!(r.target, RelocTarget::FuncAddr { .. }) {
+                            // A callback's address: pc-relative like a call,
+                            // marked BPF_PSEUDO_FUNC (clang leaves src_reg 0).
+                            linked.insns[at].set_src(insn::PSEUDO_FUNC);
+                            if let Some(second) = linked.insns.get_mut(at + 1) {
+                                second.imm = 0;
+                            }
+                        }
                     }
                     RelocTarget::Map { map } => linked.map_refs.push(MapRef {
                         insn: at,

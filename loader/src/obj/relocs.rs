@@ -146,7 +146,11 @@ fn code_relocation(
         let Some(target_section) = target_section else {
             return Err(bad("the symbol is not defined in any section".into()));
         };
-        if insn.src() == PSEUDO_FUNC {
+        // clang writes a callback's address (`bpf_loop(n, cb, ...)`) as an
+        // ld_imm64 with src_reg 0 relocated against the .text function (or
+        // the .text section symbol plus imm bytes); the loader marks it
+        // BPF_PSEUDO_FUNC, as libbpf does.
+        if target_section.name == ".text" {
             let byte = sym.value.checked_add_signed(i64::from(insn.imm));
             let target = byte
                 .filter(|b| b.is_multiple_of(INSN_SIZE as u64))
