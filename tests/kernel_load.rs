@@ -341,6 +341,21 @@ fn verifier_rejection_names_program_and_shows_log() {
     );
 }
 
+/// CO-RE relocations are not applied yet: refused, with the reason.
+#[test]
+fn core_relocations_are_refused() {
+    if !kernel("core_relocations_are_refused") {
+        return;
+    }
+    let o = rawbpf(&["load", &obj("core_reloc.bpf.o")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with("core_reloc.bpf.o: the object has 1 CO-RE relocations (.BTF.ext core_relo), which rawbpf does not apply yet\n"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn tail_errors_name_what_is_wrong() {
     if !kernel("tail_errors_name_what_is_wrong") {

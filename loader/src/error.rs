@@ -98,6 +98,12 @@ pub enum LoadError {
         /// What.
         what: String,
     },
+    /// Something the whole object needs that this loader cannot do yet.
+    #[error("the object has {what}, which rawbpf does not apply yet")]
+    ObjectUnsupported {
+        /// What.
+        what: String,
+    },
     /// A spec that does not hold together (a name it uses is missing).
     #[error("{0}")]
     Link(#[from] crate::obj::link::LinkError),

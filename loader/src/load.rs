@@ -241,6 +241,16 @@ pub struct Collection {
 impl Collection {
     /// Loads everything the spec declares.
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Collection, LoadError> {
+        // Loading CO-RE-relocated code without applying the relocations would
+        // run it with the compiler's field offsets: refuse instead.
+        if spec.core_relocations > 0 {
+            return Err(LoadError::ObjectUnsupported {
+                what: format!(
+                    "{} CO-RE relocations (.BTF.ext core_relo)",
+                    spec.core_relocations
+                ),
+            });
+        }
         let mut warnings = Vec::new();
         let btf = load_btf(spec, &mut warnings);
         let btf_fd = btf.as_ref().map(|f| f.as_fd());

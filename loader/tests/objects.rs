@@ -481,3 +481,9 @@ fn callbacks_and_string_literals() {
     assert!(strings.is_rodata());
     assert_eq!(strings.data.as_deref(), Some(&b"len %d\n\0"[..]));
 }
+
+#[test]
+fn core_relocations_are_counted() {
+    assert_eq!(spec("core_reloc.bpf.o").core_relocations, 1);
+    assert_eq!(spec("pipeline.bpf.o").core_relocations, 0);
+}
