@@ -162,6 +162,20 @@ pub struct ElemSizes {
     pub value: usize,
 }
 
+impl ElemSizes {
+    /// The kernel reads (or writes) exactly these many bytes behind the
+    /// pointers we give it: shorter buffers are refused here.
+    fn check(self, key: &[u8], value_len: Option<usize>) -> io::Result<()> {
+        if key.len() < self.key {
+            return Err(too_short("key"));
+        }
+        if value_len.is_some_and(|v| v < self.value) {
+            return Err(too_short("value"));
+        }
+        Ok(())
+    }
+}
+
 /// `BPF_MAP_UPDATE_ELEM`.
 pub fn map_update(
     fd: BorrowedFd<'_>,
@@ -170,12 +184,7 @@ pub fn map_update(
     value: &[u8],
     flags: u64,
 ) -> io::Result<()> {
-    if key.len() < sizes.key {
-        return Err(too_short("key"));
-    }
-    if value.len() < sizes.value {
-        return Err(too_short("value"));
-    }
+    sizes.check(key, Some(value.len()))?;
     let mut attr = MapElemAttr {
         map_fd: fd_u32(fd),
         key: ptr(key),
@@ -193,12 +202,7 @@ pub fn map_lookup(
     key: &[u8],
     value: &mut [u8],
 ) -> io::Result<bool> {
-    if key.len() < sizes.key {
-        return Err(too_short("key"));
-    }
-    if value.len() < sizes.value {
-        return Err(too_short("value"));
-    }
+    sizes.check(key, Some(value.len()))?;
     let mut attr = MapElemAttr {
         map_fd: fd_u32(fd),
         key: ptr(key),
@@ -214,9 +218,7 @@ pub fn map_lookup(
 
 /// `BPF_MAP_DELETE_ELEM`; `Ok(false)` when the key is absent.
 pub fn map_delete(fd: BorrowedFd<'_>, sizes: ElemSizes, key: &[u8]) -> io::Result<bool> {
-    if key.len() < sizes.key {
-        return Err(too_short("key"));
-    }
+    sizes.check(key, None)?;
     let mut attr = MapElemAttr {
         map_fd: fd_u32(fd),
         key: ptr(key),
