@@ -35,6 +35,74 @@ pub enum Error {
     },
 }
 
+/// What went wrong attaching, detaching or listing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// Loading the chain failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The network namespace is missing or could not be entered.
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
+    /// No device of that name.
+    #[error("no network device {dev}{}", .netns.as_ref().map_or(String::new(), |n| format!(" in network namespace {n}")))]
+    NoDevice {
+        /// Device name.
+        dev: String,
+        /// Namespace.
+        netns: Option<String>,
+    },
+    /// The object has no program TC can run.
+    #[error("the object has no sched_cls program (SEC(\"tc\") or SEC(\"classifier\")) to attach")]
+    NoTcProgram,
+    /// The chosen entry program is not a TC program.
+    #[error("program {program} is a {prog_type} program; a TC filter runs sched_cls programs (SEC(\"tc\"))")]
+    NotTcProgram {
+        /// Program name.
+        program: String,
+        /// Its type.
+        prog_type: crate::uapi::ProgramType,
+    },
+    /// Something is already attached there.
+    #[error("{dev} {direction}: a filter is already attached at priority {priority} (detach it, pass --replace, or choose another --priority)")]
+    AlreadyAttached {
+        /// Device.
+        dev: String,
+        /// Direction.
+        direction: &'static str,
+        /// Priority.
+        priority: u16,
+    },
+    /// Nothing to detach.
+    #[error("{dev} {direction}: nothing attached{}", .priority.map_or(String::new(), |p| format!(" at priority {p}")))]
+    NotAttached {
+        /// Device.
+        dev: String,
+        /// Direction.
+        direction: &'static str,
+        /// Priority.
+        priority: Option<u16>,
+    },
+    /// A netlink request failed.
+    #[error("{dev}: {action}: {source}{}", netlink_hint(source))]
+    Netlink {
+        /// Device.
+        dev: String,
+        /// What was being done.
+        action: &'static str,
+        /// errno.
+        source: std::io::Error,
+    },
+}
+
+fn netlink_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => " (needs root or CAP_NET_ADMIN)",
+        _ => "",
+    }
+}
+
 /// What went wrong turning a spec into kernel objects. Messages name the map,
 /// program or pin at fault; a verifier rejection carries the verifier's log.
 #[derive(Debug, thiserror::Error)]

@@ -24,14 +24,17 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attach;
 pub mod error;
 pub mod load;
+pub mod netns;
 pub mod obj;
 pub mod packet;
 pub mod sys;
+pub mod tc;
 pub mod uapi;
 
-pub use error::{Error, LoadError, ParseError};
+pub use error::{AttachError, Error, LoadError, ParseError};
 pub use load::{Collection, LoadOptions, TailSlot};
 pub use obj::{MapSpec, ObjectSpec, ProgramSpec};
 

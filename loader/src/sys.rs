@@ -581,6 +581,107 @@ pub fn mount_bpffs(path: &CStr) -> io::Result<()> {
     }
 }
 
+/// Moves the calling thread into the network namespace `ns` refers to.
+/// Only this thread changes namespace; callers run it on a thread of its own.
+pub fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `ns` is an open fd for the call's duration; setns has no memory effects.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Gives the calling thread a new, empty network namespace.
+pub fn unshare_net() -> io::Result<()> {
+    // SAFETY: no pointers; affects only the calling thread's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mount --bind src dst` (keeps a namespace alive at a path, as `ip netns add` does).
+pub fn bind_mount(src: &CStr, dst: &CStr) -> io::Result<()> {
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `umount -l path`.
+pub fn umount_detach(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
+pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid c_int for the call's duration and its size is passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVTOS,
+            &on as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one datagram into `buf`; returns its length and, if the socket
+/// has `IP_RECVTOS` on, the TOS byte it carried.
+pub fn recv_with_tos(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // Room for one cmsg with an int (IP_TOS is a byte, but aligned as cmsgs are).
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at `iov` (over `buf`) and `control`, all live and
+    // writable for the call; the kernel writes within the lengths given.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut tos = None;
+    // SAFETY: the CMSG_* walk stays inside msg_control/msg_controllen, which
+    // the kernel set to the bytes it wrote; each data read is within its cmsg.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TOS {
+                tos = Some(*libc::CMSG_DATA(c));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, tos))
+}
+
 /// The effective user id (root can do everything bpf(2) asks).
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

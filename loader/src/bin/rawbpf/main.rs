@@ -1,6 +1,7 @@
 //! The `rawbpf` command. Exit status: 0 success, 1 a failure the user can act
 //! on (message on stderr), 2 bad usage.
 
+mod attach;
 mod cli;
 mod inspect;
 mod json;
@@ -86,6 +87,9 @@ fn run(p: &Parsed) -> Result<(), Failure> {
             }
         }
         "load" => print(&load::load(p)?),
+        "attach" => print(&attach::attach(p)?),
+        "detach" => print(&attach::detach(p)?),
+        "list" => print(&attach::list(p)?),
         "run" => print(&load::run(p)?),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"

@@ -1,0 +1,396 @@
+//! Attaching a loaded chain to a network device so that it outlives the
+//! process: the entry program becomes a direct-action cls_bpf filter on the
+//! device's clsact qdisc, and everything the chain needs is pinned under
+//!
+//! ```text
+//! /sys/fs/bpf/rawbpf/<host|ns_NAME>/<device>/<ingress|egress>/<priority>/
+//! ```
+//!
+//! because a prog array is emptied by the kernel when its last user
+//! reference (fd or pin) goes: without the pins the filter would keep only
+//! stage 1. `detach` deletes the filter and those pins, and the clsact
+//! qdisc too if rawbpf created it and nothing else is attached to it.
+
+use crate::error::{AttachError, LoadError};
+use crate::load::{ensure_bpffs_dir, Collection, LoadOptions, TailSlot};
+use crate::netns;
+use crate::obj::ObjectSpec;
+use crate::tc::{BpfFilter, Direction, Tc};
+use crate::uapi::ProgramType;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// Where rawbpf pins attached chains.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/rawbpf";
+/// Marks a device whose clsact qdisc rawbpf created (a directory: bpffs
+/// holds only pins and directories).
+const CREATED_CLSACT: &str = "created_clsact";
+
+/// A device and direction, in a network namespace or the caller's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Named network namespace (`/run/netns/NAME`); `None` for the caller's.
+    pub netns: Option<String>,
+    /// Device name.
+    pub dev: String,
+    /// Direction.
+    pub direction: Direction,
+}
+
+impl Target {
+    /// `/sys/fs/bpf/rawbpf/<host|ns_NAME>/<dev>`.
+    pub fn dev_dir(&self) -> PathBuf {
+        let ns = match &self.netns {
+            Some(n) => format!("ns_{}", n.replace('.', "_")),
+            None => "host".to_owned(),
+        };
+        Path::new(PIN_ROOT)
+            .join(ns)
+            .join(self.dev.replace('.', "_"))
+    }
+
+    /// The pin directory of the chain at `priority`.
+    pub fn chain_dir(&self, priority: u16) -> PathBuf {
+        self.dev_dir()
+            .join(self.direction.name())
+            .join(priority.to_string())
+    }
+
+    fn in_ns<T: Send>(
+        &self,
+        f: impl FnOnce() -> Result<T, AttachError> + Send,
+    ) -> Result<T, AttachError> {
+        netns::run_in(self.netns.as_deref(), f)?
+    }
+
+    fn ifindex(&self, tc: &Tc) -> Result<u32, AttachError> {
+        tc.ifindex(&self.dev)
+            .map_err(|source| self.netlink("looking up the device", source))?
+            .ok_or_else(|| AttachError::NoDevice {
+                dev: self.dev.clone(),
+                netns: self.netns.clone(),
+            })
+    }
+
+    fn netlink(&self, action: &'static str, source: io::Error) -> AttachError {
+        AttachError::Netlink {
+            dev: self.dev.clone(),
+            action,
+            source,
+        }
+    }
+}
+
+fn open_tc(target: &Target) -> Result<Tc, AttachError> {
+    Tc::new().map_err(|source| target.netlink("opening a netlink socket", source))
+}
+
+/// How to attach.
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    /// Where.
+    pub target: Target,
+    /// The entry program; by default the object's first sched_cls program.
+    pub program: Option<String>,
+    /// Prog-array slots to set or clear after the object's `.values`.
+    pub tails: Vec<TailSlot>,
+    /// Filter priority (tc's `prio`).
+    pub priority: u16,
+    /// Replace a chain already at this priority, atomically.
+    pub replace: bool,
+}
+
+/// What `attach` did.
+#[derive(Debug)]
+pub struct Attached {
+    /// The entry program's name.
+    pub program: String,
+    /// Its kernel id.
+    pub prog_id: u32,
+    /// The device's index.
+    pub ifindex: u32,
+    /// Whether rawbpf added the clsact qdisc.
+    pub created_qdisc: bool,
+    /// Where the chain is pinned.
+    pub pin_dir: PathBuf,
+    /// The filter's name (`obj:[prog]`).
+    pub filter_name: String,
+    /// Program names and ids, map names and ids of the chain.
+    pub programs: Vec<(String, u32)>,
+    /// Maps of the chain.
+    pub maps: Vec<(String, u32)>,
+    /// Warnings from loading.
+    pub warnings: Vec<String>,
+}
+
+/// Loads `spec` and attaches its entry program as a direct-action filter.
+/// Nothing is left behind on failure: pins are removed and a qdisc rawbpf
+/// just created is deleted.
+pub fn attach(
+    file: &Path,
+    spec: &ObjectSpec,
+    opts: &AttachOptions,
+) -> Result<Attached, AttachError> {
+    let target = &opts.target;
+    let entry = match &opts.program {
+        Some(p) => spec.program(p).ok_or_else(|| {
+            AttachError::Load(LoadError::NotFound {
+                kind: "program",
+                name: p.clone(),
+                known: spec
+                    .programs
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        })?,
+        None => spec
+            .programs
+            .iter()
+            .find(|p| p.prog_type == ProgramType::SCHED_CLS)
+            .ok_or(AttachError::NoTcProgram)?,
+    };
+    if entry.prog_type != ProgramType::SCHED_CLS {
+        return Err(AttachError::NotTcProgram {
+            program: entry.name().to_owned(),
+            prog_type: entry.prog_type,
+        });
+    }
+    let chain_dir = target.chain_dir(opts.priority);
+    if chain_dir.exists() && !opts.replace {
+        return Err(AttachError::AlreadyAttached {
+            dev: target.dev.clone(),
+            direction: target.direction.name(),
+            priority: opts.priority,
+        });
+    }
+    let mut load_opts = LoadOptions::for_file(file);
+    load_opts.tails = opts.tails.clone();
+    let chain = Collection::load(spec, &load_opts)?;
+    let program = chain.program(entry.name())?;
+
+    // Pin into a fresh directory first; it takes the final name only once the
+    // filter points at the new chain.
+    let staging = chain_dir.with_file_name(format!("{}_new_{}", opts.priority, std::process::id()));
+    ensure_bpffs_dir(&staging)?;
+    let staged = StagedDir(Some(staging.clone()));
+    chain.pin(&staging)?;
+
+    let file_name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let filter_name = format!("{file_name}:[{}]", entry.name());
+    let (ifindex, created_qdisc) = target.in_ns(|| {
+        let tc = open_tc(target)?;
+        let ifindex = target.ifindex(&tc)?;
+        let created = tc
+            .ensure_clsact(ifindex)
+            .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
+        let added = tc.add_bpf_filter(
+            ifindex,
+            target.direction,
+            opts.priority,
+            program.fd().as_fd(),
+            &filter_name,
+            opts.replace,
+        );
+        if let Err(source) = added {
+            if created {
+                let _ = tc.delete_clsact(ifindex);
+            }
+            return Err(match source.raw_os_error() {
+                Some(libc::EEXIST) => AttachError::AlreadyAttached {
+                    dev: target.dev.clone(),
+                    direction: target.direction.name(),
+                    priority: opts.priority,
+                },
+                _ => target.netlink("adding the bpf filter", source),
+            });
+        }
+        Ok((ifindex, created))
+    })?;
+
+    // The filter now runs the new chain: its pins replace the old ones.
+    if chain_dir.exists() {
+        let _ = std::fs::remove_dir_all(&chain_dir);
+    }
+    std::fs::rename(&staging, &chain_dir).map_err(|source| LoadError::Pin {
+        path: chain_dir.clone(),
+        action: "moving the new pins into place",
+        source,
+    })?;
+    staged.keep();
+    if created_qdisc {
+        let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
+    }
+    Ok(Attached {
+        program: entry.name().to_owned(),
+        prog_id: program.id,
+        ifindex,
+        created_qdisc,
+        pin_dir: chain_dir,
+        filter_name,
+        programs: chain
+            .programs
+            .iter()
+            .map(|p| (p.name.clone(), p.id))
+            .collect(),
+        maps: chain.maps.iter().map(|m| (m.name.clone(), m.id)).collect(),
+        warnings: chain.warnings.clone(),
+    })
+}
+
+/// A pin directory removed on drop unless kept.
+struct StagedDir(Option<PathBuf>);
+
+impl StagedDir {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+            remove_empty_parents(dir);
+        }
+    }
+}
+
+/// Removes the directories above `path` that are empty, up to and
+/// including the pin root.
+fn remove_empty_parents(path: &Path) {
+    let mut dir = path.to_path_buf();
+    while dir.pop() && dir.starts_with(PIN_ROOT) && std::fs::remove_dir(&dir).is_ok() {}
+}
+
+/// What `detach` removed.
+#[derive(Debug, Default)]
+pub struct Detached {
+    /// Priorities whose filters were deleted.
+    pub priorities: Vec<u16>,
+    /// Whether the clsact qdisc rawbpf had created was deleted too.
+    pub deleted_qdisc: bool,
+}
+
+/// Priorities of the chains rawbpf pinned for a target.
+fn pinned_priorities(target: &Target) -> Vec<u16> {
+    let dir = target.dev_dir().join(target.direction.name());
+    let mut prios: Vec<u16> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    prios.sort_unstable();
+    prios
+}
+
+/// Deletes the filter at `priority` (or, with `None`, every chain rawbpf
+/// attached in that direction) and its pins; deletes the clsact qdisc if
+/// rawbpf created it and no filter is left on it.
+pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
+    let prios = match priority {
+        Some(p) => vec![p],
+        None => pinned_priorities(target),
+    };
+    let created_marker = target.dev_dir().join(CREATED_CLSACT);
+    let detached = target.in_ns(|| {
+        let tc = open_tc(target)?;
+        let ifindex = target.ifindex(&tc)?;
+        let mut done = Detached::default();
+        for &p in &prios {
+            let deleted = tc
+                .delete_filter(ifindex, target.direction, p)
+                .map_err(|source| target.netlink("deleting the filter", source))?;
+            if deleted || target.chain_dir(p).exists() {
+                done.priorities.push(p);
+            }
+        }
+        if created_marker.exists() {
+            let left = [Direction::Ingress, Direction::Egress]
+                .iter()
+                .map(|&d| tc.filters(ifindex, d).map(|f| f.len()))
+                .sum::<io::Result<usize>>()
+                .map_err(|source| target.netlink("listing filters", source))?;
+            if left == 0 {
+                tc.delete_clsact(ifindex)
+                    .map_err(|source| target.netlink("deleting the clsact qdisc", source))?;
+                done.deleted_qdisc = true;
+            }
+        }
+        Ok(done)
+    })?;
+    if detached.priorities.is_empty() {
+        return Err(AttachError::NotAttached {
+            dev: target.dev.clone(),
+            direction: target.direction.name(),
+            priority,
+        });
+    }
+    for &p in &detached.priorities {
+        let _ = std::fs::remove_dir_all(target.chain_dir(p));
+    }
+    if detached.deleted_qdisc {
+        let _ = std::fs::remove_dir(&created_marker);
+    }
+    remove_empty_parents(&target.chain_dir(0));
+    Ok(detached)
+}
+
+/// A BPF filter found by `list`, with where rawbpf pinned its chain if it did.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The device's name.
+    pub dev: String,
+    /// The filter.
+    pub filter: BpfFilter,
+    /// The chain's pins, for filters rawbpf attached.
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// BPF filters on every device (or one) of a namespace.
+pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, AttachError> {
+    netns::run_in(netns, || {
+        let probe = Target {
+            netns: netns.map(str::to_owned),
+            dev: dev.unwrap_or("").to_owned(),
+            direction: Direction::Ingress,
+        };
+        let tc = open_tc(&probe)?;
+        let devices = match dev {
+            Some(d) => vec![(probe.ifindex(&tc)?, d.to_owned())],
+            None => tc
+                .devices()
+                .map_err(|source| probe.netlink("listing devices", source))?,
+        };
+        let mut out = Vec::new();
+        for (ifindex, name) in devices {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                let target = Target {
+                    netns: netns.map(str::to_owned),
+                    dev: name.clone(),
+                    direction,
+                };
+                let filters = tc
+                    .filters(ifindex, direction)
+                    .map_err(|source| target.netlink("listing filters", source))?;
+                for (_, _, bpf) in filters {
+                    let Some(filter) = bpf else { continue };
+                    let pin_dir = Some(target.chain_dir(filter.priority)).filter(|d| d.exists());
+                    out.push(Listed {
+                        dev: name.clone(),
+                        filter,
+                        pin_dir,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    })?
+}

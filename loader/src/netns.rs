@@ -1,0 +1,121 @@
+//! Network namespaces by name (`/run/netns/NAME`, as `ip netns` keeps them).
+//!
+//! Work inside a namespace runs on a thread of its own that enters it with
+//! `setns` and ends when the work is done, so no other thread of the caller
+//! ever changes namespace. Sockets (netlink included) stay in the namespace
+//! they were created in, whatever thread later uses them.
+
+use crate::sys;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// Where named namespaces live.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// A namespace problem, naming the namespace.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetnsError {
+    /// No such namespace.
+    #[error("network namespace {name} does not exist ({NETNS_DIR}/{name}: {source})")]
+    NotFound {
+        /// The name.
+        name: String,
+        /// Why opening it failed.
+        source: io::Error,
+    },
+    /// Something else failed.
+    #[error("network namespace {name}: {action}: {source}")]
+    Failed {
+        /// The name.
+        name: String,
+        /// What was being done.
+        action: &'static str,
+        /// errno.
+        source: io::Error,
+    },
+}
+
+fn path_of(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+fn failed<'a>(name: &'a str, action: &'static str) -> impl FnOnce(io::Error) -> NetnsError + 'a {
+    move |source| NetnsError::Failed {
+        name: name.to_owned(),
+        action,
+        source,
+    }
+}
+
+/// Runs `f` in the named namespace (or right here for `None`).
+pub fn run_in<T: Send>(netns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+    let Some(name) = netns else { return Ok(f()) };
+    if name.is_empty() || name.contains('/') {
+        return Err(NetnsError::NotFound {
+            name: name.to_owned(),
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
+    let ns = File::open(path_of(name)).map_err(|source| NetnsError::NotFound {
+        name: name.to_owned(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                sys::setns_net(ns.as_fd()).map_err(failed(name, "entering it"))?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Creates a named namespace, as `ip netns add NAME` does.
+pub fn create(name: &str) -> Result<(), NetnsError> {
+    std::fs::create_dir_all(NETNS_DIR).map_err(failed(name, "creating /run/netns"))?;
+    let path = path_of(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(failed(name, "creating its mount point"))?;
+    let target =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NetnsError::Failed {
+            name: name.to_owned(),
+            action: "naming it",
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+    let made = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                sys::unshare_net()?;
+                sys::bind_mount(c"/proc/thread-self/ns/net", &target)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&path);
+        return Err(failed(name, "creating it")(e));
+    }
+    Ok(())
+}
+
+/// Deletes a named namespace, as `ip netns delete NAME` does (the namespace
+/// itself goes when nothing else holds it).
+pub fn delete(name: &str) -> Result<(), NetnsError> {
+    let path = path_of(name);
+    let target =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NetnsError::Failed {
+            name: name.to_owned(),
+            action: "naming it",
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+    sys::umount_detach(&target).map_err(failed(name, "unmounting it"))?;
+    std::fs::remove_file(&path).map_err(failed(name, "removing its mount point"))
+}
