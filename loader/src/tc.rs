@@ -97,6 +97,14 @@ impl Tc {
         Ok(Tc { rt, handle })
     }
 
+    /// Runs an rtnetlink request future (from the crate's builders) to completion.
+    pub(crate) fn run<F: std::future::Future>(
+        &self,
+        f: impl FnOnce(rtnetlink::Handle) -> F,
+    ) -> F::Output {
+        self.rt.block_on(f(self.handle.clone()))
+    }
+
     /// Sends one request and collects the replies, turning a netlink error
     /// into its errno.
     fn request(

@@ -3,6 +3,7 @@
 
 mod attach;
 mod cli;
+mod demo;
 mod inspect;
 mod json;
 mod load;
@@ -90,6 +91,7 @@ fn run(p: &Parsed) -> Result<(), Failure> {
         "attach" => print(&attach::attach(p)?),
         "detach" => print(&attach::detach(p)?),
         "list" => print(&attach::list(p)?),
+        "demo" => print(&demo::demo()?),
         "run" => print(&load::run(p)?),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"
