@@ -4,7 +4,8 @@
 #   sudo bash tests/run.sh
 #
 # - Installs clang-19/llvm-19 (to prove the committed BPF objects are what
-#   programs/ compiles to) when they are missing and we are root.
+#   programs/ compiles to) and iproute2 (tests compare with `tc filter show`)
+#   when they are missing and we are root.
 # - Rebuilds programs/*.bpf.c into a temporary directory and compares them
 #   byte for byte with programs/obj/ (programs-build --check).
 # - Runs the whole workspace's tests. Tests that need the kernel (root, bpf(2),
@@ -16,6 +17,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v clang-19 >/dev/null || need_pkgs+=(clang-19)
 command -v llvm-strip-19 >/dev/null || need_pkgs+=(llvm-19)
+# tc cross-checks what rawbpf attached (a test-only tool: rawbpf never runs it)
+command -v tc >/dev/null || need_pkgs+=(iproute2)
 if ((${#need_pkgs[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "tests/run.sh: missing ${need_pkgs[*]}; run as root to install them, or apt-get install them" >&2

@@ -1,0 +1,306 @@
+//! Attaching over rtnetlink, with UDP across a veth pair between two
+//! namespaces: what arrives, with which TOS, after which command. Each test
+//! builds its own namespaces (unique names) and removes them, pass or fail.
+
+mod support;
+
+use rawbpf::lab::{Arrivals, Lab, Receiver, Sender};
+use std::process::Command;
+use support::{json, kernel, obj, rawbpf, rawbpf_json, stderr, stdout, unique};
+
+struct Net {
+    lab: Lab,
+    rx: Receiver,
+    tx: Sender,
+}
+
+impl Net {
+    fn new(tag: &str) -> Net {
+        let lab = Lab::create(&unique(tag)).expect("build the two namespaces");
+        let rx = lab.receiver(0).unwrap();
+        let tx = lab.sender().unwrap();
+        Net { lab, rx, tx }
+    }
+
+    fn batch(&self) -> Arrivals {
+        self.tx.send_batch(self.rx.port, 10).unwrap();
+        self.rx.collect_batch().unwrap()
+    }
+
+    /// `rawbpf ARGS --netns B --dev B` (the receiver's side).
+    fn on_b(&self, args: &[&str]) -> std::process::Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--netns", &self.lab.ns_b, "--dev", &self.lab.dev_b]);
+        rawbpf(&all)
+    }
+
+    fn tc_filters(&self, dir: &str) -> String {
+        let o = Command::new("tc")
+            .args([
+                "-n",
+                &self.lab.ns_b,
+                "filter",
+                "show",
+                "dev",
+                &self.lab.dev_b,
+                dir,
+            ])
+            .output()
+            .expect("tc (iproute2) is installed by tests/run.sh");
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn qdiscs(&self) -> String {
+        let o = Command::new("tc")
+            .args([
+                "-n",
+                &self.lab.ns_b,
+                "qdisc",
+                "show",
+                "dev",
+                &self.lab.dev_b,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn pin_dir(&self, dir: &str) -> std::path::PathBuf {
+        std::path::Path::new(rawbpf::attach::PIN_ROOT)
+            .join(format!("ns_{}", self.lab.ns_b))
+            .join(&self.lab.dev_b)
+            .join(dir)
+            .join("1")
+    }
+}
+
+fn ok(o: std::process::Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+}
+
+fn all_marked(a: &Arrivals) -> bool {
+    a.tos.iter().all(|t| t & 0x01 == 0x01)
+}
+
+/// The chain outlives the attach process: both stages keep working until
+/// detach, which leaves no filter, pin or qdisc behind.
+#[test]
+fn chain_drops_after_attach_exits_and_detach_cleans_up() {
+    if !kernel("chain_drops_after_attach_exits_and_detach_cleans_up") {
+        return;
+    }
+    let net = Net::new("persist");
+    let before = net.batch();
+    assert_eq!(
+        (before.count, before.tos.iter().sum::<u8>()),
+        (10, 0),
+        "nothing attached yet"
+    );
+
+    ok(net.on_b(&["attach", &obj("pipeline.bpf.o")]));
+    // The rawbpf process has exited: stage 2 must still be reached.
+    assert_eq!(net.batch().count, 0, "the full chain drops everything");
+    assert!(net.pin_dir("ingress").join("prog_array").exists());
+
+    let out = ok(net.on_b(&["detach"]));
+    assert!(out.contains("deleted the clsact qdisc"), "{out}");
+    assert_eq!(net.batch().count, 10, "all arrive after detach");
+    assert_eq!(net.tc_filters("ingress"), "");
+    assert!(!net.qdiscs().contains("clsact"), "{}", net.qdiscs());
+    assert!(!net.pin_dir("ingress").exists());
+    assert!(
+        !std::path::Path::new(rawbpf::attach::PIN_ROOT)
+            .join(format!("ns_{}", net.lab.ns_b))
+            .exists(),
+        "empty pin directories are removed too"
+    );
+}
+
+/// Stage 1 alone marks: datagrams arrive with TOS 0x01 (the receiving
+/// kernel accepted them, so the checksum was fixed).
+#[test]
+fn stage_one_alone_marks() {
+    if !kernel("stage_one_alone_marks") {
+        return;
+    }
+    let net = Net::new("mark");
+    ok(net.on_b(&["attach", &obj("pipeline.bpf.o"), "--tail", "prog_array:1="]));
+    let got = net.batch();
+    assert_eq!(got.count, 10);
+    assert!(all_marked(&got), "{:?}", got.tos);
+    ok(net.on_b(&["detach"]));
+}
+
+/// On the sender's egress the chain drops before the packets leave.
+#[test]
+fn egress_attach() {
+    if !kernel("egress_attach") {
+        return;
+    }
+    let net = Net::new("egress");
+    let a = [
+        "--netns",
+        net.lab.ns_a.as_str(),
+        "--dev",
+        net.lab.dev_a.as_str(),
+        "--egress",
+    ];
+    ok(rawbpf(
+        &[
+            &["attach", &obj("pipeline.bpf.o"), "--tail", "prog_array:1="][..],
+            &a,
+        ]
+        .concat(),
+    ));
+    let got = net.batch();
+    assert_eq!(got.count, 10);
+    assert!(all_marked(&got), "marked on the way out: {:?}", got.tos);
+    ok(rawbpf(
+        &[&["attach", &obj("pipeline.bpf.o"), "--replace"][..], &a].concat(),
+    ));
+    assert_eq!(net.batch().count, 0);
+    ok(rawbpf(&[&["detach"][..], &a].concat()));
+    assert_eq!(net.batch().count, 10);
+}
+
+/// `tc filter show` sees our filter as direct-action with the program name,
+/// and `list --json` agrees with it.
+#[test]
+fn tc_and_list_agree() {
+    if !kernel("tc_and_list_agree") {
+        return;
+    }
+    let net = Net::new("list");
+    let attached = {
+        let o = net.on_b(&["attach", &obj("pipeline.bpf.o"), "--json"]);
+        json::parse(&ok(o)).unwrap()
+    };
+    let shown = net.tc_filters("ingress");
+    assert!(
+        shown.contains("pipeline.bpf.o:[mark_packet] direct-action"),
+        "{shown}"
+    );
+    let prog_id = attached.get("prog_id").num();
+    assert!(
+        shown.contains(&format!(" id {prog_id} name mark_packet ")),
+        "{shown}"
+    );
+
+    let listed = rawbpf_json(&["list", "--netns", &net.lab.ns_b, "--json"]);
+    let filters = listed.get("filters").array();
+    assert_eq!(filters.len(), 1, "{filters:?}");
+    let f = &filters[0];
+    assert_eq!(f.get("dev").str(), net.lab.dev_b);
+    assert_eq!(f.get("direction").str(), "ingress");
+    assert_eq!(f.get("priority").num(), 1);
+    assert_eq!(f.get("name").str(), "pipeline.bpf.o:[mark_packet]");
+    assert_eq!(f.get("prog_id").num(), prog_id);
+    assert_eq!(f.get("direct_action"), &json::Value::Bool(true));
+    assert_eq!(f.get("pin_dir").str(), attached.get("pin_dir").str());
+    ok(net.on_b(&["detach"]));
+    let listed = rawbpf_json(&["list", "--netns", &net.lab.ns_b, "--json"]);
+    assert!(listed.get("filters").array().is_empty());
+}
+
+/// --replace swaps the filter with no window where traffic passes: two
+/// dropping versions replace each other over and over under traffic.
+#[test]
+fn replace_has_no_window() {
+    if !kernel("replace_has_no_window") {
+        return;
+    }
+    let net = Net::new("replace");
+    ok(net.on_b(&["attach", &obj("pipeline.bpf.o")]));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| {
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                net.tx.send_batch(net.rx.port, 5).unwrap();
+                // Each batch's end marker arrives too: take it, count the rest.
+                let got = net.rx.collect_batch().unwrap();
+                assert_eq!(got.count, 0, "a datagram passed while replacing");
+                sent += 5;
+            }
+            sent
+        });
+        for i in 0..20 {
+            let obj_name = if i % 2 == 0 {
+                "pipeline.v2.bpf.o"
+            } else {
+                "pipeline.bpf.o"
+            };
+            ok(net.on_b(&["attach", &obj(obj_name), "--replace"]));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(sender.join().unwrap() > 0);
+    });
+    ok(net.on_b(&["detach"]));
+}
+
+/// Errors say what is wrong and leave nothing behind.
+#[test]
+fn attach_errors() {
+    if !kernel("attach_errors") {
+        return;
+    }
+    let net = Net::new("errors");
+    let err = |o: std::process::Output| {
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        stderr(&o)
+    };
+    let e = err(rawbpf(&[
+        "attach",
+        &obj("pipeline.bpf.o"),
+        "--netns",
+        &net.lab.ns_b,
+        "--dev",
+        "nodev0",
+    ]));
+    assert!(
+        e.contains(&format!(
+            "no network device nodev0 in network namespace {}",
+            net.lab.ns_b
+        )),
+        "{e}"
+    );
+    let missing_ns = unique("nons");
+    let e = err(rawbpf(&[
+        "attach",
+        &obj("pipeline.bpf.o"),
+        "--netns",
+        &missing_ns,
+        "--dev",
+        "x",
+    ]));
+    assert!(
+        e.contains(&format!("network namespace {missing_ns} does not exist")),
+        "{e}"
+    );
+    let e = err(net.on_b(&["attach", &obj("xdp.bpf.o")]));
+    assert!(e.contains("the object has no sched_cls program"), "{e}");
+    let e = err(net.on_b(&["attach", &obj("sections.bpf.o"), "--prog", "on_xdp"]));
+    assert!(
+        e.contains("program on_xdp is a xdp program; a TC filter runs sched_cls programs"),
+        "{e}"
+    );
+    // Nothing of the failed attempts is left.
+    assert!(!net.qdiscs().contains("clsact"));
+    assert!(!std::path::Path::new(rawbpf::attach::PIN_ROOT)
+        .join(format!("ns_{}", net.lab.ns_b))
+        .exists());
+    assert!(!std::path::Path::new(rawbpf::attach::PIN_ROOT)
+        .join(format!("ns_{missing_ns}"))
+        .exists());
+
+    ok(net.on_b(&["attach", &obj("pipeline.bpf.o")]));
+    let e = err(net.on_b(&["attach", &obj("pipeline.bpf.o")]));
+    assert!(
+        e.contains("a filter is already attached at priority 1"),
+        "{e}"
+    );
+    ok(net.on_b(&["detach"]));
+    let e = err(net.on_b(&["detach"]));
+    assert!(e.contains("nothing attached at priority 1"), "{e}");
+}
