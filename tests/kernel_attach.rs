@@ -304,3 +304,85 @@ fn attach_errors() {
     let e = err(net.on_b(&["detach"]));
     assert!(e.contains("nothing attached at priority 1"), "{e}");
 }
+
+/// `swap` replaces stage 2 of an attached chain in one update: 100 swaps
+/// between a dropping and a tagging stage 2 under traffic. Right after each
+/// swap its effect shows; meanwhile every packet that arrives carries TOS
+/// 0x03 — it went through one stage 2 or the other, never none.
+#[test]
+fn swap_stage_two_under_traffic() {
+    if !kernel("swap_stage_two_under_traffic") {
+        return;
+    }
+    let net = Net::new("swap");
+    ok(net.on_b(&["attach", &obj("pipeline.bpf.o")]));
+    let background_rx = net.lab.receiver(0).unwrap();
+    let background_tx = net.lab.sender().unwrap();
+    let tag = format!("prog_array:1={}:tag_and_pass", obj("stage2_tag.bpf.o"));
+    let drop = format!("prog_array:1={}:inspect_and_drop", obj("pipeline.bpf.o"));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut seen = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                background_tx.send_batch(background_rx.port, 5).unwrap();
+                let got = background_rx.collect_batch().unwrap();
+                assert!(
+                    got.tos.iter().all(|&t| t == 0x03),
+                    "a packet skipped stage 2: {:?}",
+                    got.tos
+                );
+                seen += got.count;
+            }
+            seen
+        });
+        for i in 0..100 {
+            let (slot, want) = if i % 2 == 0 { (&tag, 10) } else { (&drop, 0) };
+            ok(net.on_b(&["swap", slot]));
+            let got = net.batch();
+            assert_eq!(got.count, want, "swap {i}: {slot}");
+            assert!(
+                got.tos.iter().all(|&t| t == 0x03),
+                "swap {i}: {:?}",
+                got.tos
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            watcher.join().unwrap() > 0,
+            "the background traffic got through at some point"
+        );
+    });
+
+    // Refused, and nothing changes: the dropping stage stays in place.
+    let o = net.on_b(&[
+        "swap",
+        &format!("prog_array:1={}:xdp_drop_port", obj("xdp.bpf.o")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("program xdp_drop_port is a xdp program; this prog array holds sched_cls programs; nothing was changed"), "{}", stderr(&o));
+    let o = net.on_b(&[
+        "swap",
+        &format!(
+            "prog_array:1={}:reads_unchecked",
+            obj("verifier_reject.bpf.o")
+        ),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("program reads_unchecked: the verifier rejected it"),
+        "{}",
+        stderr(&o)
+    );
+    let o = net.on_b(&[
+        "swap",
+        &format!("prog_array:2={}:tag_and_pass", obj("stage2_tag.bpf.o")),
+    ]);
+    assert!(
+        stderr(&o).contains("key 2 is past max_entries 2 of prog_array"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(net.batch().count, 0, "still the dropping stage");
+    ok(net.on_b(&["detach"]));
+}

@@ -18,7 +18,7 @@ use crate::obj::ObjectSpec;
 use crate::tc::{BpfFilter, Direction, Tc};
 use crate::uapi::ProgramType;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 /// Where rawbpf pins attached chains.
@@ -393,4 +393,187 @@ pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, Attac
         }
         Ok(out)
     })?
+}
+
+/// One stage to put into an attached chain: `MAP:KEY=OBJ:PROG`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapSpec {
+    /// The chain's prog array.
+    pub map: String,
+    /// The slot.
+    pub key: u32,
+    /// The object holding the new stage.
+    pub object: PathBuf,
+    /// The new stage's program name.
+    pub program: String,
+}
+
+impl std::str::FromStr for SwapSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<SwapSpec, String> {
+        let usage = || "expected MAP:KEY=OBJ:PROG".to_owned();
+        let (slot, stage) = s.split_once('=').ok_or_else(usage)?;
+        let (map, key) = slot.split_once(':').ok_or_else(usage)?;
+        let (object, program) = stage.rsplit_once(':').ok_or_else(usage)?;
+        if map.is_empty() || object.is_empty() || program.is_empty() {
+            return Err(usage());
+        }
+        let key = key
+            .parse()
+            .map_err(|_| format!("key '{key}' is not a number from 0 to 4294967295"))?;
+        Ok(SwapSpec {
+            map: map.to_owned(),
+            key,
+            object: PathBuf::from(object),
+            program: program.to_owned(),
+        })
+    }
+}
+
+/// What `swap` did.
+#[derive(Debug)]
+pub struct Swapped {
+    /// The program now in the slot.
+    pub program: String,
+    /// Its kernel id.
+    pub prog_id: u32,
+    /// The prog array's kernel id.
+    pub map_id: u32,
+}
+
+/// Replaces one stage of an attached chain with one map update, so packets
+/// see either the old stage or the new one. Refuses, changing nothing, a
+/// program the prog array cannot hold.
+pub fn swap(
+    target: &Target,
+    priority: u16,
+    swap: &SwapSpec,
+    spec: &ObjectSpec,
+) -> Result<Swapped, AttachError> {
+    use crate::sys::{self, ElemSizes};
+    let chain_dir = target.chain_dir(priority);
+    if !chain_dir.exists() {
+        return Err(AttachError::NotAttached {
+            dev: target.dev.clone(),
+            direction: target.direction.name(),
+            priority: Some(priority),
+        });
+    }
+    let refuse = |reason: String| AttachError::SwapRefused {
+        spec: format!(
+            "{}:{}={}:{}",
+            swap.map,
+            swap.key,
+            swap.object.display(),
+            swap.program
+        ),
+        reason,
+    };
+    let pin = chain_dir.join(crate::load::pin_name(&swap.map));
+    let pin_c = std::ffi::CString::new(pin.as_os_str().as_encoded_bytes())
+        .map_err(|_| refuse("the map name is not a valid path".into()))?;
+    let array = sys::obj_get(&pin_c).map_err(|e| {
+        refuse(format!(
+            "the attached chain has no map {} ({}: {e})",
+            swap.map,
+            pin.display()
+        ))
+    })?;
+    let info = sys::map_info(array.as_fd())
+        .map_err(|e| refuse(format!("reading map {}: {e}", swap.map)))?;
+    if info.map_type != crate::uapi::MapType::PROG_ARRAY.0 {
+        return Err(refuse(format!(
+            "map {} is a {}, not a prog_array",
+            swap.map,
+            crate::uapi::MapType(info.map_type)
+        )));
+    }
+    if swap.key >= info.max_entries {
+        return Err(refuse(format!(
+            "key {} is past max_entries {} of {}",
+            swap.key, info.max_entries, swap.map
+        )));
+    }
+    let new = spec.program(&swap.program).ok_or_else(|| {
+        refuse(format!(
+            "no program {} in {} (it has: {})",
+            swap.program,
+            swap.object.display(),
+            spec.programs
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if new.prog_type != ProgramType::SCHED_CLS {
+        return Err(refuse(format!(
+            "program {} is a {} program; this prog array holds sched_cls programs",
+            swap.program, new.prog_type
+        )));
+    }
+    let chain = Collection::load(spec, &LoadOptions::for_file(&swap.object))?;
+    let program = chain.program(&swap.program)?;
+    let value = (program.fd().as_raw_fd() as u32).to_le_bytes();
+    sys::map_update(
+        array.as_fd(),
+        ElemSizes { key: 4, value: 4 },
+        &swap.key.to_le_bytes(),
+        &value,
+        0,
+    )
+    .map_err(|e| refuse(format!("the kernel refused it for this prog array: {e}")))?;
+    Ok(Swapped {
+        program: swap.program.clone(),
+        prog_id: program.id,
+        map_id: info.id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_specs_parse() {
+        let s: SwapSpec = "prog_array:1=objs/v2.bpf.o:inspect_and_drop"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (
+                s.map.as_str(),
+                s.key,
+                s.object.to_str().unwrap(),
+                s.program.as_str()
+            ),
+            ("prog_array", 1, "objs/v2.bpf.o", "inspect_and_drop")
+        );
+        assert_eq!(
+            "prog_array:1=x.o".parse::<SwapSpec>().unwrap_err(),
+            "expected MAP:KEY=OBJ:PROG"
+        );
+        assert_eq!(
+            "m:k=x.o:p".parse::<SwapSpec>().unwrap_err(),
+            "key 'k' is not a number from 0 to 4294967295"
+        );
+    }
+
+    #[test]
+    fn pin_layout() {
+        let t = Target {
+            netns: Some("blue".into()),
+            dev: "eth0.100".into(),
+            direction: Direction::Egress,
+        };
+        assert_eq!(
+            t.chain_dir(7),
+            Path::new("/sys/fs/bpf/rawbpf/ns_blue/eth0_100/egress/7")
+        );
+        let host = Target { netns: None, ..t };
+        assert_eq!(
+            host.chain_dir(1),
+            Path::new("/sys/fs/bpf/rawbpf/host/eth0_100/egress/1")
+        );
+    }
 }

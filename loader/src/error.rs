@@ -84,6 +84,14 @@ pub enum AttachError {
         /// Priority.
         priority: Option<u16>,
     },
+    /// A stage swap that cannot be made; nothing was changed.
+    #[error("swap {spec}: {reason}; nothing was changed")]
+    SwapRefused {
+        /// The argument as given.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
     /// A netlink request failed.
     #[error("{dev}: {action}: {source}{}", netlink_hint(source))]
     Netlink {

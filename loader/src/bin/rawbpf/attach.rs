@@ -236,3 +236,35 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
     }
     Ok(out)
 }
+
+/// `rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] MAP:KEY=OBJ:PROG`
+pub fn swap(p: &Parsed) -> Result<String, Failure> {
+    let target = target(p)?;
+    let arg = &p.positional[0];
+    let spec: attach::SwapSpec = arg
+        .parse()
+        .map_err(|reason| Failure::Usage(format!("swap {arg}: {reason}")))?;
+    let object = ObjectSpec::from_file(&spec.object)?;
+    let prio = priority(p)?.unwrap_or(1);
+    let s = attach::swap(&target, prio, &spec, &object)
+        .map_err(|e| attach_err(spec.object.to_str(), e))?;
+    if p.switch("--json") {
+        let doc = Json::Obj(vec![
+            ("map", spec.map.as_str().into()),
+            ("key", spec.key.into()),
+            ("program", s.program.as_str().into()),
+            ("prog_id", s.prog_id.into()),
+            ("map_id", s.map_id.into()),
+        ]);
+        return Ok(format!("{doc}\n"));
+    }
+    Ok(format!(
+        "swapped {}:{} of {} {} priority {prio} to {} (id {}) in one update\n",
+        spec.map,
+        spec.key,
+        target.dev,
+        target.direction.name(),
+        s.program,
+        s.prog_id
+    ))
+}

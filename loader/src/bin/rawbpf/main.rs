@@ -91,6 +91,7 @@ fn run(p: &Parsed) -> Result<(), Failure> {
         "attach" => print(&attach::attach(p)?),
         "detach" => print(&attach::detach(p)?),
         "list" => print(&attach::list(p)?),
+        "swap" => print(&attach::swap(p)?),
         "demo" => print(&demo::demo()?),
         "run" => print(&load::run(p)?),
         other => Err(Failure::Error(format!(
