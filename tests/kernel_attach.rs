@@ -386,3 +386,111 @@ fn swap_stage_two_under_traffic() {
     assert_eq!(net.batch().count, 0, "still the dropping stage");
     ok(net.on_b(&["detach"]));
 }
+
+/// The same chain as a TCX link: it outlives the attach process, --replace
+/// updates the link, list shows it, detach (unpinning) removes it.
+#[test]
+fn tcx_mode() {
+    if !kernel("tcx_mode") {
+        return;
+    }
+    let net = Net::new("tcx");
+    let out = ok(net.on_b(&[
+        "attach",
+        &obj("pipeline.bpf.o"),
+        "--mode",
+        "tcx",
+        "--tail",
+        "prog_array:1=",
+    ]));
+    assert!(out.contains("(mode tcx)"), "{out}");
+    let got = net.batch();
+    assert_eq!(got.count, 10);
+    assert!(all_marked(&got), "{:?}", got.tos);
+    assert!(!net.qdiscs().contains("clsact"), "TCX needs no qdisc");
+
+    ok(net.on_b(&[
+        "attach",
+        &obj("pipeline.bpf.o"),
+        "--mode",
+        "tcx",
+        "--replace",
+    ]));
+    assert_eq!(net.batch().count, 0, "the updated link runs the full chain");
+    let o = net.on_b(&["attach", &obj("pipeline.bpf.o"), "--replace"]);
+    assert!(
+        stderr(&o).contains("is a tcx attachment; --replace keeps the mode"),
+        "{}",
+        stderr(&o)
+    );
+
+    let listed = rawbpf_json(&["list", "--netns", &net.lab.ns_b, "--json"]);
+    let filters = listed.get("filters").array();
+    assert_eq!(filters.len(), 1);
+    assert_eq!(filters[0].get("mode").str(), "tcx");
+    assert_eq!(filters[0].get("name").str(), "mark_packet");
+
+    ok(net.on_b(&["detach"]));
+    assert_eq!(net.batch().count, 10, "unpinning the link detached it");
+    assert!(!net.pin_dir("ingress").exists());
+    let auto = ok(net.on_b(&["attach", &obj("pipeline.bpf.o"), "--mode", "auto"]));
+    assert!(auto.contains("(mode tcx)"), "this kernel has TCX: {auto}");
+    ok(net.on_b(&["detach"]));
+}
+
+/// `rawbpf demo` shows the four phases with the right counts and removes
+/// its namespaces.
+#[test]
+fn demo_reports_four_phases() {
+    if !kernel("demo_reports_four_phases") {
+        return;
+    }
+    let out = ok(rawbpf(&["demo"]));
+    let counts: Vec<(String, String)> = out
+        .lines()
+        .filter(|l| l.contains("sent 20"))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = |w: &str| words[words.iter().position(|x| *x == w).unwrap() + 1].to_owned();
+            (at("arrived"), words.last().unwrap().to_string())
+        })
+        .collect();
+    let expect = [("20", "0"), ("20", "20"), ("0", "0"), ("20", "0")];
+    let expect: Vec<(String, String)> = expect
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(counts, expect, "{out}");
+    assert!(out.contains("result: as expected"), "{out}");
+    let ns = out
+        .split_whitespace()
+        .find(|w| w.starts_with("rawbpf-demo-"))
+        .unwrap();
+    assert!(
+        !std::path::Path::new("/run/netns").join(ns).exists(),
+        "{ns} removed"
+    );
+}
+
+/// Without privileges every command says what it needs instead of a bare EPERM.
+#[test]
+fn missing_privileges_are_named() {
+    if !kernel("missing_privileges_are_named") {
+        return;
+    }
+    let as_nobody = |args: &[&str]| {
+        let o = Command::new("runuser")
+            .args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_rawbpf")])
+            .args(args)
+            .output()
+            .expect("runuser (util-linux)");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        stderr(&o)
+    };
+    let e = as_nobody(&["load", &obj("pipeline.bpf.o")]);
+    assert!(e.contains("needs root, or CAP_BPF"), "{e}");
+    let e = as_nobody(&["run", &obj("pipeline.bpf.o"), "--prog", "mark_packet"]);
+    assert!(e.contains("needs root, or CAP_BPF"), "{e}");
+    let e = as_nobody(&["attach", &obj("pipeline.bpf.o"), "--dev", "lo"]);
+    assert!(e.contains("needs root, or CAP_BPF"), "{e}");
+}

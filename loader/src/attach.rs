@@ -13,6 +13,16 @@
 
 use crate::error::{AttachError, LoadError};
 use crate::load::{ensure_bpffs_dir, Collection, LoadOptions, TailSlot};
+
+fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        AttachError::Load(LoadError::Pin {
+            path: path.to_owned(),
+            action: "using the path",
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        })
+    })
+}
 use crate::netns;
 use crate::obj::ObjectSpec;
 use crate::tc::{BpfFilter, Direction, Tc};
@@ -99,6 +109,45 @@ pub struct AttachOptions {
     pub priority: u16,
     /// Replace a chain already at this priority, atomically.
     pub replace: bool,
+    /// A clsact filter, a TCX link, or TCX where the kernel has it.
+    pub mode: Mode,
+}
+
+/// How the entry program is hooked to the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A direct-action cls_bpf filter on the clsact qdisc.
+    Tc,
+    /// A TCX link (`BPF_LINK_CREATE`, kernel >= 6.6), pinned with the chain.
+    Tcx,
+    /// TCX if the kernel has it, else tc.
+    Auto,
+}
+
+impl Mode {
+    /// "tc", "tcx" or "auto".
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tc => "tc",
+            Mode::Tcx => "tcx",
+            Mode::Auto => "auto",
+        }
+    }
+}
+
+/// The pin of a chain's TCX link.
+const LINK_PIN: &str = "link";
+
+/// What the netns side of attach made.
+enum Hook {
+    Tc {
+        ifindex: u32,
+        created_qdisc: bool,
+    },
+    Tcx {
+        ifindex: u32,
+        link: std::os::fd::OwnedFd,
+    },
 }
 
 /// What `attach` did.
@@ -112,6 +161,8 @@ pub struct Attached {
     pub ifindex: u32,
     /// Whether rawbpf added the clsact qdisc.
     pub created_qdisc: bool,
+    /// The mode used (tc or tcx).
+    pub mode: Mode,
     /// Where the chain is pinned.
     pub pin_dir: PathBuf,
     /// The filter's name (`obj:[prog]`).
@@ -183,9 +234,40 @@ pub fn attach(
         |f| f.to_string_lossy().into_owned(),
     );
     let filter_name = format!("{file_name}:[{}]", entry.name());
-    let (ifindex, created_qdisc) = target.in_ns(|| {
+    let old_link = chain_dir.join(LINK_PIN);
+    let replacing_tcx = opts.replace && old_link.exists();
+    if opts.replace && chain_dir.exists() {
+        let wanted_tc = opts.mode == Mode::Tc;
+        let wanted_tcx = opts.mode == Mode::Tcx;
+        if (wanted_tc && replacing_tcx) || (wanted_tcx && !replacing_tcx) {
+            return Err(AttachError::ModeMismatch {
+                dev: target.dev.clone(),
+                attached: if replacing_tcx { "tcx" } else { "tc" },
+            });
+        }
+    }
+    let hook = target.in_ns(|| {
         let tc = open_tc(target)?;
         let ifindex = target.ifindex(&tc)?;
+        if replacing_tcx {
+            let link = crate::sys::obj_get(&c_path(&old_link)?)
+                .map_err(|source| target.netlink("opening the pinned TCX link", source))?;
+            crate::sys::link_update(link.as_fd(), program.fd().as_fd())
+                .map_err(|source| target.netlink("updating the TCX link", source))?;
+            return Ok(Hook::Tcx { ifindex, link });
+        }
+        if opts.mode != Mode::Tc && !(opts.replace && chain_dir.exists()) {
+            let attach_type = match target.direction {
+                Direction::Ingress => crate::uapi::AttachType::TCX_INGRESS,
+                Direction::Egress => crate::uapi::AttachType::TCX_EGRESS,
+            };
+            match crate::sys::link_create_ifindex(program.fd().as_fd(), ifindex, attach_type.0, 0) {
+                Ok(link) => return Ok(Hook::Tcx { ifindex, link }),
+                // An older kernel does not know TCX: auto falls back to tc.
+                Err(e) if opts.mode == Mode::Auto && e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(source) => return Err(target.netlink("creating the TCX link", source)),
+            }
+        }
         let created = tc
             .ensure_clsact(ifindex)
             .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
@@ -210,8 +292,32 @@ pub fn attach(
                 _ => target.netlink("adding the bpf filter", source),
             });
         }
-        Ok((ifindex, created))
+        Ok(Hook::Tc {
+            ifindex,
+            created_qdisc: created,
+        })
     })?;
+    let (ifindex, created_qdisc, mode) = match &hook {
+        Hook::Tc {
+            ifindex,
+            created_qdisc,
+        } => (*ifindex, *created_qdisc, Mode::Tc),
+        Hook::Tcx { ifindex, link } => {
+            // The link lives as long as a pin of it: pin it with the chain.
+            if let Err(source) =
+                crate::sys::obj_pin(link.as_fd(), &c_path(&staging.join(LINK_PIN))?)
+            {
+                return Err(LoadError::Pin {
+                    path: staging.join(LINK_PIN),
+                    action: "pinning the TCX link",
+                    source,
+                }
+                .into());
+            }
+            (*ifindex, false, Mode::Tcx)
+        }
+    };
+    drop(hook);
 
     // The filter now runs the new chain: its pins replace the old ones.
     if chain_dir.exists() {
@@ -231,6 +337,7 @@ pub fn attach(
         prog_id: program.id,
         ifindex,
         created_qdisc,
+        mode,
         pin_dir: chain_dir,
         filter_name,
         programs: chain
@@ -352,6 +459,32 @@ pub struct Listed {
     pub filter: BpfFilter,
     /// The chain's pins, for filters rawbpf attached.
     pub pin_dir: Option<PathBuf>,
+    /// tc (a cls_bpf filter) or tcx (a link rawbpf pinned).
+    pub mode: Mode,
+}
+
+/// The TCX link pinned for a chain, described like a filter: the entry
+/// program's name, id and tag come from the link's program.
+fn pinned_tcx(target: &Target, ifindex: u32, priority: u16) -> Option<BpfFilter> {
+    use crate::sys;
+    let link = sys::obj_get(&c_path(&target.chain_dir(priority).join(LINK_PIN)).ok()?).ok()?;
+    let info = sys::link_info(link.as_fd()).ok()?;
+    let prog = sys::prog_info(sys::prog_get_fd_by_id(info.prog_id).ok()?.as_fd()).ok()?;
+    let end = prog
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(prog.name.len());
+    Some(BpfFilter {
+        ifindex,
+        direction: target.direction,
+        priority,
+        handle: 0,
+        name: String::from_utf8_lossy(&prog.name[..end]).into_owned(),
+        prog_id: info.prog_id,
+        tag: prog.tag,
+        direct_action: true,
+    })
 }
 
 /// BPF filters on every device (or one) of a namespace.
@@ -387,7 +520,18 @@ pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, Attac
                         dev: name.clone(),
                         filter,
                         pin_dir,
+                        mode: Mode::Tc,
                     });
+                }
+                for priority in pinned_priorities(&target) {
+                    if let Some(filter) = pinned_tcx(&target, ifindex, priority) {
+                        out.push(Listed {
+                            dev: name.clone(),
+                            filter,
+                            pin_dir: Some(target.chain_dir(priority)),
+                            mode: Mode::Tcx,
+                        });
+                    }
                 }
             }
         }

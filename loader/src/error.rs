@@ -84,6 +84,14 @@ pub enum AttachError {
         /// Priority.
         priority: Option<u16>,
     },
+    /// --replace across modes.
+    #[error("{dev}: the chain attached there is a {attached} attachment; --replace keeps the mode (pass --mode {attached})")]
+    ModeMismatch {
+        /// Device.
+        dev: String,
+        /// The attached chain's mode.
+        attached: &'static str,
+    },
     /// A stage swap that cannot be made; nothing was changed.
     #[error("swap {spec}: {reason}; nothing was changed")]
     SwapRefused {

@@ -26,10 +26,12 @@ mod cmd {
     pub const OBJ_PIN: u32 = 6;
     pub const OBJ_GET: u32 = 7;
     pub const PROG_TEST_RUN: u32 = 10;
+    pub const PROG_GET_FD_BY_ID: u32 = 13;
     pub const OBJ_GET_INFO_BY_FD: u32 = 15;
     pub const BTF_LOAD: u32 = 18;
     pub const MAP_FREEZE: u32 = 22;
     pub const LINK_CREATE: u32 = 28;
+    pub const LINK_UPDATE: u32 = 29;
 }
 
 /// Object names the kernel keeps: 15 bytes and a NUL (`BPF_OBJ_NAME_LEN`).
@@ -546,6 +548,50 @@ pub fn link_create_ifindex(
         ..Default::default()
     };
     bpf_fd(cmd::LINK_CREATE, &mut attr)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// `BPF_LINK_UPDATE`: atomically points a link at another program.
+pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: fd_u32(link),
+        new_prog_fd: fd_u32(new_prog),
+        ..Default::default()
+    };
+    bpf(cmd::LINK_UPDATE, &mut attr).map(drop)
+}
+
+/// The start of `struct bpf_link_info`.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct LinkInfo {
+    pub link_type: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    _pad: u32,
+    /// For TCX links: the device's ifindex.
+    pub ifindex: u32,
+    /// For TCX links: the attach type.
+    pub attach_type: u32,
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`: opens a program by its kernel id.
+pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = [id, 0, 0, 0];
+    bpf_fd(cmd::PROG_GET_FD_BY_ID, &mut attr)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a link.
+pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
+    info_by_fd(fd)
 }
 
 /// `BPF_FS_MAGIC`, bpffs's `statfs` type.

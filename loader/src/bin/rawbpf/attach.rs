@@ -55,19 +55,16 @@ fn pairs(items: &[(String, u32)]) -> Json {
 pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let file = p.positional[0].as_str();
     let target = target(p)?;
-    match p.value("--mode") {
-        None | Some("tc") => {}
-        Some("tcx") | Some("auto") => {
-            return Err(Failure::Error(
-                "attach: --mode tcx/auto is not implemented in this version; use --mode tc".into(),
-            ))
-        }
+    let mode = match p.value("--mode") {
+        None | Some("tc") => attach::Mode::Tc,
+        Some("tcx") => attach::Mode::Tcx,
+        Some("auto") => attach::Mode::Auto,
         Some(other) => {
             return Err(Failure::Usage(format!(
                 "attach: --mode {other}: expected auto, tc or tcx"
             )))
         }
-    }
+    };
     let mut tails = Vec::new();
     for t in p.values("--tail") {
         tails.push(
@@ -81,6 +78,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         tails,
         priority: priority(p)?.unwrap_or(1),
         replace: p.switch("--replace"),
+        mode,
     };
     let spec = ObjectSpec::from_file(file)?;
     let a = attach::attach(Path::new(file), &spec, &opts).map_err(|e| attach_err(Some(file), e))?;
@@ -91,7 +89,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
             ("netns", Json::opt(target.netns.as_deref(), Json::from)),
             ("direction", target.direction.name().into()),
             ("priority", u32::from(opts.priority).into()),
-            ("mode", "tc".into()),
+            ("mode", a.mode.name().into()),
             ("program", a.program.as_str().into()),
             ("prog_id", a.prog_id.into()),
             ("filter_name", a.filter_name.as_str().into()),
@@ -113,7 +111,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "attached {} to {}{} {} at priority {} (mode tc{})",
+        "attached {} to {}{} {} at priority {} (mode {}{})",
         a.filter_name,
         target.dev,
         target
@@ -122,6 +120,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
             .map_or(String::new(), |n| format!(" (netns {n})")),
         target.direction.name(),
         opts.priority,
+        a.mode.name(),
         if a.created_qdisc {
             ", clsact qdisc added"
         } else {
@@ -197,7 +196,7 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                     ("direction", l.filter.direction.name().into()),
                     ("priority", u32::from(l.filter.priority).into()),
                     ("handle", l.filter.handle.into()),
-                    ("mode", "tc".into()),
+                    ("mode", l.mode.name().into()),
                     ("name", l.filter.name.as_str().into()),
                     ("prog_id", l.filter.prog_id.into()),
                     ("tag", hex(&l.filter.tag).into()),
@@ -217,23 +216,36 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
     if found.is_empty() {
         return Ok("no BPF filters attached\n".into());
     }
-    let mut out = String::from("DEV  DIRECTION  PRIO  NAME  PROG_ID  TAG  DIRECT_ACTION  PINNED\n");
+    let mut rows = vec![[
+        "DEV",
+        "DIRECTION",
+        "MODE",
+        "PRIO",
+        "NAME",
+        "PROG_ID",
+        "TAG",
+        "DIRECT_ACTION",
+        "PINNED",
+    ]
+    .map(String::from)
+    .to_vec()];
     for l in &found {
-        let _ = writeln!(
-            out,
-            "{}  {}  {}  {}  {}  {}  {}  {}",
-            l.dev,
-            l.filter.direction.name(),
-            l.filter.priority,
-            l.filter.name,
-            l.filter.prog_id,
+        rows.push(vec![
+            l.dev.clone(),
+            l.filter.direction.name().to_owned(),
+            l.mode.name().to_owned(),
+            l.filter.priority.to_string(),
+            l.filter.name.clone(),
+            l.filter.prog_id.to_string(),
             hex(&l.filter.tag),
-            if l.filter.direct_action { "yes" } else { "no" },
+            if l.filter.direct_action { "yes" } else { "no" }.to_owned(),
             l.pin_dir
                 .as_ref()
-                .map_or("-".to_owned(), |d| d.display().to_string())
-        );
+                .map_or("-".to_owned(), |d| d.display().to_string()),
+        ]);
     }
+    let mut out = String::new();
+    crate::inspect::table(&mut out, &rows);
     Ok(out)
 }
 

@@ -72,6 +72,7 @@ pub fn demo() -> Result<String, Failure> {
         tails: vec!["prog_array:1=".parse().map_err(fail)?],
         priority: 1,
         replace: false,
+        mode: attach::Mode::Tc,
     };
     let p1 = phase(&mut out, 1, "nothing attached", &sender, &receiver)?;
 

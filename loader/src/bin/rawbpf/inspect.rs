@@ -224,7 +224,7 @@ fn map_details(m: &MapSpec, btf: Option<&Btf>) -> Vec<String> {
     lines
 }
 
-fn table(out: &mut String, rows: &[Vec<String>]) {
+pub(crate) fn table(out: &mut String, rows: &[Vec<String>]) {
     table_with_details(out, rows, &[]);
 }
 
