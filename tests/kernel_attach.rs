@@ -494,3 +494,22 @@ fn missing_privileges_are_named() {
     let e = as_nobody(&["attach", &obj("pipeline.bpf.o"), "--dev", "lo"]);
     assert!(e.contains("needs root, or CAP_BPF"), "{e}");
 }
+
+/// When the device is gone (and its filters with it), detach still removes
+/// the chain's pins.
+#[test]
+fn detach_after_the_device_is_gone() {
+    if !kernel("detach_after_the_device_is_gone") {
+        return;
+    }
+    let net = Net::new("gone");
+    ok(net.on_b(&["attach", &obj("pipeline.bpf.o")]));
+    let del = Command::new("ip")
+        .args(["-n", &net.lab.ns_b, "link", "del", &net.lab.dev_b])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    let out = ok(net.on_b(&["detach"]));
+    assert!(out.contains("removed its pins"), "{out}");
+    assert!(!net.pin_dir("ingress").exists());
+}

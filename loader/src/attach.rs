@@ -407,7 +407,7 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
         None => pinned_priorities(target),
     };
     let created_marker = target.dev_dir().join(CREATED_CLSACT);
-    let detached = target.in_ns(|| {
+    let result = target.in_ns(|| {
         let tc = open_tc(target)?;
         let ifindex = target.ifindex(&tc)?;
         let mut done = Detached::default();
@@ -432,7 +432,24 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
             }
         }
         Ok(done)
-    })?;
+    });
+    let detached = match result {
+        Ok(d) => d,
+        // The device (or its namespace) is gone, and its filters with it:
+        // what is left to remove is our pins.
+        Err(AttachError::NoDevice { .. })
+        | Err(AttachError::Netns(crate::netns::NetnsError::NotFound { .. })) => {
+            let _ = std::fs::remove_dir_all(&created_marker);
+            Detached {
+                priorities: prios
+                    .into_iter()
+                    .filter(|&p| target.chain_dir(p).exists())
+                    .collect(),
+                deleted_qdisc: false,
+            }
+        }
+        Err(e) => return Err(e),
+    };
     if detached.priorities.is_empty() {
         return Err(AttachError::NotAttached {
             dev: target.dev.clone(),
