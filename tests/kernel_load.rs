@@ -480,3 +480,42 @@ fn pinning() {
         stderr(&o)
     );
 }
+
+/// `probe` finds what this kernel has, and `check` predicts what `load`
+/// then does, object by object (a verifier rejection is outside what a
+/// static check can see).
+#[test]
+fn probe_and_check_predict_load() {
+    if !kernel("probe_and_check_predict_load") {
+        return;
+    }
+    let probe = rawbpf_json(&["probe", "--json"]);
+    assert_eq!(
+        probe.get("prog_types").get("sched_cls"),
+        &support::json::Value::Bool(true)
+    );
+    assert_eq!(
+        probe.get("map_types").get("prog_array"),
+        &support::json::Value::Bool(true)
+    );
+    assert_eq!(
+        probe.get("features").get("test_run"),
+        &support::json::Value::Bool(true)
+    );
+    for entry in std::fs::read_dir(support::OBJ_DIR).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.to_str().unwrap();
+        if file.ends_with("verifier_reject.bpf.o") {
+            continue;
+        }
+        let checked = rawbpf(&["check", file]);
+        let loaded = rawbpf(&["load", file]);
+        assert_eq!(
+            checked.status.code(),
+            loaded.status.code(),
+            "{file}: check said\n{}\nload said\n{}",
+            support::stdout(&checked),
+            stderr(&loaded)
+        );
+    }
+}

@@ -31,6 +31,7 @@ pub mod load;
 pub mod netns;
 pub mod obj;
 pub mod packet;
+pub mod probe;
 pub mod sys;
 pub mod tc;
 pub mod uapi;

@@ -532,6 +532,22 @@ impl Btf {
         out
     }
 
+    /// An empty BTF (only void), to build small blobs such as feature probes.
+    pub fn new() -> Btf {
+        Btf {
+            flags: 0,
+            types: vec![BtfType {
+                name_off: 0,
+                kind: BtfKind::Void,
+                kind_flag: false,
+                vlen_extra: 0,
+                size_or_type: 0,
+                data: BtfTypeData::None,
+            }],
+            strings: vec![0],
+        }
+    }
+
     /// Number of types, including void (id 0).
     pub fn len(&self) -> u32 {
         self.types.len() as u32

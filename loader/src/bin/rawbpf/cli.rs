@@ -106,9 +106,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "probe",
-        usage: "rawbpf probe [--json]",
-        summary: "what this kernel supports",
-        flags: &[JSON],
+        usage: "rawbpf probe [--helpers PROG_TYPE]... [--json]",
+        summary: "what this kernel supports (helpers for the program types named)",
+        flags: &[&[("--helpers", Repeated)], JSON],
         positional: (0, 0),
     },
     CommandSpec {

@@ -7,6 +7,7 @@ mod demo;
 mod inspect;
 mod json;
 mod load;
+mod probe;
 
 use cli::{Parsed, Request};
 use std::io::Write;
@@ -16,6 +17,8 @@ use std::process::ExitCode;
 pub(crate) enum Failure {
     /// Bad usage found after parsing (a malformed value): exit 2.
     Usage(String),
+    /// A complete answer that is "no" (`check`): printed on stdout, exit 1.
+    Report(String),
     /// Something the user can act on: exit 1 with this message.
     Error(String),
     /// stdout went away (e.g. `| head`): stop quietly.
@@ -61,6 +64,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Usage(msg)) => usage_error(&msg),
+        Err(Failure::Report(text)) => match print(&text) {
+            Ok(()) | Err(Failure::BrokenPipe) => ExitCode::from(1),
+            Err(_) => ExitCode::from(1),
+        },
     }
 }
 
@@ -92,6 +99,8 @@ fn run(p: &Parsed) -> Result<(), Failure> {
         "detach" => print(&attach::detach(p)?),
         "list" => print(&attach::list(p)?),
         "swap" => print(&attach::swap(p)?),
+        "probe" => print(&probe::probe(p)?),
+        "check" => print(&probe::check(p)?),
         "demo" => print(&demo::demo()?),
         "run" => print(&load::run(p)?),
         other => Err(Failure::Error(format!(

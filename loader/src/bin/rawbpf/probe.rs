@@ -1,0 +1,264 @@
+//! `rawbpf probe` and `rawbpf check`.
+
+use crate::cli::Parsed;
+use crate::json::Json;
+use crate::Failure;
+use rawbpf::probe::{self, Features};
+use rawbpf::uapi::ProgramType;
+use rawbpf::ObjectSpec;
+use std::fmt::Write as _;
+
+/// Helper ids probed for `--helpers` (the kernel has fewer than this).
+const MAX_HELPER: u32 = 230;
+
+fn yes(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not probed",
+    }
+}
+
+fn opt_json(v: Option<bool>) -> Json {
+    Json::opt(v, Json::from)
+}
+
+fn features_json(f: &Features) -> Json {
+    Json::Obj(vec![
+        ("kernel", f.kernel.as_str().into()),
+        (
+            "prog_types",
+            Json::Map(
+                f.prog_types
+                    .iter()
+                    .map(|(t, v)| (t.to_string(), opt_json(*v)))
+                    .collect(),
+            ),
+        ),
+        (
+            "map_types",
+            Json::Map(
+                f.map_types
+                    .iter()
+                    .map(|(t, v)| (t.to_string(), opt_json(*v)))
+                    .collect(),
+            ),
+        ),
+        (
+            "btf_kinds",
+            Json::Map(
+                f.btf_kinds
+                    .iter()
+                    .map(|(k, v)| (k.name().to_owned(), (*v).into()))
+                    .chain([("FUNC_GLOBAL".to_owned(), f.btf_global_func.into())])
+                    .collect(),
+            ),
+        ),
+        (
+            "features",
+            Json::Map(
+                f.features
+                    .iter()
+                    .map(|(k, v)| (k.name().to_owned(), (*v).into()))
+                    .collect(),
+            ),
+        ),
+        (
+            "helpers",
+            Json::Map(
+                f.helpers
+                    .iter()
+                    .map(|(t, ids)| {
+                        let have = ids
+                            .iter()
+                            .filter(|(_, ok)| **ok)
+                            .map(|(id, _)| (*id).into())
+                            .collect();
+                        (t.to_string(), Json::Arr(have))
+                    })
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+fn parse_prog_type(name: &str) -> Result<ProgramType, Failure> {
+    ProgramType::ALL
+        .iter()
+        .copied()
+        .find(|t| t.name() == Some(name))
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "probe: --helpers {name}: not a program type (e.g. sched_cls, xdp, socket_filter)"
+            ))
+        })
+}
+
+/// `rawbpf probe [--helpers PROG_TYPE]... [--json]`
+pub fn probe(p: &Parsed) -> Result<String, Failure> {
+    let types = p
+        .values("--helpers")
+        .map(parse_prog_type)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut f = Features::probe();
+    for t in types {
+        f.probe_helpers(t, 1..MAX_HELPER);
+    }
+    if f.prog_types.values().all(|v| *v != Some(true)) && rawbpf::sys::euid() != 0 {
+        return Err(Failure::Error(
+            "probe: no program type loads: bpf(2) needs root, or CAP_BPF".into(),
+        ));
+    }
+    if p.switch("--json") {
+        return Ok(format!("{}\n", features_json(&f)));
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "kernel {}", f.kernel);
+    let list = |out: &mut String, title: &str, items: Vec<(String, &'static str)>| {
+        let _ = writeln!(out, "\n{title}");
+        for (name, v) in items {
+            let _ = writeln!(out, "  {name:<26} {v}");
+        }
+    };
+    list(
+        &mut out,
+        "PROGRAM TYPES",
+        f.prog_types
+            .iter()
+            .map(|(t, v)| (t.to_string(), yes(*v)))
+            .collect(),
+    );
+    list(
+        &mut out,
+        "MAP TYPES",
+        f.map_types
+            .iter()
+            .map(|(t, v)| (t.to_string(), yes(*v)))
+            .collect(),
+    );
+    let mut kinds: Vec<(String, &str)> = f
+        .btf_kinds
+        .iter()
+        .map(|(k, v)| (k.name().to_owned(), yes(Some(*v))))
+        .collect();
+    kinds.push(("FUNC (global linkage)".into(), yes(Some(f.btf_global_func))));
+    list(&mut out, "BTF KINDS", kinds);
+    list(
+        &mut out,
+        "FEATURES",
+        f.features
+            .iter()
+            .map(|(k, v)| (k.name().to_owned(), yes(Some(*v))))
+            .collect(),
+    );
+    for (t, ids) in &f.helpers {
+        let have: Vec<String> = ids
+            .iter()
+            .filter(|(_, ok)| **ok)
+            .map(|(id, _)| {
+                probe::helper_name(*id).map_or_else(|| id.to_string(), |n| format!("{id} {n}"))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nHELPERS for {t}: {} available\n  {}",
+            have.len(),
+            have.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// `rawbpf check OBJ [--json]`
+pub fn check(p: &Parsed) -> Result<String, Failure> {
+    let file = &p.positional[0];
+    let spec = ObjectSpec::from_file(file)?;
+    let mut f = Features::probe();
+    for (t, ids) in probe::program_helpers(&spec) {
+        f.probe_helpers(t, ids);
+    }
+    let report = probe::check(&spec, &f);
+    let out = if p.switch("--json") {
+        let doc = Json::Obj(vec![
+            ("file", file.as_str().into()),
+            ("kernel", f.kernel.as_str().into()),
+            ("would_load", report.would_load().into()),
+            (
+                "programs",
+                Json::Arr(
+                    report
+                        .needs
+                        .iter()
+                        .map(|(name, t, needs)| {
+                            let problems = report
+                                .problems
+                                .iter()
+                                .filter(|pr| pr.program == *name)
+                                .map(|pr| pr.reason.as_str().into())
+                                .collect();
+                            Json::Obj(vec![
+                                ("name", name.as_str().into()),
+                                ("type", t.to_string().into()),
+                                (
+                                    "needs",
+                                    Json::Arr(needs.iter().map(|n| n.as_str().into()).collect()),
+                                ),
+                                ("problems", Json::Arr(problems)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "object_problems",
+                Json::Arr(
+                    report
+                        .problems
+                        .iter()
+                        .filter(|pr| pr.program == "(object)")
+                        .map(|pr| pr.reason.as_str().into())
+                        .collect(),
+                ),
+            ),
+            (
+                "notes",
+                Json::Arr(report.notes.iter().map(|n| n.as_str().into()).collect()),
+            ),
+        ]);
+        format!("{doc}\n")
+    } else {
+        let mut out = format!("{file} on kernel {}:\n", f.kernel);
+        for (name, t, needs) in &report.needs {
+            let _ = writeln!(
+                out,
+                "  {name} ({t}) needs: {}",
+                if needs.is_empty() {
+                    "-".to_owned()
+                } else {
+                    needs.join(", ")
+                }
+            );
+        }
+        for pr in &report.problems {
+            let _ = writeln!(out, "  FAIL {}: {}", pr.program, pr.reason);
+        }
+        for n in &report.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            if report.would_load() {
+                "would load here"
+            } else {
+                "would NOT load here"
+            }
+        );
+        out
+    };
+    if report.would_load() {
+        Ok(out)
+    } else {
+        Err(Failure::Report(out))
+    }
+}
