@@ -387,6 +387,12 @@ pub struct Btf {
     strings: Vec<u8>,
 }
 
+impl Default for Btf {
+    fn default() -> Btf {
+        Btf::new()
+    }
+}
+
 /// A little-endian cursor over a byte slice that never reads out of bounds.
 struct Reader<'a> {
     data: &'a [u8],
