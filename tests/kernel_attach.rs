@@ -394,6 +394,10 @@ fn tcx_mode() {
     if !kernel("tcx_mode") {
         return;
     }
+    let tcx = rawbpf::probe::probe_feature(rawbpf::probe::Feature::Tcx);
+    if !support::kernel_has("tcx_mode", "TCX links (6.6)", tcx) {
+        return;
+    }
     let net = Net::new("tcx");
     let out = ok(net.on_b(&[
         "attach",

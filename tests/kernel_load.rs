@@ -156,8 +156,8 @@ fn bpf2bpf_calls_with_tail_calls() {
 }
 
 #[test]
-fn tail_call_limit_is_33() {
-    if !kernel("tail_call_limit_is_33") {
+fn tail_call_limit() {
+    if !kernel("tail_call_limit") {
         return;
     }
     let doc = rawbpf_json(&[
@@ -169,13 +169,18 @@ fn tail_call_limit_is_33() {
         ".bss",
         "--json",
     ]);
-    assert_eq!(
-        doc.get("retval").num(),
-        34,
-        "the first run and 33 tail calls"
+    // Since 5.17 the kernel allows 33 tail calls (34 runs); before, 32 (33 runs).
+    let runs = doc.get("retval").num();
+    assert!(
+        runs == 34 || runs == 33,
+        "the chain stops at the kernel's limit, not {runs}"
     );
     let bss = doc.get("maps").get(".bss").array();
-    assert_eq!(u64_le(&unhex(bss[0].get("value").str())), 34);
+    assert_eq!(
+        u64_le(&unhex(bss[0].get("value").str())),
+        runs,
+        "every run counted"
+    );
 }
 
 /// Global data: counters in .bss and .data move, .rodata configures and is frozen.
@@ -285,6 +290,10 @@ fn map_in_map_values() {
 #[test]
 fn callbacks_and_string_literals() {
     if !kernel("callbacks_and_string_literals") {
+        return;
+    }
+    let bpf_loop = rawbpf::probe::probe_helper(rawbpf::uapi::ProgramType::SCHED_CLS, 181);
+    if !support::kernel_has("callbacks_and_string_literals", "bpf_loop (5.17)", bpf_loop) {
         return;
     }
     let c = load("callbacks.bpf.o", &[]).unwrap();

@@ -129,3 +129,12 @@ pub fn kernel(test: &str) -> bool {
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+/// Whether the kernel has what a test needs; if not, says why the test is
+/// skipped (a feature an older kernel lacks is a reason to skip, even in CI).
+pub fn kernel_has(test: &str, what: &str, present: bool) -> bool {
+    if !present {
+        let _ = writeln!(std::io::stderr(), "SKIP {test}: this kernel lacks {what}");
+    }
+    present
+}
