@@ -424,6 +424,9 @@ struct TestRunAttr {
     flags: u32,
     cpu: u32,
     batch_size: u32,
+    // Explicit: implicit padding is uninitialised in Rust, and the kernel
+    // rejects an attr whose bytes past its last known field are not zero.
+    _pad: u32,
 }
 
 /// What one `BPF_PROG_TEST_RUN` returned.
@@ -788,6 +791,26 @@ mod tests {
         assert_eq!(offset_of!(ProgInfo, name), 64);
         assert_eq!(offset_of!(MapInfo, name), 24);
         assert_eq!(offset_of!(LinkCreateAttr, expected_revision), 24);
+    }
+
+    /// No attr struct may have implicit padding: Rust leaves it
+    /// uninitialised, and the kernel refuses non-zero bytes there (EINVAL).
+    #[test]
+    fn attrs_have_no_implicit_padding() {
+        assert_eq!(size_of::<MapCreateAttr>(), 4 * 7 + 16 + 4 * 5 + 8);
+        assert_eq!(size_of::<MapElemAttr>(), 4 * 2 + 8 * 3);
+        assert_eq!(size_of::<ProgLoadAttr>(), 144);
+        assert_eq!(offset_of!(ProgLoadAttr, log_true_size) + 4, 144);
+        assert_eq!(size_of::<TestRunAttr>(), offset_of!(TestRunAttr, _pad) + 4);
+        assert_eq!(
+            offset_of!(TestRunAttr, _pad),
+            offset_of!(TestRunAttr, batch_size) + 4
+        );
+        assert_eq!(size_of::<BtfLoadAttr>(), 8 * 2 + 4 * 4);
+        assert_eq!(size_of::<ObjAttr>(), 8 + 4 * 2);
+        assert_eq!(size_of::<InfoAttr>(), 4 * 2 + 8);
+        assert_eq!(size_of::<LinkCreateAttr>(), 4 * 6 + 8);
+        assert_eq!(size_of::<LinkUpdateAttr>(), 4 * 4);
     }
 
     #[test]
