@@ -58,9 +58,30 @@ fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
     }
 }
 
+/// Kernels before 5.11 charge BPF memory to `RLIMIT_MEMLOCK` (often 8 MiB,
+/// sometimes 64 KiB) instead of the memory cgroup, and answer EPERM when it
+/// runs out. As libbpf does on such kernels, raise the limit (once, and only
+/// if we may) and try again; otherwise the EPERM stands.
+fn raise_memlock_once() -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RAISED: AtomicBool = AtomicBool::new(false);
+    if RAISED.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `unlimited` is a valid rlimit for the call's duration.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) == 0 }
+}
+
 /// Calls a command that returns a new file descriptor.
 fn bpf_fd<T>(cmd: u32, attr: &mut T) -> io::Result<OwnedFd> {
-    let fd = bpf(cmd, attr)?;
+    let fd = match bpf(cmd, attr) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && raise_memlock_once() => bpf(cmd, attr)?,
+        other => other?,
+    };
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: on success these commands return a new file descriptor that
     // nothing else owns; wrapping it makes us its only owner.
