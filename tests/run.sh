@@ -11,6 +11,9 @@
 # - Runs the whole workspace's tests. Tests that need the kernel (root, bpf(2),
 #   netns) skip with a printed reason when unprivileged; with CI=true a skip is
 #   a failure.
+# - Runs them again on Debian's 5.10, 6.1, 6.12 and 7.3 kernels under qemu
+#   (tests/vm/run.sh; RAWBPF_VM_KERNELS="6.1" picks kernels, "" skips them
+#   outside CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +39,18 @@ cargo run -q -p programs-build -- --check
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+# The same tests on other kernels, each booted under qemu (a few minutes;
+# downloads are cached). RAWBPF_VM_KERNELS="" skips them, except in CI.
+kernels=${RAWBPF_VM_KERNELS-5.10 6.1 6.12 7.3}
+if [ -z "$kernels" ]; then
+    if [ "${CI:-}" = true ]; then
+        echo "tests/run.sh: CI=true runs the kernel matrix; RAWBPF_VM_KERNELS may not be empty" >&2
+        exit 1
+    fi
+    echo "== kernel matrix skipped (RAWBPF_VM_KERNELS is empty)"
+else
+    echo "== kernel matrix: $kernels"
+    # shellcheck disable=SC2086
+    bash tests/vm/run.sh $kernels
+fi
