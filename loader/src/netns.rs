@@ -43,6 +43,15 @@ fn path_of(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
+/// The namespace's path as a C string, for mount(2).
+fn c_path_of(name: &str, path: &Path) -> Result<CString, NetnsError> {
+    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NetnsError::Failed {
+        name: name.to_owned(),
+        action: "naming it",
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })
+}
+
 fn failed<'a>(name: &'a str, action: &'static str) -> impl FnOnce(io::Error) -> NetnsError + 'a {
     move |source| NetnsError::Failed {
         name: name.to_owned(),
@@ -84,12 +93,7 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
         .create_new(true)
         .open(&path)
         .map_err(failed(name, "creating its mount point"))?;
-    let target =
-        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NetnsError::Failed {
-            name: name.to_owned(),
-            action: "naming it",
-            source: io::Error::from_raw_os_error(libc::EINVAL),
-        })?;
+    let target = c_path_of(name, &path)?;
     let made = std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -110,12 +114,7 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
 /// itself goes when nothing else holds it).
 pub fn delete(name: &str) -> Result<(), NetnsError> {
     let path = path_of(name);
-    let target =
-        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NetnsError::Failed {
-            name: name.to_owned(),
-            action: "naming it",
-            source: io::Error::from_raw_os_error(libc::EINVAL),
-        })?;
+    let target = c_path_of(name, &path)?;
     sys::umount_detach(&target).map_err(failed(name, "unmounting it"))?;
     std::fs::remove_file(&path).map_err(failed(name, "removing its mount point"))
 }

@@ -342,6 +342,18 @@ pub struct BtfType {
 }
 
 impl BtfType {
+    /// Type 0, `void`, which every BTF starts with.
+    fn void() -> BtfType {
+        BtfType {
+            name_off: 0,
+            kind: BtfKind::Void,
+            kind_flag: false,
+            vlen_extra: 0,
+            size_or_type: 0,
+            data: BtfTypeData::None,
+        }
+    }
+
     fn vlen(&self) -> usize {
         match &self.data {
             BtfTypeData::Members(v) => v.len(),
@@ -463,14 +475,7 @@ impl Btf {
             return Err(BtfError::Strings("does not end with a NUL byte"));
         }
 
-        let mut types = vec![BtfType {
-            name_off: 0,
-            kind: BtfKind::Void,
-            kind_flag: false,
-            vlen_extra: 0,
-            size_or_type: 0,
-            data: BtfTypeData::None,
-        }];
+        let mut types = vec![BtfType::void()];
         let mut r = Reader {
             data: type_data,
             pos: 0,
@@ -542,14 +547,7 @@ impl Btf {
     pub fn new() -> Btf {
         Btf {
             flags: 0,
-            types: vec![BtfType {
-                name_off: 0,
-                kind: BtfKind::Void,
-                kind_flag: false,
-                vlen_extra: 0,
-                size_or_type: 0,
-                data: BtfTypeData::None,
-            }],
+            types: vec![BtfType::void()],
             strings: vec![0],
         }
     }
