@@ -114,13 +114,14 @@ build_initramfs() { # kver-dir out
     cp "$kdir"/*.ko "$rootfs/modules/" 2>/dev/null || true
     local skips=""
     for s in "${HOST_ONLY[@]}"; do skips+=" --skip $s"; done
+    # No tmpfs over /tmp: the initramfs is writable, and the checkout (with
+    # the paths the tests were built with) may itself live under /tmp.
     cat >"$rootfs/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 mount -t bpf bpf /sys/fs/bpf
 for m in veth sch_ingress cls_bpf; do [ -f /modules/\$m.ko ] && insmod /modules/\$m.ko; done
