@@ -181,9 +181,11 @@ done
 echo
 echo "| kernel | result |"
 echo "|---|---|"
-status=0
+status=0 passed=0 failed=0
 for k in "${KERNELS[@]}"; do
     echo "| $k | ${SUMMARY[$k]} |"
-    case "${SUMMARY[$k]}" in pass*) ;; *) status=1 ;; esac
+    case "${SUMMARY[$k]}" in pass*) passed=$((passed + 1)) ;; *) status=1 failed=$((failed + 1)) ;; esac
 done
+echo
+echo "kernels: $passed passed, $failed failed"
 exit $status
