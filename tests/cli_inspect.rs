@@ -136,6 +136,39 @@ fn usage_errors_exit_2() {
         assert!(stderr(&o).contains("Try 'rawbpf --help'"), "{args:?}");
     }
     assert!(stderr(&rawbpf(&["inspect", "x.o", "--jsn"])).contains("unknown option '--jsn'"));
+    // A short option is an option too, not a file name.
+    for args in [
+        &["inspect", "-x"][..],
+        &["inspect", "x.o", "-j"],
+        &["help", "frob"],
+    ] {
+        let o = rawbpf(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(args.last().unwrap()), "{args:?}");
+    }
+}
+
+#[test]
+fn closed_stdout_is_not_a_crash() {
+    use std::process::{Command, Stdio};
+    for json in [false, true] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rawbpf"));
+        cmd.args(["inspect", &obj("map_types.bpf.o")]);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run rawbpf");
+        // Like `rawbpf inspect OBJ | head -0`: the reader is gone before
+        // (or while) rawbpf writes.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    }
 }
 
 #[test]
@@ -150,6 +183,22 @@ fn help_lists_every_command() {
             "{c} missing from --help"
         );
     }
+    for args in [
+        &["inspect", "-h"][..],
+        &["-h", "inspect"],
+        &["help", "inspect"],
+    ] {
+        let o = rawbpf(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            stdout(&o).starts_with("usage: rawbpf inspect OBJ [--json]"),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    let o = rawbpf(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("rawbpf "), "{}", stdout(&o));
     let o = rawbpf(&["attach", "--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(

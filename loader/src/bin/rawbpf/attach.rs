@@ -106,7 +106,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         return Ok(format!("{doc}\n"));
     }
     for w in &a.warnings {
-        eprintln!("rawbpf: warning: {w}");
+        crate::warn(w);
     }
     let mut out = String::new();
     let _ = writeln!(

@@ -170,7 +170,12 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
     };
     match first.as_str() {
         "-h" | "--help" | "help" => {
-            return Ok(Request::Help(rest.first().and_then(|c| find(c))));
+            return match rest.first() {
+                None => Ok(Request::Help(None)),
+                Some(c) => find(c)
+                    .map(|c| Request::Help(Some(c)))
+                    .ok_or_else(|| format!("unknown command '{c}'")),
+            };
         }
         "-V" | "--version" => return Ok(Request::Version),
         _ => {}
@@ -181,7 +186,8 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
     let mut it = rest.iter();
     let mut only_positional = false;
     while let Some(arg) = it.next() {
-        if only_positional || !arg.starts_with("--") {
+        // "-" alone is an ordinary argument (by convention, stdin).
+        if only_positional || !arg.starts_with('-') || arg == "-" {
             positional.push(arg.clone());
             continue;
         }
@@ -189,7 +195,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             only_positional = true;
             continue;
         }
-        if arg == "--help" {
+        if arg == "--help" || arg == "-h" {
             return Ok(Request::Help(Some(command)));
         }
         let (name, inline) = match arg.split_once('=') {
@@ -303,6 +309,10 @@ mod tests {
         assert_eq!(err(""), "no command given");
         assert_eq!(err("frobnicate"), "unknown command 'frobnicate'");
         assert_eq!(err("inspect x.o --jsn"), "inspect: unknown option '--jsn'");
+        assert_eq!(err("inspect x.o -j"), "inspect: unknown option '-j'");
+        assert_eq!(err("inspect -x"), "inspect: unknown option '-x'");
+        assert_eq!(err("help frob"), "unknown command 'frob'");
+        assert_eq!(err("--help frob"), "unknown command 'frob'");
         assert_eq!(
             err("inspect"),
             "inspect: missing argument (usage: rawbpf inspect OBJ [--json])"
@@ -321,6 +331,28 @@ mod tests {
             err("detach --dev eth0 --ingress --egress"),
             "detach: --ingress and --egress exclude each other"
         );
+    }
+
+    #[test]
+    fn help_for_the_tool_and_each_command() {
+        let help = |s: &str| match parse(&args(s)) {
+            Ok(Request::Help(c)) => c.map(|c| c.name),
+            _ => panic!("{s}: not a help request"),
+        };
+        assert_eq!(help("--help"), None);
+        assert_eq!(help("-h"), None);
+        assert_eq!(help("help"), None);
+        assert_eq!(help("help inspect"), Some("inspect"));
+        assert_eq!(help("-h run"), Some("run"));
+        assert_eq!(help("inspect -h"), Some("inspect"));
+        assert_eq!(help("attach x.o --help"), Some("attach"));
+        assert!(matches!(parse(&args("--version")), Ok(Request::Version)));
+        assert!(matches!(parse(&args("-V")), Ok(Request::Version)));
+    }
+
+    #[test]
+    fn lone_dash_is_positional() {
+        assert_eq!(run("inspect -").positional, ["-"]);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
     }
     let mut out = String::new();
     for w in &c.warnings {
-        eprintln!("rawbpf: warning: {w}");
+        crate::warn(w);
     }
     let _ = writeln!(
         out,

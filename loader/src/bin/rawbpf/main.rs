@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
         Err(Failure::Error(msg)) => {
-            eprintln!("rawbpf: {msg}");
+            to_stderr(&format!("rawbpf: {msg}\n"));
             ExitCode::from(1)
         }
         Err(Failure::Usage(msg)) => usage_error(&msg),
@@ -72,8 +72,19 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("rawbpf: {msg}\nTry 'rawbpf --help'.");
+    to_stderr(&format!("rawbpf: {msg}\nTry 'rawbpf --help'.\n"));
     ExitCode::from(2)
+}
+
+/// Writes to stderr, ignoring errors: unlike `eprintln!`, a closed or broken
+/// stderr must not turn a clean exit status into a panic.
+pub(crate) fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// A warning on stderr that does not change the outcome.
+pub(crate) fn warn(msg: &str) {
+    to_stderr(&format!("rawbpf: warning: {msg}\n"));
 }
 
 fn print(text: &str) -> Result<(), Failure> {
