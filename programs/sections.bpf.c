@@ -2,6 +2,12 @@
 /*
  * One trivial program per SEC() convention, to check that section names map
  * to the program and attach types libbpf gives them. Each returns 0 or 1.
+ *
+ * "tc/ingress" and "tcx/egress" are TCX sections (sched_cls, attach type
+ * BPF_TCX_INGRESS / BPF_TCX_EGRESS) that libbpf knows from 1.3 on; older
+ * libbpf (Debian bookworm's 1.1 bpftool) cannot guess their type and
+ * refuses the whole object. Plain "tc" and "classifier" are sched_cls with
+ * no attach type.
  */
 #include "rawbpf.h"
 

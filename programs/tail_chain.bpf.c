@@ -4,6 +4,8 @@
  * kernel stops it. At most 33 tail calls chain, so the program runs 34 times
  * per packet; it counts in skb->cb[0] (fresh per packet) and returns the
  * count, 34. total_steps (.bss) adds up every execution: 34 per run.
+ * (Kernels before 5.17 allowed 32 tail calls: 33.) BPF_PROG_TEST_RUN with
+ * repeat N reuses one skb, so cb[0] keeps counting: retval 34 * N.
  */
 #include "rawbpf.h"
 

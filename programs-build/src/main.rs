@@ -32,6 +32,10 @@ const BASE_FLAGS: &[&str] = &[
     "-fdebug-compilation-dir=.",
 ];
 
+/// The compiler the committed objects were built with: another clang version
+/// emits other bytes, so `--check` names both when it fails.
+const COMMITTED_WITH: &str = "Debian clang version 19.1.7";
+
 /// Extra builds of a source with other toolchain settings: (source stem,
 /// variant name, whether to emit BTF, -mcpu). Every source is also built as
 /// `NAME.bpf.o` with BTF and `-mcpu=v3`.
@@ -48,6 +52,8 @@ struct Build {
     mcpu: &'static str,
 }
 
+const USAGE: &str = "usage: programs-build [--check | --out DIR]";
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -58,6 +64,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Bad usage: exit status 2, as the rawbpf CLI does.
+fn usage(msg: &str) -> Result<ExitCode, String> {
+    eprintln!("programs-build: {msg}\n{USAGE}");
+    Ok(ExitCode::from(2))
+}
+
 fn run() -> Result<ExitCode, String> {
     let mut args = std::env::args_os().skip(1);
     let mut check = false;
@@ -65,13 +77,19 @@ fn run() -> Result<ExitCode, String> {
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--check") => check = true,
-            Some("--out") => out = Some(args.next().ok_or("--out needs a directory")?.into()),
+            Some("--out") => match args.next() {
+                Some(dir) => out = Some(dir.into()),
+                None => return usage("--out needs a directory"),
+            },
             Some("-h" | "--help") => {
-                println!("usage: programs-build [--check] [--out DIR]");
+                println!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
             }
-            _ => return Err(format!("unknown argument {arg:?} (try --help)")),
+            _ => return usage(&format!("unknown argument {arg:?}")),
         }
+    }
+    if check && out.is_some() {
+        return usage("--check builds into a temporary directory; it takes no --out");
     }
     let programs = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../programs")
@@ -97,12 +115,18 @@ fn run() -> Result<ExitCode, String> {
         tools.build(&programs, b, &tmp.0)?;
         let fresh = std::fs::read(tmp.0.join(&b.object)).map_err(|e| e.to_string())?;
         match std::fs::read(committed.join(&b.object)) {
-            Ok(old) if old == fresh => {}
-            Ok(_) => problems.push(format!(
-                "{}: differs from what {} compiles to",
-                b.object, b.source
-            )),
-            Err(_) => problems.push(format!("{}: missing (built from {})", b.object, b.source)),
+            Ok(old) if old == fresh => println!("match   {}", b.object),
+            Ok(_) => {
+                println!("DIFFERS {}", b.object);
+                problems.push(format!(
+                    "{}: differs from what {} compiles to",
+                    b.object, b.source
+                ))
+            }
+            Err(_) => {
+                println!("MISSING {}", b.object);
+                problems.push(format!("{}: missing (built from {})", b.object, b.source))
+            }
         }
     }
     let expected: Vec<&str> = builds.iter().map(|b| b.object.as_str()).collect();
@@ -125,7 +149,12 @@ fn run() -> Result<ExitCode, String> {
         for p in &problems {
             eprintln!("programs/obj/{p}");
         }
-        eprintln!("programs-build --check: {} problem(s); run `cargo run -p programs-build` and commit programs/obj/", problems.len());
+        eprintln!(
+            "programs-build --check: {} problem(s) with {}; run `cargo run -p programs-build` \
+             and commit programs/obj/ (the committed objects come from {COMMITTED_WITH})",
+            problems.len(),
+            tools.clang_version()
+        );
         Ok(ExitCode::FAILURE)
     }
 }
@@ -201,6 +230,19 @@ impl Tools {
         })
     }
 
+    /// The first line of `clang --version`, for messages.
+    fn clang_version(&self) -> String {
+        Command::new(&self.clang)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                text.lines().next().map(|l| l.trim().to_owned())
+            })
+            .unwrap_or_else(|| format!("{:?}", self.clang))
+    }
+
     fn build(&self, programs: &Path, b: &Build, out_dir: &Path) -> Result<(), String> {
         let out = out_dir.join(&b.object);
         let mut prefix_map = OsString::from("-ffile-prefix-map=");
@@ -242,6 +284,8 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> Result<TempDir, String> {
         let dir = std::env::temp_dir().join(format!("programs-build-{}", std::process::id()));
+        // A directory left by an earlier process with the same pid.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(TempDir(dir))
     }

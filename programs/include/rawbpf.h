@@ -74,7 +74,11 @@ static long (* const bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index
 static long (* const bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
 static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
-/* --- Program contexts (uapi layouts; offsets matter) --- */
+/*
+ * --- Program contexts (uapi layouts; offsets matter) ---
+ * __sk_buff stops at data_meta (offset 140); the kernel's goes on with
+ * flow_keys, tstamp, wire_len, gso_segs, sk, gso_size, tstamp_type, hwtstamp.
+ */
 struct __sk_buff {
 	__u32 len;
 	__u32 pkt_type;
@@ -119,8 +123,10 @@ struct pt_regs;
 /* --- Return codes --- */
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
+#define XDP_ABORTED 0
 #define XDP_DROP 1
 #define XDP_PASS 2
+#define XDP_TX 3
 
 /* --- Packet headers --- */
 #define ETH_HLEN 14
@@ -156,5 +162,7 @@ struct udphdr {
 /* Byte order: BPF here is little-endian (-target bpfel). */
 #define bpf_htons(x) ((__be16)__builtin_bswap16(x))
 #define bpf_ntohs(x) ((__u16)__builtin_bswap16(x))
+#define bpf_htonl(x) ((__be32)__builtin_bswap32(x))
+#define bpf_ntohl(x) ((__u32)__builtin_bswap32(x))
 
 #endif /* RAWBPF_H */
