@@ -67,10 +67,7 @@ impl Target {
             .join(priority.to_string())
     }
 
-    fn in_ns<T: Send>(
-        &self,
-        f: impl FnOnce() -> Result<T, AttachError> + Send,
-    ) -> Result<T, AttachError> {
+    fn in_ns<T>(&self, f: impl FnOnce() -> Result<T, AttachError>) -> Result<T, AttachError> {
         netns::run_in(self.netns.as_deref(), f)?
     }
 
@@ -283,7 +280,7 @@ pub fn attach(
             if created {
                 let _ = tc.delete_clsact(ifindex);
             }
-            return Err(match source.raw_os_error() {
+            return Err(match crate::netlink::errno(&source) {
                 Some(libc::EEXIST) => AttachError::AlreadyAttached {
                     dev: target.dev.clone(),
                     direction: target.direction.name(),

@@ -113,7 +113,7 @@ pub enum AttachError {
 }
 
 fn netlink_hint(e: &std::io::Error) -> &'static str {
-    match e.raw_os_error() {
+    match crate::netlink::errno(e) {
         Some(libc::EPERM) | Some(libc::EACCES) => " (needs root or CAP_NET_ADMIN)",
         _ => "",
     }

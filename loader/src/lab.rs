@@ -3,10 +3,9 @@
 //! addresses, and UDP between them. Dropping a [`Lab`] deletes both
 //! namespaces, and the veth pair with them.
 
+use crate::netlink::{flags, rtm, IfAddrMsg, IfInfoMsg, Request};
 use crate::netns::{self, NetnsError};
 use crate::tc::Tc;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::{LinkUnspec, LinkVeth};
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -33,12 +32,18 @@ fn io_err(action: &'static str) -> impl FnOnce(io::Error) -> LabError {
     move |source| LabError::Io { action, source }
 }
 
-fn nl_err(action: &'static str) -> impl FnOnce(rtnetlink::Error) -> LabError {
-    move |e| LabError::Io {
-        action,
-        source: io::Error::other(e.to_string()),
-    }
-}
+// Attribute numbers and flags (`linux/if_link.h`, `linux/veth.h`,
+// `linux/if_addr.h`).
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_F_NODAD: u8 = 0x02;
+const IFF_UP: u32 = 1;
 
 /// Sender side: namespace `a`, device `dev_a`, 10.199.0.1 / fd00:199::1.
 /// Receiver side: namespace `b`, device `dev_b`, 10.199.0.2 / fd00:199::2.
@@ -88,21 +93,8 @@ impl Lab {
             .map_err(io_err("opening the receiver's namespace"))?;
         netns::run_in(Some(&lab.ns_a), || -> Result<(), LabError> {
             let tc = Tc::new().map_err(io_err("opening netlink"))?;
-            let veth = LinkVeth::new(&lab.dev_a, &lab.dev_b).build();
-            tc.run(|h| async move { h.link().add(veth).execute().await })
-                .map_err(nl_err("creating the veth pair"))?;
-            let peer = tc
-                .ifindex(&lab.dev_b)
-                .map_err(io_err("finding the veth peer"))?
-                .unwrap_or(0);
-            let fd = ns_b.as_fd().as_raw_fd();
-            tc.run(|h| async move {
-                h.link()
-                    .set(LinkUnspec::new_with_index(peer).setns_by_fd(fd).build())
-                    .execute()
-                    .await
-            })
-            .map_err(nl_err("moving the veth peer"))?;
+            let req = veth_request(&lab.dev_a, &lab.dev_b, ns_b.as_fd().as_raw_fd());
+            tc.request(req).map_err(io_err("creating the veth pair"))?;
             configure(&tc, &lab.dev_a, ADDR_A, ADDR6_A)
         })??;
         netns::run_in(Some(&lab.ns_b), || -> Result<(), LabError> {
@@ -153,36 +145,63 @@ impl Drop for Lab {
     }
 }
 
+/// The `RTM_NEWLINK` request for a veth pair whose peer is made straight
+/// in the namespace `peer_ns_fd` refers to.
+fn veth_request(dev: &str, peer: &str, peer_ns_fd: i32) -> Request {
+    let mut req = Request::link(
+        rtm::NEWLINK,
+        flags::CREATE | flags::EXCL,
+        IfInfoMsg::default(),
+    );
+    req.attr_str(IFLA_IFNAME, dev)
+        .begin(IFLA_LINKINFO)
+        .attr_str(IFLA_INFO_KIND, "veth")
+        .begin(IFLA_INFO_DATA)
+        .begin_with_link(VETH_INFO_PEER, IfInfoMsg::default())
+        .attr_str(IFLA_IFNAME, peer)
+        .attr_u32(IFLA_NET_NS_FD, peer_ns_fd as u32);
+    req
+}
+
 /// Brings `lo` and `dev` up and gives `dev` its addresses (IPv6 without
 /// duplicate address detection, so it works at once).
 fn configure(tc: &Tc, dev: &str, v4: Ipv4Addr, v6: Ipv6Addr) -> Result<(), LabError> {
+    let mut index = 0;
     for name in ["lo", dev] {
-        let index = tc
+        index = tc
             .ifindex(name)
             .map_err(io_err("finding a device"))?
             .unwrap_or(0);
-        tc.run(|h| async move {
-            h.link()
-                .set(LinkUnspec::new_with_index(index).up().build())
-                .execute()
-                .await
-        })
-        .map_err(nl_err("bringing a device up"))?;
+        let up = IfInfoMsg {
+            index: index as i32,
+            flags: IFF_UP,
+            change: IFF_UP,
+            ..IfInfoMsg::default()
+        };
+        tc.request(Request::link(rtm::NEWLINK, 0, up))
+            .map_err(io_err("bringing a device up"))?;
     }
-    let index = tc
-        .ifindex(dev)
-        .map_err(io_err("finding the veth"))?
-        .unwrap_or(0);
-    tc.run(|h| async move { h.address().add(index, IpAddr::V4(v4), 24).execute().await })
-        .map_err(nl_err("adding the IPv4 address"))?;
-    tc.run(|h| async move {
-        let mut req = h.address().add(index, IpAddr::V6(v6), 64);
-        req.message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        req.execute().await
-    })
-    .map_err(nl_err("adding the IPv6 address"))
+    let header = IfAddrMsg {
+        family: libc::AF_INET as u8,
+        prefix_len: 24,
+        index,
+        ..IfAddrMsg::default()
+    };
+    let mut req = Request::addr(rtm::NEWADDR, flags::CREATE | flags::EXCL, header);
+    req.attr(IFA_LOCAL, &v4.octets())
+        .attr(IFA_ADDRESS, &v4.octets());
+    tc.request(req).map_err(io_err("adding the IPv4 address"))?;
+    let header = IfAddrMsg {
+        family: libc::AF_INET6 as u8,
+        prefix_len: 64,
+        flags: IFA_F_NODAD,
+        index,
+        ..IfAddrMsg::default()
+    };
+    let mut req = Request::addr(rtm::NEWADDR, flags::CREATE | flags::EXCL, header);
+    req.attr(IFA_ADDRESS, &v6.octets());
+    tc.request(req).map_err(io_err("adding the IPv6 address"))?;
+    Ok(())
 }
 
 /// The sending end.
@@ -244,5 +263,45 @@ impl Receiver {
         }
         self.v4.set_nonblocking(false).map_err(io_err("polling"))?;
         Ok(arrivals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
+    use netlink_packet_route::RouteNetlinkMessage;
+
+    /// netlink-packet-route (a dev-dependency) reads our bytes as a veth pair.
+    #[test]
+    fn veth_request_is_a_veth_pair() {
+        let bytes = veth_request("va", "vb", 11).wire();
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload else {
+            panic!("not a new link: {msg:?}");
+        };
+        assert!(link
+            .attributes
+            .contains(&LinkAttribute::IfName("va".into())));
+        let info = link
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::LinkInfo(i) => Some(i.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(info[0], LinkInfo::Kind(InfoKind::Veth));
+        let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = &info[1] else {
+            panic!("no veth peer: {info:?}");
+        };
+        assert_eq!(
+            peer.attributes,
+            vec![
+                LinkAttribute::IfName("vb".into()),
+                LinkAttribute::NetNsFd(11)
+            ]
+        );
     }
 }

@@ -28,6 +28,7 @@ pub mod attach;
 pub mod error;
 pub mod lab;
 pub mod load;
+pub mod netlink;
 pub mod netns;
 pub mod obj;
 pub mod packet;

@@ -13,7 +13,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `enum bpf_cmd` values used here.
 mod cmd {
@@ -697,16 +697,20 @@ pub fn umount_detach(path: &CStr) -> io::Result<()> {
     Ok(())
 }
 
-/// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
-pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a valid c_int for the call's duration and its size is passed.
+/// Sets an int socket option.
+fn set_sockopt_int(
+    sock: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int for the call's duration and its size is passed.
     let ret = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_RECVTOS,
-            &on as *const libc::c_int as *const libc::c_void,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -714,6 +718,73 @@ pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
+pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
+    set_sockopt_int(sock, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
+}
+
+/// Opens a `NETLINK_ROUTE` socket in the calling thread's network namespace
+/// (it stays there, whichever thread uses it later). Errors come back with
+/// the kernel's extended-ack text, and without a copy of the request.
+pub fn netlink_route_socket() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers; on success the kernel returns a new fd we own.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Both options are best effort: kernels before 4.12 lack them, and
+    // errors then just carry no text.
+    let _ = set_sockopt_int(fd.as_fd(), libc::SOL_NETLINK, libc::NETLINK_EXT_ACK, 1);
+    let _ = set_sockopt_int(fd.as_fd(), libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, 1);
+    Ok(fd)
+}
+
+/// Sends one datagram (a netlink request) on a connected or netlink socket.
+pub fn send(sock: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is readable for its length for the call's duration.
+        let n = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one datagram into `buf`; returns its full length, which is more
+/// than `buf.len()` when it was cut (`MSG_TRUNC`).
+pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is writable for its length; the kernel writes at most that.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Receives one datagram into `buf`; returns its length and, if the socket

@@ -1,20 +1,10 @@
 //! Traffic control over rtnetlink: the `clsact` qdisc and direct-action
-//! `cls_bpf` filters. Messages are built from netlink-packet-route's types
-//! and sent through rtnetlink's `Handle::request` on a current-thread tokio
-//! runtime (rtnetlink 0.24's builders have no clsact kind or cls_bpf option).
+//! `cls_bpf` filters, as tc and libbpf make them (see [`crate::netlink`]).
 //!
 //! A [`Tc`] talks to the network namespace it was created in.
 
-use futures_util::StreamExt;
-use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST,
-};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::packet_route::tc::{
-    TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
-};
-use rtnetlink::packet_route::RouteNetlinkMessage;
+use crate::netlink::{self, flags, rtm, Attrs, IfInfoMsg, Request, Socket, TcMsg};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -73,125 +63,95 @@ pub struct BpfFilter {
     pub direct_action: bool,
 }
 
-/// An rtnetlink connection in the current network namespace.
+/// An rtnetlink socket in one network namespace.
 pub struct Tc {
-    rt: tokio::runtime::Runtime,
-    handle: rtnetlink::Handle,
+    sock: RefCell<Socket>,
 }
 
-fn errno_of(e: &rtnetlink::packet_core::ErrorMessage) -> io::Error {
-    match e.code {
-        Some(code) => io::Error::from_raw_os_error(-code.get()),
-        None => io::Error::other("netlink error without a code"),
-    }
-}
+/// Attribute numbers (`linux/rtnetlink.h`, `linux/if_link.h`, `linux/pkt_cls.h`).
+const IFLA_IFNAME: u16 = 3;
+const TCA_KIND: u16 = 1;
+const TCA_OPTIONS: u16 = 2;
+const TCA_BPF_FD: u16 = 6;
+const TCA_BPF_NAME: u16 = 7;
+const TCA_BPF_FLAGS: u16 = 8;
+const TCA_BPF_TAG: u16 = 10;
+const TCA_BPF_ID: u16 = 11;
+const TCA_BPF_FLAG_ACT_DIRECT: u32 = 1;
 
 impl Tc {
     /// Opens a netlink socket in the calling thread's network namespace.
     pub fn new() -> io::Result<Tc> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()?;
-        let (conn, handle, _) = rt.block_on(async { rtnetlink::new_connection() })?;
-        rt.spawn(conn);
-        Ok(Tc { rt, handle })
-    }
-
-    /// Runs an rtnetlink request future (from the crate's builders) to completion.
-    pub(crate) fn run<F: std::future::Future>(
-        &self,
-        f: impl FnOnce(rtnetlink::Handle) -> F,
-    ) -> F::Output {
-        self.rt.block_on(f(self.handle.clone()))
-    }
-
-    /// Sends one request and collects the replies, turning a netlink error
-    /// into its errno.
-    fn request(
-        &self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
-        let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | flags;
-        let mut handle = self.handle.clone();
-        self.rt.block_on(async move {
-            let mut replies = handle
-                .request(req)
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            let mut out = Vec::new();
-            while let Some(m) = replies.next().await {
-                match m.payload {
-                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(errno_of(&e)),
-                    NetlinkPayload::InnerMessage(inner) => out.push(inner),
-                    _ => {}
-                }
-            }
-            Ok(out)
+        Ok(Tc {
+            sock: RefCell::new(Socket::open()?),
         })
+    }
+
+    /// Sends any request on this namespace's socket (see [`Socket::request`]).
+    pub(crate) fn request(&self, req: Request) -> io::Result<Vec<netlink::Reply>> {
+        self.sock.borrow_mut().request(req)
     }
 
     /// The index of a network device; `None` if there is none of that name.
     pub fn ifindex(&self, name: &str) -> io::Result<Option<u32>> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                _ => None,
-            })),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+        let mut req = Request::link(rtm::GETLINK, 0, IfInfoMsg::default());
+        req.attr_str(IFLA_IFNAME, name);
+        match self.request(req) {
+            Ok(replies) => Ok(replies
+                .iter()
+                .filter(|r| r.kind == rtm::NEWLINK)
+                .find_map(|r| r.link())
+                .map(|(h, _)| h.index as u32)),
+            Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Names and indices of every device.
     pub fn devices(&self) -> io::Result<Vec<(u32, String)>> {
-        let replies = self.request(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_DUMP,
-        )?;
+        let replies = self.request(Request::link(
+            rtm::GETLINK,
+            flags::DUMP,
+            IfInfoMsg::default(),
+        ))?;
         Ok(replies
-            .into_iter()
-            .filter_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => {
-                    let name = l.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::IfName(n) => Some(n.clone()),
-                        _ => None,
-                    })?;
-                    Some((l.header.index, name))
-                }
-                _ => None,
+            .iter()
+            .filter(|r| r.kind == rtm::NEWLINK)
+            .filter_map(|r| {
+                let (h, attrs) = r.link()?;
+                Some((h.index as u32, attrs.string(IFLA_IFNAME)?))
             })
             .collect())
     }
 
-    fn clsact_message(ifindex: u32) -> TcMessage {
-        let mut msg = TcMessage::default();
-        msg.header.index = ifindex as i32;
-        msg.header.parent = TcHandle::from(TC_H_CLSACT);
-        msg.header.handle = TcHandle::from(CLSACT_HANDLE);
-        msg.attributes.push(TcAttribute::Kind("clsact".into()));
-        msg
+    fn clsact(kind: u16, flags: u16, ifindex: u32) -> Request {
+        let mut req = Request::tc(
+            kind,
+            flags,
+            TcMsg {
+                ifindex: ifindex as i32,
+                parent: TC_H_CLSACT,
+                handle: CLSACT_HANDLE,
+                ..TcMsg::default()
+            },
+        );
+        req.attr_str(TCA_KIND, "clsact");
+        req
     }
 
     /// Adds a clsact qdisc unless the device has one; says whether it added it.
     pub fn ensure_clsact(&self, ifindex: u32) -> io::Result<bool> {
-        let msg = Self::clsact_message(ifindex);
-        match self.request(
-            RouteNetlinkMessage::NewQueueDiscipline(msg),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        ) {
+        let req = Self::clsact(rtm::NEWQDISC, flags::CREATE | flags::EXCL, ifindex);
+        match self.request(req) {
             Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(e) if netlink::errno(&e) == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     /// Removes the device's clsact qdisc (and every filter on it).
     pub fn delete_clsact(&self, ifindex: u32) -> io::Result<()> {
-        let msg = Self::clsact_message(ifindex);
-        self.request(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
+        self.request(Self::clsact(rtm::DELQDISC, 0, ifindex))
             .map(drop)
     }
 
@@ -207,23 +167,15 @@ impl Tc {
         name: &str,
         replace: bool,
     ) -> io::Result<()> {
-        let mut msg = TcMessage::default();
-        msg.header.index = ifindex as i32;
-        msg.header.parent = TcHandle::from(direction.parent());
-        msg.header.handle = TcHandle::from(1);
-        msg.header.info = (u32::from(priority) << 16) | u32::from(ETH_P_ALL.to_be());
-        msg.attributes.push(TcAttribute::Kind("bpf".into()));
-        msg.attributes.push(TcAttribute::Options(vec![
-            TcOption::Bpf(TcFilterBpfOption::ProgFd(prog.as_raw_fd() as u32)),
-            TcOption::Bpf(TcFilterBpfOption::ProgName(name.to_owned())),
-            TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
-        ]));
-        let mode = if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
-        self.request(
-            RouteNetlinkMessage::NewTrafficFilter(msg),
-            NLM_F_ACK | NLM_F_CREATE | mode,
-        )
-        .map(drop)
+        let req = filter_request(
+            ifindex,
+            direction,
+            priority,
+            prog.as_raw_fd(),
+            name,
+            replace,
+        );
+        self.request(req).map(drop)
     }
 
     /// Deletes the filters at `priority`; `Ok(false)` if there were none.
@@ -233,13 +185,19 @@ impl Tc {
         direction: Direction,
         priority: u16,
     ) -> io::Result<bool> {
-        let mut msg = TcMessage::default();
-        msg.header.index = ifindex as i32;
-        msg.header.parent = TcHandle::from(direction.parent());
-        msg.header.info = u32::from(priority) << 16;
-        match self.request(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK) {
+        let req = Request::tc(
+            rtm::DELTFILTER,
+            0,
+            TcMsg {
+                ifindex: ifindex as i32,
+                parent: direction.parent(),
+                info: u32::from(priority) << 16,
+                ..TcMsg::default()
+            },
+        );
+        match self.request(req) {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
+            Err(e) if matches!(netlink::errno(&e), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -252,71 +210,192 @@ impl Tc {
         ifindex: u32,
         direction: Direction,
     ) -> io::Result<Vec<(u16, String, Option<BpfFilter>)>> {
-        let mut msg = TcMessage::default();
-        msg.header.index = ifindex as i32;
-        msg.header.parent = TcHandle::from(direction.parent());
-        let replies = match self.request(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP) {
+        let req = Request::tc(
+            rtm::GETTFILTER,
+            flags::DUMP,
+            TcMsg {
+                ifindex: ifindex as i32,
+                parent: direction.parent(),
+                ..TcMsg::default()
+            },
+        );
+        let replies = match self.request(req) {
             Ok(r) => r,
             // No clsact qdisc: no filters.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
+            Err(e) if matches!(netlink::errno(&e), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
                 return Ok(Vec::new())
             }
             Err(e) => return Err(e),
         };
         let mut out = Vec::new();
-        for r in replies {
-            let RouteNetlinkMessage::NewTrafficFilter(m) = r else {
+        for r in replies.iter().filter(|r| r.kind == rtm::NEWTFILTER) {
+            let Some((header, attrs)) = r.tc() else {
                 continue;
             };
-            let priority = (m.header.info >> 16) as u16;
-            let kind = m
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    TcAttribute::Kind(k) => Some(k.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            let options: Vec<&TcFilterBpfOption> = m
-                .attributes
-                .iter()
-                .filter_map(|a| match a {
-                    TcAttribute::Options(o) => Some(o),
-                    _ => None,
-                })
-                .flatten()
-                .filter_map(|o| match o {
-                    TcOption::Bpf(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
+            let priority = (header.info >> 16) as u16;
+            let kind = attrs.string(TCA_KIND).unwrap_or_default();
+            let options = attrs.nested(TCA_OPTIONS);
             // The dump lists the priority's chain head too, without options.
-            if kind == "bpf" && options.is_empty() {
+            if kind == "bpf" && options.is_none_or(|o| o.0.is_empty()) {
                 continue;
             }
-            let mut bpf = BpfFilter {
-                ifindex,
-                direction,
-                priority,
-                handle: u32::from(m.header.handle),
-                name: String::new(),
-                prog_id: 0,
-                tag: [0; 8],
-                direct_action: false,
-            };
-            for o in options {
-                match o {
-                    TcFilterBpfOption::ProgName(n) => bpf.name = n.clone(),
-                    TcFilterBpfOption::ProgId(id) => bpf.prog_id = *id,
-                    TcFilterBpfOption::ProgTag(t) => bpf.tag = *t,
-                    TcFilterBpfOption::Flags(f) => {
-                        bpf.direct_action = f.contains(TcBpfFlags::DirectAction)
-                    }
-                    _ => {}
-                }
-            }
-            out.push((priority, kind.clone(), (kind == "bpf").then_some(bpf)));
+            let bpf =
+                (kind == "bpf").then(|| bpf_filter(ifindex, direction, priority, &header, options));
+            out.push((priority, kind, bpf));
         }
         Ok(out)
+    }
+}
+
+/// The `RTM_NEWTFILTER` request for a direct-action bpf filter.
+fn filter_request(
+    ifindex: u32,
+    direction: Direction,
+    priority: u16,
+    prog_fd: i32,
+    name: &str,
+    replace: bool,
+) -> Request {
+    let mode = if replace { flags::REPLACE } else { flags::EXCL };
+    let mut req = Request::tc(
+        rtm::NEWTFILTER,
+        flags::CREATE | mode,
+        TcMsg {
+            ifindex: ifindex as i32,
+            parent: direction.parent(),
+            handle: 1,
+            info: (u32::from(priority) << 16) | u32::from(ETH_P_ALL.to_be()),
+            ..TcMsg::default()
+        },
+    );
+    req.attr_str(TCA_KIND, "bpf")
+        .begin(TCA_OPTIONS)
+        .attr_u32(TCA_BPF_FD, prog_fd as u32)
+        .attr_str(TCA_BPF_NAME, name)
+        .attr_u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)
+        .end();
+    req
+}
+
+fn bpf_filter(
+    ifindex: u32,
+    direction: Direction,
+    priority: u16,
+    header: &TcMsg,
+    options: Option<Attrs<'_>>,
+) -> BpfFilter {
+    let options = options.unwrap_or(Attrs(&[]));
+    let mut tag = [0; 8];
+    if let Some(t) = options.get(TCA_BPF_TAG).and_then(|t| t.get(..8)) {
+        tag.copy_from_slice(t);
+    }
+    BpfFilter {
+        ifindex,
+        direction,
+        priority,
+        handle: header.handle,
+        name: options.string(TCA_BPF_NAME).unwrap_or_default(),
+        prog_id: options.u32(TCA_BPF_ID).unwrap_or(0),
+        tag,
+        direct_action: options
+            .u32(TCA_BPF_FLAGS)
+            .is_some_and(|f| f & TCA_BPF_FLAG_ACT_DIRECT != 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The bytes we send, read back by netlink-packet-route (a dev-dependency
+    //! only), and its bytes read by us.
+    use super::*;
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::tc::{
+        TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
+    };
+    use netlink_packet_route::RouteNetlinkMessage;
+
+    fn parse(mut req: Request) -> (u16, TcMessage) {
+        let bytes = req.wire();
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+        let flags = msg.header.flags;
+        match msg.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewTrafficFilter(m))
+            | NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(m)) => {
+                (flags, m)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn filter_request_is_what_tc_sends() {
+        let (flags, m) = parse(filter_request(7, Direction::Egress, 3, 42, "o:[p]", false));
+        assert_eq!(flags, 0x01 | 0x400 | 0x200);
+        assert_eq!(m.header.index, 7);
+        assert_eq!(m.header.parent, TcHandle::from(0xFFFF_FFF3));
+        assert_eq!(m.header.info, (3 << 16) | u32::from(0x0003u16.to_be()));
+        assert!(m.attributes.contains(&TcAttribute::Kind("bpf".into())));
+        let options = m.attributes.iter().find_map(|a| match a {
+            TcAttribute::Options(o) => Some(o.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            options.unwrap(),
+            vec![
+                TcOption::Bpf(TcFilterBpfOption::ProgFd(42)),
+                TcOption::Bpf(TcFilterBpfOption::ProgName("o:[p]".into())),
+                TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+            ]
+        );
+        let (flags, _) = parse(filter_request(7, Direction::Egress, 3, 42, "o", true));
+        assert_eq!(flags, 0x01 | 0x400 | 0x100);
+    }
+
+    #[test]
+    fn clsact_request_is_what_tc_sends() {
+        let (_, m) = parse(Tc::clsact(rtm::NEWQDISC, flags::CREATE, 5));
+        assert_eq!(m.header.index, 5);
+        assert_eq!(m.header.parent, TcHandle::from(TC_H_CLSACT));
+        assert_eq!(m.header.handle, TcHandle::from(0xFFFF_0000));
+        assert_eq!(m.attributes, vec![TcAttribute::Kind("clsact".into())]);
+    }
+
+    #[test]
+    fn filter_dump_replies_are_read() {
+        use netlink_packet_core::Emitable;
+        let mut m = TcMessage::default();
+        m.header.index = 9;
+        m.header.parent = TcHandle::from(0xFFFF_FFF2);
+        m.header.handle = TcHandle::from(1);
+        m.header.info = 5 << 16;
+        m.attributes.push(TcAttribute::Kind("bpf".into()));
+        m.attributes.push(TcAttribute::Options(vec![
+            TcOption::Bpf(TcFilterBpfOption::ProgName("x.o:[mark]".into())),
+            TcOption::Bpf(TcFilterBpfOption::ProgId(77)),
+            TcOption::Bpf(TcFilterBpfOption::ProgTag([1, 2, 3, 4, 5, 6, 7, 8])),
+            TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+        ]));
+        let mut payload = vec![0; m.buffer_len()];
+        m.emit(&mut payload);
+        let reply = netlink::Reply {
+            kind: rtm::NEWTFILTER,
+            payload,
+        };
+        let (header, attrs) = reply.tc().unwrap();
+        assert_eq!(attrs.string(TCA_KIND).as_deref(), Some("bpf"));
+        let f = bpf_filter(9, Direction::Ingress, 5, &header, attrs.nested(TCA_OPTIONS));
+        assert_eq!(
+            f,
+            BpfFilter {
+                ifindex: 9,
+                direction: Direction::Ingress,
+                priority: 5,
+                handle: 1,
+                name: "x.o:[mark]".into(),
+                prog_id: 77,
+                tag: [1, 2, 3, 4, 5, 6, 7, 8],
+                direct_action: true,
+            }
+        );
     }
 }
