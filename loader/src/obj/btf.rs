@@ -111,6 +111,19 @@ pub enum BtfError {
         /// The limit.
         max: usize,
     },
+    /// Types that lead back to themselves through pointers, typedefs,
+    /// modifiers, arrays or variables, never reaching a concrete type (the
+    /// kernel rejects such BTF: "Loop detected"). Found when parsing, so no
+    /// later walk has to guard against it.
+    #[error("BTF type {id} ({kind}) refers back to itself: {path} (a loop of pointers, typedefs, modifiers or arrays that reaches no concrete type)")]
+    Cycle {
+        /// The first type of the loop met (the lowest id on it).
+        id: u32,
+        /// Its kind.
+        kind: &'static str,
+        /// The loop, as ids: "8 -> 7 -> 8".
+        path: String,
+    },
     /// A size asked of a type that has none.
     #[error("BTF type {id} ({kind}) has no size")]
     NoSize {
@@ -515,6 +528,79 @@ impl Btf {
                     });
                 }
             }
+        }
+        self.check_chains()
+    }
+
+    /// Rejects loops of pointers, typedefs, modifiers, arrays and variables
+    /// (`typedef a a;`, a pointer to itself, ...). Each type is visited once:
+    /// a walk follows the one type each of these kinds refers to and stops
+    /// at any other kind (a struct may hold a pointer to itself: the walk from
+    /// the pointer stops at the struct), at a type already known to end, or
+    /// at a type on its own path, which is a loop. References are already
+    /// checked to be in range.
+    fn check_chains(&self) -> Result<(), BtfError> {
+        fn next(t: &BtfType) -> Option<u32> {
+            use BtfKind::*;
+            match (t.kind, &t.data) {
+                (Array, BtfTypeData::Array { elem_type, .. }) => Some(*elem_type),
+                (Ptr | Var | Typedef | Volatile | Const | Restrict | TypeTag, _) => {
+                    Some(t.size_or_type)
+                }
+                _ => None,
+            }
+        }
+        const NEW: u8 = 0;
+        const ON_PATH: u8 = 1;
+        const ENDS: u8 = 2;
+        let mut state = vec![NEW; self.types.len()];
+        let mut path: Vec<usize> = Vec::new();
+        for start in 0..self.types.len() {
+            let mut cur = start;
+            let looped = loop {
+                match state[cur] {
+                    ENDS => break false,
+                    ON_PATH => break true,
+                    _ => {}
+                }
+                state[cur] = ON_PATH;
+                path.push(cur);
+                match next(&self.types[cur]) {
+                    Some(n) => cur = n as usize,
+                    None => break false,
+                }
+            };
+            if looped {
+                let from = path.iter().position(|&p| p == cur).unwrap_or(0);
+                let ring = &path[from..];
+                let first = ring.iter().copied().min().unwrap_or(cur);
+                let at = ring.iter().position(|&p| p == first).unwrap_or(0);
+                // The loop from its lowest id round to it again, at most 8 steps shown.
+                let ids: Vec<String> = ring[at..]
+                    .iter()
+                    .chain(&ring[..at])
+                    .chain(std::iter::once(&first))
+                    .map(|id| id.to_string())
+                    .collect();
+                let path = if ids.len() > 9 {
+                    format!(
+                        "{} -> ... ({} types) -> {first}",
+                        ids[..8].join(" -> "),
+                        ring.len()
+                    )
+                } else {
+                    ids.join(" -> ")
+                };
+                return Err(BtfError::Cycle {
+                    id: first as u32,
+                    kind: self.types[first].kind.name(),
+                    path,
+                });
+            }
+            for &p in &path {
+                state[p] = ENDS;
+            }
+            path.clear();
         }
         Ok(())
     }
@@ -946,7 +1032,8 @@ pub(crate) mod tests {
         }
     }
 
-    /// [1] int, [2] int (*)[7], [3] struct { x: int; }, [4] typedef -> 5, [5] typedef -> 4.
+    /// [1] int, [2] int (*)[7], [3] struct { x: int; }, [4] typedef a -> 5,
+    /// [5] typedef a -> 1.
     fn sample() -> Builder {
         let mut b = Builder::new();
         let int = b.s("int");
@@ -957,9 +1044,18 @@ pub(crate) mod tests {
         b.t(st, BtfKind::Struct, 1, 4, &[x, 1, 0]); // 3
         let a = b.s("a");
         b.t(a, BtfKind::Typedef, 0, 5, &[]); // 4
-        b.t(a, BtfKind::Typedef, 0, 4, &[]); // 5
+        b.t(a, BtfKind::Typedef, 0, 1, &[]); // 5
         b.t(0, BtfKind::Array, 0, 0, &[1, 1, 7]); // 6
         b
+    }
+
+    /// `sample` with [5] typedef -> 4: a loop of two typedefs.
+    fn sample_with_loop() -> Vec<u8> {
+        let mut b = sample();
+        // Type 5's size_or_type: after 1 (16 bytes), 2 (12), 3 (24), 4 (12).
+        let at = 16 + 12 + 24 + 12 + 8;
+        b.types[at..at + 4].copy_from_slice(&4u32.to_le_bytes());
+        b.build()
     }
 
     #[test]
@@ -987,13 +1083,61 @@ pub(crate) mod tests {
 
     #[test]
     fn typedef_loop_is_an_error() {
-        let btf = Btf::parse(&sample().build()).unwrap();
-        let e = btf.strip_modifiers(4).unwrap_err();
+        assert_eq!(
+            Btf::parse(&sample_with_loop()).unwrap_err().to_string(),
+            "BTF type 4 (TYPEDEF) refers back to itself: 4 -> 5 -> 4 (a loop of pointers, typedefs, modifiers or arrays that reaches no concrete type)"
+        );
+        // A loop made after parsing (add_type does not check) still ends the walks.
+        let mut btf = Btf::parse(&sample().build()).unwrap();
+        let a = btf.add_string("b");
+        let looped = btf.add_type(BtfType {
+            name_off: a,
+            kind: BtfKind::Typedef,
+            kind_flag: false,
+            vlen_extra: 0,
+            size_or_type: btf.len(),
+            data: BtfTypeData::None,
+        });
+        let e = btf.strip_modifiers(looped).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "BTF type 4: modifier chain loops or is deeper than 32"
+            "BTF type 7: modifier chain loops or is deeper than 32"
         );
-        assert!(btf.resolve_size(5).is_err());
+        assert!(btf.resolve_size(looped).is_err());
+    }
+
+    #[test]
+    fn pointer_and_array_loops_are_errors() {
+        let mut b = Builder::new();
+        b.t(0, BtfKind::Ptr, 0, 1, &[]); // 1 -> 1
+        assert_eq!(
+            Btf::parse(&b.build()).unwrap_err().to_string(),
+            "BTF type 1 (PTR) refers back to itself: 1 -> 1 (a loop of pointers, typedefs, modifiers or arrays that reaches no concrete type)"
+        );
+        let mut b = Builder::new();
+        let int = b.s("int");
+        b.t(int, BtfKind::Int, 0, 4, &[(1 << 24) | 32]); // 1
+        b.t(0, BtfKind::Const, 0, 3, &[]); // 2 -> 3
+        b.t(0, BtfKind::Array, 0, 0, &[2, 1, 4]); // 3: const 3[4]
+        assert_eq!(
+            Btf::parse(&b.build()).unwrap_err().to_string(),
+            "BTF type 2 (CONST) refers back to itself: 2 -> 3 -> 2 (a loop of pointers, typedefs, modifiers or arrays that reaches no concrete type)"
+        );
+        // A long loop is shown shortened.
+        let mut b = Builder::new();
+        for id in 1..=20 {
+            b.t(0, BtfKind::Ptr, 0, id % 20 + 1, &[]);
+        }
+        assert_eq!(
+            Btf::parse(&b.build()).unwrap_err().to_string(),
+            "BTF type 1 (PTR) refers back to itself: 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> ... (20 types) -> 1 (a loop of pointers, typedefs, modifiers or arrays that reaches no concrete type)"
+        );
+        // A struct holding a pointer to itself is no loop.
+        let mut b = Builder::new();
+        let next = b.s("next");
+        b.t(0, BtfKind::Struct, 1, 8, &[next, 2, 0]); // 1 { 2 next; }
+        b.t(0, BtfKind::Ptr, 0, 1, &[]); // 2 -> 1
+        assert!(Btf::parse(&b.build()).is_ok());
     }
 
     #[test]
