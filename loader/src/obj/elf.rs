@@ -136,6 +136,14 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, ParseError> {
 /// section's bytes are in the file and that no two sections overlap.
 pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
     check_ident(data)?;
+    if (data.len() as u64) < EHDR_SIZE {
+        return Err(ParseError::Truncated {
+            what: "the ELF header",
+            start: 0,
+            end: EHDR_SIZE,
+            file_len: data.len(),
+        });
+    }
     let header = elf::FileHeader64::<LE>::parse(data)?;
     let endian = header.endian()?;
     let machine = header.e_machine(endian).0;
@@ -165,7 +173,13 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
 
     let mut sections = Vec::with_capacity(table.len());
     for (index, sh) in table.iter().enumerate() {
-        let name = utf8(table.section_name(endian, sh)?, "a section name")?;
+        let name = table.section_name(endian, sh).map_err(|_| {
+            ParseError::Elf(format!(
+                "section #{index}: name offset {} is outside the section name string table",
+                sh.sh_name(endian)
+            ))
+        })?;
+        let name = utf8(name, "a section name")?;
         let sh_type = sh.sh_type(endian).0;
         let (offset, size) = (sh.sh_offset(endian), sh.sh_size(endian));
         let bytes = if sh_type == elf::SHT_NOBITS.0 || sh_type == elf::SHT_NULL.0 {
@@ -202,8 +216,14 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
     {
         let strings = symtab.strings();
         symbols.reserve(symtab.len());
-        for sym in symtab.iter() {
-            let name = utf8(sym.name(endian, strings)?, "a symbol name")?;
+        for (index, sym) in symtab.iter().enumerate() {
+            let name = sym.name(endian, strings).map_err(|_| {
+                ParseError::Elf(format!(
+                    "symbol #{index}: name offset {} is outside the symbol string table",
+                    sym.st_name(endian)
+                ))
+            })?;
+            let name = utf8(name, "a symbol name")?;
             let shndx = sym.st_shndx(endian);
             symbols.push(Symbol {
                 name,
