@@ -9,6 +9,7 @@ use crate::error::ParseError;
 use object::elf;
 use object::read::elf::{FileHeader, Rel as _, SectionHeader as _, Sym as _};
 use object::LittleEndian as LE;
+use std::collections::HashMap;
 
 /// `EM_BPF`.
 const EM_BPF: u16 = 247;
@@ -323,8 +324,21 @@ fn fix_datasecs(btf: &mut Btf, elf: &Elf<'_>) -> Result<(), ParseError> {
         .filter(|(_, t)| t.kind == BtfKind::Datasec)
         .map(|(id, _)| id)
         .collect();
+    // Sections by name and symbols by (section, name), the first of each
+    // as a linear search finds it, built once: the work is datasecs +
+    // variables + symbols, not products of them.
+    let mut sections: HashMap<&str, &Section<'_>> = HashMap::new();
+    for section in elf.sections.iter().rev() {
+        sections.insert(section.name, section);
+    }
+    let mut symbols: HashMap<(usize, &str), u64> = HashMap::new();
+    for sym in elf.symbols.iter().rev().filter(|s| !s.is_section()) {
+        if let Some(section) = sym.section {
+            symbols.insert((section, sym.name), sym.value);
+        }
+    }
     for id in datasecs {
-        let Some(section) = elf.section_by_name(btf.type_name(id)?) else {
+        let Some(&section) = sections.get(btf.type_name(id)?) else {
             continue;
         };
         let index = section.index;
@@ -337,11 +351,8 @@ fn fix_datasecs(btf: &mut Btf, elf: &Elf<'_>) -> Result<(), ParseError> {
         let mut vars = vars.clone();
         for var in &mut vars {
             let name = btf.type_name(var.type_id)?;
-            if let Some(sym) = elf
-                .symbols_in(index)
-                .find(|s| s.name == name && !s.is_section())
-            {
-                var.offset = u32::try_from(sym.value).unwrap_or(u32::MAX);
+            if let Some(&value) = symbols.get(&(index, name)) {
+                var.offset = u32::try_from(value).unwrap_or(u32::MAX);
             }
         }
         vars.sort_by_key(|v| v.offset);

@@ -6,6 +6,7 @@
 use super::btf_ext::{FuncInfo, LineInfo};
 use super::{FunctionSpec, ObjectSpec, ProgramSpec, RelocTarget};
 use crate::uapi::{insn, Insn};
+use std::collections::HashMap;
 
 /// An instruction that must be given a map's fd before loading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,14 @@ impl ProgramSpec {
             program: self.name().to_owned(),
             reason,
         };
+        // Names to subprograms and to start offsets, so linking is linear in
+        // what is linked, not subprograms × relocations.
+        let subprograms: HashMap<&str, &FunctionSpec> = spec
+            .subprograms
+            .iter()
+            .rev() // the first of a name wins, as a linear search would
+            .map(|f| (f.name.as_str(), f))
+            .collect();
         let mut layout: Vec<(&FunctionSpec, usize)> = vec![(&self.function, 0)];
         let mut linked = LinkedProgram {
             insns: self.function.insns.clone(),
@@ -58,8 +67,8 @@ impl ProgramSpec {
             map_refs: Vec::new(),
         };
         for name in &self.subprograms {
-            let sub = spec
-                .subprogram(name)
+            let sub = *subprograms
+                .get(name.as_str())
                 .ok_or_else(|| err(format!("needs subprogram {name}, which the object lacks")))?;
             let start = linked.insns.len();
             let shift = |off: u32| off + start as u32;
@@ -78,7 +87,11 @@ impl ProgramSpec {
                 }));
             layout.push((sub, start));
         }
-        let start_of = |name: &str| layout.iter().find(|(f, _)| f.name == name).map(|&(_, s)| s);
+        let mut starts: HashMap<&str, usize> = HashMap::new();
+        for &(f, start) in layout.iter().rev() {
+            starts.insert(f.name.as_str(), start); // the first of a name wins
+        }
+        let start_of = |name: &str| starts.get(name).copied();
         for &(f, start) in &layout {
             for r in &f.relocations {
                 let at = start + r.insn;

@@ -440,10 +440,17 @@ fn values_relocations(
                 maps.specs[i].max_entries
             )));
         }
-        let slots = &mut maps.specs[i].initial_slots;
-        slots.retain(|s| s.index != index);
-        slots.push(InitialSlot { index, target });
-        slots.sort_by_key(|s| s.index);
+        maps.specs[i]
+            .initial_slots
+            .push(InitialSlot { index, target });
+    }
+    // Sorted by index, the last relocation for an index winning: once per
+    // map here, not a search and a sort per relocation.
+    for spec in &mut maps.specs {
+        let slots = &mut spec.initial_slots;
+        slots.reverse();
+        slots.sort_by_key(|s| s.index); // stable: the last written comes first
+        slots.dedup_by_key(|s| s.index);
     }
     Ok(())
 }

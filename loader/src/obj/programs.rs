@@ -10,7 +10,7 @@ use crate::uapi::{
     insn::SIZE as INSN_SIZE, AttachType as A, Insn, ProgramType as P, BPF_F_SLEEPABLE,
     BPF_F_XDP_HAS_FRAGS,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// One row of the section-name table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,24 +386,45 @@ pub(super) struct Function {
 /// Every function of every code section, in file order.
 pub(super) struct Functions {
     pub list: Vec<Function>,
+    /// (section index, first instruction, index in `list`), sorted: the
+    /// look-ups below are binary searches, so that resolving every
+    /// relocation and call is not functions × relocations.
+    by_start: Vec<(usize, usize, usize)>,
 }
 
 impl Functions {
+    fn new(list: Vec<Function>) -> Functions {
+        let mut by_start: Vec<(usize, usize, usize)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.section_index, f.spec.section_offset, i))
+            .collect();
+        by_start.sort_unstable();
+        Functions { list, by_start }
+    }
+
     /// The function of `section_index` that contains instruction `insn`
-    /// (an index within the section).
+    /// (an index within the section). Functions of a section do not overlap
+    /// (`collect_functions` checks), so only the last one starting at or
+    /// before `insn` can.
     pub fn containing(&self, section_index: usize, insn: usize) -> Option<usize> {
-        self.list.iter().position(|f| {
-            f.section_index == section_index
-                && insn >= f.spec.section_offset
-                && insn < f.spec.section_offset + f.spec.insns.len()
-        })
+        let after = self
+            .by_start
+            .partition_point(|&(s, start, _)| (s, start) <= (section_index, insn));
+        let &(s, _, i) = self.by_start.get(after.checked_sub(1)?)?;
+        let f = &self.list[i];
+        (s == section_index && insn < f.spec.section_offset + f.spec.insns.len()).then_some(i)
     }
 
     /// The function of `section_index` that starts at instruction `insn`.
     pub fn starting_at(&self, section_index: usize, insn: usize) -> Option<usize> {
-        self.list
-            .iter()
-            .position(|f| f.section_index == section_index && f.spec.section_offset == insn)
+        let at = self
+            .by_start
+            .partition_point(|&(s, start, _)| (s, start) < (section_index, insn));
+        self.by_start
+            .get(at)
+            .filter(|&&(s, start, _)| (s, start) == (section_index, insn))
+            .map(|&(_, _, i)| i)
     }
 }
 
@@ -495,35 +516,79 @@ pub(super) fn collect_functions(elf: &Elf<'_>) -> Result<Functions, ParseError> 
             });
         }
     }
-    Ok(Functions { list })
+    Ok(Functions::new(list))
 }
 
 /// Hands each function the `.BTF.ext` func_info and line_info records that fall
 /// inside it, converted from byte offsets in the section to instruction indices
 /// relative to the function (the unit `BPF_PROG_LOAD` takes).
+///
+/// Records are gathered per section and sorted by offset once (stably, so
+/// records at one offset keep their order; the kernel wants them sorted),
+/// then each function takes its range by binary search: the work is
+/// functions plus records, not their product.
 pub(super) fn attach_btf_ext(functions: &mut Functions, ext: &BtfExt) {
+    fn by_section<'a, T: Copy + 'a>(
+        blocks: impl Iterator<Item = (&'a str, &'a [T])>,
+        off: impl Fn(&T) -> u32,
+    ) -> HashMap<&'a str, Vec<T>> {
+        let mut out: HashMap<&str, Vec<T>> = HashMap::new();
+        for (section, records) in blocks {
+            out.entry(section).or_default().extend_from_slice(records);
+        }
+        for records in out.values_mut() {
+            records.sort_by_key(&off);
+        }
+        out
+    }
+    /// The records with byte offsets in `start..end` that are whole
+    /// instructions, as instruction indices from `start`.
+    fn within<T: Copy>(
+        records: Option<&Vec<T>>,
+        (start, end): (u64, u64),
+        off: impl Fn(&T) -> u32,
+        with_off: impl Fn(T, u32) -> T,
+    ) -> Vec<T> {
+        let records = records.map_or(&[][..], |r| &r[..]);
+        let lo = records.partition_point(|r| u64::from(off(r)) < start);
+        let hi = records.partition_point(|r| u64::from(off(r)) < end);
+        records[lo..hi.max(lo)]
+            .iter()
+            .filter_map(|&r| {
+                let rel = u64::from(off(&r)) - start;
+                rel.is_multiple_of(INSN_SIZE as u64)
+                    .then(|| with_off(r, (rel / INSN_SIZE as u64) as u32))
+            })
+            .collect()
+    }
+    let funcs = by_section(
+        ext.func_info
+            .iter()
+            .map(|s| (s.section.as_str(), &s.records[..])),
+        |r: &FuncInfo| r.insn_off,
+    );
+    let lines = by_section(
+        ext.line_info
+            .iter()
+            .map(|s| (s.section.as_str(), &s.records[..])),
+        |r: &LineInfo| r.insn_off,
+    );
     for f in &mut functions.list {
         let start = f.spec.section_offset as u64 * INSN_SIZE as u64;
         let end = start + f.spec.insns.len() as u64 * INSN_SIZE as u64;
-        let local = |off: u32| {
-            let off = u64::from(off);
-            (off >= start && off < end && off.is_multiple_of(INSN_SIZE as u64))
-                .then(|| ((off - start) / INSN_SIZE as u64) as u32)
-        };
-        for sec in ext.func_info.iter().filter(|s| s.section == f.spec.section) {
-            for r in &sec.records {
-                if let Some(insn_off) = local(r.insn_off) {
-                    f.spec.func_info.push(FuncInfo { insn_off, ..*r });
-                }
-            }
-        }
-        for sec in ext.line_info.iter().filter(|s| s.section == f.spec.section) {
-            for r in &sec.records {
-                if let Some(insn_off) = local(r.insn_off) {
-                    f.spec.line_info.push(LineInfo { insn_off, ..*r });
-                }
-            }
-        }
+        let section = f.spec.section.as_str();
+        f.spec.func_info.extend(within(
+            funcs.get(section),
+            (start, end),
+            |r| r.insn_off,
+            |r, insn_off| FuncInfo { insn_off, ..r },
+        ));
+        f.spec.line_info.extend(within(
+            lines.get(section),
+            (start, end),
+            |r| r.insn_off,
+            |r, insn_off| LineInfo { insn_off, ..r },
+        ));
         f.spec.btf_func_id = f
             .spec
             .func_info
@@ -543,12 +608,17 @@ pub(super) fn finish(
         .into_iter()
         .partition(|f| f.program.is_some());
     let subprograms: Vec<FunctionSpec> = subs.into_iter().map(|f| f.spec).collect();
+    // The first of a name, as a linear search finds it.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in subprograms.iter().enumerate() {
+        by_name.entry(s.name.as_str()).or_insert(i);
+    }
 
     let programs = progs
         .into_iter()
         .filter_map(|f| {
             let (def, target) = f.program?;
-            let reached = reachable(&f.spec, &subprograms);
+            let reached = reachable(&f.spec, &subprograms, &by_name);
             Some(ProgramSpec {
                 function: f.spec,
                 prog_type: def.prog_type,
@@ -563,7 +633,11 @@ pub(super) fn finish(
 }
 
 /// Names of the subprograms `root` reaches, breadth-first, each once.
-fn reachable(root: &FunctionSpec, subprograms: &[FunctionSpec]) -> Vec<String> {
+fn reachable(
+    root: &FunctionSpec,
+    subprograms: &[FunctionSpec],
+    by_name: &HashMap<&str, usize>,
+) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     let mut queue: Vec<&FunctionSpec> = vec![root];
@@ -578,9 +652,9 @@ fn reachable(root: &FunctionSpec, subprograms: &[FunctionSpec]) -> Vec<String> {
             if !seen.insert(callee.as_str()) {
                 continue;
             }
-            if let Some(sub) = subprograms.iter().find(|s| &s.name == callee) {
+            if let Some(&sub) = by_name.get(callee.as_str()) {
                 order.push(callee.clone());
-                queue.push(sub);
+                queue.push(&subprograms[sub]);
             }
         }
     }

@@ -8,6 +8,7 @@ use super::programs::Functions;
 use super::{RelocTarget, Relocation};
 use crate::error::ParseError;
 use crate::uapi::insn::{PSEUDO_FUNC, SIZE as INSN_SIZE};
+use std::collections::HashSet;
 
 /// `R_BPF_NONE`.
 const R_BPF_NONE: u32 = 0;
@@ -24,6 +25,9 @@ pub(super) fn collect(
     functions: &mut Functions,
     maps: &Maps,
 ) -> Result<(), ParseError> {
+    // (function, instruction) pairs already relocated: a duplicate is an
+    // error, found without scanning the function's earlier relocations.
+    let mut relocated: HashSet<(usize, usize)> = HashSet::new();
     for (target, entries) in &elf.rels {
         let Some(section) = elf.section(*target).filter(|s| s.is_code()) else {
             continue;
@@ -35,12 +39,7 @@ pub(super) fn collect(
             let Some((f, relocation)) = code_relocation(elf, functions, maps, *target, rel)? else {
                 continue;
             };
-            if functions.list[f]
-                .spec
-                .relocations
-                .iter()
-                .any(|r| r.insn == relocation.insn)
-            {
+            if !relocated.insert((f, relocation.insn)) {
                 return Err(ParseError::BadRelocation {
                     section: section.name.to_owned(),
                     offset: rel.offset,
@@ -267,11 +266,10 @@ fn local_calls(functions: &mut Functions) -> Result<(), ParseError> {
     let mut found: Vec<(usize, Relocation)> = Vec::new();
     for (fi, f) in functions.list.iter().enumerate() {
         let spec = &f.spec;
+        let relocated: HashSet<usize> = spec.relocations.iter().map(|r| r.insn).collect();
         for (i, insn) in spec.insns.iter().enumerate() {
             let pseudo_func = insn.is_ld_imm64() && insn.src() == PSEUDO_FUNC;
-            if !(insn.is_pseudo_call() || pseudo_func)
-                || spec.relocations.iter().any(|r| r.insn == i)
-            {
+            if !(insn.is_pseudo_call() || pseudo_func) || relocated.contains(&i) {
                 continue;
             }
             let err = |target: String| ParseError::BadCall {
