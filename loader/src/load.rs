@@ -258,17 +258,34 @@ impl Collection {
         for m in &spec.maps {
             maps.push(create_map(m, opts, btf_fd, &mut warnings)?);
         }
-        let mut programs = Vec::with_capacity(spec.programs.len());
-        for p in &spec.programs {
-            programs.push(load_program(p, spec, &maps, btf_fd)?);
+        let plan = slot_plan(spec, &opts.tails)?;
+        for slot in &plan {
+            if let SlotTarget::Map(inner) = &slot.target {
+                let fd = find_map(&maps, inner)?.fd();
+                slot.fill(&maps, fd)?;
+            }
+        }
+        // Each program goes into its prog-array slots as soon as it is
+        // loaded, and programs that tail-call load after those that do not:
+        // the JIT then finds its direct tail-call targets in place, instead
+        // of every slot update patching live code on all CPUs (~0.1 ms each).
+        let mut loaded: Vec<Option<Program>> = spec.programs.iter().map(|_| None).collect();
+        for i in load_order(spec) {
+            let p = &spec.programs[i];
+            let program = load_program(p, spec, &maps, btf_fd)?;
+            for slot in &plan {
+                if matches!(&slot.target, SlotTarget::Program(name) if name == p.name()) {
+                    slot.fill(&maps, program.fd())?;
+                }
+            }
+            loaded[i] = Some(program);
         }
         let mut collection = Collection {
-            programs,
+            programs: loaded.into_iter().flatten().collect(),
             maps,
             warnings,
             object_name: opts.object_name.clone(),
         };
-        collection.fill_slots(spec, &opts.tails)?;
         if let Some(dir) = &opts.pin_by_name_dir {
             collection.pin_by_name(spec, dir)?;
         }
@@ -319,65 +336,6 @@ impl Collection {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
-    }
-
-    /// Puts programs (and maps, for map-in-maps) into the slots the object
-    /// declares with `.values`, then applies `tails` on top.
-    fn fill_slots(&self, spec: &ObjectSpec, tails: &[TailSlot]) -> Result<(), LoadError> {
-        let mut plan: Vec<(&MapSpec, u32, Option<SlotTarget>)> = Vec::new();
-        for m in &spec.maps {
-            for s in &m.initial_slots {
-                plan.push((m, s.index, Some(s.target.clone())));
-            }
-        }
-        for t in tails {
-            let spec_text = format!("{}:{}={}", t.map, t.key, t.program.as_deref().unwrap_or(""));
-            let bad = |reason: String| LoadError::Tail {
-                spec: spec_text.clone(),
-                reason,
-            };
-            let m = spec
-                .map(&t.map)
-                .ok_or_else(|| bad(format!("no map {} in the object", t.map)))?;
-            if m.map_type != MapType::PROG_ARRAY {
-                return Err(bad(format!(
-                    "map {} is a {}, not a prog_array",
-                    m.name, m.map_type
-                )));
-            }
-            if t.key >= m.max_entries {
-                return Err(bad(format!(
-                    "key {} is past max_entries {} of {}",
-                    t.key, m.max_entries, m.name
-                )));
-            }
-            if let Some(p) = &t.program {
-                spec.program(p)
-                    .ok_or_else(|| bad(format!("no program {p} in the object")))?;
-            }
-            plan.retain(|(pm, key, _)| !(pm.name == m.name && *key == t.key));
-            plan.push((m, t.key, t.program.clone().map(SlotTarget::Program)));
-        }
-        for (m, key, target) in plan {
-            let Some(target) = target else { continue };
-            let map = self.map(&m.name)?;
-            let fd = match &target {
-                SlotTarget::Program(p) => self.program(p)?.fd(),
-                SlotTarget::Map(n) => self.map(n)?.fd(),
-            };
-            let value = (fd_number(fd) as u32).to_le_bytes();
-            sys::map_update(map.fd(), map.elem_sizes(), &key.to_le_bytes(), &value, 0).map_err(
-                |source| LoadError::MapUpdate {
-                    map: m.name.clone(),
-                    what: match &target {
-                        SlotTarget::Program(p) => format!("slot {key} = program {p}"),
-                        SlotTarget::Map(n) => format!("slot {key} = map {n}"),
-                    },
-                    source,
-                },
-            )?;
-        }
-        Ok(())
     }
 
     /// Pins the maps that ask for it by name, unless a pin was reused.
@@ -864,6 +822,126 @@ fn rejection(name: &str, attrs: &sys::ProgLoad<'_>, first: io::Error) -> LoadErr
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One prog-array or map-in-map slot to set: from the object's `.values`,
+/// or from a `--tail` flag (which wins over `.values`).
+struct PlannedSlot {
+    map: String,
+    key: u32,
+    target: SlotTarget,
+}
+
+impl PlannedSlot {
+    fn fill(&self, maps: &[Map], fd: BorrowedFd<'_>) -> Result<(), LoadError> {
+        let map = find_map(maps, &self.map)?;
+        let value = (fd_number(fd) as u32).to_le_bytes();
+        sys::map_update(
+            map.fd(),
+            map.elem_sizes(),
+            &self.key.to_le_bytes(),
+            &value,
+            0,
+        )
+        .map_err(|source| LoadError::MapUpdate {
+            map: self.map.clone(),
+            what: match &self.target {
+                SlotTarget::Program(p) => format!("slot {} = program {p}", self.key),
+                SlotTarget::Map(n) => format!("slot {} = map {n}", self.key),
+            },
+            source,
+        })
+    }
+}
+
+fn find_map<'a>(maps: &'a [Map], name: &str) -> Result<&'a Map, LoadError> {
+    maps.iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| LoadError::NotFound {
+            kind: "map",
+            name: name.to_owned(),
+            known: maps
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// The slots to fill, checked against the spec before anything is loaded.
+fn slot_plan(spec: &ObjectSpec, tails: &[TailSlot]) -> Result<Vec<PlannedSlot>, LoadError> {
+    let mut plan: Vec<(String, u32, Option<SlotTarget>)> = Vec::new();
+    for m in &spec.maps {
+        for s in &m.initial_slots {
+            plan.push((m.name.clone(), s.index, Some(s.target.clone())));
+        }
+    }
+    for t in tails {
+        let spec_text = format!("{}:{}={}", t.map, t.key, t.program.as_deref().unwrap_or(""));
+        let bad = |reason: String| LoadError::Tail {
+            spec: spec_text.clone(),
+            reason,
+        };
+        let m = spec
+            .map(&t.map)
+            .ok_or_else(|| bad(format!("no map {} in the object", t.map)))?;
+        if m.map_type != MapType::PROG_ARRAY {
+            return Err(bad(format!(
+                "map {} is a {}, not a prog_array",
+                m.name, m.map_type
+            )));
+        }
+        if t.key >= m.max_entries {
+            return Err(bad(format!(
+                "key {} is past max_entries {} of {}",
+                t.key, m.max_entries, m.name
+            )));
+        }
+        if let Some(p) = &t.program {
+            spec.program(p)
+                .ok_or_else(|| bad(format!("no program {p} in the object")))?;
+        }
+        plan.retain(|(name, key, _)| !(*name == m.name && *key == t.key));
+        plan.push((
+            m.name.clone(),
+            t.key,
+            t.program.clone().map(SlotTarget::Program),
+        ));
+    }
+    Ok(plan
+        .into_iter()
+        .filter_map(|(map, key, target)| {
+            Some(PlannedSlot {
+                map,
+                key,
+                target: target?,
+            })
+        })
+        .collect())
+}
+
+/// The order to load programs in: those that use no prog array first (they
+/// are what others tail-call into), then the rest, last first (chains are
+/// usually written entry first).
+fn load_order(spec: &ObjectSpec) -> Vec<usize> {
+    let uses_prog_array = |p: &ProgramSpec| {
+        let own = std::iter::once(&p.function);
+        let subs = p
+            .subprograms
+            .iter()
+            .filter_map(|name| spec.subprogram(name));
+        own.chain(subs).any(|f| {
+            f.relocations.iter().any(|r| match &r.target {
+                crate::obj::RelocTarget::Map { map } => spec
+                    .map(map)
+                    .is_some_and(|m| m.map_type == MapType::PROG_ARRAY),
+                _ => false,
+            })
+        })
+    };
+    let (users, others): (Vec<usize>, Vec<usize>) =
+        (0..spec.programs.len()).partition(|&i| uses_prog_array(&spec.programs[i]));
+    others.into_iter().chain(users.into_iter().rev()).collect()
 }
 
 #[cfg(test)]
