@@ -432,6 +432,11 @@ impl Socket {
         })
     }
 
+    /// The socket's fd.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Sends a request and reads the kernel's answer: the messages it sent
     /// back (a dump's objects, a get's object), ending at the ack or at the
     /// end of the dump. An error answer becomes an `io::Error` with the

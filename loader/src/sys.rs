@@ -749,6 +749,32 @@ pub fn netlink_route_socket() -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The index of network device `name` in the network namespace of socket
+/// `sock` (`SIOCGIFINDEX`, as `if_nametoindex` does, on a socket that may
+/// live in another namespace than the calling thread); `None` if there is
+/// no such device.
+pub fn ifindex_of(sock: BorrowedFd<'_>, name: &str) -> io::Result<Option<u32>> {
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.is_empty() || name.len() >= req.ifr_name.len() || name.contains('\0') {
+        return Ok(None);
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq, NUL-terminated name, live for the
+    // call; SIOCGIFINDEX writes only ifr_ifindex inside it.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) } < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODEV) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: SIOCGIFINDEX succeeded, so the union holds ifru_ifindex.
+    Ok(Some(unsafe { req.ifr_ifru.ifru_ifindex } as u32))
+}
+
 /// Sends one datagram (a netlink request) on a connected or netlink socket.
 pub fn send(sock: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     loop {
@@ -852,6 +878,15 @@ pub fn catch_interrupts() -> io::Result<()> {
 /// Whether SIGINT or SIGTERM arrived since [`catch_interrupts`].
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Ignores `SIGPIPE`, so that writing to a closed pipe is an `EPIPE` error
+/// (what Rust's own start-up does; `rawbpf` starts without it).
+pub fn ignore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
 }
 
 /// The effective user id (root can do everything bpf(2) asks).

@@ -93,18 +93,10 @@ impl Tc {
     }
 
     /// The index of a network device; `None` if there is none of that name.
+    /// An ioctl on this namespace's socket: a netlink `RTM_GETLINK` would
+    /// make the kernel fill in the device's every attribute and statistic.
     pub fn ifindex(&self, name: &str) -> io::Result<Option<u32>> {
-        let mut req = Request::link(rtm::GETLINK, 0, IfInfoMsg::default());
-        req.attr_str(IFLA_IFNAME, name);
-        match self.request(req) {
-            Ok(replies) => Ok(replies
-                .iter()
-                .filter(|r| r.kind == rtm::NEWLINK)
-                .find_map(|r| r.link())
-                .map(|(h, _)| h.index as u32)),
-            Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::sys::ifindex_of(self.sock.borrow().fd(), name)
     }
 
     /// Names and indices of every device.
