@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmarks rawbpf against a libbpf loader doing the same job, in one run,
+# and prints a markdown table (see README "Benchmarks"). Root; not part of
+# the test run.
+#
+#   sudo bash bench/run.sh [--runs N]      # default 200 runs per measurement
+#
+# Installs what it needs (gcc, libbpf-dev and the static libraries it links
+# with, strace, linux-perf) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench/run.sh: run as root (it loads BPF programs and makes a network namespace)" >&2
+    exit 1
+fi
+need=()
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libbpf.a ] || need+=(libbpf-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libelf.a ] || need+=(libelf-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libz.a ] || need+=(zlib1g-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libzstd.a ] || need+=(libzstd-dev)
+command -v strace >/dev/null || need+=(strace)
+[ -x /usr/bin/time ] || need+=(time)
+command -v perf >/dev/null || need+=(linux-perf)
+if ((${#need[@]})); then
+    echo "bench/run.sh: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+exec cargo run -q --release -p rawbpf-bench -- "$@"

@@ -1,0 +1,684 @@
+//! rawbpf-bench: rawbpf against a minimal libbpf loader (bench/anchor/) on
+//! the same job, in the same run, alternating the loaders run by run, so
+//! that machine noise moves both alike and the ratios hold. Prints one
+//! markdown table. Run it with `sudo bash bench/run.sh [--runs N]`.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+fn main() {
+    if let Err(e) = bench() {
+        eprintln!("rawbpf-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_owned()
+}
+
+/// Runs a command to completion, failing with its stderr.
+fn sh(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Removes a directory tree when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Binaries {
+    rawbpf: PathBuf,
+    anchor_static: PathBuf,
+    anchor_dynamic: PathBuf,
+    noop_static: PathBuf,
+}
+
+/// A release build of rawbpf from nothing (dependencies already
+/// downloaded), timed; then the static binary that is measured.
+fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
+    eprintln!("rawbpf-bench: release build from clean ...");
+    let start = Instant::now();
+    sh(Command::new("cargo")
+        .current_dir(root)
+        .args(["build", "-q", "--release", "-p", "rawbpf", "--target-dir"])
+        .arg(work.join("clean")))?;
+    let clean = start.elapsed();
+    let _ = std::fs::remove_dir_all(work.join("clean"));
+
+    eprintln!("rawbpf-bench: static rawbpf, libbpf anchor, static no-op ...");
+    let target_dir = root.join("target/bench-static");
+    sh(Command::new("cargo")
+        .current_dir(root)
+        .env("RUSTFLAGS", STATIC_RUSTFLAGS)
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "rawbpf",
+            "--bin",
+            "rawbpf",
+        ])
+        .args(["--target", TARGET, "--target-dir"])
+        .arg(&target_dir))?;
+    let anchor_src = root.join("bench/anchor/libbpf_loader.c");
+    let bins = Binaries {
+        rawbpf: target_dir.join(TARGET).join("release/rawbpf"),
+        anchor_static: work.join("libbpf_loader-static"),
+        anchor_dynamic: work.join("libbpf_loader-dynamic"),
+        noop_static: work.join("noop-static"),
+    };
+    sh(Command::new("gcc")
+        .args(["-O2", "-Wall", "-static", "-s"])
+        .arg(&anchor_src)
+        .arg("-o")
+        .arg(&bins.anchor_static)
+        .args(["-lbpf", "-lelf", "-lz", "-lzstd"]))?;
+    sh(Command::new("gcc")
+        .args(["-O2", "-Wall", "-s"])
+        .arg(&anchor_src)
+        .arg("-o")
+        .arg(&bins.anchor_dynamic)
+        .arg("-lbpf"))?;
+    let noop_src = work.join("noop.c");
+    std::fs::write(&noop_src, "int main(void) { return 0; }\n").map_err(|e| e.to_string())?;
+    sh(Command::new("gcc")
+        .args(["-O2", "-static", "-s"])
+        .arg(&noop_src)
+        .arg("-o")
+        .arg(&bins.noop_static))?;
+    Ok((clean, bins))
+}
+
+/// One run: wall time from spawn to reaped.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+}
+
+fn run_once(argv: &[OsString]) -> Result<Sample> {
+    let start = Instant::now();
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("starting {argv:?}: {e}"))?;
+    let wall = start.elapsed();
+    if !status.success() {
+        return Err(format!("{argv:?} exited with {status}"));
+    }
+    Ok(Sample { wall })
+}
+
+/// Peak RSS in KiB of one run, as GNU time reports it (its `%M`, from
+/// wait4's ru_maxrss after a fork from its own small process; a spawn from
+/// this bigger process would count the parent's pages too).
+fn peak_rss(argv: &[OsString], work: &Path) -> Result<u64> {
+    let out = work.join("time.txt");
+    sh(Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&out)
+        .args(argv)
+        .stdout(Stdio::null()))?;
+    let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("GNU time printed {text:?}"))
+}
+
+/// The largest peak RSS of a job's processes, the highest of five runs.
+fn job_rss(job: &Job, work: &Path) -> Result<u64> {
+    let mut max = 0;
+    for _ in 0..5 {
+        for step in &job.steps {
+            max = max.max(peak_rss(step, work)?);
+        }
+    }
+    Ok(max)
+}
+
+/// A job: processes run one after the other.
+struct Job {
+    name: &'static str,
+    steps: Vec<Vec<OsString>>,
+}
+
+impl Job {
+    fn run(&self) -> Result<Sample> {
+        let mut total = Sample {
+            wall: Duration::ZERO,
+        };
+        for step in &self.steps {
+            total.wall += run_once(step)
+                .map_err(|e| format!("{}: {e}", self.name))?
+                .wall;
+        }
+        Ok(total)
+    }
+}
+
+fn argv(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    parts.iter().map(|p| p.as_ref().to_owned()).collect()
+}
+
+/// Runs each job `runs` times, interleaved (job order rotates every round).
+fn measure(jobs: &[Job], runs: usize) -> Result<Vec<Vec<Sample>>> {
+    for job in jobs {
+        for _ in 0..5 {
+            job.run()?; // warm-up: page cache, first-use kernel paths
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(runs); jobs.len()];
+    for round in 0..runs {
+        for k in 0..jobs.len() {
+            let j = (round + k) % jobs.len();
+            samples[j].push(jobs[j].run()?);
+        }
+    }
+    Ok(samples)
+}
+
+struct Stats {
+    median: f64,
+    p10: f64,
+    p90: f64,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p10: at(0.1),
+        p90: at(0.9),
+    }
+}
+
+fn wall_us(s: &[Sample]) -> Stats {
+    stats(s.iter().map(|s| s.wall.as_secs_f64() * 1e6).collect())
+}
+
+/// Syscall counts of one run, from `strace -f -c`.
+fn strace_counts(steps: &[Vec<OsString>], work: &Path) -> Result<(u64, u64)> {
+    let (mut bpf, mut netlink) = (0, 0);
+    for step in steps {
+        let out = work.join("strace.txt");
+        sh(Command::new("strace")
+            .args(["-f", "-c", "-o"])
+            .arg(&out)
+            .arg("--")
+            .args(step)
+            .stdout(Stdio::null()))?;
+        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        for line in text.lines() {
+            let t: Vec<&str> = line.split_whitespace().collect();
+            let (Some(name), Some(calls)) = (t.last(), t.get(3)) else {
+                continue;
+            };
+            let calls: u64 = calls.parse().unwrap_or(0);
+            match *name {
+                "bpf" => bpf += calls,
+                // Neither loader uses another socket in these jobs.
+                "sendto" | "sendmsg" | "recvfrom" | "recvmsg" => netlink += calls,
+                _ => {}
+            }
+        }
+    }
+    Ok((bpf, netlink))
+}
+
+/// Kernel time of each bpf(2) and netlink call of one run, from `perf
+/// trace`: [(bpf command or "netlink", ms)].
+fn perf_trace(steps: &[Vec<OsString>], work: &Path) -> Result<Vec<(String, f64)>> {
+    let mut calls = Vec::new();
+    for step in steps {
+        let out = work.join("perf.txt");
+        sh(Command::new("perf")
+            .args(["trace", "-e", "bpf,sendto,sendmsg,recvfrom,recvmsg", "-o"])
+            .arg(&out)
+            .arg("--")
+            .args(step)
+            .stdout(Stdio::null()))?;
+        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        for line in text.lines() {
+            // "     0.125 ( 0.111 ms): rawbpf/5096 bpf(cmd: PROG_LOAD, ..."
+            let Some(open) = line.find('(') else { continue };
+            let ms: f64 = line[open + 1..]
+                .split_whitespace()
+                .next()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0.0);
+            let what = if let Some(at) = line.find("bpf(cmd: ") {
+                line[at + 9..].split(',').next().unwrap_or("").to_owned()
+            } else if ["sendto(", "sendmsg(", "recvfrom(", "recvmsg("]
+                .iter()
+                .any(|c| line.contains(c))
+            {
+                "netlink".to_owned()
+            } else {
+                continue;
+            };
+            calls.push((what, ms));
+        }
+    }
+    Ok(calls)
+}
+
+/// Kernel time, medians over `runs` traced runs.
+#[derive(Clone, Copy)]
+struct KernelTime {
+    /// In bpf(), ms.
+    bpf: f64,
+    /// In netlink send/receive calls, ms.
+    netlink: f64,
+    /// PROG_LOAD calls summed (verify + JIT), ms.
+    prog_load: f64,
+    /// One MAP_UPDATE_ELEM (the median call), ms.
+    update: f64,
+}
+
+fn kernel_times(steps: &[Vec<OsString>], work: &Path, runs: usize) -> Result<KernelTime> {
+    let (mut totals, mut netlink, mut loads, mut updates) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let calls = perf_trace(steps, work)?;
+        let sum = |f: &dyn Fn(&str) -> bool| -> f64 {
+            calls
+                .iter()
+                .filter(|(c, _)| f(c))
+                .map(|(_, ms)| ms)
+                .sum::<f64>()
+                + 0.0
+        };
+        totals.push(sum(&|c| c != "netlink"));
+        netlink.push(sum(&|c| c == "netlink"));
+        loads.push(
+            calls
+                .iter()
+                .filter(|(c, _)| c == "PROG_LOAD")
+                .map(|(_, ms)| ms)
+                .sum::<f64>(),
+        );
+        updates.extend(
+            calls
+                .iter()
+                .filter(|(c, _)| c == "MAP_UPDATE_ELEM")
+                .map(|(_, ms)| *ms),
+        );
+    }
+    let med = |v: Vec<f64>| if v.is_empty() { 0.0 } else { stats(v).median };
+    Ok(KernelTime {
+        bpf: med(totals),
+        netlink: med(netlink),
+        prog_load: med(loads),
+        update: med(updates),
+    })
+}
+
+fn size_mib(p: &Path) -> f64 {
+    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// Crates linked into the rawbpf binary (proc-macros run at build time only).
+fn crates_linked(root: &Path) -> Result<(usize, Vec<String>)> {
+    let out = sh(Command::new("cargo").current_dir(root).args([
+        "tree",
+        "-p",
+        "rawbpf",
+        "-e",
+        "normal,no-proc-macro",
+        "--prefix",
+        "none",
+    ]))?;
+    let mut names: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok((names.len(), names))
+}
+
+/// ns per packet through BPF_PROG_TEST_RUN: the chain, and stage 2 alone.
+fn per_packet(obj: &Path) -> Result<(u32, u32, f64)> {
+    let spec = rawbpf::ObjectSpec::from_file(obj).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let loads = 50;
+    for _ in 0..loads {
+        drop(
+            rawbpf::Collection::load(&spec, &rawbpf::LoadOptions::default())
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let in_process_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(loads);
+    let chain = rawbpf::Collection::load(&spec, &rawbpf::LoadOptions::default())
+        .map_err(|e| e.to_string())?;
+    let frame = rawbpf::packet::ipv4_udp_frame(0);
+    let run = |name: &str| -> Result<u32> {
+        let p = chain.program(name).map_err(|e| e.to_string())?;
+        let mut best = u32::MAX;
+        for _ in 0..5 {
+            best = best.min(
+                p.test_run(&frame, 1_000_000)
+                    .map_err(|e| e.to_string())?
+                    .duration_ns,
+            );
+        }
+        Ok(best)
+    };
+    Ok((run("mark_packet")?, run("inspect_and_drop")?, in_process_us))
+}
+
+/// The full job through the library, in this process: attach, list,
+/// detach, `runs` times; µs per job (no exec, object parsed once).
+fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
+    use rawbpf::attach::{self, AttachOptions, Mode, Target};
+    let spec = rawbpf::ObjectSpec::from_file(obj).map_err(|e| e.to_string())?;
+    let target = Target {
+        netns: Some(ns.to_owned()),
+        dev: dev.to_owned(),
+        direction: rawbpf::tc::Direction::Ingress,
+    };
+    let opts = AttachOptions {
+        target: target.clone(),
+        program: None,
+        tails: Vec::new(),
+        priority: 1,
+        replace: false,
+        mode: Mode::Tc,
+    };
+    let start = Instant::now();
+    for _ in 0..runs {
+        attach::attach(obj, &spec, &opts).map_err(|e| e.to_string())?;
+        attach::list(Some(ns), Some(dev)).map_err(|e| e.to_string())?;
+        attach::detach(&target, Some(1)).map_err(|e| e.to_string())?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(runs))
+}
+
+fn bench() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs = match args.as_slice() {
+        [] => 200,
+        [flag, n] if flag == "--runs" => {
+            n.parse().map_err(|_| format!("--runs {n}: not a number"))?
+        }
+        _ => return Err("usage: rawbpf-bench [--runs N]".into()),
+    };
+    if rawbpf::sys::euid() != 0 {
+        return Err("needs root: it loads BPF programs and makes network namespaces".into());
+    }
+    let root = workspace();
+    let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
+    let (clean_build, bins) = build(&root, &work.0)?;
+    let obj = root.join("programs/obj/pipeline.bpf.o");
+
+    let lab = rawbpf::lab::Lab::create(&format!("rbbench{}", std::process::id()))
+        .map_err(|e| format!("making the test namespace: {e}"))?;
+    let (ns, dev) = (&lab.ns_a, &lab.dev_a);
+
+    let load = |bin: &Path, name: &'static str| Job {
+        name,
+        steps: vec![argv(&[&bin, &"load", &obj])],
+    };
+    let rawbpf_job = Job {
+        name: "rawbpf",
+        steps: vec![
+            argv(&[
+                &bins.rawbpf,
+                &"attach",
+                &obj,
+                &"--dev",
+                dev,
+                &"--netns",
+                ns,
+                &"--ingress",
+            ]),
+            argv(&[&bins.rawbpf, &"list", &"--dev", dev, &"--netns", ns]),
+            argv(&[
+                &bins.rawbpf,
+                &"detach",
+                &"--dev",
+                dev,
+                &"--netns",
+                ns,
+                &"--ingress",
+            ]),
+        ],
+    };
+    let anchor_job = |bin: &Path, name: &'static str| Job {
+        name,
+        steps: vec![
+            argv(&[&bin, &"attach", &obj, ns, dev]),
+            argv(&[&bin, &"list", ns, dev]),
+            argv(&[&bin, &"detach", ns, dev]),
+        ],
+    };
+    let load_jobs = [
+        load(&bins.rawbpf, "rawbpf"),
+        load(&bins.anchor_static, "libbpf static"),
+        load(&bins.anchor_dynamic, "libbpf dynamic"),
+        Job {
+            name: "static no-op",
+            steps: vec![argv(&[&bins.noop_static])],
+        },
+    ];
+    let full_jobs = [
+        rawbpf_job,
+        anchor_job(&bins.anchor_static, "libbpf static"),
+        anchor_job(&bins.anchor_dynamic, "libbpf dynamic"),
+        Job {
+            name: "libbpf static, one process",
+            steps: vec![argv(&[&bins.anchor_static, &"job", &obj, ns, dev])],
+        },
+    ];
+    eprintln!("rawbpf-bench: load-only, {runs} runs of each, interleaved ...");
+    let load_samples = measure(&load_jobs, runs)?;
+    eprintln!("rawbpf-bench: full job (attach + list + detach), {runs} runs of each ...");
+    let full_samples = measure(&full_jobs, runs)?;
+    eprintln!("rawbpf-bench: peak RSS (GNU time) ...");
+    let load_rss: Vec<u64> = load_jobs
+        .iter()
+        .map(|j| job_rss(j, &work.0))
+        .collect::<Result<_>>()?;
+    let full_rss: Vec<u64> = full_jobs
+        .iter()
+        .take(3)
+        .map(|j| job_rss(j, &work.0))
+        .collect::<Result<_>>()?;
+    eprintln!("rawbpf-bench: syscalls (strace -c) and kernel time (perf trace) ...");
+    // rawbpf and libbpf static: load-only, then full job.
+    let compared = [&load_jobs[0], &load_jobs[1], &full_jobs[0], &full_jobs[1]];
+    let counts: Vec<(u64, u64)> = compared
+        .iter()
+        .map(|j| strace_counts(&j.steps, &work.0))
+        .collect::<Result<_>>()?;
+    let traced = 21;
+    let perf = Command::new("perf")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let kernel: Vec<Option<KernelTime>> = if perf {
+        compared
+            .iter()
+            .map(|j| kernel_times(&j.steps, &work.0, traced).map(Some))
+            .collect::<Result<_>>()?
+    } else {
+        vec![None; 4]
+    };
+    eprintln!("rawbpf-bench: per-packet test runs ...");
+    let (chain_ns, stage2_ns, in_process_us) = per_packet(&obj)?;
+    let job_in_process_us = job_in_process(&obj, ns, dev, 50)?;
+    drop(lab);
+    let (crates, crate_names) = crates_linked(&root)?;
+
+    let l: Vec<Stats> = load_samples.iter().map(|s| wall_us(s)).collect();
+    let f: Vec<Stats> = full_samples.iter().map(|s| wall_us(s)).collect();
+    let noop = &l[3];
+    let ratio = |a: &Stats, b: &Stats| a.median / b.median;
+    let check = |ok: bool| if ok { "met" } else { "**not met**" };
+    let us = |s: &Stats| format!("{:.0} µs ({:.0}–{:.0})", s.median, s.p10, s.p90);
+    let mut t = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let kernel_release = sh(Command::new("uname").arg("-r")).unwrap_or_default();
+    let _ = writeln!(
+        t,
+        "rawbpf vs libbpf {} on `programs/obj/pipeline.bpf.o`, {runs} runs of each, interleaved; \
+         kernel {}, {} CPUs ({cpu}); `sudo bash bench/run.sh --runs {runs}`.\n",
+        libbpf_version(),
+        kernel_release.trim(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    let _ = writeln!(t, "| measurement | rawbpf | libbpf static | libbpf dynamic | rawbpf / libbpf static | target |");
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
+    let r_load = ratio(&l[0], &l[1]);
+    let _ = writeln!(
+        t,
+        "| load-only (`load`), whole process, median (p10–p90) | {} | {} | {} | {r_load:.2} | ≤ 0.80: {} |",
+        us(&l[0]), us(&l[1]), us(&l[2]), check(r_load <= 0.80)
+    );
+    let r_full = ratio(&f[0], &f[1]);
+    let _ = writeln!(
+        t,
+        "| full job (`attach` + `list` + `detach`, 3 processes each), median (p10–p90) | {} | {} | {} | {r_full:.2} | ≤ 0.75: {} |",
+        us(&f[0]), us(&f[1]), us(&f[2]), check(r_full <= 0.75)
+    );
+    let _ = writeln!(
+        t,
+        "| the same job in one libbpf process (load, attach, query, detach; nothing pinned) | | {} | | | |",
+        us(&f[3]),
+    );
+    let _ = writeln!(
+        t,
+        "| peak RSS, load-only (GNU time `%M`) | {} KiB | {} KiB | {} KiB | {:.2} | ≤ 1.1 MiB: {} |",
+        load_rss[0], load_rss[1], load_rss[2],
+        load_rss[0] as f64 / load_rss[1] as f64,
+        check(load_rss[0] <= 1126)
+    );
+    let _ = writeln!(
+        t,
+        "| peak RSS, full job (its largest process) | {} KiB | {} KiB | {} KiB | {:.2} | ≤ 1.5 MiB: {} |",
+        full_rss[0], full_rss[1], full_rss[2],
+        full_rss[0] as f64 / full_rss[1] as f64,
+        check(full_rss[0] <= 1536)
+    );
+    for (i, what) in [(0, "load-only"), (2, "full job")] {
+        let ((rb, rn), (ab, an)) = (counts[i], counts[i + 1]);
+        let _ = writeln!(
+            t,
+            "| `bpf()` calls, {what} (netlink send/recv calls) | {rb} ({rn}) | {ab} ({an}) | | {:.2} | `bpf()` ≤ libbpf: {} |",
+            rb as f64 / ab as f64,
+            check(rb <= ab)
+        );
+        if let (Some(r), Some(a)) = (kernel[i], kernel[i + 1]) {
+            let _ = writeln!(
+                t,
+                "| kernel time, {what}: in `bpf()` (of which PROG_LOAD) + in netlink calls; median of {traced} traced runs | {:.0} ({:.0}) + {:.0} µs | {:.0} ({:.0}) + {:.0} µs | | {:.2} | |",
+                r.bpf * 1e3, r.prog_load * 1e3, r.netlink * 1e3,
+                a.bpf * 1e3, a.prog_load * 1e3, a.netlink * 1e3,
+                (r.bpf + r.netlink) / (a.bpf + a.netlink)
+            );
+        }
+    }
+    if let (Some(r), Some(a)) = (kernel[0], kernel[1]) {
+        let _ = writeln!(
+            t,
+            "| one prog-array update (median `MAP_UPDATE_ELEM`) | {:.0} µs | {:.0} µs | | | |",
+            r.update * 1e3,
+            a.update * 1e3
+        );
+    }
+    let (rs, as_, ad) = (
+        size_mib(&bins.rawbpf),
+        size_mib(&bins.anchor_static),
+        size_mib(&bins.anchor_dynamic),
+    );
+    let _ = writeln!(
+        t,
+        "| stripped binary size | {rs:.2} MiB static | {as_:.2} MiB | {:.0} KiB + libbpf.so.1 | {:.2} | ≤ 1.5 MiB: {} |",
+        ad * 1024.0,
+        rs / as_,
+        check(rs <= 1.5)
+    );
+    let _ = writeln!(
+        t,
+        "| linked in | {crates} crates ({}) + glibc | libbpf, libelf, libz, libzstd, glibc | the same, shared | | |",
+        crate_names.join(", ")
+    );
+    let _ = writeln!(
+        t,
+        "| release build from clean (`cargo build --release -p rawbpf`, sources downloaded) | {:.1} s | | | | ≤ 20 s: {} |",
+        clean_build.as_secs_f64(),
+        check(clean_build.as_secs_f64() <= 20.0)
+    );
+    let _ = writeln!(
+        t,
+        "| per packet, `BPF_PROG_TEST_RUN` (best of 5 × 10⁶ runs): chain / `inspect_and_drop` alone | {chain_ns} ns / {stage2_ns} ns | | | | |"
+    );
+    let _ = writeln!(
+        t,
+        "| floor: static no-op process (C, glibc) | {} | | | | |",
+        us(noop)
+    );
+    let _ = writeln!(
+        t,
+        "| floor: `Collection::load` in-process, 50 × (BTF, map, 2 × verify+JIT, 2 slots, close), no exec, no parse | {in_process_us:.0} µs | | | | |"
+    );
+    let load_floor = noop.median + in_process_us;
+    let _ = writeln!(
+        t,
+        "| best a loader could do for load-only: no-op process + in-process load | {load_floor:.0} µs | | | {:.2} | |",
+        load_floor / l[1].median
+    );
+    let _ = writeln!(
+        t,
+        "| floor: the full job in-process through the library, 50 × (attach, list, detach), no exec, no parse | {job_in_process_us:.0} µs | | | | |"
+    );
+    let job_floor = 3.0 * noop.median + job_in_process_us;
+    let _ = writeln!(
+        t,
+        "| best a 3-process job could do: 3 no-op processes + the in-process job | {job_floor:.0} µs | | | {:.2} | |",
+        job_floor / f[1].median
+    );
+    println!("{t}");
+    Ok(())
+}
+
+fn libbpf_version() -> String {
+    sh(Command::new("dpkg-query").args(["-W", "-f", "${Version}", "libbpf-dev"]))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
