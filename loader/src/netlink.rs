@@ -52,6 +52,8 @@ pub mod flags {
 }
 
 const NLMSG_HDRLEN: usize = 16;
+/// The receive buffer: the most the kernel puts in one dump datagram.
+const RECV_BUF: usize = 32 * 1024;
 const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -451,11 +453,9 @@ impl Socket {
             req.buf[6..8].copy_from_slice(&with_ack.to_ne_bytes());
         }
         sys::send(self.fd.as_fd(), req.bytes(seq))?;
-        if self.buf.is_empty() {
-            // Enough for any one datagram the kernel sends (dumps fill at
-            // most 32 KiB per datagram).
-            self.buf = vec![0; 64 * 1024];
-        }
+        // The kernel fills a dump datagram up to the reader's buffer size,
+        // capped at 32 KiB; other replies are single small messages.
+        self.buf.reserve_exact(RECV_BUF);
         let mut replies = Vec::new();
         loop {
             let n = sys::recv_datagram(self.fd.as_fd(), &mut self.buf)?;

@@ -790,21 +790,28 @@ pub fn send(sock: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Receives one datagram into `buf`; returns its full length, which is more
-/// than `buf.len()` when it was cut (`MSG_TRUNC`).
-pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+/// Receives one datagram into `buf`'s spare capacity (its length becomes
+/// what was received); returns the datagram's full length, which is more
+/// than the capacity when it was cut (`MSG_TRUNC`). The buffer is never
+/// zeroed first, so pages the kernel does not write are never touched.
+pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    let room = buf.spare_capacity_mut();
     loop {
-        // SAFETY: `buf` is writable for its length; the kernel writes at most that.
+        // SAFETY: `room` is writable for its length; the kernel writes at most that.
         let n = unsafe {
             libc::recv(
                 sock.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
+                room.as_mut_ptr().cast(),
+                room.len(),
                 libc::MSG_TRUNC,
             )
         };
         if n >= 0 {
-            return Ok(n as usize);
+            let n = n as usize;
+            // SAFETY: the kernel initialised the first min(n, capacity) bytes.
+            unsafe { buf.set_len(n.min(buf.capacity())) };
+            return Ok(n);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
