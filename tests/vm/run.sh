@@ -93,7 +93,7 @@ fetch() { # package → path of the cached .deb
 # --- Static test binaries --------------------------------------------------
 echo "vm: building static test binaries"
 TARGET=x86_64-unknown-linux-gnu
-export RUSTFLAGS='-C target-feature=+crt-static'
+export RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static'
 cargo build -q --release --target "$TARGET" -p rawbpf --bin rawbpf
 mapfile -t TESTS < <(cargo test -q --release --target "$TARGET" -p rawbpf --no-run --message-format=json 2>/dev/null |
     grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | sort -u)
