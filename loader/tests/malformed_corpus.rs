@@ -261,6 +261,15 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         (
+            "btf-maps-overlap.o",
+            with("map_types.bpf.o", &|d| {
+                let a = symbol(d, "inner_a");
+                let b = symbol(d, "inner_b");
+                let value = u64_at(d, a + 8);
+                put_u64(d, b + 8, value);
+            }),
+        ),
+        (
             "btf-maps-without-btf.o",
             pipe(&|d| {
                 let name = section_name_offset(d, section(d, ".BTF"));

@@ -4,11 +4,12 @@
 //! `.rel.maps`).
 
 use super::btf::{Btf, BtfKind, BtfTypeData};
-use super::elf::{Elf, Section};
+use super::elf::{Elf, Section, Symbol};
 use super::{InitialSlot, MapOrigin, MapSpec, Pinning, SlotTarget};
 use crate::error::ParseError;
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 use object::elf;
+use std::collections::HashMap;
 
 /// `R_BPF_64_ABS64`: a 64-bit absolute address in data (a `.values` slot).
 const R_BPF_64_ABS64: u32 = 2;
@@ -22,6 +23,11 @@ pub(super) struct Maps {
     specs: Vec<MapSpec>,
     /// Per spec: where its definition is.
     places: Vec<Place>,
+    /// (section, offset) → the first spec defined there, and section → its
+    /// global-data map: relocations find their map in O(1), not by a search
+    /// of every map each.
+    starts: HashMap<(usize, u64), usize>,
+    data: HashMap<usize, usize>,
 }
 
 /// Where a map's definition lies.
@@ -46,21 +52,26 @@ impl Place {
 }
 
 impl Maps {
+    fn push(&mut self, place: Place, spec: MapSpec) {
+        let i = self.specs.len();
+        self.starts
+            .entry((place.section, place.offset))
+            .or_insert(i);
+        if spec.origin == MapOrigin::GlobalData {
+            self.data.entry(place.section).or_insert(i);
+        }
+        self.places.push(place);
+        self.specs.push(spec);
+    }
+
     /// The map whose definition starts at `offset` of section `section`.
     pub fn defined_at(&self, section: usize, offset: u64) -> Option<&MapSpec> {
-        self.places
-            .iter()
-            .position(|p| p.section == section && p.offset == offset)
-            .map(|i| &self.specs[i])
+        self.starts.get(&(section, offset)).map(|&i| &self.specs[i])
     }
 
     /// The global-data map of a section.
     pub fn data_map(&self, section: usize) -> Option<&MapSpec> {
-        self.places
-            .iter()
-            .zip(&self.specs)
-            .find(|(p, m)| p.section == section && m.origin == MapOrigin::GlobalData)
-            .map(|(_, m)| m)
+        self.data.get(&section).map(|&i| &self.specs[i])
     }
 
     pub fn into_specs(self) -> Vec<MapSpec> {
@@ -73,6 +84,8 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&Btf>) -> Result<Maps, ParseErr
     let mut maps = Maps {
         specs: Vec::new(),
         places: Vec::new(),
+        starts: HashMap::new(),
+        data: HashMap::new(),
     };
     if let Some(section) = elf.section_by_name(".maps") {
         let btf = btf.ok_or(ParseError::MapsNeedBtf)?;
@@ -84,8 +97,7 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&Btf>) -> Result<Maps, ParseErr
     }
     for section in &elf.sections {
         if let Some(spec) = data_map(section, btf) {
-            maps.places.push(Place::new(section.index, 0, section.size));
-            maps.specs.push(spec);
+            maps.push(Place::new(section.index, 0, section.size), spec);
         }
     }
     Ok(maps)
@@ -137,6 +149,11 @@ fn btf_maps(
     let BtfTypeData::Datasec(vars) = &btf.type_by_id(datasec)?.data else {
         return Err(bad(".maps", "BTF type .maps is not a DATASEC"));
     };
+    // The first symbol of each name in the section, found once.
+    let mut symbols: HashMap<&str, &Symbol<'_>> = HashMap::new();
+    for sym in elf.symbols_in(section.index).filter(|s| !s.is_section()) {
+        symbols.entry(sym.name).or_insert(sym);
+    }
     for var in vars {
         let var_type = btf.type_by_id(var.type_id)?;
         if var_type.kind != BtfKind::Var {
@@ -152,10 +169,7 @@ fn btf_maps(
         let name = btf.type_name(var.type_id)?;
         // clang leaves DATASEC offsets for the loader to fill in; the symbol
         // table has the real ones (libbpf's btf_fixup_datasec does the same).
-        let symbol = elf
-            .symbols_in(section.index)
-            .find(|s| s.name == name && !s.is_section());
-        let (offset, size) = match symbol {
+        let (offset, size) = match symbols.get(name) {
             Some(s) => (s.value, s.size),
             None => (u64::from(var.offset), u64::from(var.size)),
         };
@@ -173,11 +187,35 @@ fn btf_maps(
         }
         let def = btf.strip_modifiers(var_type.size_or_type)?;
         let (spec, values_offset) = btf_map_def(btf, name, def, false)?;
-        maps.places.push(Place {
-            values_offset,
-            ..Place::new(section.index, offset, size)
-        });
-        maps.specs.push(spec);
+        maps.push(
+            Place {
+                values_offset,
+                ..Place::new(section.index, offset, size)
+            },
+            spec,
+        );
+    }
+    // No two definitions may share bytes: a `.values` relocation must lie in
+    // exactly one. Sorted by start, an overlap shows between neighbours.
+    let mut ranges: Vec<(u64, u64, usize)> = maps
+        .places
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.section == section.index)
+        .map(|(i, p)| (p.offset, p.offset + p.size, i))
+        .collect();
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((a_start, a_end, a), (b_start, b_end, b)) = (pair[0], pair[1]);
+        if b_start < a_end {
+            return Err(bad(
+                &maps.specs[b].name,
+                format!(
+                    "definition at bytes {b_start}..{b_end} of section .maps overlaps map {}'s ({a_start}..{a_end})",
+                    maps.specs[a].name
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -366,6 +404,18 @@ fn values_relocations(
     section: &Section<'_>,
     maps: &mut Maps,
 ) -> Result<(), ParseError> {
+    // This section's definitions by start offset, for a binary search per
+    // relocation. BTF maps in .maps do not overlap (each is a variable of
+    // the DATASEC at its own offset), so the last one starting at or before
+    // an offset is the only one that can hold it.
+    let mut by_start: Vec<(u64, usize)> = maps
+        .places
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.section == section.index)
+        .map(|(i, p)| (p.offset, i))
+        .collect();
+    by_start.sort_unstable();
     for rel in elf.rels_for(section.index) {
         let (offset, r_type) = (rel.offset, rel.r_type);
         let sym = elf.symbols.get(rel.sym as usize).ok_or_else(|| {
@@ -390,9 +440,12 @@ fn values_relocations(
                 expected: "R_BPF_64_ABS64 (2) for a .values slot",
             });
         }
-        let Some(i) = maps.places.iter().position(|p| {
-            p.section == section.index && offset >= p.offset && offset - p.offset < p.size
-        }) else {
+        let after = by_start.partition_point(|&(start, _)| start <= offset);
+        let Some(i) = after
+            .checked_sub(1)
+            .map(|k| by_start[k].1)
+            .filter(|&i| offset - maps.places[i].offset < maps.places[i].size)
+        else {
             return Err(bad_rel("it lies in no map definition".into()));
         };
         let place = maps.places[i];
@@ -503,16 +556,17 @@ fn legacy_maps(elf: &Elf<'_>, section: &Section<'_>, maps: &mut Maps) -> Result<
                 section: "maps".to_owned(),
             });
         }
-        maps.places
-            .push(Place::new(section.index, sym.value, def_size as u64));
-        maps.specs.push(MapSpec {
-            map_type: MapType(field(0)),
-            key_size: field(1),
-            value_size: field(2),
-            max_entries: field(3),
-            flags: field(4),
-            ..blank(name, MapOrigin::Legacy, "maps")
-        });
+        maps.push(
+            Place::new(section.index, sym.value, def_size as u64),
+            MapSpec {
+                map_type: MapType(field(0)),
+                key_size: field(1),
+                value_size: field(2),
+                max_entries: field(3),
+                flags: field(4),
+                ..blank(name, MapOrigin::Legacy, "maps")
+            },
+        );
     }
     Ok(())
 }
