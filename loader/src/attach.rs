@@ -278,7 +278,17 @@ pub fn attach(
         );
         if let Err(source) = added {
             if created {
-                let _ = tc.delete_clsact(ifindex);
+                // Another rawbpf may have put its filter on the qdisc we
+                // just made (two attaches racing): delete the qdisc only if
+                // it is empty, else leave it to that chain's detach.
+                let empty = [Direction::Ingress, Direction::Egress]
+                    .iter()
+                    .all(|&d| tc.filters(ifindex, d).is_ok_and(|f| f.is_empty()));
+                if empty {
+                    let _ = tc.delete_clsact(ifindex);
+                } else {
+                    let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
+                }
             }
             return Err(match crate::netlink::errno(&source) {
                 Some(libc::EEXIST) => AttachError::AlreadyAttached {
