@@ -30,7 +30,10 @@ pub enum NetnsError {
         source: io::Error,
     },
     /// Something else failed.
-    #[error("network namespace {name}: {action}: {source}")]
+    #[error(
+        "network namespace {name}: {action}: {source}{}",
+        privilege_hint(source)
+    )]
     Failed {
         /// The name.
         name: String,
@@ -39,6 +42,14 @@ pub enum NetnsError {
         /// errno.
         source: io::Error,
     },
+}
+
+/// What to add to an errno that usually means missing privileges.
+fn privilege_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => " (needs root, or CAP_SYS_ADMIN)",
+        _ => "",
+    }
 }
 
 fn path_of(name: &str) -> PathBuf {
@@ -65,12 +76,9 @@ fn failed<'a>(name: &'a str, action: &'static str) -> impl FnOnce(io::Error) -> 
 /// The calling thread's own namespace, entered again when dropped.
 struct Return(File);
 
-impl Return {
-    fn here(name: &str) -> Result<Return, NetnsError> {
-        File::open("/proc/thread-self/ns/net")
-            .map(Return)
-            .map_err(failed(name, "opening the current namespace"))
-    }
+/// The calling thread's namespace, to return to once it has left it.
+fn own_namespace(name: &str) -> Result<File, NetnsError> {
+    File::open("/proc/thread-self/ns/net").map_err(failed(name, "opening the current namespace"))
 }
 
 impl Drop for Return {
@@ -98,8 +106,10 @@ pub fn run_in<T>(netns: Option<&str>, f: impl FnOnce() -> T) -> Result<T, NetnsE
         name: name.to_owned(),
         source,
     })?;
-    let back = Return::here(name)?;
+    let own = own_namespace(name)?;
     sys::setns_net(ns.as_fd()).map_err(failed(name, "entering it"))?;
+    // Only now is there somewhere to return from.
+    let back = Return(own);
     let out = f();
     drop(back);
     Ok(out)
@@ -115,9 +125,10 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
         .open(&path)
         .map_err(failed(name, "creating its mount point"))?;
     let target = c_path_of(name, &path)?;
-    let made = Return::here(name).and_then(|back| {
-        sys::unshare_net()
-            .and_then(|()| sys::bind_mount(c"/proc/thread-self/ns/net", &target))
+    let made = own_namespace(name).and_then(|own| {
+        sys::unshare_net().map_err(failed(name, "creating it"))?;
+        let back = Return(own);
+        sys::bind_mount(c"/proc/thread-self/ns/net", &target)
             .map_err(failed(name, "creating it"))?;
         drop(back);
         Ok(())
