@@ -484,6 +484,27 @@ pub fn probe_feature(f: Feature) -> bool {
 }
 
 impl Features {
+    /// Whether this process may use bpf(2) at all: without it every probe
+    /// fails, which would read as a kernel that lacks everything.
+    pub fn permitted() -> std::io::Result<()> {
+        let made = sys::map_create(&sys::MapCreate {
+            map_type: MapType::ARRAY.0,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            flags: 0,
+            numa_node: 0,
+            map_extra: 0,
+            name: "probe",
+            inner_map_fd: None,
+            btf: None,
+        });
+        match made {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Probes program types, map types, BTF kinds and features (not helpers:
     /// [`Features::probe_helpers`] asks for those per program type).
     pub fn probe() -> Features {

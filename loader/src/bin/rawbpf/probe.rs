@@ -94,12 +94,23 @@ fn parse_prog_type(name: &str) -> Result<ProgramType, Failure> {
         })
 }
 
+/// Fails when bpf(2) is not permitted at all: probing then tells nothing.
+fn permitted(command: &str) -> Result<(), Failure> {
+    Features::permitted().map_err(|e| {
+        Failure::Error(format!(
+            "{command}: cannot ask the kernel: bpf(2) {e} (needs root, or CAP_BPF; \
+             probing networking program types needs CAP_NET_ADMIN too)"
+        ))
+    })
+}
+
 /// `rawbpf probe [--helpers PROG_TYPE]... [--json]`
 pub fn probe(p: &Parsed) -> Result<String, Failure> {
     let types = p
         .values("--helpers")
         .map(parse_prog_type)
         .collect::<Result<Vec<_>, _>>()?;
+    permitted("probe")?;
     let mut f = Features::probe();
     for t in types {
         f.probe_helpers(t, 1..MAX_HELPER);
@@ -173,6 +184,7 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
 pub fn check(p: &Parsed) -> Result<String, Failure> {
     let file = &p.positional[0];
     let spec = ObjectSpec::from_file(file)?;
+    permitted("check")?;
     let mut f = Features::probe();
     for (t, ids) in probe::program_helpers(&spec) {
         f.probe_helpers(t, ids);
