@@ -1,31 +1,152 @@
-//! Loading and dropping must give every fd back. Alone in its own test
-//! binary, so no other test opens fds while it counts.
+//! Loading, failing to load and failing to attach must give back every fd
+//! and leave no pin, qdisc, filter or namespace behind. Alone in its own test
+//! binary, so no other test opens fds while these count; the two tests here
+//! take turns.
 
 mod support;
 
+use rawbpf::attach::{self, AttachOptions, Mode, Target};
+use rawbpf::lab::Lab;
 use rawbpf::load::{Collection, LoadOptions};
-use rawbpf::ObjectSpec;
-use support::{kernel, obj, open_fds};
+use rawbpf::tc::{Direction, Tc};
+use rawbpf::{AttachError, ObjectSpec};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use support::{kernel, obj, open_fds, unique};
+
+static COUNTING: Mutex<()> = Mutex::new(());
+
+const ROUNDS: usize = 1000;
 
 #[test]
 fn thousand_load_drop_cycles_leak_no_fd() {
     if !kernel("thousand_load_drop_cycles_leak_no_fd") {
         return;
     }
+    let _turn = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
     let spec = ObjectSpec::from_file(obj("pipeline.bpf.o")).unwrap();
     let failing = ObjectSpec::from_file(obj("verifier_reject.bpf.o")).unwrap();
-    let opts = LoadOptions::for_file(std::path::Path::new("pipeline.bpf.o"));
+    let opts = LoadOptions::for_file(Path::new("pipeline.bpf.o"));
     // One warm-up cycle, so lazily opened files (if any) are counted in both.
     drop(Collection::load(&spec, &opts).unwrap());
     let before = open_fds();
-    for i in 0..1000 {
+    for _ in 0..ROUNDS {
         let c = Collection::load(&spec, &opts).unwrap();
         assert_eq!(c.programs.len(), 2);
         drop(c);
-        if i % 100 == 0 {
-            // Failing loads must not leak either.
-            assert!(Collection::load(&failing, &opts).is_err());
-        }
+        // The verifier rejects this one after its maps and BTF are made.
+        assert!(Collection::load(&failing, &opts).is_err());
     }
     assert_eq!(open_fds(), before);
+}
+
+/// Every file and directory under `dir`, sorted.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// 1000 attaches that fail (a program the verifier rejects, a priority
+/// already taken, a device that does not exist) leave fds, pins, qdiscs,
+/// filters and namespaces exactly as they were.
+#[test]
+fn thousand_failing_attaches_leave_nothing() {
+    if !kernel("thousand_failing_attaches_leave_nothing") {
+        return;
+    }
+    let _turn = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::create(&unique("leaks")).expect("build the two namespaces");
+    let pipeline_path = PathBuf::from(obj("pipeline.bpf.o"));
+    let pipeline = ObjectSpec::from_file(&pipeline_path).unwrap();
+    let reject_path = PathBuf::from(obj("verifier_reject.bpf.o"));
+    let reject = ObjectSpec::from_file(&reject_path).unwrap();
+    let target = |dev: &str, direction| Target {
+        netns: Some(lab.ns_b.clone()),
+        dev: dev.to_owned(),
+        direction,
+    };
+    let opts = |target: Target| AttachOptions {
+        target,
+        program: None,
+        tails: Vec::new(),
+        priority: 1,
+        replace: false,
+        mode: Mode::Tc,
+    };
+    // A chain on ingress, so priority 1 there is taken.
+    let taken = opts(target(&lab.dev_b, Direction::Ingress));
+    attach::attach(&pipeline_path, &pipeline, &taken).unwrap();
+    // What the kernel and bpffs hold now.
+    let state = || {
+        let filters = rawbpf::netns::run_in(Some(&lab.ns_b), || {
+            let tc = Tc::new().unwrap();
+            let ifindex = tc.ifindex(&lab.dev_b).unwrap().unwrap();
+            [Direction::Ingress, Direction::Egress].map(|d| tc.filters(ifindex, d).unwrap())
+        })
+        .unwrap();
+        let qdiscs = std::process::Command::new("tc")
+            .args(["-n", &lab.ns_b, "qdisc", "show"])
+            .output()
+            .unwrap()
+            .stdout;
+        let namespaces = tree(Path::new(rawbpf::netns::NETNS_DIR));
+        (
+            filters,
+            qdiscs,
+            tree(Path::new(rawbpf::attach::PIN_ROOT))
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains(&lab.ns_b))
+                .collect::<Vec<_>>(),
+            namespaces
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains("leaks"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let before = state();
+    let fds = open_fds();
+    for i in 0..ROUNDS {
+        let err = match i % 3 {
+            0 => attach::attach(
+                &reject_path,
+                &reject,
+                &opts(target(&lab.dev_b, Direction::Egress)),
+            ),
+            1 => attach::attach(&pipeline_path, &pipeline, &taken),
+            _ => attach::attach(
+                &pipeline_path,
+                &pipeline,
+                &opts(target("nodev0", Direction::Egress)),
+            ),
+        }
+        .expect_err("every attach here fails");
+        match (i % 3, &err) {
+            (0, AttachError::Load(_)) | (1, AttachError::AlreadyAttached { .. }) => {}
+            (2, AttachError::NoDevice { .. }) => {}
+            _ => panic!("round {i}: unexpected error {err}"),
+        }
+    }
+    assert_eq!(open_fds(), fds, "fds");
+    assert!(
+        state() == before,
+        "filters, qdiscs, pins or namespaces changed"
+    );
+    attach::detach(&taken.target, Some(1)).unwrap();
+    let _ = std::fs::remove_dir_all(
+        Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{}", lab.ns_b)),
+    );
 }
