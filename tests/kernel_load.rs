@@ -352,6 +352,38 @@ fn verifier_rejection_names_program_and_shows_log() {
     );
 }
 
+/// A map the kernel refuses (an array with an 8-byte key): the error names
+/// the map, the errno and the rule it breaks; `check` predicts it; nothing
+/// is left pinned.
+#[test]
+fn refused_map_names_map_and_rule() {
+    if !kernel("refused_map_names_map_and_rule") {
+        return;
+    }
+    let pins = support::BpffsDir::new("refused");
+    let o = rawbpf(&["load", &obj("map_refused.bpf.o"), "--pin", pins.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rawbpf: {}: map wide_keys: the kernel refused to create it: Invalid argument (os error 22) \
+             (array maps take a 4-byte key (an index); this one's key is 8 bytes)\n",
+            obj("map_refused.bpf.o")
+        )
+    );
+    assert!(!pins.0.exists() || std::fs::read_dir(&pins.0).unwrap().next().is_none());
+    let c = rawbpf(&["check", &obj("map_refused.bpf.o")]);
+    assert_eq!(c.status.code(), Some(1));
+    assert!(
+        support::stdout(&c).contains(
+            "FAIL (object): map wide_keys: array maps take a 4-byte key (an index); \
+             this one's key is 8 bytes; the kernel will refuse it"
+        ),
+        "{}",
+        support::stdout(&c)
+    );
+}
+
 /// CO-RE relocations are not applied yet: refused, with the reason.
 #[test]
 fn core_relocations_are_refused() {

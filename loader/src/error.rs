@@ -126,7 +126,8 @@ fn netlink_hint(e: &std::io::Error) -> &'static str {
 pub enum LoadError {
     /// `BPF_MAP_CREATE` failed.
     #[error(
-        "map {map}: the kernel refused to create it: {source}{}",
+        "map {map}: the kernel refused to create it: {source}{}{}",
+        rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
         privilege_hint(source)
     )]
     MapCreate {
@@ -134,6 +135,8 @@ pub enum LoadError {
         map: String,
         /// errno.
         source: std::io::Error,
+        /// The kernel rule the map breaks, when rawbpf knows it.
+        rule: Option<String>,
     },
     /// Writing an element failed.
     #[error("map {map}: writing {what}: {source}{}", privilege_hint(source))]

@@ -602,8 +602,11 @@ fn create_map(
     warnings: &mut Vec<String>,
 ) -> Result<Map, LoadError> {
     let kernel_name = kernel_map_name(m, &opts.object_name);
-    let create_err = |source| LoadError::MapCreate {
+    let create_err = |source: io::Error| LoadError::MapCreate {
         map: m.name.clone(),
+        rule: (source.raw_os_error() == Some(libc::EINVAL))
+            .then(|| m.kernel_rule_broken())
+            .flatten(),
         source,
     };
     if let (Pinning::ByName, Some(dir)) = (m.pinning, &opts.pin_by_name_dir) {

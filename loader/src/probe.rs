@@ -688,6 +688,13 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
             .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
     }) && !features.btf_global_func;
     for m in &spec.maps {
+        if let Some(rule) = m.kernel_rule_broken() {
+            problem(
+                &mut report,
+                "(object)",
+                format!("map {}: {rule}; the kernel will refuse it", m.name),
+            );
+        }
         match features.map_type(m.map_type) {
             Some(false) => problem(
                 &mut report,

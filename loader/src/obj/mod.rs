@@ -212,6 +212,43 @@ pub struct MapSpec {
 }
 
 impl MapSpec {
+    /// A rule of the kernel's this map breaks, in words, if rawbpf knows
+    /// one (`BPF_MAP_CREATE` would fail with a bare `EINVAL`).
+    pub fn kernel_rule_broken(&self) -> Option<String> {
+        let array_like = matches!(
+            self.map_type,
+            MapType::ARRAY
+                | MapType::PERCPU_ARRAY
+                | MapType::PROG_ARRAY
+                | MapType::PERF_EVENT_ARRAY
+                | MapType::CGROUP_ARRAY
+                | MapType::ARRAY_OF_MAPS
+                | MapType::DEVMAP
+                | MapType::CPUMAP
+                | MapType::XSKMAP
+        );
+        if array_like && self.key_size != 4 {
+            return Some(format!(
+                "{} maps take a 4-byte key (an index); this one's key is {} bytes",
+                self.map_type, self.key_size
+            ));
+        }
+        let sized = array_like
+            || matches!(
+                self.map_type,
+                MapType::HASH
+                    | MapType::PERCPU_HASH
+                    | MapType::LRU_HASH
+                    | MapType::LRU_PERCPU_HASH
+                    | MapType::HASH_OF_MAPS
+                    | MapType::LPM_TRIE
+            );
+        if sized && self.max_entries == 0 {
+            return Some(format!("{} maps need max_entries above 0", self.map_type));
+        }
+        None
+    }
+
     /// Whether the kernel should see this map as read-only to programs and frozen
     /// after its initial value is written (`.rodata*`, as libbpf does).
     pub fn is_rodata(&self) -> bool {
