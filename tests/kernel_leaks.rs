@@ -92,17 +92,21 @@ fn thousand_failing_attaches_leave_nothing() {
     attach::attach(&pipeline_path, &pipeline, &taken).unwrap();
     // What the kernel and bpffs hold now.
     let state = || {
-        let filters = rawbpf::netns::run_in(Some(&lab.ns_b), || {
+        let (filters, qdiscs) = rawbpf::netns::run_in(Some(&lab.ns_b), || {
             let tc = Tc::new().unwrap();
-            let ifindex = tc.ifindex(&lab.dev_b).unwrap().unwrap();
-            [Direction::Ingress, Direction::Egress].map(|d| tc.filters(ifindex, d).unwrap())
+            let devices = tc.devices().unwrap();
+            let filters: Vec<_> = devices
+                .iter()
+                .flat_map(|(i, _)| [Direction::Ingress, Direction::Egress].map(|d| (*i, d)))
+                .map(|(i, d)| tc.filters(i, d).unwrap())
+                .collect();
+            let qdiscs: Vec<_> = devices
+                .iter()
+                .map(|(i, _)| tc.qdisc_kinds(*i).unwrap())
+                .collect();
+            (filters, qdiscs)
         })
         .unwrap();
-        let qdiscs = std::process::Command::new("tc")
-            .args(["-n", &lab.ns_b, "qdisc", "show"])
-            .output()
-            .unwrap()
-            .stdout;
         let namespaces = tree(Path::new(rawbpf::netns::NETNS_DIR));
         (
             filters,

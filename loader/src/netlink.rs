@@ -27,6 +27,8 @@ pub mod rtm {
     pub const NEWQDISC: u16 = 36;
     /// Delete a qdisc.
     pub const DELQDISC: u16 = 37;
+    /// Get qdiscs.
+    pub const GETQDISC: u16 = 38;
     /// New filter.
     pub const NEWTFILTER: u16 = 44;
     /// Delete filters.

@@ -141,6 +141,25 @@ impl Tc {
         }
     }
 
+    /// The kinds of the device's qdiscs (`clsact`, `noqueue`, ...).
+    pub fn qdisc_kinds(&self, ifindex: u32) -> io::Result<Vec<String>> {
+        let replies = self.request(Request::tc(
+            rtm::GETQDISC,
+            flags::DUMP,
+            TcMsg {
+                ifindex: ifindex as i32,
+                ..TcMsg::default()
+            },
+        ))?;
+        Ok(replies
+            .iter()
+            .filter(|r| r.kind == rtm::NEWQDISC)
+            .filter_map(|r| r.tc())
+            .filter(|(h, _)| h.ifindex == ifindex as i32)
+            .filter_map(|(_, attrs)| attrs.string(TCA_KIND))
+            .collect())
+    }
+
     /// Removes the device's clsact qdisc (and every filter on it).
     pub fn delete_clsact(&self, ifindex: u32) -> io::Result<()> {
         self.request(Self::clsact(rtm::DELQDISC, 0, ifindex))

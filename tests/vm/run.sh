@@ -25,8 +25,9 @@ KERNELS=("$@")
 [ ${#KERNELS[@]} -gt 0 ] || KERNELS=(5.10 6.1 6.12 7.3)
 
 # Tests that need host tools the guest has no real version of (iproute2's
-# tc and ip -n, util-linux's runuser): they run on the host only.
-HOST_ONLY=(tc_and_list_agree detach_after_the_device_is_gone missing_privileges_are_named)
+# tc and ip -n, util-linux's runuser and setpriv): they run on the host only.
+HOST_ONLY=(tc_and_list_agree detach_after_the_device_is_gone missing_privileges_are_named
+    commands_without_capabilities_say_what_they_need)
 
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
