@@ -4,36 +4,18 @@
 
 mod support;
 
-use rawbpf::lab::{Arrivals, Lab, Receiver, Sender};
+use rawbpf::lab::Arrivals;
 use std::process::Command;
+use support::net::Net;
 use support::{json, kernel, obj, rawbpf, rawbpf_json, stderr, stdout, unique};
 
-struct Net {
-    lab: Lab,
-    rx: Receiver,
-    tx: Sender,
+/// What only these tests ask of the network.
+trait Inspect {
+    fn tc_filters(&self, dir: &str) -> String;
+    fn qdiscs(&self) -> String;
 }
 
-impl Net {
-    fn new(tag: &str) -> Net {
-        let lab = Lab::create(&unique(tag)).expect("build the two namespaces");
-        let rx = lab.receiver(0).unwrap();
-        let tx = lab.sender().unwrap();
-        Net { lab, rx, tx }
-    }
-
-    fn batch(&self) -> Arrivals {
-        self.tx.send_batch(self.rx.port, 10).unwrap();
-        self.rx.collect_batch().unwrap()
-    }
-
-    /// `rawbpf ARGS --netns B --dev B` (the receiver's side).
-    fn on_b(&self, args: &[&str]) -> std::process::Output {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--netns", &self.lab.ns_b, "--dev", &self.lab.dev_b]);
-        rawbpf(&all)
-    }
-
+impl Inspect for Net {
     fn tc_filters(&self, dir: &str) -> String {
         let o = Command::new("tc")
             .args([
@@ -63,14 +45,6 @@ impl Net {
             .output()
             .unwrap();
         String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn pin_dir(&self, dir: &str) -> std::path::PathBuf {
-        std::path::Path::new(rawbpf::attach::PIN_ROOT)
-            .join(format!("ns_{}", self.lab.ns_b))
-            .join(&self.lab.dev_b)
-            .join(dir)
-            .join("1")
     }
 }
 

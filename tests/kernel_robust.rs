@@ -5,52 +5,19 @@
 
 mod support;
 
-use rawbpf::lab::{Lab, Receiver, Sender};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use support::{kernel, obj, stderr, unique};
-
-struct Net {
-    lab: Lab,
-    rx: Receiver,
-    tx: Sender,
-}
+use std::process::{Command, Output};
+use support::net::Net;
+use support::{kernel, obj, stderr};
 
 impl Net {
-    fn new(tag: &str) -> Net {
-        let lab = Lab::create(&unique(tag)).expect("build the two namespaces");
-        let rx = lab.receiver(0).unwrap();
-        let tx = lab.sender().unwrap();
-        Net { lab, rx, tx }
-    }
-
     /// How many of 10 datagrams arrive.
     fn arriving(&self) -> usize {
-        self.tx.send_batch(self.rx.port, 10).unwrap();
-        self.rx.collect_batch().unwrap().count
-    }
-
-    /// Starts `rawbpf ARGS --netns B --dev B` without waiting for it.
-    fn spawn_on_b(&self, args: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_rawbpf"))
-            .args(args)
-            .args(["--netns", &self.lab.ns_b, "--dev", &self.lab.dev_b])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rawbpf")
-    }
-
-    fn on_b(&self, args: &[&str]) -> Output {
-        self.spawn_on_b(args).wait_with_output().unwrap()
+        self.batch().count
     }
 
     fn chain_dir(&self) -> PathBuf {
-        std::path::Path::new(rawbpf::attach::PIN_ROOT)
-            .join(format!("ns_{}", self.lab.ns_b))
-            .join(&self.lab.dev_b)
-            .join("ingress")
-            .join("1")
+        self.pin_dir("ingress")
     }
 
     /// (BPF filters at priority 1, clsact present), as the kernel says.
@@ -74,15 +41,6 @@ impl Net {
             )
         })
         .unwrap()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        // Pins outlive the namespaces: remove this test's, pass or fail.
-        let _ = std::fs::remove_dir_all(
-            std::path::Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{}", self.lab.ns_b)),
-        );
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 pub mod json;
+pub mod net;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
