@@ -484,10 +484,10 @@ pub fn probe_feature(f: Feature) -> bool {
 }
 
 impl Features {
-    /// Whether this process may use bpf(2) at all: without it every probe
-    /// fails, which would read as a kernel that lacks everything.
-    pub fn permitted() -> std::io::Result<()> {
-        let made = sys::map_create(&sys::MapCreate {
+    /// Whether bpf(2) works here at all: a one-element array map made and
+    /// closed, or the error that stopped it.
+    pub fn usable() -> std::io::Result<()> {
+        sys::map_create(&sys::MapCreate {
             map_type: MapType::ARRAY.0,
             key_size: 4,
             value_size: 4,
@@ -498,8 +498,14 @@ impl Features {
             name: "probe",
             inner_map_fd: None,
             btf: None,
-        });
-        match made {
+        })
+        .map(drop)
+    }
+
+    /// Whether this process may use bpf(2) at all: without it every probe
+    /// fails, which would read as a kernel that lacks everything.
+    pub fn permitted() -> std::io::Result<()> {
+        match Features::usable() {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => Err(e),
             _ => Ok(()),
         }

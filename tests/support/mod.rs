@@ -98,19 +98,7 @@ pub fn kernel(test: &str) -> bool {
     let reason = if rawbpf::sys::euid() != 0 {
         Some("not root".to_owned())
     } else {
-        let probe = rawbpf::sys::map_create(&rawbpf::sys::MapCreate {
-            map_type: rawbpf::uapi::MapType::ARRAY.0,
-            key_size: 4,
-            value_size: 4,
-            max_entries: 1,
-            flags: 0,
-            numa_node: 0,
-            map_extra: 0,
-            name: "probe",
-            inner_map_fd: None,
-            btf: None,
-        });
-        probe
+        rawbpf::probe::Features::usable()
             .err()
             .map(|e| format!("bpf(2) does not work here: {e}"))
     };
