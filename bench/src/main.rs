@@ -221,18 +221,24 @@ fn wall_us(s: &[Sample]) -> Stats {
     stats(s.iter().map(|s| s.wall.as_secs_f64() * 1e6).collect())
 }
 
+/// Runs `argv` under a tracer (`TOOL ARGS -o FILE -- argv`): what it wrote.
+fn traced(tool: &str, args: &[&str], argv: &[OsString], work: &Path) -> Result<String> {
+    let out = work.join(format!("{tool}.txt"));
+    sh(Command::new(tool)
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .arg("--")
+        .args(argv)
+        .stdout(Stdio::null()))?;
+    std::fs::read_to_string(&out).map_err(|e| e.to_string())
+}
+
 /// Syscall counts of one run, from `strace -f -c`.
 fn strace_counts(steps: &[Vec<OsString>], work: &Path) -> Result<(u64, u64)> {
     let (mut bpf, mut netlink) = (0, 0);
     for step in steps {
-        let out = work.join("strace.txt");
-        sh(Command::new("strace")
-            .args(["-f", "-c", "-o"])
-            .arg(&out)
-            .arg("--")
-            .args(step)
-            .stdout(Stdio::null()))?;
-        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        let text = traced("strace", &["-f", "-c"], step, work)?;
         for line in text.lines() {
             let t: Vec<&str> = line.split_whitespace().collect();
             let (Some(name), Some(calls)) = (t.last(), t.get(3)) else {
@@ -255,14 +261,8 @@ fn strace_counts(steps: &[Vec<OsString>], work: &Path) -> Result<(u64, u64)> {
 fn perf_trace(steps: &[Vec<OsString>], work: &Path) -> Result<Vec<(String, f64)>> {
     let mut calls = Vec::new();
     for step in steps {
-        let out = work.join("perf.txt");
-        sh(Command::new("perf")
-            .args(["trace", "-e", "bpf,sendto,sendmsg,recvfrom,recvmsg", "-o"])
-            .arg(&out)
-            .arg("--")
-            .args(step)
-            .stdout(Stdio::null()))?;
-        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        let events = ["trace", "-e", "bpf,sendto,sendmsg,recvfrom,recvmsg"];
+        let text = traced("perf", &events, step, work)?;
         for line in text.lines() {
             // "     0.125 ( 0.111 ms): rawbpf/5096 bpf(cmd: PROG_LOAD, ..."
             let Some(open) = line.find('(') else { continue };
