@@ -465,6 +465,13 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
         });
     }
     for &p in &detached.priorities {
+        // A TCX link goes only when its last reference does, in a kernel
+        // work item after the unpin: detach it now, so that when detach
+        // returns, packets no longer see the chain.
+        let link_pin = c_path(&target.chain_dir(p).join(LINK_PIN)).ok();
+        if let Some(link) = link_pin.and_then(|pin| crate::sys::obj_get(&pin).ok()) {
+            let _ = crate::sys::link_detach(link.as_fd());
+        }
         let _ = std::fs::remove_dir_all(target.chain_dir(p));
     }
     if detached.deleted_qdisc {

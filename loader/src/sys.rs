@@ -32,6 +32,7 @@ mod cmd {
     pub const MAP_FREEZE: u32 = 22;
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_UPDATE: u32 = 29;
+    pub const LINK_DETACH: u32 = 34;
 }
 
 /// Object names the kernel keeps: 15 bytes and a NUL (`BPF_OBJ_NAME_LEN`).
@@ -591,6 +592,21 @@ pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>) -> io::Result
         ..Default::default()
     };
     bpf(cmd::LINK_UPDATE, &mut attr).map(drop)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkDetachAttr {
+    link_fd: u32,
+}
+
+/// `BPF_LINK_DETACH`: detaches a link now, whoever else holds it (unpinning
+/// alone leaves the release to a kernel work item, a moment later).
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = LinkDetachAttr {
+        link_fd: fd_u32(link),
+    };
+    bpf(cmd::LINK_DETACH, &mut attr).map(drop)
 }
 
 /// The start of `struct bpf_link_info`.
