@@ -96,8 +96,11 @@ echo "vm: building static test binaries"
 TARGET=x86_64-unknown-linux-gnu
 export RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static'
 cargo build -q --release --target "$TARGET" -p rawbpf --bin rawbpf
-mapfile -t TESTS < <(cargo test -q --release --target "$TARGET" -p rawbpf --no-run --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | sort -u)
+# A failed build must fail the run, not boot guests with fewer tests.
+cargo test -q --release --target "$TARGET" -p rawbpf --no-run --message-format=json >"$WORK/tests.json"
+mapfile -t TESTS < <(grep -o '"executable":"[^"]*/deps/[^"]*"' "$WORK/tests.json" |
+    sed 's/"executable":"\(.*\)"/\1/' | sort -u)
+echo "vm: ${#TESTS[@]} test binaries"
 BIN="$ROOT/target/$TARGET/release/rawbpf"
 
 # --- One guest per kernel --------------------------------------------------
@@ -110,6 +113,8 @@ build_initramfs() { # kver-dir out
     mkdir -p "$rootfs$(dirname "$BIN")" "$rootfs$ROOT/programs" "$rootfs$ROOT/loader"
     cp "$BIN" "$rootfs$BIN"
     cp -r "$ROOT/programs/obj" "$rootfs$ROOT/programs/obj"
+    mkdir -p "$rootfs$ROOT/tests"
+    cp -r "$ROOT/tests/data" "$rootfs$ROOT/tests/data"
     mkdir -p "$rootfs/tests"
     for t in "${TESTS[@]}"; do cp "$t" "$rootfs/tests/"; done
     cp "$kdir"/*.ko "$rootfs/modules/" 2>/dev/null || true
