@@ -39,8 +39,12 @@ if ! cargo afl --version >/dev/null 2>&1; then
     echo "== installing cargo-afl"
     cargo install --locked cargo-afl
 fi
-# AFL++ itself, built once per rustc version (a no-op when already built).
-cargo afl config --build >/dev/null 2>&1 || true
+# AFL++ itself, built once per rustc version ("already built" otherwise).
+if ! config=$(cargo afl config --build 2>&1) && ! grep -q "already built" <<<"$config"; then
+    echo "$config" >&2
+    echo "fuzz/run.sh: building AFL++ failed (it needs make and a C compiler)" >&2
+    exit 1
+fi
 
 echo "== building $target"
 (cd "$here" && nice -n 19 cargo afl build --release --bin "$target" -j1)
