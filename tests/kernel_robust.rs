@@ -175,11 +175,26 @@ fn commands_without_capabilities_say_what_they_need() {
         (vec!["check", &pipeline], "needs root, or CAP_BPF"),
         (vec!["demo"], "needs root, or CAP_SYS_ADMIN"),
     ];
+    let demo_namespaces = || {
+        std::fs::read_dir(rawbpf::netns::NETNS_DIR)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("rawbpf-demo-")
+            })
+            .count()
+    };
+    let demos_before = demo_namespaces();
     for (args, needs) in cases {
         let e = without_caps(&args);
         assert!(e.contains(needs), "{args:?} should say {needs:?}: {e}");
         assert!(!e.contains("panicked"), "{args:?}: {e}");
     }
+    assert_eq!(
+        demo_namespaces(),
+        demos_before,
+        "demo left a namespace behind"
+    );
     // The chain attached before is untouched, and the failed commands left nothing.
     assert_eq!(net.kernel_state(), (1, true));
     assert_eq!(net.arriving(), 0);
