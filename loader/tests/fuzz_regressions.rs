@@ -9,42 +9,11 @@
 //! below is far above the linear time even in a debug build on a loaded
 //! machine, and far below the old quadratic time.
 
+mod common;
+
+use common::*;
 use rawbpf::ObjectSpec;
 use std::time::{Duration, Instant};
-
-const OBJ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../programs/obj");
-
-fn object(name: &str) -> Vec<u8> {
-    let path = format!("{OBJ_DIR}/{name}");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn u16_at(d: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(d[o..o + 2].try_into().unwrap())
-}
-fn u32_at(d: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(d[o..o + 4].try_into().unwrap())
-}
-fn u64_at(d: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(d[o..o + 8].try_into().unwrap())
-}
-fn put_u64(d: &mut [u8], o: usize, v: u64) {
-    d[o..o + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-fn shdr(d: &[u8], index: usize) -> usize {
-    u64_at(d, 0x28) as usize + index * usize::from(u16_at(d, 0x3a))
-}
-
-fn section(d: &[u8], name: &str) -> usize {
-    let strtab = u64_at(d, shdr(d, usize::from(u16_at(d, 0x3e))) + 24) as usize;
-    (0..usize::from(u16_at(d, 0x3c)))
-        .find(|&i| {
-            let start = strtab + u32_at(d, shdr(d, i)) as usize;
-            d[start..].split(|&b| b == 0).next() == Some(name.as_bytes())
-        })
-        .unwrap_or_else(|| panic!("no section {name}"))
-}
 
 fn section_bytes(d: &[u8], name: &str) -> Vec<u8> {
     let h = shdr(d, section(d, name));
