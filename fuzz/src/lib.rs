@@ -10,11 +10,17 @@
 use rawbpf::obj::btf::{Btf, BtfKind};
 use rawbpf::obj::btf_ext::{encode_func_info, encode_line_info};
 use rawbpf::probe::{Feature, Features};
-use rawbpf::uapi::{insn, MapType, ProgramType};
+use rawbpf::uapi::{MapType, ProgramType};
 use rawbpf::ObjectSpec;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The `rawbpf` binary's command-line parser, included as it is (it is a
+/// module of the binary, with no dependencies beyond std).
+#[path = "../../loader/src/bin/rawbpf/cli.rs"]
+#[allow(dead_code)]
+mod rawbpf_cli;
 
 /// The largest single allocation allowed for an input of `len` bytes:
 /// generous (every parsed structure is a small multiple of the bytes that
@@ -159,25 +165,17 @@ pub fn parse(data: &[u8]) {
             };
             // As load.rs's load_program: each map named exists, and the
             // ld_imm64 pair is indexed directly.
-            for r in &linked.map_refs {
-                let fd = match spec.maps.iter().position(|m| m.name == r.map) {
-                    Some(i) => 100 + i as i32,
-                    None => panic!(
-                        "program {} refers to map {}, not in the spec",
-                        p.name(),
-                        r.map
-                    ),
-                };
-                let ld = &mut linked.insns[r.insn];
-                ld.set_src(if r.value_offset.is_some() {
-                    insn::PSEUDO_MAP_VALUE
-                } else {
-                    insn::PSEUDO_MAP_FD
-                });
-                ld.imm = fd;
-                linked.insns[r.insn + 1].imm = r.value_offset.unwrap_or(0) as i32;
+            let fd_of = |name: &str| {
+                spec.maps
+                    .iter()
+                    .position(|m| m.name == name)
+                    .map(|i| 100 + i as i32)
+            };
+            if let Err(map) = linked.set_map_fds(fd_of) {
+                panic!("program {} refers to map {map}, not in the spec", p.name());
             }
-            let code: Vec<u8> = linked.insns.iter().flat_map(|i| i.to_bytes()).collect();
+            let code = linked.code();
+
             assert_eq!(code.len(), linked.insns.len() * 8);
             let _ = encode_func_info(&linked.func_info);
             let _ = encode_line_info(&linked.line_info);
@@ -206,6 +204,23 @@ pub fn cli(data: &[u8]) {
         let Ok(text) = std::str::from_utf8(data) else {
             return;
         };
+        // The whole command line: NUL-separated arguments, as execve passes them.
+        let argv: Vec<String> = text.split('\0').map(str::to_owned).collect();
+        match rawbpf_cli::parse(&argv) {
+            Ok(rawbpf_cli::Request::Run(p)) => {
+                // What parsed is a known command with its positional count.
+                let (min, max) = p.command.positional;
+                assert!(p.positional.len() >= min && p.positional.len() <= max);
+                for (flag, _) in p.command.flags.iter().flat_map(|group| group.iter()) {
+                    let _ = (p.switch(flag), p.value(flag), p.values(flag).count());
+                }
+            }
+            Ok(rawbpf_cli::Request::Help(Some(c))) => {
+                let _ = rawbpf_cli::command_help(c);
+            }
+            Ok(_) => {}
+            Err(msg) => assert!(!msg.is_empty()),
+        }
         for arg in std::iter::once(text).chain(text.lines()) {
             if let Ok(t) = arg.parse::<rawbpf::TailSlot>() {
                 // What parses must say what was written.

@@ -9,7 +9,7 @@ use crate::error::LoadError;
 use crate::obj::btf_ext::{encode_func_info, encode_line_info};
 use crate::obj::{MapOrigin, MapSpec, ObjectSpec, Pinning, ProgramSpec, SlotTarget};
 use crate::sys::{self, ElemSizes};
-use crate::uapi::{insn, MapType, ProgramType};
+use crate::uapi::{MapType, ProgramType};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -736,30 +736,23 @@ fn load_program(
         });
     }
     let mut linked = p.link(spec)?;
-    for r in &linked.map_refs {
-        let map = maps
-            .iter()
-            .find(|m| m.name == r.map)
-            .ok_or_else(|| LoadError::NotFound {
-                kind: "map",
-                name: r.map.clone(),
-                known: maps
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        let fd = fd_number(map.fd());
-        let ld = &mut linked.insns[r.insn];
-        ld.set_src(if r.value_offset.is_some() {
-            insn::PSEUDO_MAP_VALUE
-        } else {
-            insn::PSEUDO_MAP_FD
-        });
-        ld.imm = fd;
-        linked.insns[r.insn + 1].imm = r.value_offset.unwrap_or(0) as i32;
-    }
-    let code: Vec<u8> = linked.insns.iter().flat_map(|i| i.to_bytes()).collect();
+    linked
+        .set_map_fds(|name| {
+            maps.iter()
+                .find(|m| m.name == name)
+                .map(|m| fd_number(m.fd()))
+        })
+        .map_err(|name| LoadError::NotFound {
+            kind: "map",
+            name,
+            known: maps
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let code = linked.code();
+
     let license = CString::new(spec.license.as_str()).unwrap_or_default();
     let func_info = encode_func_info(&linked.func_info);
     let line_info = encode_line_info(&linked.line_info);

@@ -33,6 +33,32 @@ pub struct LinkedProgram {
     pub map_refs: Vec<MapRef>,
 }
 
+impl LinkedProgram {
+    /// Puts each referenced map's fd into its `ld_imm64` (`BPF_PSEUDO_MAP_FD`,
+    /// or `BPF_PSEUDO_MAP_VALUE` with the offset for global data). `fd_of`
+    /// gives a map's fd by name; a map it does not know is returned as the
+    /// error.
+    pub fn set_map_fds(&mut self, fd_of: impl Fn(&str) -> Option<i32>) -> Result<(), String> {
+        for r in &self.map_refs {
+            let fd = fd_of(&r.map).ok_or_else(|| r.map.clone())?;
+            let ld = &mut self.insns[r.insn];
+            ld.set_src(if r.value_offset.is_some() {
+                insn::PSEUDO_MAP_VALUE
+            } else {
+                insn::PSEUDO_MAP_FD
+            });
+            ld.imm = fd;
+            self.insns[r.insn + 1].imm = r.value_offset.unwrap_or(0) as i32;
+        }
+        Ok(())
+    }
+
+    /// The instructions as the kernel takes them.
+    pub fn code(&self) -> Vec<u8> {
+        self.insns.iter().flat_map(|i| i.to_bytes()).collect()
+    }
+}
+
 /// Why a program cannot be linked (the spec is inconsistent: a parser bug or
 /// a hand-built spec).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
