@@ -6,8 +6,8 @@
 # TARGET is `parse` (bytes -> ObjectSpec::parse -> link every program, patch
 # map fds, encode func/line info and BTF, check against two made-up kernels),
 # `btf` (bytes -> Btf::parse -> every type look-up -> to_bytes, which must
-# parse back to the same BTF) or `cli` (text -> the --tail and swap argument
-# parsers). The run stops
+# parse back to the same BTF) or `cli` (NUL-separated argument vectors -> the
+# rawbpf command-line parser; each line -> the --tail and swap value parsers). The run stops
 # after SECONDS (default 600) or about EXECUTIONS executions, whichever comes
 # first, then prints executions, coverage, crashes and hangs, and exits 1 if
 # it found any crash or hang. Not part of the normal test run.

@@ -1,4 +1,5 @@
-//! `cli`: text → the library's CLI value parsers (`--tail`, swap's argument).
+//! `cli`: text → the rawbpf command-line parser (NUL-separated arguments)
+//! and the library's value parsers (`--tail`, swap's argument).
 //! Under AFL it runs in persistent mode; with file arguments it replays them.
 
 #[global_allocator]
