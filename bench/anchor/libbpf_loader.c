@@ -170,6 +170,10 @@ static int unpin_chain(const char *netns, const char *dev) {
 	pin_dir(path, sizeof(path), netns, dev, NULL);
 	if (rmdir(path))
 		return fail(path, errno);
+	/* The parents too, once empty (another device may still use them). */
+	snprintf(path, sizeof(path), "/sys/fs/bpf/libbpf_anchor/%s", netns);
+	rmdir(path);
+	rmdir("/sys/fs/bpf/libbpf_anchor");
 	return 0;
 }
 

@@ -441,6 +441,11 @@ fn bench() -> Result<()> {
     let lab = rawbpf::lab::Lab::create(&format!("rbbench{}", std::process::id()))
         .map_err(|e| format!("making the test namespace: {e}"))?;
     let (ns, dev) = (&lab.ns_a, &lab.dev_a);
+    // Pins either loader may leave if a run fails midway; the namespaces go with `lab`.
+    let _pins = [
+        TempDir(Path::new("/sys/fs/bpf/libbpf_anchor").join(ns)),
+        TempDir(Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{ns}"))),
+    ];
 
     let load = |bin: &Path, name: &'static str| Job {
         name,
