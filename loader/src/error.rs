@@ -101,7 +101,7 @@ pub enum AttachError {
         reason: String,
     },
     /// A netlink request failed.
-    #[error("{dev}: {action}: {source}{}", netlink_hint(source))]
+    #[error("{dev}: {action}: {source}{}", if_denied(source, NEEDS_NET_ADMIN))]
     Netlink {
         /// Device.
         dev: String,
@@ -112,12 +112,22 @@ pub enum AttachError {
     },
 }
 
-fn netlink_hint(e: &std::io::Error) -> &'static str {
+/// `hint` when `e` is `EPERM` or `EACCES`, which usually mean missing
+/// privileges; nothing otherwise.
+pub(crate) fn if_denied(e: &std::io::Error, hint: &'static str) -> &'static str {
     match crate::netlink::errno(e) {
-        Some(libc::EPERM) | Some(libc::EACCES) => " (needs root or CAP_NET_ADMIN)",
+        Some(libc::EPERM) | Some(libc::EACCES) => hint,
         _ => "",
     }
 }
+
+/// What bpf(2) needs.
+const NEEDS_BPF: &str =
+    " (bpf(2) needs root, or CAP_BPF plus CAP_NET_ADMIN for networking programs)";
+/// What changing qdiscs, filters and links needs.
+const NEEDS_NET_ADMIN: &str = " (needs root or CAP_NET_ADMIN)";
+/// What entering or making a network namespace needs.
+pub(crate) const NEEDS_SYS_ADMIN: &str = " (needs root, or CAP_SYS_ADMIN)";
 
 /// What went wrong turning a spec into kernel objects. Messages name the map,
 /// program or pin at fault; a verifier rejection carries the verifier's log.
@@ -128,7 +138,7 @@ pub enum LoadError {
     #[error(
         "map {map}: the kernel refused to create it: {source}{}{}",
         rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
-        privilege_hint(source)
+        if_denied(source, NEEDS_BPF)
     )]
     MapCreate {
         /// Map name.
@@ -139,7 +149,7 @@ pub enum LoadError {
         rule: Option<String>,
     },
     /// Writing an element failed.
-    #[error("map {map}: writing {what}: {source}{}", privilege_hint(source))]
+    #[error("map {map}: writing {what}: {source}{}", if_denied(source, NEEDS_BPF))]
     MapUpdate {
         /// Map name.
         map: String,
@@ -169,7 +179,7 @@ pub enum LoadError {
     /// `BPF_PROG_LOAD` failed without a verifier log.
     #[error(
         "program {program}: the kernel refused to load it: {source}{}",
-        privilege_hint(source)
+        if_denied(source, NEEDS_BPF)
     )]
     ProgLoad {
         /// Program name.
@@ -203,7 +213,7 @@ pub enum LoadError {
         reason: String,
     },
     /// Pinning or opening a pin failed.
-    #[error("{}: {action}: {source}{}", path.display(), privilege_hint(source))]
+    #[error("{}: {action}: {source}{}", path.display(), if_denied(source, NEEDS_BPF))]
     Pin {
         /// The bpffs path.
         path: PathBuf,
@@ -240,16 +250,6 @@ pub enum LoadError {
         /// The names it has.
         known: String,
     },
-}
-
-/// What to add to an errno that usually means missing privileges.
-fn privilege_hint(e: &std::io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            " (bpf(2) needs root, or CAP_BPF plus CAP_NET_ADMIN for networking programs)"
-        }
-        _ => "",
-    }
 }
 
 /// What is wrong with a BPF ELF object. Messages start lower-case and name the

@@ -359,16 +359,13 @@ pub struct KernelError {
     /// The errno.
     pub errno: i32,
     /// The extended ack's text.
-    pub message: Option<String>,
+    pub message: String,
 }
 
 impl std::fmt::Display for KernelError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let os = io::Error::from_raw_os_error(self.errno);
-        match &self.message {
-            Some(m) => write!(f, "{os}: {m}"),
-            None => write!(f, "{os}"),
-        }
+        write!(f, "{os}: {}", self.message)
     }
 }
 
@@ -390,10 +387,7 @@ fn kernel_error(errno: i32, message: Option<String>) -> io::Error {
         None => io::Error::from_raw_os_error(errno),
         Some(m) => io::Error::new(
             io::Error::from_raw_os_error(errno).kind(),
-            KernelError {
-                errno,
-                message: Some(m),
-            },
+            KernelError { errno, message: m },
         ),
     }
 }

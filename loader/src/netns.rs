@@ -32,7 +32,7 @@ pub enum NetnsError {
     /// Something else failed.
     #[error(
         "network namespace {name}: {action}: {source}{}",
-        privilege_hint(source)
+        crate::error::if_denied(source, crate::error::NEEDS_SYS_ADMIN)
     )]
     Failed {
         /// The name.
@@ -42,14 +42,6 @@ pub enum NetnsError {
         /// errno.
         source: io::Error,
     },
-}
-
-/// What to add to an errno that usually means missing privileges.
-fn privilege_hint(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => " (needs root, or CAP_SYS_ADMIN)",
-        _ => "",
-    }
 }
 
 fn path_of(name: &str) -> PathBuf {
