@@ -12,7 +12,7 @@
 //! qdisc too if rawbpf created it and nothing else is attached to it.
 
 use crate::error::{AttachError, LoadError};
-use crate::load::{ensure_bpffs_dir, Collection, LoadOptions, TailSlot};
+use crate::load::{Collection, LoadOptions, TailSlot};
 
 fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
     std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
@@ -135,6 +135,11 @@ impl Mode {
 /// The pin of a chain's TCX link.
 const LINK_PIN: &str = "link";
 
+/// The TCX link pinned with the chain in `chain_dir`, if there is one.
+fn pinned_link(chain_dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    crate::sys::obj_get(&c_path(&chain_dir.join(LINK_PIN)).ok()?).ok()
+}
+
 /// What the netns side of attach made.
 enum Hook {
     Tc {
@@ -222,7 +227,7 @@ pub fn attach(
     // Pin into a fresh directory first; it takes the final name only once the
     // filter points at the new chain.
     let staging = chain_dir.with_file_name(format!("{}_new_{}", opts.priority, std::process::id()));
-    ensure_bpffs_dir(&staging)?;
+    // (pin makes the directory; the guard removes it again on failure).
     let staged = StagedDir(Some(staging.clone()));
     chain.pin(&staging)?;
 
@@ -281,10 +286,7 @@ pub fn attach(
                 // Another rawbpf may have put its filter on the qdisc we
                 // just made (two attaches racing): delete the qdisc only if
                 // it is empty, else leave it to that chain's detach.
-                let empty = [Direction::Ingress, Direction::Egress]
-                    .iter()
-                    .all(|&d| tc.filters(ifindex, d).is_ok_and(|f| f.is_empty()));
-                if empty {
+                if tc.has_filters(ifindex).is_ok_and(|any| !any) {
                     let _ = tc.delete_clsact(ifindex);
                 } else {
                     let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
@@ -427,12 +429,10 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
             }
         }
         if created_marker.exists() {
-            let left = [Direction::Ingress, Direction::Egress]
-                .iter()
-                .map(|&d| tc.filters(ifindex, d).map(|f| f.len()))
-                .sum::<io::Result<usize>>()
+            let any = tc
+                .has_filters(ifindex)
                 .map_err(|source| target.netlink("listing filters", source))?;
-            if left == 0 {
+            if !any {
                 tc.delete_clsact(ifindex)
                     .map_err(|source| target.netlink("deleting the clsact qdisc", source))?;
                 done.deleted_qdisc = true;
@@ -468,8 +468,7 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
         // A TCX link goes only when its last reference does, in a kernel
         // work item after the unpin: detach it now, so that when detach
         // returns, packets no longer see the chain.
-        let link_pin = c_path(&target.chain_dir(p).join(LINK_PIN)).ok();
-        if let Some(link) = link_pin.and_then(|pin| crate::sys::obj_get(&pin).ok()) {
+        if let Some(link) = pinned_link(&target.chain_dir(p)) {
             let _ = crate::sys::link_detach(link.as_fd());
         }
         let _ = std::fs::remove_dir_all(target.chain_dir(p));
@@ -498,7 +497,7 @@ pub struct Listed {
 /// program's name, id and tag come from the link's program.
 fn pinned_tcx(target: &Target, ifindex: u32, priority: u16) -> Option<BpfFilter> {
     use crate::sys;
-    let link = sys::obj_get(&c_path(&target.chain_dir(priority).join(LINK_PIN)).ok()?).ok()?;
+    let link = pinned_link(&target.chain_dir(priority))?;
     let info = sys::link_info(link.as_fd()).ok()?;
     let prog = sys::prog_info(sys::prog_get_fd_by_id(info.prog_id).ok()?.as_fd()).ok()?;
     let end = prog

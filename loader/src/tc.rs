@@ -215,6 +215,16 @@ impl Tc {
         }
     }
 
+    /// Whether any filter is on the device's clsact qdisc, either way.
+    pub fn has_filters(&self, ifindex: u32) -> io::Result<bool> {
+        for d in [Direction::Ingress, Direction::Egress] {
+            if !self.filters(ifindex, d)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every filter on one direction of a device: (priority, kind, BPF details if a bpf filter).
     pub fn filters(
         &self,
