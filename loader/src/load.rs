@@ -326,16 +326,7 @@ impl Collection {
                     .iter()
                     .find(|m| m.kernel_name == name || libbpf_form(m))
             })
-            .ok_or_else(|| LoadError::NotFound {
-                kind: "map",
-                name: name.to_owned(),
-                known: self
-                    .maps
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+            .ok_or_else(|| map_not_found(&self.maps, name))
     }
 
     /// Pins the maps that ask for it by name, unless a pin was reused.
@@ -737,20 +728,8 @@ fn load_program(
     }
     let mut linked = p.link(spec)?;
     linked
-        .set_map_fds(|name| {
-            maps.iter()
-                .find(|m| m.name == name)
-                .map(|m| fd_number(m.fd()))
-        })
-        .map_err(|name| LoadError::NotFound {
-            kind: "map",
-            name,
-            known: maps
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        .set_map_fds(|name| find_map(maps, name).ok().map(|m| fd_number(m.fd())))
+        .map_err(|name| map_not_found(maps, &name))?;
     let code = linked.code();
 
     let license = CString::new(spec.license.as_str()).unwrap_or_default();
@@ -850,18 +829,24 @@ impl PlannedSlot {
     }
 }
 
+/// The error for a map `maps` does not have, listing those it has.
+fn map_not_found(maps: &[Map], name: &str) -> LoadError {
+    LoadError::NotFound {
+        kind: "map",
+        name: name.to_owned(),
+        known: maps
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// A map by its name in the object.
 fn find_map<'a>(maps: &'a [Map], name: &str) -> Result<&'a Map, LoadError> {
     maps.iter()
         .find(|m| m.name == name)
-        .ok_or_else(|| LoadError::NotFound {
-            kind: "map",
-            name: name.to_owned(),
-            known: maps
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+        .ok_or_else(|| map_not_found(maps, name))
 }
 
 /// The slots to fill, checked against the spec before anything is loaded.
@@ -921,12 +906,7 @@ fn slot_plan(spec: &ObjectSpec, tails: &[TailSlot]) -> Result<Vec<PlannedSlot>, 
 /// usually written entry first).
 fn load_order(spec: &ObjectSpec) -> Vec<usize> {
     let uses_prog_array = |p: &ProgramSpec| {
-        let own = std::iter::once(&p.function);
-        let subs = p
-            .subprograms
-            .iter()
-            .filter_map(|name| spec.subprogram(name));
-        own.chain(subs).any(|f| {
+        p.functions(spec).any(|f| {
             f.relocations.iter().any(|r| match &r.target {
                 crate::obj::RelocTarget::Map { map } => spec
                     .map(map)

@@ -636,10 +636,10 @@ pub fn program_helpers(spec: &ObjectSpec) -> Vec<(ProgramType, BTreeSet<u32>)> {
     spec.programs
         .iter()
         .map(|p| {
-            let mut ids = helpers_called(&p.function.insns);
-            for s in p.subprograms.iter().filter_map(|n| spec.subprogram(n)) {
-                ids.extend(helpers_called(&s.insns));
-            }
+            let ids = p
+                .functions(spec)
+                .flat_map(|f| helpers_called(&f.insns))
+                .collect();
             (p.prog_type, ids)
         })
         .collect()
@@ -764,12 +764,8 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
                 );
             }
         }
-        let mut relocs = p.function.relocations.iter().collect::<Vec<_>>();
-        for s in p.subprograms.iter().filter_map(|n| spec.subprogram(n)) {
-            relocs.extend(s.relocations.iter());
-        }
-        if relocs
-            .iter()
+        if p.functions(spec)
+            .flat_map(|f| &f.relocations)
             .any(|r| matches!(r.target, RelocTarget::MapValue { .. }))
         {
             needs.push("global data".into());
@@ -796,11 +792,7 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
                     problem(&mut report, name, "tail calls in a program with bpf-to-bpf calls need kernel 5.10 (x86-64 JIT)".into());
                 }
             }
-            let calls_global = p
-                .subprograms
-                .iter()
-                .filter_map(|n| spec.subprogram(n))
-                .any(|f| f.global);
+            let calls_global = p.functions(spec).skip(1).any(|f| f.global);
             if calls_global && (btf_refused || globals_need_btf) {
                 problem(&mut report, name, "it calls a global function, which the verifier checks against BTF this kernel refuses".into());
             }

@@ -79,12 +79,7 @@ impl ProgramSpec {
         };
         // Names to subprograms and to start offsets, so linking is linear in
         // what is linked, not subprograms × relocations.
-        let subprograms: HashMap<&str, &FunctionSpec> = spec
-            .subprograms
-            .iter()
-            .rev() // the first of a name wins, as a linear search would
-            .map(|f| (f.name.as_str(), f))
-            .collect();
+        let subprograms = super::by_name(&spec.subprograms);
         let mut layout: Vec<(&FunctionSpec, usize)> = vec![(&self.function, 0)];
         let mut linked = LinkedProgram {
             insns: self.function.insns.clone(),

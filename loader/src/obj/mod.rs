@@ -94,6 +94,18 @@ impl ProgramSpec {
     pub fn section(&self) -> &str {
         &self.function.section
     }
+
+    /// Its own function, then the `.text` subprograms it reaches.
+    pub fn functions<'a>(
+        &'a self,
+        spec: &'a ObjectSpec,
+    ) -> impl Iterator<Item = &'a FunctionSpec> + 'a {
+        std::iter::once(&self.function).chain(
+            self.subprograms
+                .iter()
+                .filter_map(move |name| spec.subprogram(name)),
+        )
+    }
 }
 
 /// Where an instruction must be patched before loading.
@@ -278,4 +290,16 @@ impl ObjectSpec {
     pub fn subprogram(&self, name: &str) -> Option<&FunctionSpec> {
         self.subprograms.iter().find(|f| f.name == name)
     }
+}
+
+/// Subprograms by name, for code that looks many up (linking, call-graph
+/// walks): the first of a name wins, as [`ObjectSpec::subprogram`] finds it.
+pub(crate) fn by_name(
+    subprograms: &[FunctionSpec],
+) -> std::collections::HashMap<&str, &FunctionSpec> {
+    subprograms
+        .iter()
+        .rev()
+        .map(|f| (f.name.as_str(), f))
+        .collect()
 }

@@ -608,17 +608,12 @@ pub(super) fn finish(
         .into_iter()
         .partition(|f| f.program.is_some());
     let subprograms: Vec<FunctionSpec> = subs.into_iter().map(|f| f.spec).collect();
-    // The first of a name, as a linear search finds it.
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for (i, s) in subprograms.iter().enumerate() {
-        by_name.entry(s.name.as_str()).or_insert(i);
-    }
-
+    let by_name = super::by_name(&subprograms);
     let programs = progs
         .into_iter()
         .filter_map(|f| {
             let (def, target) = f.program?;
-            let reached = reachable(&f.spec, &subprograms, &by_name);
+            let reached = reachable(&f.spec, &by_name);
             Some(ProgramSpec {
                 function: f.spec,
                 prog_type: def.prog_type,
@@ -633,11 +628,7 @@ pub(super) fn finish(
 }
 
 /// Names of the subprograms `root` reaches, breadth-first, each once.
-fn reachable(
-    root: &FunctionSpec,
-    subprograms: &[FunctionSpec],
-    by_name: &HashMap<&str, usize>,
-) -> Vec<String> {
+fn reachable(root: &FunctionSpec, by_name: &HashMap<&str, &FunctionSpec>) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     let mut queue: Vec<&FunctionSpec> = vec![root];
@@ -654,7 +645,7 @@ fn reachable(
             }
             if let Some(&sub) = by_name.get(callee.as_str()) {
                 order.push(callee.clone());
-                queue.push(&subprograms[sub]);
+                queue.push(sub);
             }
         }
     }
