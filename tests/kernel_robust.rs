@@ -31,14 +31,12 @@ impl Net {
                 .into_iter()
                 .filter(|(prio, kind, _)| *prio == 1 && kind == "bpf")
                 .count();
-            let o = Command::new("tc")
-                .args(["qdisc", "show", "dev", &self.lab.dev_b])
-                .output()
-                .unwrap();
-            (
-                filters,
-                String::from_utf8_lossy(&o.stdout).contains("clsact"),
-            )
+            let clsact = tc
+                .qdisc_kinds(ifindex)
+                .unwrap()
+                .iter()
+                .any(|k| k == "clsact");
+            (filters, clsact)
         })
         .unwrap()
     }
