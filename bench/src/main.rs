@@ -113,13 +113,8 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
     Ok((clean, bins))
 }
 
-/// One run: wall time from spawn to reaped.
-#[derive(Clone, Copy)]
-struct Sample {
-    wall: Duration,
-}
-
-fn run_once(argv: &[OsString]) -> Result<Sample> {
+/// Runs a command once: wall time from spawn to reaped.
+fn run_once(argv: &[OsString]) -> Result<Duration> {
     let start = Instant::now();
     let status = Command::new(&argv[0])
         .args(&argv[1..])
@@ -130,7 +125,7 @@ fn run_once(argv: &[OsString]) -> Result<Sample> {
     if !status.success() {
         return Err(format!("{argv:?} exited with {status}"));
     }
-    Ok(Sample { wall })
+    Ok(wall)
 }
 
 /// Peak RSS in KiB of one run, as GNU time reports it (its `%M`, from
@@ -167,14 +162,10 @@ struct Job {
 }
 
 impl Job {
-    fn run(&self) -> Result<Sample> {
-        let mut total = Sample {
-            wall: Duration::ZERO,
-        };
+    fn run(&self) -> Result<Duration> {
+        let mut total = Duration::ZERO;
         for step in &self.steps {
-            total.wall += run_once(step)
-                .map_err(|e| format!("{}: {e}", self.name))?
-                .wall;
+            total += run_once(step).map_err(|e| format!("{}: {e}", self.name))?;
         }
         Ok(total)
     }
@@ -185,7 +176,7 @@ fn argv(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 }
 
 /// Runs each job `runs` times, interleaved (job order rotates every round).
-fn measure(jobs: &[Job], runs: usize) -> Result<Vec<Vec<Sample>>> {
+fn measure(jobs: &[Job], runs: usize) -> Result<Vec<Vec<Duration>>> {
     for job in jobs {
         for _ in 0..5 {
             job.run()?; // warm-up: page cache, first-use kernel paths
@@ -217,8 +208,8 @@ fn stats(mut v: Vec<f64>) -> Stats {
     }
 }
 
-fn wall_us(s: &[Sample]) -> Stats {
-    stats(s.iter().map(|s| s.wall.as_secs_f64() * 1e6).collect())
+fn wall_us(s: &[Duration]) -> Stats {
+    stats(s.iter().map(|d| d.as_secs_f64() * 1e6).collect())
 }
 
 /// Runs `argv` under a tracer (`TOOL ARGS -o FILE -- argv`): what it wrote.
