@@ -462,6 +462,17 @@ pub enum ParseError {
         /// What is wrong.
         reason: String,
     },
+    /// A `.BTF.ext` CO-RE relocation record that cannot mean anything: an
+    /// unknown kind, an access string that does not walk the local type.
+    #[error("section {section}: CO-RE relocation at instruction {insn}: {reason}")]
+    CoreRelo {
+        /// ELF section.
+        section: String,
+        /// Instruction index in the section.
+        insn: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A reference to something defined outside the object (`extern`, `__kconfig`, `__ksym`).
     #[error("section {section}: instruction {insn} refers to extern symbol {symbol}; externs (__kconfig, __ksym) are not supported yet")]
     UnsupportedExtern {

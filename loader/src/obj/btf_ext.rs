@@ -50,6 +50,24 @@ pub enum BtfExtError {
         /// The offset.
         offset: u32,
     },
+    /// A CO-RE relocation record naming a type that does not exist.
+    #[error("core_relo for section {section}: type {type_id} is not a BTF type ({count} types)")]
+    BadCoreType {
+        /// Section name.
+        section: String,
+        /// The type id.
+        type_id: u32,
+        /// Types in .BTF.
+        count: u32,
+    },
+    /// A CO-RE relocation record whose access string offset is not a string.
+    #[error("core_relo for section {section}: access string offset {offset} is not a string of .BTF")]
+    BadAccessString {
+        /// Section name.
+        section: String,
+        /// The offset.
+        offset: u32,
+    },
     /// A func_info record naming a type that does not exist.
     #[error("func_info for section {section}: type {type_id} is not a BTF type ({count} types)")]
     BadFuncType {
@@ -96,6 +114,30 @@ impl LineInfo {
     }
 }
 
+/// A CO-RE relocation record (`struct bpf_core_relo`): the instruction at
+/// `insn_off` must be fixed for the running kernel's layout of the type
+/// `type_id` (local BTF) reached through `access_str_off` ("0:1:2").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreRelo {
+    /// Like [`FuncInfo::insn_off`].
+    pub insn_off: u32,
+    /// The root type in the object's BTF.
+    pub type_id: u32,
+    /// The access string (a `.BTF` string offset).
+    pub access_str_off: u32,
+    /// `enum bpf_core_relo_kind`.
+    pub kind: u32,
+}
+
+/// CO-RE relocation records of one ELF section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecCoreRelo {
+    /// The ELF section.
+    pub section: String,
+    /// Its records.
+    pub records: Vec<CoreRelo>,
+}
+
 /// func_info records of one ELF section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecFuncInfo {
@@ -121,8 +163,8 @@ pub struct BtfExt {
     pub func_info: Vec<SecFuncInfo>,
     /// line_info, per section.
     pub line_info: Vec<SecLineInfo>,
-    /// Number of CO-RE relocation records (not applied yet).
-    pub core_relo_count: usize,
+    /// CO-RE relocation records, per section.
+    pub core_relos: Vec<SecCoreRelo>,
 }
 
 fn le_u32(data: &[u8], at: usize) -> Option<u32> {
@@ -225,10 +267,37 @@ impl BtfExt {
                     .collect(),
             })
             .collect();
+        let mut core_relos = Vec::with_capacity(relos.len());
+        for (section, recs) in relos {
+            let mut records = Vec::with_capacity(recs.len());
+            for r in recs {
+                let rec = CoreRelo {
+                    insn_off: le_u32(r, 0).unwrap_or(0),
+                    type_id: le_u32(r, 4).unwrap_or(0),
+                    access_str_off: le_u32(r, 8).unwrap_or(0),
+                    kind: le_u32(r, 12).unwrap_or(0),
+                };
+                if rec.type_id >= count {
+                    return Err(BtfExtError::BadCoreType {
+                        section,
+                        type_id: rec.type_id,
+                        count,
+                    });
+                }
+                if btf.string(rec.access_str_off).is_err() {
+                    return Err(BtfExtError::BadAccessString {
+                        section,
+                        offset: rec.access_str_off,
+                    });
+                }
+                records.push(rec);
+            }
+            core_relos.push(SecCoreRelo { section, records });
+        }
         Ok(BtfExt {
             func_info,
             line_info,
-            core_relo_count: relos.iter().map(|(_, r)| r.len()).sum(),
+            core_relos,
         })
     }
 }

@@ -404,7 +404,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
     let mut functions = programs::collect_functions(&elf)?;
     relocs::collect(&elf, &mut functions, &maps)?;
     if let Some(ext) = &btf_ext {
-        programs::attach_btf_ext(&mut functions, ext);
+        programs::attach_btf_ext(&mut functions, ext, btf.as_ref().unwrap_or(&Btf::new()))?;
     }
     let (programs, subprograms) = programs::finish(functions)?;
 
@@ -415,6 +415,8 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
         license,
         kernel_version,
         btf,
-        core_relocations: btf_ext.as_ref().map_or(0, |e| e.core_relo_count),
+        core_relocations: btf_ext
+            .as_ref()
+            .map_or(0, |e| e.core_relos.iter().map(|s| s.records.len()).sum()),
     })
 }

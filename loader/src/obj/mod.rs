@@ -9,6 +9,7 @@
 
 pub mod btf;
 pub mod btf_ext;
+pub mod core;
 mod elf;
 pub mod link;
 mod maps;
@@ -37,7 +38,7 @@ pub struct ObjectSpec {
     pub kernel_version: Option<u32>,
     /// The object's `.BTF`, if it has one.
     pub btf: Option<Btf>,
-    /// Number of CO-RE relocations in `.BTF.ext` (none are applied yet).
+    /// Number of CO-RE relocations in `.BTF.ext` (each function holds its own).
     pub core_relocations: usize,
 }
 
@@ -64,6 +65,8 @@ pub struct FunctionSpec {
     pub func_info: Vec<FuncInfo>,
     /// `.BTF.ext` line_info records inside this function, likewise.
     pub line_info: Vec<LineInfo>,
+    /// `.BTF.ext` CO-RE relocations of this function's instructions.
+    pub core_relos: Vec<core::CoreReloSpec>,
 }
 
 /// A program: a function in a program section, with the type its section name gives.

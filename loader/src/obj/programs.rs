@@ -2,7 +2,9 @@
 //! into functions by symbol (clang puts every `SEC("tc")` function of a file
 //! into one section "tc", so a section is not a program).
 
-use super::btf_ext::{BtfExt, FuncInfo, LineInfo};
+use super::btf::Btf;
+use super::btf_ext::{BtfExt, CoreRelo, FuncInfo, LineInfo};
+use super::core::{CoreReloKind, CoreReloSpec};
 use super::elf::Elf;
 use super::{FunctionSpec, ProgramSpec, RelocTarget};
 use crate::error::ParseError;
@@ -510,6 +512,7 @@ pub(super) fn collect_functions(elf: &Elf<'_>) -> Result<Functions, ParseError> 
                     btf_func_id: None,
                     func_info: Vec::new(),
                     line_info: Vec::new(),
+                    core_relos: Vec::new(),
                 },
                 section_index: section.index,
                 program: def.map(|(d, target)| (d, target.map(str::to_owned))),
@@ -527,7 +530,11 @@ pub(super) fn collect_functions(elf: &Elf<'_>) -> Result<Functions, ParseError> 
 /// records at one offset keep their order; the kernel wants them sorted),
 /// then each function takes its range by binary search: the work is
 /// functions plus records, not their product.
-pub(super) fn attach_btf_ext(functions: &mut Functions, ext: &BtfExt) {
+pub(super) fn attach_btf_ext(
+    functions: &mut Functions,
+    ext: &BtfExt,
+    btf: &Btf,
+) -> Result<(), ParseError> {
     fn by_section<'a, T: Copy + 'a>(
         blocks: impl Iterator<Item = (&'a str, &'a [T])>,
         off: impl Fn(&T) -> u32,
@@ -573,6 +580,12 @@ pub(super) fn attach_btf_ext(functions: &mut Functions, ext: &BtfExt) {
             .map(|s| (s.section.as_str(), &s.records[..])),
         |r: &LineInfo| r.insn_off,
     );
+    let relos = by_section(
+        ext.core_relos
+            .iter()
+            .map(|s| (s.section.as_str(), &s.records[..])),
+        |r: &CoreRelo| r.insn_off,
+    );
     for f in &mut functions.list {
         let start = f.spec.section_offset as u64 * INSN_SIZE as u64;
         let end = start + f.spec.insns.len() as u64 * INSN_SIZE as u64;
@@ -595,7 +608,32 @@ pub(super) fn attach_btf_ext(functions: &mut Functions, ext: &BtfExt) {
             .iter()
             .find(|r| r.insn_off == 0)
             .map(|r| r.type_id);
+        for r in within(
+            relos.get(section),
+            (start, end),
+            |r| r.insn_off,
+            |r, insn_off| CoreRelo { insn_off, ..r },
+        ) {
+            let bad = |reason: String| ParseError::CoreRelo {
+                section: section.to_owned(),
+                insn: f.spec.section_offset + r.insn_off as usize,
+                reason,
+            };
+            let kind = CoreReloKind::from_u32(r.kind)
+                .ok_or_else(|| bad(format!("unknown CO-RE relocation kind {}", r.kind)))?;
+            let access = btf
+                .string(r.access_str_off)
+                .map_err(|e| bad(e.to_string()))?
+                .to_owned();
+            f.spec.core_relos.push(CoreReloSpec {
+                insn: r.insn_off as usize,
+                type_id: r.type_id,
+                access,
+                kind,
+            });
+        }
     }
+    Ok(())
 }
 
 /// Separates programs from `.text` subprograms and works out, for each
