@@ -134,6 +134,15 @@ pub(crate) const NEEDS_SYS_ADMIN: &str = " (needs root, or CAP_SYS_ADMIN)";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
+    /// The kernel BTF that CO-RE relocations, externs or attach targets need
+    /// cannot be read or parsed.
+    #[error("kernel BTF {}: {reason}", path.display())]
+    KernelBtf {
+        /// The file (`/sys/kernel/btf/vmlinux` or `--btf FILE`).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// `BPF_MAP_CREATE` failed.
     #[error(
         "map {map}: the kernel refused to create it: {source}{}{}",

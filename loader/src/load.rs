@@ -65,6 +65,9 @@ pub struct LoadOptions {
     /// Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and reused.
     /// Without it they are not pinned.
     pub pin_by_name_dir: Option<PathBuf>,
+    /// The kernel BTF to relocate against (CO-RE, externs, attach targets)
+    /// instead of `/sys/kernel/btf/vmlinux` (`--btf FILE`).
+    pub target_btf: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -79,6 +82,30 @@ impl LoadOptions {
             ..LoadOptions::default()
         }
     }
+}
+
+/// The kernel's types, for CO-RE relocations, externs and BTF attach
+/// targets: `--btf FILE` if given, else `/sys/kernel/btf/vmlinux`. `wanted`
+/// names what the object will look up (a lazy source indexes only those).
+///
+/// For now the whole BTF is parsed; the lazily indexed kernel BTF replaces this.
+pub fn kernel_types(
+    opts: &LoadOptions,
+    _wanted: &std::collections::BTreeSet<String>,
+) -> Result<Box<dyn crate::obj::core::TargetTypes>, LoadError> {
+    let path = opts
+        .target_btf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"));
+    let data = std::fs::read(&path).map_err(|source| LoadError::KernelBtf {
+        path: path.clone(),
+        reason: source.to_string(),
+    })?;
+    let btf = crate::obj::btf::Btf::parse(&data).map_err(|e| LoadError::KernelBtf {
+        path,
+        reason: e.to_string(),
+    })?;
+    Ok(Box::new(btf))
 }
 
 /// A map element: key bytes and value bytes.

@@ -101,6 +101,11 @@ pub trait TargetTypes {
     fn kernel_id(&self, id: u32) -> u32 {
         id
     }
+    /// The kernel module whose BTF holds the type, `None` for vmlinux (or a
+    /// single BTF file).
+    fn module(&self, _id: u32) -> Option<&str> {
+        None
+    }
 }
 
 /// A name without its `___flavor` suffix (`task_struct___old` →
