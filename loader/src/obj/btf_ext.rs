@@ -61,7 +61,9 @@ pub enum BtfExtError {
         count: u32,
     },
     /// A CO-RE relocation record whose access string offset is not a string.
-    #[error("core_relo for section {section}: access string offset {offset} is not a string of .BTF")]
+    #[error(
+        "core_relo for section {section}: access string offset {offset} is not a string of .BTF"
+    )]
     BadAccessString {
         /// Section name.
         section: String,

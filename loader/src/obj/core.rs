@@ -121,22 +121,6 @@ pub fn essential_name(name: &str) -> &str {
     name
 }
 
-#[cfg(test)]
-mod essential_tests {
-    use super::essential_name;
-
-    #[test]
-    fn flavors_are_dropped() {
-        assert_eq!(essential_name("task_struct___old"), "task_struct");
-        assert_eq!(essential_name("task_struct"), "task_struct");
-        assert_eq!(essential_name("a___b___c"), "a___b");
-        assert_eq!(essential_name("___x"), "___x");
-        assert_eq!(essential_name("x____y"), "x____y");
-        assert_eq!(essential_name("x___"), "x___");
-        assert_eq!(essential_name(""), "");
-    }
-}
-
 impl TargetTypes for Btf {
     fn type_by_id(&self, id: u32) -> Result<Cow<'_, BtfType>, BtfError> {
         Btf::type_by_id(self, id).map(Cow::Borrowed)
@@ -155,5 +139,21 @@ impl TargetTypes for Btf {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod essential_tests {
+    use super::essential_name;
+
+    #[test]
+    fn flavors_are_dropped() {
+        assert_eq!(essential_name("task_struct___old"), "task_struct");
+        assert_eq!(essential_name("task_struct"), "task_struct");
+        assert_eq!(essential_name("a___b___c"), "a___b");
+        assert_eq!(essential_name("___x"), "___x");
+        assert_eq!(essential_name("x____y"), "x____y");
+        assert_eq!(essential_name("x___"), "x___");
+        assert_eq!(essential_name(""), "");
     }
 }
