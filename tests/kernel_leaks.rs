@@ -86,6 +86,7 @@ fn thousand_failing_attaches_leave_nothing() {
         priority: 1,
         replace: false,
         mode: Mode::Tc,
+        target_btf: None,
     };
     // A chain on ingress, so priority 1 there is taken.
     let taken = opts(target(&lab.dev_b, Direction::Ingress));

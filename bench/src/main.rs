@@ -401,6 +401,7 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
         priority: 1,
         replace: false,
         mode: Mode::Tc,
+        target_btf: None,
     };
     let start = Instant::now();
     for _ in 0..runs {

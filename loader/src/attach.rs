@@ -108,6 +108,8 @@ pub struct AttachOptions {
     pub replace: bool,
     /// A clsact filter, a TCX link, or TCX where the kernel has it.
     pub mode: Mode,
+    /// The kernel BTF to relocate against instead of `/sys/kernel/btf/vmlinux`.
+    pub target_btf: Option<PathBuf>,
 }
 
 /// How the entry program is hooked to the device.
@@ -221,6 +223,7 @@ pub fn attach(
     }
     let mut load_opts = LoadOptions::for_file(file);
     load_opts.tails = opts.tails.clone();
+    load_opts.target_btf = opts.target_btf.clone();
     let chain = Collection::load(spec, &load_opts)?;
     let program = chain.program(entry.name())?;
 

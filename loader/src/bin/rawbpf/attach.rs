@@ -79,6 +79,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         priority: priority(p)?.unwrap_or(1),
         replace: p.switch("--replace"),
         mode,
+        target_btf: p.value("--btf").map(std::path::PathBuf::from),
     };
     let spec = ObjectSpec::from_file(file)?;
     let a = attach::attach(Path::new(file), &spec, &opts).map_err(|e| attach_err(Some(file), e))?;

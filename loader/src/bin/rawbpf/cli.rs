@@ -34,6 +34,8 @@ const TC_TARGET: &[(&str, Arg)] = &[
     ("--egress", Switch),
 ];
 const JSON: &[(&str, Arg)] = &[("--json", Switch)];
+/// The kernel BTF to relocate against instead of /sys/kernel/btf/vmlinux.
+const BTF: &[(&str, Arg)] = &[("--btf", Value)];
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -45,14 +47,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "load",
-        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--pin DIR] [--json]",
+        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--pin DIR] [--btf FILE] [--json]",
         summary: "create maps, relocate, load every program, fill prog arrays",
-        flags: &[&[("--tail", Repeated), ("--pin", Value)], JSON],
+        flags: &[&[("--tail", Repeated), ("--pin", Value)], BTF, JSON],
         positional: (1, 1),
     },
     CommandSpec {
         name: "run",
-        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--repeat N] [--dump MAP]... [--json]",
+        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--repeat N] [--dump MAP]... [--btf FILE] [--json]",
         summary: "BPF_PROG_TEST_RUN a program: retval, ns per run, data out, maps",
         flags: &[
             &[
@@ -62,13 +64,14 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ("--repeat", Value),
                 ("--dump", Repeated),
             ],
+            BTF,
             JSON,
         ],
         positional: (1, 1),
     },
     CommandSpec {
         name: "attach",
-        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--json]",
+        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--btf FILE] [--json]",
         summary: "attach the entry program as a direct-action TC filter (or TCX link)",
         flags: &[
             TC_TARGET,
@@ -79,6 +82,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ("--replace", Switch),
                 ("--mode", Value),
             ],
+            BTF,
             JSON,
         ],
         positional: (1, 1),
@@ -113,9 +117,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "check",
-        usage: "rawbpf check OBJ [--json]",
+        usage: "rawbpf check OBJ [--btf FILE] [--json]",
         summary: "what the object needs vs. what this kernel supports",
-        flags: &[JSON],
+        flags: &[BTF, JSON],
         positional: (1, 1),
     },
     CommandSpec {

@@ -73,6 +73,7 @@ pub fn demo() -> Result<String, Failure> {
         priority: 1,
         replace: false,
         mode: attach::Mode::Tc,
+        target_btf: None,
     };
     let p1 = phase(&mut out, 1, "nothing attached", &sender, &receiver)?;
 

@@ -19,6 +19,7 @@ fn load_object(p: &Parsed, file: &str) -> Result<(ObjectSpec, Collection), Failu
         opts.tails.push(slot);
     }
     opts.pin_by_name_dir = p.value("--pin").map(PathBuf::from);
+    opts.target_btf = p.value("--btf").map(PathBuf::from);
     let collection = Collection::load(&spec, &opts).map_err(|e| in_file(file, e))?;
     Ok((spec, collection))
 }
