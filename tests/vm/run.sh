@@ -75,7 +75,9 @@ packages_for() {
     6.12) newest '^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' ;;
     7.*)
         local v=${1//./\\.}
-        echo "$(newest "^linux-binary-$v\\.[0-9]+\\+deb13-amd64\$") $(newest "^linux-modules-$v\\.[0-9]+\\+deb13-amd64\$")"
+        # the kernel, its modules, and its config (for __kconfig externs)
+        echo "$(newest "^linux-binary-$v\\.[0-9]+\\+deb13-amd64\$") $(newest "^linux-modules-$v\\.[0-9]+\\+deb13-amd64\$")" \
+            "$(newest "^linux-base-$v\\.[0-9]+\\+deb13-amd64\$")"
         ;;
     *) echo "vm: unknown kernel $1 (try 5.10 6.1 6.12 7.3)" >&2; return 1 ;;
     esac
@@ -107,7 +109,15 @@ BIN="$ROOT/target/$TARGET/release/rawbpf"
 build_initramfs() { # kver-dir out
     local kdir=$1 out=$2 rootfs="$WORK/rootfs"
     rm -rf "$rootfs"
-    mkdir -p "$rootfs"/{bin,dev,proc,sys,tmp,run,modules,etc}
+    mkdir -p "$rootfs"/{bin,dev,proc,sys,tmp,run,modules,etc,boot}
+    # The kernel's config where its package puts it, for __kconfig externs:
+    # /boot/config-VERSION up to 6.x, /usr/lib/modules/VERSION/config from 7.x.
+    cp "$kdir"/x/boot/config-* "$rootfs/boot/" 2>/dev/null || true
+    for c in "$kdir"/x/usr/lib/modules/*/config; do
+        [ -f "$c" ] || continue
+        mkdir -p "$rootfs/${c#"$kdir"/x/}" && rmdir "$rootfs/${c#"$kdir"/x/}"
+        cp "$c" "$rootfs/${c#"$kdir"/x/}"
+    done
     cp /bin/busybox "$rootfs/bin/busybox"
     # The tests find the binary and the objects at the paths they were built with.
     mkdir -p "$rootfs$(dirname "$BIN")" "$rootfs$ROOT/programs" "$rootfs$ROOT/loader"
