@@ -625,12 +625,14 @@ pub(super) fn attach_btf_ext(
                 .string(r.access_str_off)
                 .map_err(|e| bad(e.to_string()))?
                 .to_owned();
-            f.spec.core_relos.push(CoreReloSpec {
+            let relo = CoreReloSpec {
                 insn: r.insn_off as usize,
                 type_id: r.type_id,
                 access,
                 kind,
-            });
+            };
+            super::core::validate(btf, &relo).map_err(bad)?;
+            f.spec.core_relos.push(relo);
         }
     }
     Ok(())
