@@ -3,11 +3,19 @@
 //!
 //! vmlinux BTF is 5+ MB and ~130k types; an object names a handful of them
 //! (its CO-RE root types, its externs, its attach targets). libbpf parses all
-//! of it on every load. [`KernelBtf`] instead streams the file twice with
-//! positional reads through one 64 KiB buffer: the string section, to find
-//! the offsets of the wanted names; the type section, to record where each
-//! type starts (4 bytes per type) and which types carry a wanted name. Types
-//! and strings are then decoded on demand, one `pread` each, and cached.
+//! of it on every load. [`KernelBtf`] instead walks the type section once,
+//! recording where each type starts (4 bytes per type) and which types carry
+//! a wanted name, and then decodes types and strings on demand:
+//!
+//! - read with `pread` through one 64 KiB buffer, the string section is
+//!   streamed first for the offsets of the wanted names (compared only when
+//!   a string's first two bytes are a wanted name's), and each type or
+//!   string looked up later is one `pread`, cached;
+//! - where the kernel lets its BTF be mapped (`/sys/kernel/btf/vmlinux` from
+//!   6.16: no copy through thousands of page-sized reads), the walk looks at
+//!   each named type's name in place, with no string pass, and look-ups
+//!   decode or borrow from the mapping. The mapping is the kernel's memory:
+//!   it adds nothing to the process's RSS.
 //!
 //! Module BTF (`/sys/kernel/btf/<module>`) is split BTF: its type ids and
 //! string offsets continue vmlinux's. As libbpf does, modules are searched
@@ -89,24 +97,36 @@ impl KernelBtfError {
     }
 }
 
-/// Where a BTF's bytes are: a file read with `pread`, or memory (tests).
+/// Where a BTF's bytes are: a file read with `pread`, a mapping of the
+/// kernel's BTF (kernels from 6.16 let vmlinux BTF be mapped), or memory.
 enum Backing {
     File(File),
+    Map(sys::SysfsMap),
     Bytes(Vec<u8>),
 }
 
 impl Backing {
+    /// The bytes, when they need no reading.
+    fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            Backing::File(_) => None,
+            Backing::Map(m) => Some(m),
+            Backing::Bytes(b) => Some(b),
+        }
+    }
+
     fn len(&self) -> io::Result<u64> {
         match self {
             Backing::File(f) => f.metadata().map(|m| m.len()),
+            Backing::Map(m) => Ok(m.len() as u64),
             Backing::Bytes(b) => Ok(b.len() as u64),
         }
     }
 
     fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
-        match self {
-            Backing::File(f) => f.read_exact_at(buf, at),
-            Backing::Bytes(b) => {
+        match (self, self.in_memory()) {
+            (Backing::File(f), _) => f.read_exact_at(buf, at),
+            (_, Some(b)) => {
                 let src = usize::try_from(at)
                     .ok()
                     .and_then(|at| b.get(at..at.checked_add(buf.len())?))
@@ -114,6 +134,7 @@ impl Backing {
                 buf.copy_from_slice(src);
                 Ok(())
             }
+            (_, None) => Err(io::Error::from(io::ErrorKind::Unsupported)),
         }
     }
 }
@@ -201,64 +222,103 @@ impl Source {
         self.strings.len() as u32
     }
 
-    /// Streams the string section: every string that `wanted` knows (by its
-    /// essential name) with its offset plus `base`, in offset order.
-    fn scan_strings(
-        &self,
-        base: u32,
-        wanted: &Wanted<'_>,
+    /// `len` bytes at file offset `at`: borrowed when the file is in
+    /// memory, else read into `buf`.
+    fn chunk<'b>(&'b self, at: usize, len: usize, buf: &'b mut [u8]) -> Result<&'b [u8], BtfError> {
+        if let Some(data) = self.data.in_memory() {
+            return data.get(at..at + len).ok_or(BtfError::Read {
+                offset: at as u64,
+                reason: "past the end of the BTF".into(),
+            });
+        }
+        let buf = &mut buf[..len];
+        self.read(buf, at as u64)?;
+        Ok(buf)
+    }
+
+    /// How much of a section one pass looks at at once.
+    fn window(&self, section: usize, buf: &[u8]) -> usize {
+        if self.data.in_memory().is_some() {
+            section
+        } else {
+            buf.len()
+        }
+    }
+
+    /// The wanted names of this file's string section: looked at in place
+    /// when the file is in memory, else found by one pass over the section.
+    fn names<'s, 'w>(
+        &'s self,
+        wanted: &'s Wanted<'w>,
         buf: &mut [u8],
-    ) -> Result<Vec<(u32, String)>, BtfError> {
+    ) -> Result<Names<'s, 'w>, BtfError> {
+        Ok(match self.data.in_memory() {
+            Some(data) => Names::Direct {
+                section: &data[self.strings.clone()],
+                wanted,
+            },
+            None => Names::found(self.scan_strings(wanted, buf)?),
+        })
+    }
+
+    /// Streams the string section: (offset, name) of every string that is a
+    /// wanted name (or one with a flavor), in offset order.
+    fn scan_strings<'w>(
+        &self,
+        wanted: &Wanted<'w>,
+        buf: &mut [u8],
+    ) -> Result<Vec<(u32, &'w str)>, BtfError> {
         let mut hits = Vec::new();
         let len = self.strings.len();
+        let window = self.window(len, buf);
         let mut pos = 0usize;
         // Inside a string longer than the buffer (it cannot be a wanted name).
         let mut skipping = false;
         while pos < len {
-            let n = buf.len().min(len - pos);
-            self.read(&mut buf[..n], (self.strings.start + pos) as u64)?;
-            let chunk = &buf[..n];
-            let mut i = 0;
-            while let Some(z) = memchr::memchr(0, &chunk[i..]) {
-                if !skipping {
-                    if let Some(name) = wanted.essential(&chunk[i..i + z]) {
-                        hits.push((base + (pos + i) as u32, name.to_owned()));
-                    }
-                }
-                skipping = false;
-                i += z + 1;
-            }
-            if i == 0 && pos + n < len {
-                // No NUL in a whole buffer: skip to the next one.
+            let n = window.min(len - pos);
+            let chunk = self.chunk(self.strings.start + pos, n, buf)?;
+            // Whole strings only: the next read starts after the last NUL.
+            let Some(last) = memchr::memrchr(0, chunk) else {
                 skipping = true;
-                i = n;
-            }
-            if i == 0 {
-                break;
-            }
-            pos += i;
+                pos += n;
+                continue;
+            };
+            let region = &chunk[..=last];
+            let from = if skipping {
+                skipping = false;
+                memchr::memchr(0, region).map_or(region.len(), |z| z + 1)
+            } else {
+                0
+            };
+            wanted.find(region, from, |at, name| {
+                hits.push(((pos + at) as u32, name))
+            });
+            pos += last + 1;
         }
         Ok(hits)
     }
 
-    /// Streams the type section: records where each type starts, and
-    /// returns (index into `names`, id) for each type whose name offset is
-    /// one of `names` (sorted by offset). Ids start at `first_id`.
-    fn scan_types(
-        &mut self,
+    /// Streams the type section: where each type starts (relative to the
+    /// section, then its end), and (name, id) of each type whose name
+    /// offset `named` knows. Ids start at `first_id`.
+    #[allow(clippy::type_complexity)]
+    fn scan_types<'w>(
+        &self,
         first_id: u32,
-        names: &[(u32, String)],
+        named: impl Fn(u32) -> Option<&'w str>,
         buf: &mut [u8],
-    ) -> Result<Vec<(usize, u32)>, BtfError> {
+    ) -> Result<(Vec<u32>, Vec<(&'w str, u32)>), BtfError> {
         let len = self.types.len();
+        let window = self.window(len, buf);
         let mut hits = Vec::new();
         // vmlinux's records average ~25 bytes.
         let mut offsets = Vec::with_capacity(len / 24 + 2);
-        let (mut win_start, mut win_len) = (0usize, 0usize);
+        let mut win: &[u8] = &[];
+        let mut win_start = 0usize;
         let mut pos = 0usize;
         let mut id = first_id;
         while pos < len {
-            if pos + 12 > win_start + win_len {
+            if pos + 12 > win_start + win.len() {
                 if len - pos < 12 {
                     return Err(BtfError::TypeTruncated {
                         id,
@@ -269,10 +329,9 @@ impl Source {
                     });
                 }
                 win_start = pos;
-                win_len = buf.len().min(len - pos);
-                self.read(&mut buf[..win_len], (self.types.start + pos) as u64)?;
+                win = self.chunk(self.types.start + pos, window.min(len - pos), buf)?;
             }
-            let h = &buf[pos - win_start..pos - win_start + 12];
+            let h = &win[pos - win_start..pos - win_start + 12];
             let name_off = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
             let info = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             let (kind, rec) = record_len(info).ok_or(BtfError::UnknownKind {
@@ -291,16 +350,15 @@ impl Source {
             }
             offsets.push(pos as u32);
             if name_off != 0 {
-                if let Ok(i) = names.binary_search_by_key(&name_off, |(off, _)| *off) {
-                    hits.push((i, id));
+                if let Some(name) = named(name_off) {
+                    hits.push((name, id));
                 }
             }
             pos += rec;
             id = id.checked_add(1).ok_or(BtfError::Overflow { id })?;
         }
         offsets.push(len as u32);
-        self.offsets = offsets;
-        Ok(hits)
+        Ok((offsets, hits))
     }
 
     /// Decodes its own type `index` (0-based), known to the kernel as `id`.
@@ -314,14 +372,19 @@ impl Source {
                 })
             }
         };
+        let at = self.types.start + start;
+        if let Some(data) = self.data.in_memory() {
+            return decode_type(&data[at..at + (end - start)], id);
+        }
         let mut record = vec![0u8; end - start];
-        self.read(&mut record, (self.types.start + start) as u64)?;
+        self.read(&mut record, at as u64)?;
         decode_type(&record, id)
     }
 
-    /// The string at `local` (an offset into its own string section);
-    /// errors name `shown`, the offset the caller asked for.
-    fn string(&self, local: u32, shown: u32, total: usize) -> Result<String, BtfError> {
+    /// The string at `local` (an offset into its own string section),
+    /// borrowed when the file is in memory; errors name `shown`, the offset
+    /// the caller asked for.
+    fn string(&self, local: u32, shown: u32, total: usize) -> Result<Cow<'_, str>, BtfError> {
         let bad = BtfError::BadString {
             offset: shown,
             len: total,
@@ -331,6 +394,13 @@ impl Source {
         if start >= len {
             return Err(bad);
         }
+        if let Some(data) = self.data.in_memory() {
+            let rest = &data[self.strings.start + start..self.strings.end];
+            let end = memchr::memchr(0, rest).ok_or(bad.clone())?;
+            return std::str::from_utf8(&rest[..end])
+                .map(Cow::Borrowed)
+                .map_err(|_| bad);
+        }
         let mut want = STRING_READ;
         loop {
             let n = want.min(len - start);
@@ -338,7 +408,7 @@ impl Source {
             self.read(&mut buf, (self.strings.start + start) as u64)?;
             if let Some(end) = memchr::memchr(0, &buf) {
                 buf.truncate(end);
-                return String::from_utf8(buf).map_err(|_| bad);
+                return String::from_utf8(buf).map(Cow::Owned).map_err(|_| bad);
             }
             if n == len - start {
                 return Err(bad);
@@ -348,40 +418,189 @@ impl Source {
     }
 }
 
-/// The names to look for while streaming: a quick filter (first byte,
-/// length) in front of the set.
+/// The names to look for while streaming the string section (100k+
+/// strings): a string is compared with the wanted names only if its first
+/// two bytes are those of one (a 64 Kib table), so most cost a look-up.
 struct Wanted<'a> {
     names: BTreeSet<&'a str>,
-    first: [bool; 256],
-    min_len: usize,
+    /// The same, to walk.
+    list: Vec<&'a str>,
+    /// Bit `b0 | b1 << 8` is set for the first two bytes of each name
+    /// (a one-byte name: followed by NUL or by '_' of a flavor).
+    pairs: Vec<u64>,
 }
 
 impl<'a> Wanted<'a> {
     fn new(names: impl IntoIterator<Item = &'a str>) -> Wanted<'a> {
         let names: BTreeSet<&str> = names.into_iter().filter(|n| !n.is_empty()).collect();
-        let mut first = [false; 256];
+        let mut pairs = vec![0u64; 1024];
+        let mut set = |pair: usize| pairs[pair / 64] |= 1 << (pair % 64);
         for n in &names {
-            first[usize::from(n.as_bytes()[0])] = true;
+            let b = n.as_bytes();
+            match b.get(1) {
+                Some(&second) => set(usize::from(b[0]) | usize::from(second) << 8),
+                None => {
+                    set(usize::from(b[0]));
+                    set(usize::from(b[0]) | usize::from(b'_') << 8);
+                }
+            }
         }
-        let min_len = names.iter().map(|n| n.len()).min().unwrap_or(usize::MAX);
-        Wanted {
-            names,
-            first,
-            min_len,
-        }
+        let list = names.iter().copied().collect();
+        Wanted { names, list, pairs }
     }
 
     fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
 
-    /// The wanted name a string stands for, if any: its essential name.
-    fn essential(&self, s: &[u8]) -> Option<&'a str> {
-        if s.len() < self.min_len || !self.first[usize::from(s[0])] {
-            return None;
+    /// Whether the string starting `rest` may be a wanted name.
+    #[inline]
+    fn may_start(&self, rest: &[u8]) -> bool {
+        let pair = match rest.get(..2) {
+            Some(b) => usize::from(b[0]) | usize::from(b[1]) << 8,
+            None => return false,
+        };
+        self.pairs[pair / 64] & (1 << (pair % 64)) != 0
+    }
+
+    /// Calls `hit(offset, name)` for each string of `region` (whole
+    /// NUL-terminated strings, the first at `from`) that is a wanted name
+    /// or one with a `___flavor`. Strings start at `from` and after each
+    /// NUL, found eight bytes at a time.
+    fn find(&self, region: &[u8], from: usize, mut hit: impl FnMut(usize, &'a str)) {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let mut at = |p: usize| {
+            let rest = region.get(p..).unwrap_or_default();
+            if self.may_start(rest) {
+                if let Some(name) = self.name_at(rest) {
+                    hit(p, name)
+                }
+            }
+        };
+        at(from);
+        let words = region.get(from..).unwrap_or_default().chunks_exact(8);
+        let tail = from + words.len() * 8;
+        for (k, word) in words.enumerate() {
+            let w = u64::from_le_bytes([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ]);
+            // The high bit of each zero byte (exact: no borrow between bytes).
+            let mut zeros = !(((w & LOW7).wrapping_add(LOW7)) | w | LOW7);
+            while zeros != 0 {
+                at(from + k * 8 + zeros.trailing_zeros() as usize / 8 + 1);
+                zeros &= zeros - 1;
+            }
         }
-        let name = essential_name(std::str::from_utf8(s).ok()?);
-        self.names.get(name).copied()
+        for (j, &b) in region.iter().enumerate().skip(tail) {
+            if b == 0 {
+                at(j + 1);
+            }
+        }
+    }
+
+    /// The wanted name the string at the start of `rest` stands for: the
+    /// name itself, or it with a `___flavor`.
+    fn name_at(&self, rest: &[u8]) -> Option<&'a str> {
+        let pair = rest.get(..2)?;
+        for &name in &self.list {
+            let n = name.as_bytes();
+            if (n.len() >= 2 && n[..2] != *pair) || rest.len() <= n.len() || !rest.starts_with(n) {
+                continue;
+            }
+            match rest[n.len()] {
+                0 => return Some(name),
+                b'_' if rest[n.len()..].starts_with(b"___") => {
+                    let end = memchr::memchr(0, rest)?;
+                    let s = std::str::from_utf8(&rest[..end]).ok()?;
+                    if essential_name(s) == name {
+                        return Some(name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// Which wanted name a name offset (into one string section) stands for.
+enum Names<'s, 'w> {
+    /// The section is in memory: the string there is looked at.
+    Direct {
+        section: &'s [u8],
+        wanted: &'s Wanted<'w>,
+    },
+    /// The offsets a pass over the section found, sorted, behind a quick filter.
+    Found {
+        list: Vec<(u32, &'w str)>,
+        filter: OffsetFilter,
+    },
+}
+
+impl<'s, 'w> Names<'s, 'w> {
+    fn found(list: Vec<(u32, &'w str)>) -> Names<'s, 'w> {
+        let filter = OffsetFilter::new(list.iter().map(|(off, _)| *off));
+        Names::Found { list, filter }
+    }
+
+    #[inline]
+    fn get(&self, off: u32) -> Option<&'w str> {
+        match self {
+            Names::Direct { section, wanted } => {
+                let rest = section.get(off as usize..)?;
+                if !wanted.may_start(rest) {
+                    return None;
+                }
+                wanted.name_at(rest)
+            }
+            Names::Found { list, filter } => {
+                if !filter.may_contain(off) {
+                    return None;
+                }
+                let i = list.binary_search_by_key(&off, |(o, _)| *o).ok()?;
+                Some(list[i].1)
+            }
+        }
+    }
+
+    /// The same, for the names of `keep` only.
+    fn only<'k>(&'k self, keep: &'k Wanted<'w>) -> Names<'k, 'w> {
+        match self {
+            Names::Direct { section, .. } => Names::Direct {
+                section,
+                wanted: keep,
+            },
+            Names::Found { list, .. } => Names::found(
+                list.iter()
+                    .filter(|(_, n)| keep.names.contains(n))
+                    .copied()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A quick "maybe" for a handful of string offsets (a 1024-bit Bloom
+/// filter), in front of the binary search, for each of 100k+ types.
+struct OffsetFilter([u64; 16]);
+
+impl OffsetFilter {
+    fn new(offsets: impl IntoIterator<Item = u32>) -> OffsetFilter {
+        let mut bits = [0u64; 16];
+        for off in offsets {
+            let h = Self::hash(off);
+            bits[h / 64] |= 1 << (h % 64);
+        }
+        OffsetFilter(bits)
+    }
+
+    fn hash(off: u32) -> usize {
+        (off.wrapping_mul(0x9e37_79b1) >> 22) as usize
+    }
+
+    fn may_contain(&self, off: u32) -> bool {
+        let h = Self::hash(off);
+        self.0[h / 64] & (1 << (h % 64)) != 0
     }
 }
 
@@ -548,15 +767,13 @@ impl KernelBtf {
         // vmlinux: every name, bare or qualified (a module's type may be
         // named by a string vmlinux's string section already holds).
         let all = Wanted::new(split.iter().map(|(_, n)| *n));
-        let base_strings = base
-            .scan_strings(0, &all, &mut buf)
-            .map_err(btf_err(&base.path))?;
-        let base_hits = base
-            .scan_types(1, &base_strings, &mut buf)
+        let base_names = base.names(&all, &mut buf).map_err(btf_err(&base.path))?;
+        let (base_offsets, base_hits) = base
+            .scan_types(1, |off| base_names.get(off), &mut buf)
             .map_err(btf_err(&base.path))?;
         let mut base_ids: HashMap<&str, Vec<u32>> = HashMap::new();
-        for (i, id) in base_hits {
-            base_ids.entry(&base_strings[i].1).or_default().push(id);
+        for (name, id) in base_hits {
+            base_ids.entry(name).or_default().push(id);
         }
         let mut names: HashMap<String, Vec<u32>> = HashMap::new();
         for &(module, n) in &split {
@@ -584,7 +801,7 @@ impl KernelBtf {
             .collect();
         let mut kept = Vec::new();
         if !missing.is_empty() || !qualified.is_empty() {
-            let base_count = base.count() + 1;
+            let base_count = base_offsets.len().saturating_sub(1) as u32 + 1;
             let base_str = base.strings_len();
             let (mut next_id, mut next_str) = (base_count, base_str);
             for file in list_modules()? {
@@ -602,28 +819,28 @@ impl KernelBtf {
                     None => open_file(&file.path)?,
                 };
                 let mut src = Source::open(&file.name, &file.path, data, true)?;
-                let mut strings: Vec<(u32, String)> = base_strings
-                    .iter()
-                    .filter(|(_, n)| needed.names.contains(n.as_str()))
-                    .cloned()
-                    .collect();
-                strings.extend(
-                    src.scan_strings(base_str, &needed, &mut buf)
-                        .map_err(btf_err(&file.path))?,
-                );
-                let hits = src
-                    .scan_types(base_count, &strings, &mut buf)
+                // A module's name offsets below vmlinux's string length are
+                // vmlinux's strings.
+                let in_base = base_names.only(&needed);
+                let own_names = src.names(&needed, &mut buf).map_err(btf_err(&file.path))?;
+                let named = |off: u32| match off.checked_sub(base_str) {
+                    None => in_base.get(off),
+                    Some(local) => own_names.get(local),
+                };
+                let (offsets, hits) = src
+                    .scan_types(base_count, named, &mut buf)
                     .map_err(btf_err(&file.path))?;
+                drop(own_names);
                 if hits.is_empty() {
                     continue;
                 }
+                src.offsets = offsets;
                 let module = Module {
                     first_id: next_id,
                     first_str: next_str,
                     src,
                 };
-                for (i, kid) in hits {
-                    let n = strings[i].1.as_str();
+                for (n, kid) in hits {
                     let id = module.first_id + (kid - base_count);
                     if missing.contains(n) {
                         names.entry(n.to_owned()).or_default().push(id);
@@ -649,6 +866,8 @@ impl KernelBtf {
                 kept.push(module);
             }
         }
+        drop(base_names);
+        base.offsets = base_offsets;
         Ok(KernelBtf {
             base,
             modules: kept,
@@ -682,6 +901,11 @@ impl KernelBtf {
 
     fn base_count(&self) -> u32 {
         self.base.count() + 1
+    }
+
+    /// The file type `id` is in.
+    fn source_of(&self, id: u32) -> &Source {
+        self.module_of(id).map_or(&self.base, |m| &m.src)
     }
 
     fn module_of(&self, id: u32) -> Option<&Module> {
@@ -727,13 +951,21 @@ impl KernelBtf {
     }
 }
 
+/// Opens a BTF file: mapped if it is the kernel's and the kernel allows
+/// it, else read with `pread` as it is needed.
 fn open_file(path: &Path) -> Result<Backing, KernelBtfError> {
-    File::open(path)
-        .map(Backing::File)
-        .map_err(|source| KernelBtfError::Io {
-            path: path.to_owned(),
-            source,
-        })
+    let file = File::open(path).map_err(|source| KernelBtfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    match usize::try_from(len)
+        .ok()
+        .and_then(|len| sys::SysfsMap::new(&file, len).ok().flatten())
+    {
+        Some(map) => Ok(Backing::Map(map)),
+        None => Ok(Backing::File(file)),
+    }
 }
 
 fn void() -> BtfType {
@@ -747,16 +979,24 @@ fn void() -> BtfType {
     }
 }
 
+/// Types and strings of a file read with pread are cached (each read is a
+/// syscall); those of a mapped or in-memory file are decoded or borrowed
+/// again on each look-up, which costs less than a cached copy.
 impl TargetTypes for KernelBtf {
     fn type_by_id(&self, id: u32) -> Result<Cow<'_, BtfType>, BtfError> {
         if id == 0 {
             return Ok(Cow::Owned(void()));
         }
-        if let Some(t) = self.types.borrow().get(&id) {
-            return Ok(Cow::Owned(t.clone()));
+        let cached = self.source_of(id).data.in_memory().is_none();
+        if cached {
+            if let Some(t) = self.types.borrow().get(&id) {
+                return Ok(Cow::Owned(t.clone()));
+            }
         }
         let t = self.decode(id)?;
-        self.types.borrow_mut().insert(id, t.clone());
+        if cached {
+            self.types.borrow_mut().insert(id, t.clone());
+        }
         Ok(Cow::Owned(t))
     }
 
@@ -765,18 +1005,21 @@ impl TargetTypes for KernelBtf {
             return Ok(Cow::Owned(s.clone()));
         }
         let total = self.strings_total();
-        let s = if offset < self.base.strings_len() {
-            self.base.string(offset, offset, total)?
+        let (src, local) = if offset < self.base.strings_len() {
+            (&self.base, offset)
         } else {
             let m = self
                 .modules
                 .iter()
                 .find(|m| offset >= m.first_str && offset - m.first_str < m.src.strings_len())
                 .ok_or(BtfError::BadString { offset, len: total })?;
-            m.src.string(offset - m.first_str, offset, total)?
+            (&m.src, offset - m.first_str)
         };
-        self.strings.borrow_mut().insert(offset, s.clone());
-        Ok(Cow::Owned(s))
+        let s = src.string(local, offset, total)?;
+        if let Cow::Owned(s) = &s {
+            self.strings.borrow_mut().insert(offset, s.clone());
+        }
+        Ok(s)
     }
 
     fn ids_by_essential_name(&self, name: &str) -> Result<Vec<u32>, BtfError> {
@@ -832,6 +1075,37 @@ mod tests {
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A file of its own under the temp directory, removed on drop.
+    struct TempPath(PathBuf);
+
+    impl TempPath {
+        fn new(tag: &str) -> TempPath {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            TempPath(std::env::temp_dir().join(format!(
+                "rawbpf-kbtf-{}-{}-{tag}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            )))
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0).or_else(|_| std::fs::remove_dir_all(&self.0));
+        }
+    }
+
+    /// The same BTF opened from memory and from a file read with pread
+    /// (64 KiB at a time: records and strings cross the reads).
+    fn both_ways(bytes: Vec<u8>, wanted: &BTreeSet<String>) -> [KernelBtf; 2] {
+        let file = TempPath::new("btf");
+        std::fs::write(&file.0, &bytes).unwrap();
+        let from_file = KernelBtf::open(&file.0, wanted).unwrap();
+        assert!(matches!(from_file.base.data, Backing::File(_)));
+        [KernelBtf::from_bytes(bytes, wanted).unwrap(), from_file]
     }
 
     /// One type of every kind, names with and without flavors.
@@ -927,10 +1201,15 @@ mod tests {
             "pid",
             "nope",
         ]);
-        let k = KernelBtf::from_bytes(bytes, &wanted).unwrap();
-        assert_same(&k, &btf);
+        for k in both_ways(bytes, &wanted) {
+            decodes_as_parse_does(&k, &btf);
+        }
+    }
+
+    fn decodes_as_parse_does(k: &KernelBtf, btf: &Btf) {
+        assert_same(k, btf);
         // Twice: the second answers come from the caches.
-        assert_same(&k, &btf);
+        assert_same(k, btf);
         // Candidates by essential name, flavors included, in id order, as
         // the full parse's answer.
         for name in [
@@ -942,7 +1221,7 @@ mod tests {
         ] {
             assert_eq!(
                 k.ids_by_essential_name(name).unwrap(),
-                TargetTypes::ids_by_essential_name(&btf, name).unwrap(),
+                TargetTypes::ids_by_essential_name(btf, name).unwrap(),
                 "{name}"
             );
         }
@@ -988,11 +1267,12 @@ mod tests {
         b.t(f, K::Func, 0, 3, &[]); // 4
         let bytes = b.build();
         let btf = Btf::parse(&bytes).unwrap();
-        let k = KernelBtf::from_bytes(bytes, &set(&["task_struct", "do_unlinkat", &long])).unwrap();
-        assert_eq!(k.ids_by_essential_name("task_struct").unwrap(), vec![2]);
-        assert_eq!(k.ids_by_essential_name("do_unlinkat").unwrap(), vec![4]);
-        assert_eq!(k.ids_by_essential_name(&long).unwrap(), Vec::<u32>::new());
-        assert_same(&k, &btf);
+        for k in both_ways(bytes, &set(&["task_struct", "do_unlinkat", &long])) {
+            assert_eq!(k.ids_by_essential_name("task_struct").unwrap(), vec![2]);
+            assert_eq!(k.ids_by_essential_name("do_unlinkat").unwrap(), vec![4]);
+            assert_eq!(k.ids_by_essential_name(&long).unwrap(), Vec::<u32>::new());
+            assert_same(&k, &btf);
+        }
     }
 
     #[test]
@@ -1159,7 +1439,8 @@ mod tests {
 
     #[test]
     fn module_files_are_read_only_when_needed() {
-        let dir = std::env::temp_dir().join(format!("rawbpf-kbtf-{}", std::process::id()));
+        let tmp = TempPath::new("modules");
+        let dir = tmp.0.clone();
         std::fs::create_dir_all(&dir).unwrap();
         let (base, modules, _) = base_and_modules();
         std::fs::write(dir.join("vmlinux"), &base).unwrap();
@@ -1182,7 +1463,6 @@ mod tests {
             KernelBtf::open_with_modules(&dir.join("vmlinux"), &dir.join("none"), &set(&["int"]))
                 .unwrap();
         assert_eq!(k.ids_by_essential_name("int").unwrap(), vec![1]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The running kernel's BTF, if this machine has it: the lazy reader
@@ -1197,12 +1477,64 @@ mod tests {
         };
         let btf = Btf::parse(&bytes).unwrap();
         let wanted = set(&["task_struct", "pid_t", "do_unlinkat", "no_such_name_xyz"]);
-        let k = KernelBtf::open_kernel(&wanted).unwrap();
+        // Mapped where the kernel allows it (6.16+), and read with pread.
+        let mapped = KernelBtf::open_kernel(&wanted).unwrap();
+        let file = File::open(path).unwrap();
+        let read = KernelBtf::build(
+            Source::open("vmlinux", path, Backing::File(file), false).unwrap(),
+            Vec::new(),
+            &wanted,
+        )
+        .unwrap();
+        for k in [mapped, read] {
+            matches_full_parse(&k, &btf);
+        }
+    }
+
+    /// What the pread path costs on the running kernel (kernels before 6.16
+    /// cannot map their BTF), against the mapped one.
+    /// `cargo test --release -p rawbpf --lib pread_vs_mapped -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement"]
+    fn pread_vs_mapped() {
+        let path = Path::new(VMLINUX);
+        let wanted = set(&[
+            "task_struct",
+            "mm_struct",
+            "file",
+            "inode",
+            "sk_buff",
+            "sock",
+            "cred",
+            "pid_t",
+            "btf_trace_sched_switch",
+            "do_unlinkat",
+        ]);
+        let best = |f: &dyn Fn() -> KernelBtf| {
+            (0..20)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    drop(f());
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let mapped = best(&|| KernelBtf::open_kernel(&wanted).unwrap());
+        let read = best(&|| {
+            let file = File::open(path).unwrap();
+            let src = Source::open("vmlinux", path, Backing::File(file), false).unwrap();
+            KernelBtf::build(src, Vec::new(), &wanted).unwrap()
+        });
+        println!("open_kernel, 10 names: mapped {mapped:?}, pread {read:?}");
+    }
+
+    fn matches_full_parse(k: &KernelBtf, btf: &Btf) {
         assert_eq!(k.len(), btf.len());
         let ids = k.ids_by_essential_name("task_struct").unwrap();
         assert_eq!(
             ids,
-            TargetTypes::ids_by_essential_name(&btf, "task_struct").unwrap()
+            TargetTypes::ids_by_essential_name(btf, "task_struct").unwrap()
         );
         let task = ids
             .iter()
@@ -1240,7 +1572,7 @@ mod tests {
         for name in ["pid_t", "do_unlinkat", "no_such_name_xyz"] {
             assert_eq!(
                 k.ids_by_essential_name(name).unwrap(),
-                TargetTypes::ids_by_essential_name(&btf, name).unwrap(),
+                TargetTypes::ids_by_essential_name(btf, name).unwrap(),
                 "{name}"
             );
         }

@@ -745,6 +745,75 @@ pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     info_by_fd(fd)
 }
 
+/// `SYSFS_MAGIC`, sysfs's `statfs` type.
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// A read-only, private mapping of a sysfs file (the kernel's BTF: from
+/// 6.16 `/sys/kernel/btf/vmlinux` can be mapped, which spares copying its
+/// 5+ MB through thousands of page-sized reads). Unmapped on drop.
+pub struct SysfsMap {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl SysfsMap {
+    /// Maps the first `len` bytes of `file`, if it is on sysfs and the
+    /// kernel lets it be mapped (`Ok(None)` otherwise: read it instead).
+    /// Only sysfs is mapped: its files that allow mapping (BTF) are the
+    /// kernel's own memory and never change or shrink under the mapping,
+    /// which is what lets it be borrowed as a plain `&[u8]`.
+    pub fn new(file: &std::fs::File, len: usize) -> io::Result<Option<SysfsMap>> {
+        // SAFETY: statfs is plain old data; all-zero is a valid value.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `file` is an open fd and `st` a valid, writable statfs.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if st.f_type as i64 != SYSFS_MAGIC || len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a new private read-only mapping chosen by the kernel
+        // (null hint); it aliases no Rust memory. The fd stays open for the call.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Ok(None);
+        }
+        Ok(Some(SysfsMap {
+            ptr: ptr as *const u8,
+            len,
+        }))
+    }
+}
+
+impl std::ops::Deref for SysfsMap {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes until
+        // drop, of sysfs memory that never changes (see `SysfsMap::new`).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for SysfsMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, once; no borrow
+        // of it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr as *mut libc::c_void, self.len);
+        }
+    }
+}
+
 /// `BPF_FS_MAGIC`, bpffs's `statfs` type.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 

@@ -554,23 +554,36 @@ impl Header {
 
 /// The kind and length of a type record from its `info` word (12 bytes and
 /// what follows them for its kind and vlen); `None` for a kind this reader
-/// does not know.
+/// does not know. (A lazy reader calls this for each of 100k+ types.)
+#[inline]
 pub(crate) fn record_len(info: u32) -> Option<(BtfKind, usize)> {
-    let kind = BtfKind::from_u32((info >> 24) & 0x1f).filter(|&k| k != BtfKind::Void)?;
-    let (per_item, fixed) = record_shape(kind);
+    let k = ((info >> 24) & 0x1f) as usize;
+    let kind = *BtfKind::ALL.get(k).filter(|&&k| k != BtfKind::Void)?;
+    let (per_item, fixed) = SHAPES[k];
     Some((kind, 12 + fixed + per_item * (info & 0xffff) as usize))
 }
 
+/// Per kind: bytes per vlen item, and fixed bytes after the common 12.
+const SHAPES: [(usize, usize); BtfKind::ALL.len()] = {
+    let mut t = [(0, 0); BtfKind::ALL.len()];
+    let mut k = 0;
+    while k < t.len() {
+        use BtfKind::*;
+        t[k] = match BtfKind::ALL[k] {
+            Int | Var | DeclTag => (0, 4),
+            Array => (0, 12),
+            Struct | Union | Datasec | Enum64 => (12, 0),
+            Enum | FuncProto => (8, 0),
+            _ => (0, 0),
+        };
+        k += 1;
+    }
+    t
+};
+
 /// Bytes per vlen item, and fixed bytes after the common 12, of a kind's record.
 fn record_shape(kind: BtfKind) -> (usize, usize) {
-    use BtfKind::*;
-    match kind {
-        Int | Var | DeclTag => (0, 4),
-        Array => (0, 12),
-        Struct | Union | Datasec | Enum64 => (12, 0),
-        Enum | FuncProto => (8, 0),
-        _ => (0, 0),
-    }
+    SHAPES[kind as usize]
 }
 
 /// Decodes one type record (`record` starts at it; errors give offsets
