@@ -5,28 +5,32 @@
  * types the context from the function's prototype: arguments first, then
  * (fexit, fmod_ret) the return value.
  *
- * do_unlinkat(int dfd, struct filename *name) returns int (long before
- * 5.12); security_file_open(struct file *file) returns int, and fmod_ret
- * may attach to security_* functions even without error injection.
+ * bpf_fentry_test1(int a) returns a + 1: the kernel keeps it for this (from
+ * 5.5 on), and BPF_PROG_TEST_RUN of an fentry or fexit program calls it
+ * with a = 1, so once attached both programs run and record what they saw.
+ * security_file_open(struct file *file) returns int; fmod_ret may attach to
+ * security_* functions even without error injection.
  */
 #include "rawbpf.h"
 
-__u64 unlinks;
-__s64 last_dfd;
-__s64 last_result;
+struct {
+	__u64 calls;
+	__s64 arg;
+	__s64 result;
+} seen;
 
-SEC("fentry/do_unlinkat")
-int on_unlinkat(__u64 *ctx)
+SEC("fentry/bpf_fentry_test1")
+int on_test1(__u64 *ctx)
 {
-	unlinks += 1;
-	last_dfd = (int)ctx[0];
+	seen.calls += 1;
+	seen.arg = (int)ctx[0];
 	return 0;
 }
 
-SEC("fexit/do_unlinkat")
-int on_unlinkat_exit(__u64 *ctx)
+SEC("fexit/bpf_fentry_test1")
+int on_test1_exit(__u64 *ctx)
 {
-	last_result = (int)ctx[2];
+	seen.result = (int)ctx[1];
 	return 0;
 }
 

@@ -580,13 +580,13 @@ fn vmlinux_id(kind: rawbpf::obj::btf::BtfKind, name: &str) -> Option<u32> {
 }
 
 /// Whether this kernel loads trampoline programs (fentry, fexit, fmod_ret,
-/// lsm): an fentry stub on do_unlinkat, its id from the full BTF parse.
-/// Some kernels refuse them (this project's build machine says EPERM).
+/// lsm): an fentry stub on bpf_fentry_test1, its id from the full BTF
+/// parse. Some kernels refuse them (this project's build machine says EPERM).
 fn trampolines(test: &str) -> bool {
     use rawbpf::obj::btf::BtfKind;
     use rawbpf::uapi::{AttachType, ProgramType};
-    let refused = match vmlinux_id(BtfKind::Func, "do_unlinkat") {
-        None => Some("do_unlinkat in vmlinux BTF".to_owned()),
+    let refused = match vmlinux_id(BtfKind::Func, "bpf_fentry_test1") {
+        None => Some("bpf_fentry_test1 in vmlinux BTF".to_owned()),
         Some(id) => {
             let code = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
             let attrs = rawbpf::sys::ProgLoad {
@@ -600,7 +600,7 @@ fn trampolines(test: &str) -> bool {
             };
             rawbpf::sys::prog_load(&attrs, None)
                 .err()
-                .map(|e| format!("trampoline programs (an fentry stub on do_unlinkat: {e})"))
+                .map(|e| format!("trampoline programs (an fentry stub on bpf_fentry_test1: {e})"))
         }
     };
     match refused {
@@ -646,6 +646,21 @@ fn btf_attach_targets_load() {
         "{needs:?}"
     );
 
+    // Through the library: nothing of the kernel's BTF (fds, a mapping) stays.
+    let mapped = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|l| l.ends_with("/sys/kernel/btf/vmlinux"))
+            .count()
+    };
+    let before = support::open_fds();
+    for _ in 0..3 {
+        let c = load("attach_btf.bpf.o", &[]).unwrap();
+        assert_eq!(c.programs.len(), 2);
+    }
+    assert_eq!((support::open_fds(), mapped()), (before, 0));
+
     let o = rawbpf(&["load", &file, "--btf", rawbpf::kernel_btf::VMLINUX]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let empty = TempFile::new("empty.btf", &rawbpf::obj::btf::Btf::new().to_bytes());
@@ -672,9 +687,12 @@ fn btf_attach_targets_load() {
 
 /// fentry, fexit and fmod_ret programs load on kernel functions found by
 /// name, and check names each target's id as the full parse finds it.
+/// Attached, the fentry and fexit programs see bpf_fentry_test1(1) return
+/// 2 when the kernel test-runs them: they were loaded for that function.
 #[test]
-fn fentry_fexit_and_fmod_ret_load() {
-    if !kernel("fentry_fexit_and_fmod_ret_load") || !trampolines("fentry_fexit_and_fmod_ret_load") {
+fn fentry_fexit_and_fmod_ret_load_and_run() {
+    let test = "fentry_fexit_and_fmod_ret_load_and_run";
+    if !kernel(test) || !trampolines(test) {
         return;
     }
     let file = obj("attach_fentry.bpf.o");
@@ -687,17 +705,39 @@ fn fentry_fexit_and_fmod_ret_load() {
         .collect();
     assert_eq!(
         names,
-        ["on_unlinkat", "on_unlinkat_exit", "keep_file_open_result"]
+        ["on_test1", "on_test1_exit", "keep_file_open_result"]
     );
-    let unlink = vmlinux_id(rawbpf::obj::btf::BtfKind::Func, "do_unlinkat").unwrap();
+    let test1 = vmlinux_id(rawbpf::obj::btf::BtfKind::Func, "bpf_fentry_test1").unwrap();
     let check = rawbpf_json(&["check", &file, "--json"]);
     assert_eq!(check.get("would_load"), &support::json::Value::Bool(true));
     let needs = check.get("programs").array()[1].get("needs").array();
     assert!(
         needs
             .iter()
-            .any(|n| n.str() == format!("attach target FUNC do_unlinkat (vmlinux BTF id {unlink})")),
+            .any(|n| n.str()
+                == format!("attach target FUNC bpf_fentry_test1 (vmlinux BTF id {test1})")),
         "{needs:?}"
+    );
+
+    let c = load("attach_fentry.bpf.o", &[]).unwrap();
+    let entry = c.program("on_test1").unwrap();
+    let exit = c.program("on_test1_exit").unwrap();
+    let _links = [
+        rawbpf::sys::raw_tracepoint_open(entry.fd(), None).expect("attach fentry"),
+        rawbpf::sys::raw_tracepoint_open(exit.fd(), None).expect("attach fexit"),
+    ];
+    rawbpf::sys::prog_test_run(entry.fd(), &[], &mut [], 1).expect("test-run fentry");
+    let seen = c
+        .map(".bss")
+        .unwrap()
+        .lookup(&0u32.to_le_bytes())
+        .unwrap()
+        .unwrap();
+    let word = |i: usize| u64_le(&seen[i * 8..]);
+    assert_eq!(
+        (word(0), word(1), word(2)),
+        (1, 1, 2),
+        "one call of bpf_fentry_test1(1), which returned 2"
     );
 }
 

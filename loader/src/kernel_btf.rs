@@ -1479,6 +1479,10 @@ mod tests {
         let wanted = set(&["task_struct", "pid_t", "do_unlinkat", "no_such_name_xyz"]);
         // Mapped where the kernel allows it (6.16+), and read with pread.
         let mapped = KernelBtf::open_kernel(&wanted).unwrap();
+        if matches!(mapped.base.data, Backing::Map(_)) {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            assert!(maps.lines().any(|l| l.ends_with(VMLINUX)), "{maps}");
+        }
         let file = File::open(path).unwrap();
         let read = KernelBtf::build(
             Source::open("vmlinux", path, Backing::File(file), false).unwrap(),

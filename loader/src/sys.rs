@@ -28,6 +28,7 @@ mod cmd {
     pub const PROG_TEST_RUN: u32 = 10;
     pub const PROG_GET_FD_BY_ID: u32 = 13;
     pub const OBJ_GET_INFO_BY_FD: u32 = 15;
+    pub const RAW_TRACEPOINT_OPEN: u32 = 17;
     pub const BTF_LOAD: u32 = 18;
     pub const BTF_GET_FD_BY_ID: u32 = 19;
     pub const MAP_FREEZE: u32 = 22;
@@ -734,6 +735,27 @@ pub struct LinkInfo {
     pub attach_type: u32,
 }
 
+#[repr(C)]
+#[derive(Default)]
+struct RawTracepointAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw tracepoint program to
+/// tracepoint `name`, or (no name) a tracing or LSM program to the target
+/// it was loaded for (5.5+); the program stays attached while the returned
+/// link fd is open.
+pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Result<OwnedFd> {
+    let mut attr = RawTracepointAttr {
+        name: name.map_or(0, |n| n.as_ptr() as u64),
+        prog_fd: fd_u32(prog),
+        ..Default::default()
+    };
+    bpf_fd(cmd::RAW_TRACEPOINT_OPEN, &mut attr)
+}
+
 /// `BPF_PROG_GET_FD_BY_ID`: opens a program by its kernel id.
 pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = [id, 0, 0, 0];
@@ -1147,6 +1169,7 @@ mod tests {
         assert_eq!(size_of::<InfoAttr>(), 4 * 2 + 8);
         assert_eq!(size_of::<LinkCreateAttr>(), 4 * 6 + 8);
         assert_eq!(size_of::<LinkUpdateAttr>(), 4 * 4);
+        assert_eq!(size_of::<RawTracepointAttr>(), 8 + 4 * 2);
     }
 
     #[test]

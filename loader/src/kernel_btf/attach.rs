@@ -24,7 +24,7 @@ pub struct AttachBtf {
     pub module: Option<String>,
     /// Its kind: FUNC, or TYPEDEF for `btf_trace_*`.
     pub kind: BtfKind,
-    /// The BTF name looked up (`do_unlinkat`, `btf_trace_sched_switch`, `bpf_lsm_file_open`).
+    /// The BTF name looked up (`bpf_fentry_test1`, `btf_trace_sched_switch`, `bpf_lsm_file_open`).
     pub name: String,
 }
 
@@ -401,14 +401,14 @@ mod tests {
 
     /// vmlinux with the targets of attach_btf.bpf.o and attach_fentry.bpf.o
     /// (a STRUCT btf_trace_sched_switch before the TYPEDEF), and module
-    /// modX with bpf_iter_task and another do_unlinkat.
+    /// modX with bpf_iter_task and another bpf_fentry_test1.
     fn attach_kernel(wanted: &BTreeSet<String>) -> KernelBtf {
         let mut b = Builder::new();
         let int = b.s("int");
         b.t(int, K::Int, 0, 4, &[32]); // 1
         b.t(0, K::FuncProto, 0, 1, &[]); // 2
-        let unlink = b.s("do_unlinkat");
-        b.t(unlink, K::Func, 0, 2, &[]); // 3
+        let test1 = b.s("bpf_fentry_test1");
+        b.t(test1, K::Func, 0, 2, &[]); // 3
         let open = b.s("security_file_open");
         b.t(open, K::Func, 0, 2, &[]); // 4
         let tp = b.s("btf_trace_sched_switch");
@@ -419,7 +419,7 @@ mod tests {
         let mut m = Builder::new();
         let iter = base_str + m.s("bpf_iter_task");
         m.t(iter, K::Func, 0, 2, &[]); // 8
-        m.t(unlink, K::Func, 0, 2, &[]); // 9
+        m.t(test1, K::Func, 0, 2, &[]); // 9
         KernelBtf::from_bytes_with_modules(b.build(), vec![("modX".into(), m.build())], wanted)
             .unwrap()
     }
@@ -456,11 +456,11 @@ mod tests {
 
         let spec = object("attach_fentry.bpf.o");
         let names = attach_btf_names(&spec);
-        assert_eq!(names, set(&["do_unlinkat", "security_file_open"]));
+        assert_eq!(names, set(&["bpf_fentry_test1", "security_file_open"]));
         let k = attach_kernel(&names);
         for (prog, id) in [
-            ("on_unlinkat", 3),
-            ("on_unlinkat_exit", 3),
+            ("on_test1", 3),
+            ("on_test1_exit", 3),
             ("keep_file_open_result", 4),
         ] {
             let t = attach_btf_target(&k, program(&spec, prog))
@@ -477,14 +477,14 @@ mod tests {
     #[test]
     fn module_qualified_targets() {
         let spec = object("attach_fentry.bpf.o");
-        let mut p = program(&spec, "on_unlinkat").clone();
+        let mut p = program(&spec, "on_test1").clone();
         let mut spec1 = spec.clone();
         for (target, found) in [
-            ("modX:do_unlinkat", Ok((9, Some("modX")))),
-            ("vmlinux:do_unlinkat", Ok((3, None))),
+            ("modX:bpf_fentry_test1", Ok((9, Some("modX")))),
+            ("vmlinux:bpf_fentry_test1", Ok((3, None))),
             (
-                "modY:do_unlinkat",
-                Err("kernel function do_unlinkat is not in the kernel's BTF (no FUNC do_unlinkat in module modY)"),
+                "modY:bpf_fentry_test1",
+                Err("kernel function bpf_fentry_test1 is not in the kernel's BTF (no FUNC bpf_fentry_test1 in module modY)"),
             ),
         ] {
             p.attach_target = Some(target.into());
@@ -514,8 +514,8 @@ mod tests {
         // A name the BTF was not opened for: an error, not "missing".
         let fentry = object("attach_fentry.bpf.o");
         assert_eq!(
-            attach_btf_target(&k, program(&fentry, "on_unlinkat")).unwrap_err(),
-            "kernel function do_unlinkat: BTF name do_unlinkat was not indexed (it was not among the names asked for when the BTF was opened)"
+            attach_btf_target(&k, program(&fentry, "on_test1")).unwrap_err(),
+            "kernel function bpf_fentry_test1: BTF name bpf_fentry_test1 was not indexed (it was not among the names asked for when the BTF was opened)"
         );
         let lsm = object("attach_lsm.bpf.o");
         assert_eq!(attach_btf_names(&lsm), set(&["bpf_lsm_file_open"]));
@@ -531,7 +531,7 @@ mod tests {
             "a freplace program needs a target program: the kernel id of the loaded program whose function pick it replaces (LoadOptions::attach_prog)"
         );
         // Without a target in the section name.
-        let mut p = program(&fentry, "on_unlinkat").clone();
+        let mut p = program(&fentry, "on_test1").clone();
         p.attach_target = None;
         p.function.section = "fentry".into();
         assert_eq!(
@@ -539,10 +539,10 @@ mod tests {
             "section fentry names no attach target (write fentry/NAME)"
         );
         // Loading without kernel BTF opened is refused in words, not a panic.
-        let e = load_attach(program(&fentry, "on_unlinkat"), None, None).unwrap_err();
+        let e = load_attach(program(&fentry, "on_test1"), None, None).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "program on_unlinkat: kernel function do_unlinkat: the kernel's BTF was not opened to look it up"
+            "program on_test1: kernel function bpf_fentry_test1: the kernel's BTF was not opened to look it up"
         );
         let e = load_attach(program(&ext, "new_pick"), None, None).unwrap_err();
         assert!(
@@ -555,7 +555,7 @@ mod tests {
     #[test]
     fn check_reports_targets_and_problems() {
         let spec = object("attach_fentry.bpf.o");
-        let k = attach_kernel(&set(&["do_unlinkat", "security_file_open"]));
+        let k = attach_kernel(&set(&["bpf_fentry_test1", "security_file_open"]));
         let mut report = crate::probe::CheckReport::default();
         for p in &spec.programs {
             report
@@ -571,7 +571,7 @@ mod tests {
         });
         assert_eq!(
             report.needs[0].2,
-            ["attach target FUNC do_unlinkat (vmlinux BTF id 3)"]
+            ["attach target FUNC bpf_fentry_test1 (vmlinux BTF id 3)"]
         );
         assert_eq!(
             report.problems,
