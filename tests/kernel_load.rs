@@ -562,3 +562,281 @@ fn probe_and_check_predict_load() {
         );
     }
 }
+
+/// Whether vmlinux BTF has the string `name` (a byte search, independent
+/// of the BTF reader under test).
+fn vmlinux_has(name: &str) -> bool {
+    let needle = format!("\0{name}\0");
+    std::fs::read(rawbpf::kernel_btf::VMLINUX)
+        .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+/// A type's id in vmlinux BTF by the full parse (not the lazy reader).
+fn vmlinux_id(kind: rawbpf::obj::btf::BtfKind, name: &str) -> Option<u32> {
+    let bytes = std::fs::read(rawbpf::kernel_btf::VMLINUX).ok()?;
+    rawbpf::obj::btf::Btf::parse(&bytes)
+        .ok()?
+        .find_by_name(kind, name)
+}
+
+/// Whether this kernel loads trampoline programs (fentry, fexit, fmod_ret,
+/// lsm): an fentry stub on bpf_fentry_test1, its id from the full BTF
+/// parse. Some kernels refuse them (this project's build machine says EPERM).
+fn trampolines(test: &str) -> bool {
+    use rawbpf::obj::btf::BtfKind;
+    use rawbpf::uapi::{AttachType, ProgramType};
+    let refused = match vmlinux_id(BtfKind::Func, "bpf_fentry_test1") {
+        None => Some("bpf_fentry_test1 in vmlinux BTF".to_owned()),
+        Some(id) => {
+            let code = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+            let attrs = rawbpf::sys::ProgLoad {
+                prog_type: ProgramType::TRACING.0,
+                expected_attach_type: AttachType::TRACE_FENTRY.0,
+                name: "probe",
+                insns: &code,
+                license: c"GPL",
+                attach_btf_id: id,
+                ..Default::default()
+            };
+            rawbpf::sys::prog_load(&attrs, None)
+                .err()
+                .map(|e| format!("trampoline programs (an fentry stub on bpf_fentry_test1: {e})"))
+        }
+    };
+    match refused {
+        None => true,
+        Some(what) => support::kernel_has(test, &what, false),
+    }
+}
+
+/// tp_btf and iter programs load with the BTF ids of their targets
+/// (btf_trace_sched_switch, bpf_iter_task): what check shows is what the
+/// full parse of vmlinux finds; `--btf` with vmlinux alone works the same;
+/// a BTF without the tracepoint is an error naming program and tracepoint.
+#[test]
+fn btf_attach_targets_load() {
+    if !kernel("btf_attach_targets_load")
+        || !support::kernel_has(
+            "btf_attach_targets_load",
+            "task iterators (5.8)",
+            vmlinux_has("bpf_iter_task"),
+        )
+    {
+        return;
+    }
+    let file = obj("attach_btf.bpf.o");
+    let doc = rawbpf_json(&["load", &file, "--json"]);
+    let progs: Vec<(&str, &str)> = doc
+        .get("programs")
+        .array()
+        .iter()
+        .map(|p| (p.get("name").str(), p.get("type").str()))
+        .collect();
+    assert_eq!(
+        progs,
+        [("on_sched_switch", "tracing"), ("each_task", "tracing")]
+    );
+    let check = rawbpf_json(&["check", &file, "--json"]);
+    assert_eq!(check.get("would_load"), &support::json::Value::Bool(true));
+    let tp = vmlinux_id(rawbpf::obj::btf::BtfKind::Typedef, "btf_trace_sched_switch").unwrap();
+    let needs = check.get("programs").array()[0].get("needs").array();
+    assert!(
+        needs.iter().any(|n| n.str()
+            == format!("attach target TYPEDEF btf_trace_sched_switch (vmlinux BTF id {tp})")),
+        "{needs:?}"
+    );
+
+    // Through the library: nothing of the kernel's BTF (fds, a mapping) stays.
+    let mapped = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|l| l.ends_with("/sys/kernel/btf/vmlinux"))
+            .count()
+    };
+    let before = support::open_fds();
+    for _ in 0..3 {
+        let c = load("attach_btf.bpf.o", &[]).unwrap();
+        assert_eq!(c.programs.len(), 2);
+    }
+    assert_eq!((support::open_fds(), mapped()), (before, 0));
+
+    let o = rawbpf(&["load", &file, "--btf", rawbpf::kernel_btf::VMLINUX]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let empty = TempFile::new("empty.btf", &rawbpf::obj::btf::Btf::new().to_bytes());
+    let o = rawbpf(&["load", &file, "--btf", empty.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rawbpf: {file}: program on_sched_switch: tracepoint sched_switch is not in the \
+             kernel's BTF (no TYPEDEF btf_trace_sched_switch in vmlinux or a module)\n"
+        )
+    );
+    let not_btf = TempFile::new("not.btf", b"not BTF at all, not at all");
+    let o = rawbpf(&["load", &file, "--btf", not_btf.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rawbpf: {file}: kernel BTF {}: bad BTF magic 0x6f6e (expected 0xeb9f)\n",
+            not_btf.path()
+        )
+    );
+}
+
+/// fentry, fexit and fmod_ret programs load on kernel functions found by
+/// name, and check names each target's id as the full parse finds it.
+/// Attached, the fentry and fexit programs see bpf_fentry_test1(1) return
+/// 2 when the kernel test-runs them: they were loaded for that function.
+#[test]
+fn fentry_fexit_and_fmod_ret_load_and_run() {
+    let test = "fentry_fexit_and_fmod_ret_load_and_run";
+    if !kernel(test) || !trampolines(test) {
+        return;
+    }
+    let file = obj("attach_fentry.bpf.o");
+    let doc = rawbpf_json(&["load", &file, "--json"]);
+    let names: Vec<&str> = doc
+        .get("programs")
+        .array()
+        .iter()
+        .map(|p| p.get("name").str())
+        .collect();
+    assert_eq!(
+        names,
+        ["on_test1", "on_test1_exit", "keep_file_open_result"]
+    );
+    let test1 = vmlinux_id(rawbpf::obj::btf::BtfKind::Func, "bpf_fentry_test1").unwrap();
+    let check = rawbpf_json(&["check", &file, "--json"]);
+    assert_eq!(check.get("would_load"), &support::json::Value::Bool(true));
+    let needs = check.get("programs").array()[1].get("needs").array();
+    assert!(
+        needs
+            .iter()
+            .any(|n| n.str()
+                == format!("attach target FUNC bpf_fentry_test1 (vmlinux BTF id {test1})")),
+        "{needs:?}"
+    );
+
+    let c = load("attach_fentry.bpf.o", &[]).unwrap();
+    let entry = c.program("on_test1").unwrap();
+    let exit = c.program("on_test1_exit").unwrap();
+    let _links = [
+        rawbpf::sys::raw_tracepoint_open(entry.fd(), None).expect("attach fentry"),
+        rawbpf::sys::raw_tracepoint_open(exit.fd(), None).expect("attach fexit"),
+    ];
+    rawbpf::sys::prog_test_run(entry.fd(), &[], &mut [], 1).expect("test-run fentry");
+    let seen = c
+        .map(".bss")
+        .unwrap()
+        .lookup(&0u32.to_le_bytes())
+        .unwrap()
+        .unwrap();
+    let word = |i: usize| u64_le(&seen[i * 8..]);
+    assert_eq!(
+        (word(0), word(1), word(2)),
+        (1, 1, 2),
+        "one call of bpf_fentry_test1(1), which returned 2"
+    );
+}
+
+/// A BPF LSM program loads on its hook's bpf_lsm_ function.
+#[test]
+fn lsm_program_loads() {
+    if !kernel("lsm_program_loads")
+        || !support::kernel_has(
+            "lsm_program_loads",
+            "BPF LSM (CONFIG_BPF_LSM)",
+            vmlinux_has("bpf_lsm_file_open"),
+        )
+        || !trampolines("lsm_program_loads")
+    {
+        return;
+    }
+    let doc = rawbpf_json(&["load", &obj("attach_lsm.bpf.o"), "--json"]);
+    let p = &doc.get("programs").array()[0];
+    assert_eq!(
+        (p.get("name").str(), p.get("type").str()),
+        ("allow_file_open", "lsm")
+    );
+}
+
+/// A target the kernel lacks: load and check both name the program and
+/// the function.
+#[test]
+fn missing_attach_target_is_named() {
+    if !kernel("missing_attach_target_is_named") {
+        return;
+    }
+    let file = obj("attach_missing.bpf.o");
+    let o = rawbpf(&["load", &file]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rawbpf: {file}: program on_missing: kernel function no_such_function_xyz is not in \
+             the kernel's BTF (no FUNC no_such_function_xyz in vmlinux or a module)\n"
+        )
+    );
+    let c = rawbpf(&["check", &file]);
+    assert_eq!(c.status.code(), Some(1));
+    assert!(
+        support::stdout(&c).contains(
+            "FAIL on_missing: kernel function no_such_function_xyz is not in the kernel's BTF"
+        ),
+        "{}",
+        support::stdout(&c)
+    );
+}
+
+/// An freplace program needs the program whose function it replaces;
+/// given it, it loads against that function in the program's BTF, and
+/// once linked the program runs the replacement.
+#[test]
+fn freplace_needs_and_replaces_a_target_function() {
+    if !kernel("freplace_needs_and_replaces_a_target_function") {
+        return;
+    }
+    let frame = ipv4_udp_frame(0);
+    let target = load("freplace_target.bpf.o", &[]).unwrap();
+    let entry = target.program("entry").unwrap();
+    assert_eq!(retval(&target, "entry", &frame), 1, "pick() of a packet");
+
+    let spec = ObjectSpec::from_file(obj("freplace.bpf.o")).unwrap();
+    let mut opts = LoadOptions::for_file(std::path::Path::new("freplace.bpf.o"));
+    let e = Collection::load(&spec, &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "program new_pick: a freplace program needs a target program: the kernel id of the \
+         loaded program whose function pick it replaces (LoadOptions::attach_prog)"
+    );
+    // A program without a function pick.
+    let other = load("xdp.bpf.o", &[]).unwrap();
+    let other_id = other.programs[0].id;
+    opts.attach_prog = Some(other_id);
+    let e = Collection::load(&spec, &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("program new_pick: target program {other_id}: its BTF has no function pick")
+    );
+
+    opts.attach_prog = Some(entry.id);
+    let ext = match Collection::load(&spec, &opts) {
+        Ok(ext) => ext,
+        Err(e) if !trampolines("freplace_needs_and_replaces_a_target_function") => {
+            eprintln!("(freplace load: {e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let link = rawbpf::sys::link_create_ifindex(ext.program("new_pick").unwrap().fd(), 0, 0, 0)
+        .expect("BPF_LINK_CREATE of the freplace program");
+    assert_eq!(
+        retval(&target, "entry", &frame),
+        2,
+        "new_pick() replaced pick()"
+    );
+    drop(link);
+    assert_eq!(retval(&target, "entry", &frame), 1, "pick() again");
+}

@@ -143,6 +143,16 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
+    /// A program's BTF attach target (fentry/fexit/fmod_ret function,
+    /// tp_btf tracepoint, LSM hook, iterator, freplace function) cannot be
+    /// found or used.
+    #[error("program {program}: {reason}")]
+    AttachTarget {
+        /// Program name.
+        program: String,
+        /// What is missing, naming the target.
+        reason: String,
+    },
     /// `BPF_MAP_CREATE` failed.
     #[error(
         "map {map}: the kernel refused to create it: {source}{}{}",

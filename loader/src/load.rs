@@ -68,6 +68,9 @@ pub struct LoadOptions {
     /// The kernel BTF to relocate against (CO-RE, externs, attach targets)
     /// instead of `/sys/kernel/btf/vmlinux` (`--btf FILE`).
     pub target_btf: Option<PathBuf>,
+    /// The kernel id of the program whose functions `freplace` programs
+    /// replace (libbpf's `attach_prog_fd`).
+    pub attach_prog: Option<u32>,
 }
 
 impl LoadOptions {
@@ -85,25 +88,23 @@ impl LoadOptions {
 }
 
 /// The kernel's types, for CO-RE relocations, externs and BTF attach
-/// targets: `--btf FILE` if given, else `/sys/kernel/btf/vmlinux`. `wanted`
-/// names what the object will look up (a lazy source indexes only those).
-///
-/// For now the whole BTF is parsed; the lazily indexed kernel BTF replaces this.
+/// targets: `--btf FILE` if given (that file alone), else
+/// `/sys/kernel/btf/vmlinux` and, for names it lacks, module BTF. `wanted`
+/// names what the object will look up: only those are indexed (see
+/// [`KernelBtf`](crate::kernel_btf::KernelBtf)), and looking up any other
+/// name is an error.
 pub fn kernel_types(
     opts: &LoadOptions,
-    _wanted: &std::collections::BTreeSet<String>,
+    wanted: &std::collections::BTreeSet<String>,
 ) -> Result<Box<dyn crate::obj::core::TargetTypes>, LoadError> {
-    let path = opts
-        .target_btf
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"));
-    let data = std::fs::read(&path).map_err(|source| LoadError::KernelBtf {
-        path: path.clone(),
-        reason: source.to_string(),
-    })?;
-    let btf = crate::obj::btf::Btf::parse(&data).map_err(|e| LoadError::KernelBtf {
-        path,
-        reason: e.to_string(),
+    use crate::kernel_btf::KernelBtf;
+    let btf = match &opts.target_btf {
+        Some(path) => KernelBtf::open(path, wanted),
+        None => KernelBtf::open_kernel(wanted),
+    }
+    .map_err(|e| LoadError::KernelBtf {
+        path: e.path().to_owned(),
+        reason: e.reason(),
     })?;
     Ok(Box::new(btf))
 }
@@ -278,6 +279,13 @@ impl Collection {
                 ),
             });
         }
+        // Kernel BTF only for objects with programs that need it.
+        let attach_names = crate::kernel_btf::attach_btf_names(spec);
+        let kernel = if attach_names.is_empty() {
+            None
+        } else {
+            Some(kernel_types(opts, &attach_names)?)
+        };
         let mut warnings = Vec::new();
         let btf = load_btf(spec, &mut warnings);
         let btf_fd = btf.as_ref().map(|f| f.as_fd());
@@ -299,7 +307,7 @@ impl Collection {
         let mut loaded: Vec<Option<Program>> = spec.programs.iter().map(|_| None).collect();
         for i in load_order(spec) {
             let p = &spec.programs[i];
-            let program = load_program(p, spec, &maps, btf_fd)?;
+            let program = load_program(p, spec, &maps, btf_fd, kernel.as_deref(), opts)?;
             for slot in &plan {
                 if matches!(&slot.target, SlotTarget::Program(name) if name == p.name()) {
                     slot.fill(&maps, program.fd())?;
@@ -733,26 +741,33 @@ fn reuse_pin(m: &MapSpec, path: &Path, kernel_name: &str) -> Result<Option<Map>,
     }))
 }
 
-/// Program types whose loading needs an attach target rawbpf does not resolve yet.
+/// Program types rawbpf cannot load: struct_ops programs are members of a
+/// struct_ops map, which rawbpf does not create.
 fn needs_attach_btf(t: ProgramType) -> bool {
-    matches!(
-        t,
-        ProgramType::TRACING | ProgramType::EXT | ProgramType::LSM | ProgramType::STRUCT_OPS
-    )
+    t == ProgramType::STRUCT_OPS
 }
 
+/// Loads one program; `kernel` is the kernel's BTF when a program of the
+/// object has a BTF attach target (tracing, LSM), `opts.attach_prog` the
+/// program freplace programs replace a function of.
 fn load_program(
     p: &ProgramSpec,
     spec: &ObjectSpec,
     maps: &[Map],
     btf: Option<BorrowedFd<'_>>,
+    kernel: Option<&dyn crate::obj::core::TargetTypes>,
+    opts: &LoadOptions,
 ) -> Result<Program, LoadError> {
     if needs_attach_btf(p.prog_type) {
         return Err(LoadError::Unsupported {
             program: p.name().to_owned(),
-            what: format!("a {} program (it needs a BTF attach target)", p.prog_type),
+            what: format!(
+                "a {} program (it is loaded as a member of a struct_ops map)",
+                p.prog_type
+            ),
         });
     }
+    let attach = crate::kernel_btf::load_attach(p, kernel, opts.attach_prog)?;
     let mut linked = p.link(spec)?;
     linked
         .set_map_fds(|name| find_map(maps, name).ok().map(|m| fd_number(m.fd())))
@@ -771,6 +786,15 @@ fn load_program(
         license: &license,
         kern_version: spec.kernel_version.unwrap_or(0),
         btf: btf.map(|fd| (fd, func_info.as_slice(), line_info.as_slice())),
+        attach_btf_id: attach.as_ref().map_or(0, |a| a.btf_id),
+        attach_btf_obj_fd: attach
+            .as_ref()
+            .and_then(|a| a.btf_obj_fd.as_ref())
+            .map(|fd| fd.as_fd()),
+        attach_prog_fd: attach
+            .as_ref()
+            .and_then(|a| a.prog_fd.as_ref())
+            .map(|fd| fd.as_fd()),
     };
     let fd = match sys::prog_load(&attrs, None) {
         Ok(fd) => fd,

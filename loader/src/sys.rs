@@ -28,8 +28,11 @@ mod cmd {
     pub const PROG_TEST_RUN: u32 = 10;
     pub const PROG_GET_FD_BY_ID: u32 = 13;
     pub const OBJ_GET_INFO_BY_FD: u32 = 15;
+    pub const RAW_TRACEPOINT_OPEN: u32 = 17;
     pub const BTF_LOAD: u32 = 18;
+    pub const BTF_GET_FD_BY_ID: u32 = 19;
     pub const MAP_FREEZE: u32 = 22;
+    pub const BTF_GET_NEXT_ID: u32 = 23;
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_UPDATE: u32 = 29;
     pub const LINK_DETACH: u32 = 34;
@@ -320,6 +323,7 @@ struct ProgLoadAttr {
 }
 
 /// What `BPF_PROG_LOAD` needs.
+#[derive(Default)]
 pub struct ProgLoad<'a> {
     pub prog_type: u32,
     pub expected_attach_type: u32,
@@ -331,6 +335,15 @@ pub struct ProgLoad<'a> {
     pub kern_version: u32,
     /// BTF object, packed func_info (8-byte records) and line_info (16-byte records).
     pub btf: Option<(BorrowedFd<'a>, &'a [u8], &'a [u8])>,
+    /// The BTF id of what a tracing, LSM or freplace program attaches to
+    /// (in vmlinux, in `attach_btf_obj_fd`'s module BTF, or in
+    /// `attach_prog_fd`'s program BTF).
+    pub attach_btf_id: u32,
+    /// The module BTF holding `attach_btf_id` (None: vmlinux).
+    pub attach_btf_obj_fd: Option<BorrowedFd<'a>>,
+    /// The program an freplace program replaces a function of. It shares
+    /// its attr slot with `attach_btf_obj_fd`: giving both is refused.
+    pub attach_prog_fd: Option<BorrowedFd<'a>>,
 }
 
 /// `BPF_PROG_LOAD`; with `log`, the verifier writes its log there (level 1,
@@ -345,7 +358,19 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<(&mut [u8], u32)>) -> io::Result<
         prog_flags: p.prog_flags,
         prog_name: obj_name(p.name),
         expected_attach_type: p.expected_attach_type,
+        attach_btf_id: p.attach_btf_id,
         ..Default::default()
+    };
+    // `attach_prog_fd` and `attach_btf_obj_fd` are one union member.
+    attr.attach_prog_fd = match (p.attach_prog_fd, p.attach_btf_obj_fd) {
+        (Some(_), Some(_)) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a program attaches to another program or to a module's BTF, not both",
+            ))
+        }
+        (Some(fd), None) | (None, Some(fd)) => fd_u32(fd),
+        (None, None) => 0,
     };
     if let Some((fd, func_info, line_info)) = p.btf {
         attr.prog_btf_fd = fd_u32(fd);
@@ -509,6 +534,18 @@ pub struct ProgInfo {
     pub nr_map_ids: u32,
     map_ids: u64,
     pub name: [u8; OBJ_NAME_LEN],
+    pub ifindex: u32,
+    /// Bit 0: gpl_compatible.
+    pub flags: u32,
+    pub netns_dev: u64,
+    pub netns_ino: u64,
+    nr_jited_ksyms: u32,
+    nr_jited_func_lens: u32,
+    jited_ksyms: u64,
+    jited_func_lens: u64,
+    /// The program's BTF object (0: none).
+    pub btf_id: u32,
+    func_info_rec_size: u32,
 }
 
 /// The start of `struct bpf_map_info`.
@@ -543,6 +580,81 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
 /// `BPF_OBJ_GET_INFO_BY_FD` for a map.
 pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
     info_by_fd(fd)
+}
+
+/// `struct bpf_btf_info`.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+struct BtfInfoAttr {
+    btf: u64,
+    btf_size: u32,
+    id: u32,
+    name: u64,
+    name_len: u32,
+    kernel_btf: u32,
+}
+
+/// What `BPF_OBJ_GET_INFO_BY_FD` says of a BTF object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BtfInfo {
+    pub id: u32,
+    /// The BTF's size in bytes (what a `data` buffer needs).
+    pub size: u32,
+    /// Whether it is the kernel's (vmlinux or a module's) rather than loaded by a program.
+    pub kernel_btf: bool,
+    /// "vmlinux", a module's name, or "" (asked only with `with_name`).
+    pub name: String,
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a BTF object; with `data`, the kernel also
+/// copies the BTF's bytes there (at most its length; `size` says how many
+/// there are). `with_name` asks for the name, which kernels before 5.11
+/// (those without module BTF) refuse.
+pub fn btf_info(
+    fd: BorrowedFd<'_>,
+    data: Option<&mut [u8]>,
+    with_name: bool,
+) -> io::Result<BtfInfo> {
+    let mut name = [0u8; 64];
+    let mut info = BtfInfoAttr::default();
+    if let Some(buf) = data {
+        info.btf = buf.as_mut_ptr() as u64;
+        info.btf_size = buf.len().min(u32::MAX as usize) as u32;
+    }
+    if with_name {
+        info.name = name.as_mut_ptr() as u64;
+        info.name_len = name.len() as u32;
+    }
+    let mut attr = InfoAttr {
+        bpf_fd: fd_u32(fd),
+        info_len: size_of::<BtfInfoAttr>() as u32,
+        info: &mut info as *mut BtfInfoAttr as u64,
+    };
+    bpf(cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(BtfInfo {
+        id: info.id,
+        size: info.btf_size,
+        kernel_btf: info.kernel_btf != 0,
+        name: String::from_utf8_lossy(&name[..end]).into_owned(),
+    })
+}
+
+/// `BPF_BTF_GET_NEXT_ID`: the id of the BTF object after `id` (0 starts);
+/// `Ok(None)` after the last.
+pub fn btf_next_id(id: u32) -> io::Result<Option<u32>> {
+    let mut attr = [id, 0, 0, 0];
+    match bpf(cmd::BTF_GET_NEXT_ID, &mut attr) {
+        Ok(_) => Ok(Some(attr[1])),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_BTF_GET_FD_BY_ID`: opens a BTF object by its kernel id.
+pub fn btf_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = [id, 0, 0, 0];
+    bpf_fd(cmd::BTF_GET_FD_BY_ID, &mut attr)
 }
 
 #[repr(C)]
@@ -623,6 +735,27 @@ pub struct LinkInfo {
     pub attach_type: u32,
 }
 
+#[repr(C)]
+#[derive(Default)]
+struct RawTracepointAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw tracepoint program to
+/// tracepoint `name`, or (no name) a tracing or LSM program to the target
+/// it was loaded for (5.5+); the program stays attached while the returned
+/// link fd is open.
+pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Result<OwnedFd> {
+    let mut attr = RawTracepointAttr {
+        name: name.map_or(0, |n| n.as_ptr() as u64),
+        prog_fd: fd_u32(prog),
+        ..Default::default()
+    };
+    bpf_fd(cmd::RAW_TRACEPOINT_OPEN, &mut attr)
+}
+
 /// `BPF_PROG_GET_FD_BY_ID`: opens a program by its kernel id.
 pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = [id, 0, 0, 0];
@@ -632,6 +765,75 @@ pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
 /// `BPF_OBJ_GET_INFO_BY_FD` for a link.
 pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     info_by_fd(fd)
+}
+
+/// `SYSFS_MAGIC`, sysfs's `statfs` type.
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// A read-only, private mapping of a sysfs file (the kernel's BTF: from
+/// 6.16 `/sys/kernel/btf/vmlinux` can be mapped, which spares copying its
+/// 5+ MB through thousands of page-sized reads). Unmapped on drop.
+pub struct SysfsMap {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl SysfsMap {
+    /// Maps the first `len` bytes of `file`, if it is on sysfs and the
+    /// kernel lets it be mapped (`Ok(None)` otherwise: read it instead).
+    /// Only sysfs is mapped: its files that allow mapping (BTF) are the
+    /// kernel's own memory and never change or shrink under the mapping,
+    /// which is what lets it be borrowed as a plain `&[u8]`.
+    pub fn new(file: &std::fs::File, len: usize) -> io::Result<Option<SysfsMap>> {
+        // SAFETY: statfs is plain old data; all-zero is a valid value.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `file` is an open fd and `st` a valid, writable statfs.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if st.f_type as i64 != SYSFS_MAGIC || len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a new private read-only mapping chosen by the kernel
+        // (null hint); it aliases no Rust memory. The fd stays open for the call.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Ok(None);
+        }
+        Ok(Some(SysfsMap {
+            ptr: ptr as *const u8,
+            len,
+        }))
+    }
+}
+
+impl std::ops::Deref for SysfsMap {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes until
+        // drop, of sysfs memory that never changes (see `SysfsMap::new`).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for SysfsMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, once; no borrow
+        // of it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr as *mut libc::c_void, self.len);
+        }
+    }
 }
 
 /// `BPF_FS_MAGIC`, bpffs's `statfs` type.
@@ -939,6 +1141,12 @@ mod tests {
         assert_eq!(offset_of!(TestRunAttr, repeat), 32);
         assert_eq!(offset_of!(TestRunAttr, batch_size), 72);
         assert_eq!(offset_of!(ProgInfo, name), 64);
+        assert_eq!(offset_of!(ProgInfo, btf_id), 128);
+        assert_eq!(size_of::<ProgInfo>(), 136);
+        assert_eq!(offset_of!(ProgLoadAttr, attach_btf_id), 108);
+        assert_eq!(offset_of!(ProgLoadAttr, attach_prog_fd), 112);
+        assert_eq!(offset_of!(BtfInfoAttr, name), 16);
+        assert_eq!(size_of::<BtfInfoAttr>(), 32);
         assert_eq!(offset_of!(MapInfo, name), 24);
         assert_eq!(offset_of!(LinkCreateAttr, expected_revision), 24);
     }
@@ -961,6 +1169,7 @@ mod tests {
         assert_eq!(size_of::<InfoAttr>(), 4 * 2 + 8);
         assert_eq!(size_of::<LinkCreateAttr>(), 4 * 6 + 8);
         assert_eq!(size_of::<LinkUpdateAttr>(), 4 * 4);
+        assert_eq!(size_of::<RawTracepointAttr>(), 8 + 4 * 2);
     }
 
     #[test]

@@ -148,6 +148,21 @@ pub enum BtfError {
         /// What it is.
         found: &'static str,
     },
+    /// A name a lazily indexed BTF was not asked to index (the loader
+    /// collects every name it will look up before opening the kernel's BTF).
+    #[error("BTF name {name} was not indexed (it was not among the names asked for when the BTF was opened)")]
+    NotIndexed {
+        /// The name.
+        name: String,
+    },
+    /// Reading a BTF file failed after it was opened.
+    #[error("reading BTF at byte {offset}: {reason}")]
+    Read {
+        /// File offset.
+        offset: u64,
+        /// The I/O error, in words.
+        reason: String,
+    },
 }
 
 /// `BTF_KIND_*`.
@@ -383,6 +398,42 @@ impl BtfType {
         self.vlen_extra
     }
 
+    /// Renames every type id this type refers to with `id`, and every
+    /// string offset it holds (its name, member, parameter and enumerator
+    /// names) with `string`: a reader that merges several BTFs into one id
+    /// space moves a split BTF's own ids and strings this way.
+    pub(crate) fn remap(&mut self, id: impl Fn(u32) -> u32, string: impl Fn(u32) -> u32) {
+        self.name_off = string(self.name_off);
+        if self.kind.refers_to_type() {
+            self.size_or_type = id(self.size_or_type);
+        }
+        match &mut self.data {
+            BtfTypeData::Array {
+                elem_type,
+                index_type,
+                ..
+            } => {
+                *elem_type = id(*elem_type);
+                *index_type = id(*index_type);
+            }
+            BtfTypeData::Members(m) => m.iter_mut().for_each(|m| {
+                m.name_off = string(m.name_off);
+                m.type_id = id(m.type_id);
+            }),
+            BtfTypeData::Params(p) => p.iter_mut().for_each(|p| {
+                p.name_off = string(p.name_off);
+                p.type_id = id(p.type_id);
+            }),
+            BtfTypeData::Enum(e) => e.iter_mut().for_each(|e| e.name_off = string(e.name_off)),
+            BtfTypeData::Enum64(e) => e.iter_mut().for_each(|e| e.name_off = string(e.name_off)),
+            BtfTypeData::Datasec(v) => v.iter_mut().for_each(|v| v.type_id = id(v.type_id)),
+            BtfTypeData::None
+            | BtfTypeData::Int { .. }
+            | BtfTypeData::Var { .. }
+            | BtfTypeData::DeclTag { .. } => {}
+        }
+    }
+
     /// Every type id this type refers to.
     fn refs(&self) -> Vec<u32> {
         let mut out = Vec::new();
@@ -441,15 +492,31 @@ fn le_u32(data: &[u8], at: usize) -> u32 {
         .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-impl Btf {
-    /// Parses and validates a BTF blob.
-    pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
+/// A BTF header: where the type and string sections are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// `flags`.
+    pub flags: u8,
+    /// Byte range of the type section in the blob (or file).
+    pub types: std::ops::Range<usize>,
+    /// Byte range of the string section.
+    pub strings: std::ops::Range<usize>,
+}
+
+impl Header {
+    /// Bytes to read to parse a header: the fixed part (any longer header's
+    /// extra fields are not used).
+    pub const LEN: usize = HEADER_LEN as usize;
+
+    /// Checks a header; `data` holds at least its first [`Header::LEN`]
+    /// bytes (or all there is), `total` is the blob's (or file's) length.
+    pub fn parse(data: &[u8], total: usize) -> Result<Header, BtfError> {
         let truncated = |what, end: u64| BtfError::Truncated {
             what,
             end,
-            len: data.len(),
+            len: total,
         };
-        if data.len() < HEADER_LEN as usize {
+        if data.len() < HEADER_LEN as usize || total < HEADER_LEN as usize {
             return Err(truncated("the header", u64::from(HEADER_LEN)));
         }
         let magic = u16::from_le_bytes([data[0], data[1]]);
@@ -466,19 +533,78 @@ impl Btf {
         if hdr_len < HEADER_LEN {
             return Err(BtfError::HeaderLen(hdr_len));
         }
+        if u64::from(hdr_len) > total as u64 {
+            return Err(truncated("the header", u64::from(hdr_len)));
+        }
         let section = |off_at: usize, what| {
             let off = u64::from(hdr_len) + u64::from(le_u32(data, off_at));
             let end = off + u64::from(le_u32(data, off_at + 4));
-            if end > data.len() as u64 {
+            if end > total as u64 {
                 return Err(truncated(what, end));
             }
-            Ok(&data[off as usize..end as usize])
+            Ok(off as usize..end as usize)
         };
-        if u64::from(hdr_len) > data.len() as u64 {
-            return Err(truncated("the header", u64::from(hdr_len)));
-        }
-        let type_data = section(8, "the type section")?;
-        let strings = section(16, "the string section")?;
+        Ok(Header {
+            flags: data[3],
+            types: section(8, "the type section")?,
+            strings: section(16, "the string section")?,
+        })
+    }
+}
+
+/// The kind and length of a type record from its `info` word (12 bytes and
+/// what follows them for its kind and vlen); `None` for a kind this reader
+/// does not know. (A lazy reader calls this for each of 100k+ types.)
+#[inline]
+pub(crate) fn record_len(info: u32) -> Option<(BtfKind, usize)> {
+    let k = ((info >> 24) & 0x1f) as usize;
+    let kind = *BtfKind::ALL.get(k).filter(|&&k| k != BtfKind::Void)?;
+    let (per_item, fixed) = SHAPES[k];
+    Some((kind, 12 + fixed + per_item * (info & 0xffff) as usize))
+}
+
+/// Per kind: bytes per vlen item, and fixed bytes after the common 12.
+const SHAPES: [(usize, usize); BtfKind::ALL.len()] = {
+    let mut t = [(0, 0); BtfKind::ALL.len()];
+    let mut k = 0;
+    while k < t.len() {
+        use BtfKind::*;
+        t[k] = match BtfKind::ALL[k] {
+            Int | Var | DeclTag => (0, 4),
+            Array => (0, 12),
+            Struct | Union | Datasec | Enum64 => (12, 0),
+            Enum | FuncProto => (8, 0),
+            _ => (0, 0),
+        };
+        k += 1;
+    }
+    t
+};
+
+/// Bytes per vlen item, and fixed bytes after the common 12, of a kind's record.
+fn record_shape(kind: BtfKind) -> (usize, usize) {
+    SHAPES[kind as usize]
+}
+
+/// Decodes one type record (`record` starts at it; errors give offsets
+/// relative to it): the decoder [`Btf::parse`] uses, for readers that hold
+/// one record at a time.
+pub(crate) fn decode_type(record: &[u8], id: u32) -> Result<BtfType, BtfError> {
+    parse_type(
+        &mut Reader {
+            data: record,
+            pos: 0,
+        },
+        id,
+    )
+}
+
+impl Btf {
+    /// Parses and validates a BTF blob.
+    pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
+        let h = Header::parse(data, data.len())?;
+        let type_data = &data[h.types.clone()];
+        let strings = &data[h.strings.clone()];
         if strings.first() != Some(&0) {
             return Err(BtfError::Strings(
                 "is empty or does not start with a NUL byte",
@@ -499,7 +625,7 @@ impl Btf {
         }
 
         let btf = Btf {
-            flags: data[3],
+            flags: h.flags,
             types,
             strings: strings.to_vec(),
         };
@@ -835,13 +961,7 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<BtfType, BtfError> {
         })?;
     let vlen = (info & 0xffff) as usize;
     use BtfKind::*;
-    let (per_item, fixed) = match kind {
-        Int | Var | DeclTag => (0, 4),
-        Array => (0, 12),
-        Struct | Union | Datasec | Enum64 => (12, 0),
-        Enum | FuncProto => (8, 0),
-        _ => (0, 0),
-    };
+    let (per_item, fixed) = record_shape(kind);
     // Check the whole record fits before allocating anything for its members.
     let need = 12 + fixed as u64 + per_item as u64 * vlen as u64;
     if need > (len - start) as u64 {

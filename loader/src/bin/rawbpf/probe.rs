@@ -3,6 +3,9 @@
 use crate::cli::Parsed;
 use crate::json::Json;
 use crate::Failure;
+use rawbpf::kernel_btf;
+use rawbpf::load::LoadOptions;
+use rawbpf::obj::btf::Btf;
 use rawbpf::probe::{self, Features};
 use rawbpf::uapi::ProgramType;
 use rawbpf::ObjectSpec;
@@ -180,6 +183,39 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
     Ok(out)
 }
 
+/// Programs with a BTF attach target (fentry, tp_btf, lsm, ...): is the
+/// target in the kernel's BTF (or `--btf FILE`)? Kernel BTF is read only if
+/// some program has one.
+fn check_attach_targets(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckReport) {
+    let names = kernel_btf::attach_btf_names(spec);
+    let empty = Btf::new();
+    let opts = LoadOptions {
+        target_btf: p.value("--btf").map(std::path::PathBuf::from),
+        ..LoadOptions::default()
+    };
+    let kernel = if names.is_empty() {
+        None
+    } else {
+        match rawbpf::load::kernel_types(&opts, &names) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                report.problems.push(probe::Problem {
+                    program: "(object)".into(),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        }
+    };
+    let types = kernel.as_deref().unwrap_or(&empty);
+    if opts.target_btf.is_some() {
+        // Ids from another kernel's BTF mean nothing to this one: no trial loads.
+        kernel_btf::check_attach_targets(spec, types, report, |_, _| Ok(()));
+    } else {
+        kernel_btf::check_attach_targets(spec, types, report, kernel_btf::trial_load);
+    }
+}
+
 /// `rawbpf check OBJ [--json]`
 pub fn check(p: &Parsed) -> Result<String, Failure> {
     let file = &p.positional[0];
@@ -189,7 +225,8 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
     for (t, ids) in probe::program_helpers(&spec) {
         f.probe_helpers(t, ids);
     }
-    let report = probe::check(&spec, &f);
+    let mut report = probe::check(&spec, &f);
+    check_attach_targets(p, &spec, &mut report);
     let out = if p.switch("--json") {
         let doc = Json::Obj(vec![
             ("file", file.as_str().into()),
