@@ -26,6 +26,7 @@
 
 pub mod attach;
 pub mod error;
+pub mod kconfig;
 pub mod lab;
 pub mod load;
 pub mod netlink;

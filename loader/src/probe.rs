@@ -160,6 +160,7 @@ fn load_with_btf(
         license: c"GPL",
         kern_version: 0,
         btf: btf.map(|(fd, func_info)| (fd, func_info, &[][..])),
+        fd_array: &[],
     };
     let mut log = vec![0u8; if with_log { 4096 } else { 0 }];
     let result = if with_log {

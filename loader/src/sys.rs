@@ -331,6 +331,9 @@ pub struct ProgLoad<'a> {
     pub kern_version: u32,
     /// BTF object, packed func_info (8-byte records) and line_info (16-byte records).
     pub btf: Option<(BorrowedFd<'a>, &'a [u8], &'a [u8])>,
+    /// Fds a kfunc call's `off` indexes (module BTFs; index 0 is vmlinux
+    /// and unused). Empty: no `fd_array`.
+    pub fd_array: &'a [i32],
 }
 
 /// `BPF_PROG_LOAD`; with `log`, the verifier writes its log there (level 1,
@@ -359,6 +362,9 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<(&mut [u8], u32)>) -> io::Result<
             attr.line_info = ptr(line_info);
             attr.line_info_cnt = (line_info.len() / 16) as u32;
         }
+    }
+    if !p.fd_array.is_empty() {
+        attr.fd_array = ptr(p.fd_array);
     }
     if let Some((buf, level)) = log {
         attr.log_level = level;
