@@ -25,7 +25,6 @@
 use crate::error::LoadError;
 use crate::obj::externs::{ExternKind, ExternSpec, KconfigType, KCONFIG_SECTION};
 use crate::obj::ObjectSpec;
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -100,7 +99,8 @@ pub fn fill(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, LoadError> {
     let mut data = vec![0u8; size as usize];
-    let mut wanted: HashMap<&str, (&ExternSpec, Slot)> = HashMap::new();
+    // CONFIG_ externs, sorted by name: (extern, slot, set yet).
+    let mut wanted: Vec<(&ExternSpec, Slot, bool)> = Vec::new();
     for &e in externs {
         let ExternKind::Kconfig { ty, offset, size } = e.kind else {
             continue;
@@ -117,7 +117,7 @@ pub fn fill(
             )));
         }
         if e.name.starts_with("CONFIG_") {
-            wanted.insert(e.name.as_str(), (e, slot));
+            wanted.push((e, slot, false));
             continue;
         }
         match linux(&e.name) {
@@ -134,17 +134,16 @@ pub fn fill(
             }
         }
     }
-    if wanted.is_empty() {
+    crate::obj::externs::sort_by(&mut wanted, &|a, b| a.0.name.cmp(&b.0.name));
+    let Some((first, ..)) = wanted.first() else {
         return Ok(data);
-    }
+    };
     let Some(config) = config else {
-        let name = wanted.keys().min().copied().unwrap_or_default();
         return Err(LoadError::KernelConfig {
-            needed_by: name.to_owned(),
+            needed_by: first.name.clone(),
             reason: "no config was given".into(),
         });
     };
-    let mut set: HashMap<&str, bool> = HashMap::new();
     for line in config.text.lines() {
         let Some(rest) = line.strip_prefix("CONFIG_") else {
             continue;
@@ -153,10 +152,11 @@ pub fn fill(
             Some((n, v)) => (&line[..n.len() + 7], v),
             None => (line, ""),
         };
-        let Some((e, slot)) = wanted.get(name) else {
+        let Ok(k) = wanted.binary_search_by(|w| w.0.name.as_str().cmp(name)) else {
             continue;
         };
-        if set.contains_key(name) {
+        let (e, slot, set) = &mut wanted[k];
+        if *set {
             continue; // the first line of a name counts, as in libbpf
         }
         let err = |reason: String| LoadError::Extern {
@@ -167,17 +167,11 @@ pub fn fill(
             return Err(err("no value".into()));
         }
         slot.set(&mut data, value, warnings, &e.name).map_err(err)?;
-        set.insert(name, true);
+        *set = true;
     }
-    let mut missing: Vec<&str> = wanted
-        .iter()
-        .filter(|(name, (e, _))| !e.weak && !set.contains_key(*name))
-        .map(|(name, _)| *name)
-        .collect();
-    missing.sort_unstable();
-    if let Some(name) = missing.first() {
+    if let Some((e, ..)) = wanted.iter().find(|(e, _, set)| !e.weak && !set) {
         return Err(LoadError::Extern {
-            name: (*name).to_owned(),
+            name: e.name.clone(),
             reason: format!(
                 "the kernel config ({}) does not set it (declare it __weak to read 0 instead)",
                 config.source.display()

@@ -14,7 +14,6 @@ use crate::obj::{ExternKind, MapOrigin, MapSpec, ObjectSpec, Pinning, ProgramSpe
 use crate::sys::{self, ElemSizes};
 use crate::uapi::{MapType, ProgramType};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -969,8 +968,8 @@ fn load_order(spec: &ObjectSpec) -> Vec<usize> {
 pub struct ResolvedExterns {
     /// The `.kconfig` map's value (`None`: no `__kconfig` externs).
     pub kconfig: Option<Vec<u8>>,
-    /// Each `__ksym` variable and kfunc, by name.
-    pub ksyms: BTreeMap<String, KsymValue>,
+    /// Each `__ksym` variable and kfunc, with its name.
+    pub ksyms: Vec<(String, KsymValue)>,
     /// Module BTF objects, by module name: `fd_array[i + 1]` is the i-th
     /// (index 0 is vmlinux's, which needs no fd).
     module_btfs: Vec<(String, OwnedFd)>,
@@ -1088,7 +1087,8 @@ impl ResolvedExterns {
     ) -> Result<(), LoadError> {
         let value_of = |name: &str| {
             let index = spec.externs.iter().position(|e| e.name == name)?;
-            Some(match self.ksyms.get(name)? {
+            let (_, value) = self.ksyms.iter().find(|(n, _)| n == name)?;
+            Some(match value {
                 KsymValue::Btf { kernel_id, module } => {
                     let (btf_fd, fd_index) = match module {
                         None => (0, 0),

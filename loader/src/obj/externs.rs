@@ -26,7 +26,7 @@ use super::{MapOrigin, MapSpec, ObjectSpec, Pinning};
 use crate::error::{LoadError, ParseError};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::BufRead;
 
 /// The DATASEC (and map) of `__kconfig` externs.
@@ -138,12 +138,17 @@ impl KconfigType {
 pub(super) struct Externs {
     pub specs: Vec<ExternSpec>,
     pub kconfig_map: Option<MapSpec>,
-    by_name: HashMap<String, usize>,
+    /// Indices of `specs` sorted by name, to find one by binary search.
+    by_name: Vec<usize>,
 }
 
 impl Externs {
     pub fn get(&self, name: &str) -> Option<&ExternSpec> {
-        self.by_name.get(name).map(|&i| &self.specs[i])
+        let k = self
+            .by_name
+            .binary_search_by(|&i| self.specs[i].name.as_str().cmp(name))
+            .ok()?;
+        Some(&self.specs[self.by_name[k]])
     }
 }
 
@@ -154,7 +159,7 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
     let mut none = Externs {
         specs: Vec::new(),
         kconfig_map: None,
-        by_name: HashMap::new(),
+        by_name: Vec::new(),
     };
     let symbols: Vec<_> = elf
         .symbols
@@ -176,21 +181,30 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
             "the object has no .BTF to say what it is (compile with clang -g)".into(),
         ));
     };
-    // VARs and FUNCs by name (the first of each), and the DATASEC holding
-    // each type: built once, not searched per extern.
-    let mut by_name: HashMap<&str, u32> = HashMap::new();
-    let mut datasec_of: HashMap<u32, u32> = HashMap::new();
+    // The first VAR or FUNC of each extern's name, and the DATASEC that
+    // holds it: one pass over the types each, names and ids found by
+    // binary search (externs are few, types many).
+    let mut names: Vec<&str> = symbols.iter().map(|s| s.name).collect();
+    sort_by(&mut names, &|a, b| a.cmp(b));
+    names.dedup();
+    let mut ids: Vec<Option<u32>> = vec![None; names.len()];
     for (id, t) in btf.types() {
-        match (&t.kind, &t.data) {
-            (BtfKind::Var | BtfKind::Func, _) => {
-                by_name.entry(btf.string(t.name_off)?).or_insert(id);
+        if matches!(t.kind, BtfKind::Var | BtfKind::Func) {
+            if let Ok(k) = names.binary_search(&btf.string(t.name_off)?) {
+                ids[k].get_or_insert(id);
             }
-            (BtfKind::Datasec, BtfTypeData::Datasec(vars)) => {
-                for v in vars {
-                    datasec_of.entry(v.type_id).or_insert(id);
+        }
+    }
+    let mut datasec_of: Vec<(u32, Option<u32>)> =
+        ids.iter().flatten().map(|&id| (id, None)).collect();
+    sort_by(&mut datasec_of, &|a, b| a.0.cmp(&b.0));
+    for (id, t) in btf.types() {
+        if let BtfTypeData::Datasec(vars) = &t.data {
+            for v in vars {
+                if let Ok(k) = datasec_of.binary_search_by_key(&v.type_id, |e| e.0) {
+                    datasec_of[k].1.get_or_insert(id);
                 }
             }
-            _ => {}
         }
     }
     // (spec, alignment) in symbol order; sorted below.
@@ -198,7 +212,8 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
     let mut sections: [Option<u32>; 2] = [None, None]; // .kconfig, .ksyms
     for sym in symbols {
         let name = sym.name;
-        let &id = by_name.get(name).ok_or_else(|| {
+        let found_id = names.binary_search(&name).ok().and_then(|k| ids[k]);
+        let id = found_id.ok_or_else(|| {
             bad(
                 name,
                 "no BTF VAR or FUNC of that name (compile with clang -g)".into(),
@@ -218,7 +233,11 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
                 ),
             ));
         }
-        let Some(&sec) = datasec_of.get(&id) else {
+        let in_datasec = datasec_of
+            .binary_search_by_key(&id, |e| e.0)
+            .ok()
+            .and_then(|k| datasec_of[k].1);
+        let Some(sec) = in_datasec else {
             return Err(bad(
                 name,
                 format!(
@@ -266,7 +285,7 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
     }
     // libbpf's cmp_externs: kconfig first, largest alignment first, then
     // smallest size, then name; ksyms and kfuncs by name.
-    found.sort_by(|(a, a_align), (b, b_align)| {
+    sort_by(&mut found, &|(a, a_align), (b, b_align)| {
         let key = |e: &ExternSpec, align: u32| match e.kind {
             ExternKind::Kconfig { size, .. } => (0, u32::MAX - align, size),
             _ => (1, 0, 0),
@@ -288,12 +307,11 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
         }
     }
     none.specs = found.into_iter().map(|(e, _)| e).collect();
-    none.by_name = none
-        .specs
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name.clone(), i))
-        .collect();
+    let mut by_name: Vec<usize> = (0..none.specs.len()).collect();
+    sort_by(&mut by_name, &|&a, &b| {
+        none.specs[a].name.cmp(&none.specs[b].name)
+    });
+    none.by_name = by_name;
     if let Some(sec) = sections[1] {
         fix_ksyms_datasec(btf, sec, &none)?;
     }
@@ -302,6 +320,21 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
         none.kconfig_map = Some(kconfig_map(sec, offset));
     }
     Ok(none)
+}
+
+/// Sorts `items` by `cmp`, every caller sharing one copy of the standard
+/// sort: one per element type and comparator would add ~5 KB of code each,
+/// for lists that hold a handful of externs.
+pub(crate) fn sort_by<T>(items: &mut Vec<T>, cmp: &dyn Fn(&T, &T) -> std::cmp::Ordering) {
+    let order = sorted_indices(items.len(), &|a, b| cmp(&items[a], &items[b]));
+    let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();
+    items.extend(order.into_iter().filter_map(|i| slots[i].take()));
+}
+
+fn sorted_indices(n: usize, cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| cmp(a, b));
+    order
 }
 
 /// A kconfig extern's kind and alignment, from its VAR's type (libbpf's
@@ -483,7 +516,7 @@ fn fix_kconfig_datasec(
             *linkage = VAR_GLOBAL_ALLOCATED;
         }
     }
-    vars.sort_by_key(|v| v.offset);
+    sort_by(&mut vars, &|a, b| a.offset.cmp(&b.offset));
     let t = btf.type_by_id_mut(sec)?;
     t.size_or_type = size;
     t.data = BtfTypeData::Datasec(vars);
@@ -626,8 +659,8 @@ pub fn extern_names(spec: &ObjectSpec) -> BTreeSet<String> {
 pub fn resolve_btf(
     spec: &ObjectSpec,
     kernel: &dyn TargetTypes,
-) -> Result<BTreeMap<String, KsymValue>, LoadError> {
-    let mut out = BTreeMap::new();
+) -> Result<Vec<(String, KsymValue)>, LoadError> {
+    let mut out = Vec::new();
     let empty = Btf::new();
     let local = spec.btf.as_ref().unwrap_or(&empty);
     for e in &spec.externs {
@@ -651,7 +684,7 @@ pub fn resolve_btf(
         let found = find_kernel(kernel, name, kind).map_err(|x| btf_err("the kernel's BTF", x))?;
         let Some(id) = found else {
             if e.weak {
-                out.insert(e.name.clone(), KsymValue::Missing);
+                out.push((e.name.clone(), KsymValue::Missing));
                 continue;
             }
             return Err(err(format!(
@@ -672,23 +705,25 @@ pub fn resolve_btf(
             Ok(()) => {}
             Err(_) if e.weak && kind == BtfKind::Func => {
                 // libbpf treats a weak kfunc of another prototype as missing.
-                out.insert(e.name.clone(), KsymValue::Missing);
+                out.push((e.name.clone(), KsymValue::Missing));
                 continue;
             }
-            Err(why) => return Err(err(format!(
+            Err(why) => {
+                return Err(err(format!(
                 "the object declares it as {} ([{local_id}]), but {where_} has {} ([{}]): {why}",
                 describe_type(local, local_id),
                 describe_target_type(kernel, target.size_or_type),
                 target.size_or_type
-            ))),
+            )))
+            }
         }
-        out.insert(
+        out.push((
             e.name.clone(),
             KsymValue::Btf {
                 kernel_id: kernel.kernel_id(id),
                 module: kernel.module(id).map(str::to_owned),
             },
-        );
+        ));
     }
     Ok(out)
 }
@@ -855,64 +890,75 @@ fn compatible(
 /// hides addresses from this user (`kptr_restrict`), which is an error.
 pub fn resolve_kallsyms(
     spec: &ObjectSpec,
-    kallsyms: impl BufRead,
-) -> Result<BTreeMap<String, KsymValue>, LoadError> {
-    let wanted: Vec<&ExternSpec> = spec
+    mut kallsyms: impl BufRead,
+) -> Result<Vec<(String, KsymValue)>, LoadError> {
+    let mut wanted: Vec<&ExternSpec> = spec
         .externs
         .iter()
         .filter(|e| e.kind == ExternKind::Ksym { typed: None })
         .collect();
-    let mut found: BTreeMap<String, u64> = BTreeMap::new();
-    let Some(first) = wanted.first() else {
-        return Ok(BTreeMap::new());
+    let Some(first) = wanted.first().map(|e| e.name.clone()) else {
+        return Ok(Vec::new());
     };
-    let names: HashMap<&str, &ExternSpec> = wanted.iter().map(|e| (e.name.as_str(), *e)).collect();
+    sort_by(&mut wanted, &|a, b| a.name.cmp(&b.name));
+    let mut found: Vec<Option<u64>> = vec![None; wanted.len()];
     let read_err = |reason: String| LoadError::Extern {
-        name: first.name.clone(),
+        name: first.clone(),
         reason: format!("reading /proc/kallsyms: {reason}"),
     };
-    for (n, line) in kallsyms.lines().enumerate() {
-        let line = line.map_err(|e| read_err(e.to_string()))?;
+    // One buffer for every line: the file has ~10^5 of them.
+    let mut line = String::new();
+    for n in 1.. {
+        line.clear();
+        if kallsyms
+            .read_line(&mut line)
+            .map_err(|e| read_err(e.to_string()))?
+            == 0
+        {
+            break;
+        }
         let mut fields = line.split_ascii_whitespace();
         let (Some(addr), Some(ty), Some(sym)) = (fields.next(), fields.next(), fields.next())
         else {
+            if line.trim().is_empty() {
+                continue;
+            }
             return Err(read_err(format!(
-                "line {} is not ADDRESS TYPE NAME: {line:?}",
-                n + 1
+                "line {n} is not ADDRESS TYPE NAME: {:?}",
+                line.trim_end()
             )));
         };
         let sym = match sym.find(".llvm.") {
             Some(at) if ty == "d" => &sym[..at],
             _ => sym,
         };
-        let Some(e) = names.get(sym) else { continue };
+        let Ok(k) = wanted.binary_search_by(|e| e.name.as_str().cmp(sym)) else {
+            continue;
+        };
         let addr = u64::from_str_radix(addr, 16)
-            .map_err(|_| read_err(format!("line {}: bad address {addr:?}", n + 1)))?;
-        match found.get(sym) {
-            Some(&other) if other != addr => {
+            .map_err(|_| read_err(format!("line {n}: bad address {addr:?}")))?;
+        match found[k] {
+            Some(other) if other != addr => {
                 return Err(LoadError::Extern {
-                    name: e.name.clone(),
+                    name: wanted[k].name.clone(),
                     reason: format!(
                         "/proc/kallsyms has it at two addresses, {other:#x} and {addr:#x}"
                     ),
                 })
             }
-            Some(_) => {}
-            None => {
-                found.insert(sym.to_owned(), addr);
-            }
+            _ => found[k] = Some(addr),
         }
     }
-    let mut out = BTreeMap::new();
-    for e in wanted {
-        let value = match found.get(&e.name) {
+    let mut out = Vec::with_capacity(wanted.len());
+    for (e, addr) in wanted.into_iter().zip(found) {
+        let value = match addr {
             Some(0) => {
                 return Err(LoadError::Extern {
                     name: e.name.clone(),
                     reason: "/proc/kallsyms shows its address as 0: the kernel hides addresses from this user (kptr_restrict; run as root)".into(),
                 })
             }
-            Some(&addr) => KsymValue::Address(addr),
+            Some(addr) => KsymValue::Address(addr),
             None if e.weak => KsymValue::Missing,
             None => {
                 return Err(LoadError::Extern {
@@ -921,7 +967,7 @@ pub fn resolve_kallsyms(
                 })
             }
         };
-        out.insert(e.name.clone(), value);
+        out.push((e.name.clone(), value));
     }
     Ok(out)
 }
