@@ -209,7 +209,7 @@ impl Slot {
             _ => {
                 let v = parse_u64(value)?;
                 if !matches!(self.ty, KconfigType::Int { .. } | KconfigType::Char) {
-                    return Err(format!("a number, for a {}", self.describe()));
+                    return Err(format!("a {} cannot hold a number", self.describe()));
                 }
                 self.set_number(data, v)
             }
@@ -250,7 +250,7 @@ impl Slot {
         name: &str,
     ) -> Result<(), String> {
         if self.ty != KconfigType::CharArray {
-            return Err(format!("a string, for a {}", self.describe()));
+            return Err(format!("a {} cannot hold a string", self.describe()));
         }
         let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
             return Err("a string without its closing quote".into());
@@ -278,7 +278,7 @@ impl Slot {
             self.ty,
             KconfigType::Int { .. } | KconfigType::Char | KconfigType::Bool
         ) {
-            return Err(format!("a number, for a {}", self.describe()));
+            return Err(format!("a {} cannot hold a number", self.describe()));
         }
         if self.ty == KconfigType::Bool && v > 1 {
             return Err(format!("{v} is not a bool (0 or 1)"));

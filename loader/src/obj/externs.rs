@@ -820,7 +820,7 @@ fn compatible(
         let fwd_ok = l.kind == BtfKind::Fwd && matches!(t.kind, BtfKind::Struct | BtfKind::Union);
         if l.kind != t.kind && !(enums(l.kind) && enums(t.kind)) && !fwd_ok {
             return Ok(Err(format!(
-                "{} is a {}, the kernel's {} a {}",
+                "{} here is a {}, {} in the kernel a {}",
                 describe_type(local, l_id),
                 l.kind,
                 describe_target_type(kernel, t_id),
@@ -970,4 +970,128 @@ pub fn resolve_kallsyms(
         out.push((e.name.clone(), value));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(types: &[(&str, BtfKind, u32, BtfTypeData)]) -> Btf {
+        let mut b = Btf::new();
+        for (name, kind, size_or_type, data) in types {
+            let name_off = if name.is_empty() {
+                0
+            } else {
+                b.add_string(name)
+            };
+            b.add_type(BtfType {
+                name_off,
+                kind: *kind,
+                kind_flag: false,
+                vlen_extra: 0,
+                size_or_type: *size_or_type,
+                data: data.clone(),
+            });
+        }
+        b
+    }
+
+    fn int(encoding: u8, bits: u8) -> BtfTypeData {
+        BtfTypeData::Int {
+            encoding,
+            offset: 0,
+            bits,
+        }
+    }
+
+    fn kind(b: &Btf, id: u32) -> Result<(KconfigType, u32, u32), String> {
+        match kconfig_kind(b, id)? {
+            (ExternKind::Kconfig { ty, size, .. }, align) => Ok((ty, size, align)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kconfig_value_types() {
+        use BtfKind as K;
+        let array = |elem, nelems| BtfTypeData::Array {
+            elem_type: elem,
+            index_type: 1,
+            nelems,
+        };
+        let b = with(&[
+            ("int", K::Int, 4, int(INT_SIGNED, 32)), // 1
+            ("char", K::Int, 1, int(INT_SIGNED, 8)), // 2
+            ("_Bool", K::Int, 1, int(INT_BOOL, 8)),  // 3
+            ("", K::Array, 0, array(2, 16)),         // 4 char[16]
+            ("libbpf_tristate", K::Enum, 4, BtfTypeData::Enum(vec![])), // 5
+            ("other", K::Enum, 4, BtfTypeData::Enum(vec![])), // 6
+            ("", K::Array, 0, array(1, 4)),          // 7 int[4]
+            ("s", K::Struct, 4, BtfTypeData::Members(vec![])), // 8
+            ("odd", K::Int, 3, int(0, 24)),          // 9
+            ("wide_bool", K::Int, 2, int(INT_BOOL, 16)), // 10
+            ("u64", K::Typedef, 12, BtfTypeData::None), // 11
+            ("unsigned long long", K::Int, 8, int(0, 64)), // 12
+            ("", K::Const, 11, BtfTypeData::None),   // 13
+        ]);
+        assert_eq!(kind(&b, 1), Ok((KconfigType::Int { signed: true }, 4, 4)));
+        assert_eq!(kind(&b, 2), Ok((KconfigType::Char, 1, 1)));
+        assert_eq!(kind(&b, 3), Ok((KconfigType::Bool, 1, 1)));
+        assert_eq!(kind(&b, 4), Ok((KconfigType::CharArray, 16, 1)));
+        assert_eq!(kind(&b, 5), Ok((KconfigType::Tristate, 4, 4)));
+        assert_eq!(
+            kind(&b, 13),
+            Ok((KconfigType::Int { signed: false }, 8, 8)),
+            "through const and typedef"
+        );
+        for (id, what) in [
+            (6, "enum other"),
+            (7, "int[4]"),
+            (8, "struct s"),
+            (9, "a 3-byte integer"),
+            (10, "a 2-byte bool"),
+        ] {
+            let err = kind(&b, id).unwrap_err();
+            assert!(
+                err.starts_with(&format!("a __kconfig value cannot be {what}")),
+                "{id}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn types_in_words() {
+        use BtfKind as K;
+        let b = with(&[
+            ("int", K::Int, 4, int(INT_SIGNED, 32)),       // 1
+            ("", K::Const, 1, BtfTypeData::None),          // 2
+            ("", K::Ptr, 2, BtfTypeData::None),            // 3
+            ("task_struct", K::Fwd, 0, BtfTypeData::None), // 4
+            ("", K::Ptr, 4, BtfTypeData::None),            // 5
+            (
+                "",
+                K::FuncProto,
+                5,
+                BtfTypeData::Params(vec![
+                    super::super::btf::BtfParam {
+                        name_off: 0,
+                        type_id: 3,
+                    },
+                    super::super::btf::BtfParam {
+                        name_off: 0,
+                        type_id: 0,
+                    },
+                ]),
+            ), // 6
+            ("", K::Ptr, 3, BtfTypeData::None),            // 7
+        ]);
+        assert_eq!(describe_type(&b, 3), "const int *");
+        assert_eq!(
+            describe_type(&b, 6),
+            "struct task_struct * (const int *, ...)"
+        );
+        assert_eq!(describe_type(&b, 7), "const int * *");
+        assert_eq!(describe_type(&b, 0), "void");
+        assert_eq!(describe_type(&b, 99), "[99]?");
+    }
 }
