@@ -608,7 +608,12 @@ fn describe_in<'a>(ty: &TypeOf<'a>, string: &StrOf<'a>, id: u32, depth: u32) -> 
                     }
                 })
                 .collect();
-            format!("{} ({})", inner(t.size_or_type), args.join(", "))
+            let args = if args.is_empty() {
+                "void".to_owned()
+            } else {
+                args.join(", ")
+            };
+            format!("{} ({args})", inner(t.size_or_type))
         }
         (BtfKind::Func | BtfKind::Var, _) => inner(t.size_or_type),
         _ if !name.is_empty() => name.into_owned(),
