@@ -110,9 +110,9 @@ pub fn fill(
             name: e.name.clone(),
             reason,
         };
-        if slot.range().end > data.len() {
+        if size == 0 || slot.range().end > data.len() {
             return Err(err(format!(
-                "offset {offset} + {size} bytes lies outside the .kconfig map ({} bytes)",
+                "{size} bytes at offset {offset}: not a value inside the .kconfig map ({} bytes)",
                 data.len()
             )));
         }

@@ -858,3 +858,29 @@ fn typeless_ksyms_from_kallsyms() {
         KsymValue::Address(0xffff_ffff_8200_0000)
     );
 }
+
+/// A kconfig value too big for any map (a crafted char[0x7fffffff]) is
+/// refused at parse time, not allocated.
+#[test]
+fn huge_kconfig_values_are_refused() {
+    let mut d = common::object("kconfig.bpf.o");
+    let (start, size) = common::section_range(&d, ".BTF");
+    let hdr_len = common::u32_at(&d, start + 4) as usize;
+    let types = start + hdr_len + common::u32_at(&d, start + 8) as usize;
+    // An ARRAY record (info: kind 3, vlen 0; size 0) of 16 elements.
+    let array_of_16 = (types..start + size - 24)
+        .find(|&at| {
+            common::u32_at(&d, at + 4) == 3 << 24
+                && common::u32_at(&d, at + 8) == 0
+                && common::u32_at(&d, at + 20) == 16
+        })
+        .expect("char[16] in .BTF");
+    common::put_u32(&mut d, array_of_16 + 20, 0x7fff_ffff);
+    match ObjectSpec::parse(&d) {
+        Err(ParseError::BadExtern { name, reason }) => {
+            assert_eq!(name, "CONFIG_DEFAULT_HOSTNAME");
+            assert!(reason.contains("larger than 1048576 bytes"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

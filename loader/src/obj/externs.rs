@@ -26,6 +26,7 @@ use super::{MapOrigin, MapSpec, ObjectSpec, Pinning};
 use crate::error::{LoadError, ParseError};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io::BufRead;
 
@@ -45,6 +46,9 @@ const FUNC_EXTERN: u16 = 2;
 /// `BTF_INT_SIGNED` and `BTF_INT_BOOL` in an INT's encoding.
 const INT_SIGNED: u8 = 1;
 const INT_BOOL: u8 = 4;
+/// The most bytes of kconfig values an object may have: real ones have
+/// a few dozen (the kernel's array maps stop at a few MiB anyway).
+const KCONFIG_MAX: u32 = 1 << 20;
 /// How deep type comparisons recurse (libbpf: 32).
 const MAX_DEPTH: u32 = 32;
 /// The name of the VAR that stands in for kfuncs in `.ksyms` (libbpf's).
@@ -300,10 +304,16 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
             offset: at, size, ..
         } = &mut e.kind
         {
-            *at = offset.next_multiple_of((*align).max(1));
-            offset = at
-                .checked_add(*size)
-                .ok_or_else(|| bad(&e.name, "the .kconfig map would exceed 4 GiB".into()))?;
+            *at = offset
+                .checked_next_multiple_of((*align).max(1))
+                .filter(|at| at.checked_add(*size).is_some_and(|end| end <= KCONFIG_MAX))
+                .ok_or_else(|| {
+                    bad(
+                        &e.name,
+                        format!("the .kconfig map would be larger than {KCONFIG_MAX} bytes"),
+                    )
+                })?;
+            offset = *at + *size;
         }
     }
     none.specs = found.into_iter().map(|(e, _)| e).collect();
@@ -553,7 +563,7 @@ pub fn describe_type(btf: &Btf, id: u32) -> String {
         &|id| btf.type_by_id(id).ok().map(Cow::Borrowed),
         &|off| btf.string(off).ok().map(Cow::Borrowed),
         id,
-        0,
+        &Cell::new(DESCRIBE_BUDGET),
     )
 }
 
@@ -563,22 +573,27 @@ pub fn describe_target_type(types: &dyn TargetTypes, id: u32) -> String {
         &|id| types.type_by_id(id).ok(),
         &|off| types.string(off).ok(),
         id,
-        0,
+        &Cell::new(DESCRIBE_BUDGET),
     )
 }
 
 type TypeOf<'a> = dyn Fn(u32) -> Option<Cow<'a, BtfType>> + 'a;
 type StrOf<'a> = dyn Fn(u32) -> Option<Cow<'a, str>> + 'a;
 
-fn describe_in<'a>(ty: &TypeOf<'a>, string: &StrOf<'a>, id: u32, depth: u32) -> String {
-    if depth > MAX_DEPTH {
+/// How many types one description may visit: a prototype whose parameters
+/// point back to it would otherwise take exponential time.
+const DESCRIBE_BUDGET: u32 = 64;
+
+fn describe_in<'a>(ty: &TypeOf<'a>, string: &StrOf<'a>, id: u32, budget: &Cell<u32>) -> String {
+    if budget.get() == 0 {
         return "...".into();
     }
+    budget.set(budget.get() - 1);
     let Some(t) = ty(id) else {
         return format!("[{id}]?");
     };
     let name = string(t.name_off).unwrap_or_default();
-    let inner = |id| describe_in(ty, string, id, depth + 1);
+    let inner = |id| describe_in(ty, string, id, budget);
     match (&t.kind, &t.data) {
         (BtfKind::Void, _) => "void".into(),
         (BtfKind::Struct, _) => format!("struct {name}"),
@@ -1097,6 +1112,19 @@ mod tests {
         );
         assert_eq!(describe_type(&b, 7), "const int * *");
         assert_eq!(describe_type(&b, 0), "void");
+        // A prototype whose parameters point back to it: cut short.
+        let params = (0..8)
+            .map(|_| super::super::btf::BtfParam {
+                name_off: 0,
+                type_id: 2,
+            })
+            .collect();
+        let b = with(&[
+            ("", K::FuncProto, 2, BtfTypeData::Params(params)), // 1
+            ("", K::Ptr, 1, BtfTypeData::None),                 // 2
+        ]);
+        let text = describe_type(&b, 1);
+        assert!(text.contains("...") && text.len() < 4096, "{text}");
         assert_eq!(describe_type(&b, 99), "[99]?");
     }
 }
