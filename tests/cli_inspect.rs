@@ -207,3 +207,114 @@ fn help_lists_every_command() {
         stdout(&o)
     );
 }
+
+/// Externs are listed with their kind, weakness and type, in the table and
+/// in `--json`; kconfig values with their place in the `.kconfig` map.
+#[test]
+fn externs_are_listed() {
+    let o = rawbpf(&["inspect", &obj("kconfig.bpf.o")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(out.contains("\nEXTERNS\n"), "{out}");
+    assert_eq!(
+        line("CONFIG_HZ "),
+        ["CONFIG_HZ", "kconfig", "-", "s32", "at", ".kconfig+8"]
+    );
+    assert_eq!(
+        line("CONFIG_DEFAULT_HOSTNAME "),
+        [
+            "CONFIG_DEFAULT_HOSTNAME",
+            "kconfig",
+            "weak",
+            "char[16]",
+            "at",
+            ".kconfig+27"
+        ]
+    );
+    assert_eq!(
+        line(".kconfig "),
+        [".kconfig", "array", "4", "43", "1", "0x80", "global_data"]
+    );
+    assert_eq!(
+        line("copy_kconfig+59 "),
+        ["copy_kconfig+59", "ld_imm64", "map", "value", ".kconfig+8"]
+    );
+
+    let o = rawbpf(&["inspect", &obj("kfuncs.bpf.o")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        line("bpf_task_from_pid "),
+        [
+            "bpf_task_from_pid",
+            "kfunc",
+            "-",
+            "struct",
+            "task_struct",
+            "*",
+            "(__s32)"
+        ]
+    );
+    assert_eq!(
+        line("rawbpf_no_such_kfunc "),
+        ["rawbpf_no_such_kfunc", "kfunc", "weak", "void", "(void)"]
+    );
+    assert_eq!(line("bpf_prog_put ")[..3], ["bpf_prog_put", "ksym", "-"]);
+    assert_eq!(
+        line("find_kthreadd+1 "),
+        ["find_kthreadd+1", "call", "extern", "bpf_task_from_pid"]
+    );
+
+    let o = rawbpf(&["inspect", &obj("kfuncs.bpf.o"), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = json::parse(&stdout(&o)).expect("valid JSON");
+    let externs = doc.get("externs").array();
+    let names: Vec<&str> = externs.iter().map(|e| e.get("name").str()).collect();
+    assert_eq!(
+        names,
+        [
+            "bpf_prog_put",
+            "bpf_task_from_pid",
+            "bpf_task_release",
+            "rawbpf_no_such_kfunc",
+            "rawbpf_no_such_symbol"
+        ]
+    );
+    let from_pid = &externs[1];
+    assert_eq!(from_pid.get("kind").str(), "kfunc");
+    assert_eq!(from_pid.get("weak"), &json::Value::Bool(false));
+    assert_eq!(from_pid.get("type").str(), "struct task_struct * (__s32)");
+    assert_eq!(externs[3].get("weak"), &json::Value::Bool(true));
+    assert_eq!(externs[0].get("kind").str(), "ksym");
+    assert_eq!(externs[0].get("typed"), &json::Value::Bool(false));
+    let reloc = &doc.get("programs").array()[0].get("relocations").array()[0];
+    assert_eq!(reloc.get("kind").str(), "extern");
+    assert_eq!(reloc.get("extern").str(), "bpf_task_from_pid");
+    assert_eq!(reloc.get("insn_kind").str(), "call");
+
+    let o = rawbpf(&["inspect", &obj("kconfig.bpf.o"), "--json"]);
+    let doc = json::parse(&stdout(&o)).expect("valid JSON");
+    let hz = doc
+        .get("externs")
+        .array()
+        .iter()
+        .find(|e| e.get("name").str() == "CONFIG_HZ")
+        .expect("CONFIG_HZ");
+    assert_eq!(hz.get("kind").str(), "kconfig");
+    assert_eq!(hz.get("value_type").str(), "s32");
+    assert_eq!((hz.get("offset").num(), hz.get("size").num()), (8, 4));
+}

@@ -134,6 +134,11 @@ pub(crate) const NEEDS_SYS_ADMIN: &str = " (needs root, or CAP_SYS_ADMIN)";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
+    /// A CO-RE relocation that cannot be applied at all (libbpf refuses
+    /// the object too): two kernel candidates disagree, an offset does not
+    /// fit the instruction, the object's own data is inconsistent.
+    #[error(transparent)]
+    Core(#[from] crate::obj::core::CoreError),
     /// The kernel BTF that CO-RE relocations, externs or attach targets need
     /// cannot be read or parsed.
     #[error("kernel BTF {}: {reason}", path.display())]
@@ -258,6 +263,24 @@ pub enum LoadError {
         program: String,
         /// errno.
         source: std::io::Error,
+    },
+    /// An extern (`__kconfig`, `__ksym`, kfunc) that cannot be resolved
+    /// against this kernel: a strong one it lacks, a value of the wrong type,
+    /// a local type that does not match the kernel's.
+    #[error("extern {name}: {reason}")]
+    Extern {
+        /// The extern's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `CONFIG_*` externs need the kernel's config, and none could be read.
+    #[error("extern {needed_by} needs the kernel config, which cannot be read: {reason}")]
+    KernelConfig {
+        /// The first `CONFIG_*` extern that needs it.
+        needed_by: String,
+        /// What was tried and what failed.
+        reason: String,
     },
     /// A name that is not in the object.
     #[error("no {kind} named {name} in the object (it has: {known})")]
@@ -492,15 +515,15 @@ pub enum ParseError {
         /// What is wrong.
         reason: String,
     },
-    /// A reference to something defined outside the object (`extern`, `__kconfig`, `__ksym`).
-    #[error("section {section}: instruction {insn} refers to extern symbol {symbol}; externs (__kconfig, __ksym) are not supported yet")]
-    UnsupportedExtern {
-        /// Relocated section.
-        section: String,
-        /// Instruction index in the section.
-        insn: usize,
-        /// Symbol name.
-        symbol: String,
+    /// An extern symbol (`__kconfig`, `__ksym`, a kfunc) the object declares
+    /// in a way rawbpf (and libbpf) cannot resolve: no BTF for it, an unknown
+    /// section, a type a kconfig value cannot have.
+    #[error("extern {name}: {reason}")]
+    BadExtern {
+        /// The extern's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A bpf-to-bpf call that lands somewhere other than the start of a `.text` function.
     #[error("function {function}: call at instruction {insn} targets {target}")]

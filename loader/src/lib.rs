@@ -27,6 +27,7 @@
 pub mod attach;
 pub mod error;
 pub mod kernel_btf;
+pub mod kconfig;
 pub mod lab;
 pub mod load;
 pub mod netlink;

@@ -7,9 +7,13 @@
 
 use crate::error::LoadError;
 use crate::obj::btf_ext::{encode_func_info, encode_line_info};
-use crate::obj::{MapOrigin, MapSpec, ObjectSpec, Pinning, ProgramSpec, SlotTarget};
+use crate::obj::core::TargetTypes;
+use crate::obj::externs::{self, KsymValue};
+use crate::obj::link::{ExternValue, LinkedProgram};
+use crate::obj::{ExternKind, MapOrigin, MapSpec, ObjectSpec, Pinning, ProgramSpec, SlotTarget};
 use crate::sys::{self, ElemSizes};
 use crate::uapi::{MapType, ProgramType};
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -107,6 +111,57 @@ pub fn kernel_types(
         reason: e.reason(),
     })?;
     Ok(Box::new(btf))
+}
+
+/// Every name an object looks up in kernel BTF: CO-RE relocations' root
+/// types, typed ksyms and kfuncs, BTF attach targets. Empty: the object
+/// never needs kernel BTF.
+pub fn kernel_btf_names(spec: &ObjectSpec) -> std::collections::BTreeSet<String> {
+    let mut names = crate::obj::core::wanted_names(spec);
+    names.extend(crate::obj::externs::extern_names(spec));
+    names.extend(crate::kernel_btf::attach_btf_names(spec));
+    names
+}
+
+/// A verifier rejection of a program with CO-RE relocations that failed:
+/// the user sees which relocations (type, access string, field) were
+/// poisoned, which is what the verifier's "invalid func unknown#195896080"
+/// means.
+fn with_core_failures(
+    e: LoadError,
+    p: &ProgramSpec,
+    spec: &ObjectSpec,
+    plan: Option<&crate::obj::core::CorePlan>,
+) -> LoadError {
+    let (LoadError::Verifier { .. }, Some(plan)) = (&e, plan) else {
+        return e;
+    };
+    let failed: Vec<String> = p
+        .functions(spec)
+        .flat_map(|f| plan.for_function(&f.name))
+        .filter_map(|fix| {
+            fix.outcome.as_ref().err().map(|why| {
+                format!(
+                    "  {} instruction {}: {}: {}",
+                    fix.function,
+                    fix.insn,
+                    fix.relocation(),
+                    why.reason
+                )
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        return e;
+    }
+    let mut e = e;
+    if let LoadError::Verifier { log: l, .. } = &mut e {
+        l.push_str(&format!(
+            "\nCO-RE relocations that failed against this kernel (their instructions were poisoned: the verifier rejects them only where they are reachable):\n{}",
+            failed.join("\n")
+        ));
+    }
+    e
 }
 
 /// A map element: key bytes and value bytes.
@@ -269,29 +324,40 @@ pub struct Collection {
 impl Collection {
     /// Loads everything the spec declares.
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Collection, LoadError> {
-        // Loading CO-RE-relocated code without applying the relocations would
-        // run it with the compiler's field offsets: refuse instead.
-        if spec.core_relocations > 0 {
-            return Err(LoadError::ObjectUnsupported {
-                what: format!(
-                    "{} CO-RE relocations (.BTF.ext core_relo)",
-                    spec.core_relocations
-                ),
-            });
-        }
-        // Kernel BTF only for objects with programs that need it.
-        let attach_names = crate::kernel_btf::attach_btf_names(spec);
-        let kernel = if attach_names.is_empty() {
+        // Kernel BTF only for objects that need it (CO-RE relocations, typed
+        // ksyms and kfuncs, BTF attach targets), indexed for the names they
+        // look up and shared by all three.
+        let wanted = kernel_btf_names(spec);
+        let kernel = if wanted.is_empty() && spec.core_relocations == 0 {
             None
         } else {
-            Some(kernel_types(opts, &attach_names)?)
+            Some(kernel_types(opts, &wanted)?)
+        };
+        // CO-RE: every relocation computed against the kernel's types, then
+        // applied to a copy of the spec before anything is linked.
+        let relocated;
+        let (spec, core_plan) = match kernel.as_deref() {
+            Some(types) if spec.core_relocations > 0 => {
+                let plan = crate::obj::core::plan(spec, types)?;
+                let mut copy = spec.clone();
+                plan.apply(&mut copy)?;
+                relocated = copy;
+                (&relocated, Some(plan))
+            }
+            _ => (spec, None),
         };
         let mut warnings = Vec::new();
+        let externs = resolve_externs(spec, opts, kernel.as_deref(), &mut warnings)?;
         let btf = load_btf(spec, &mut warnings);
         let btf_fd = btf.as_ref().map(|f| f.as_fd());
         let mut maps = Vec::with_capacity(spec.maps.len());
         for m in &spec.maps {
-            maps.push(create_map(m, opts, btf_fd, &mut warnings)?);
+            maps.push(create_map(
+                &externs.map_spec(m),
+                opts,
+                btf_fd,
+                &mut warnings,
+            )?);
         }
         let plan = slot_plan(spec, &opts.tails)?;
         for slot in &plan {
@@ -307,7 +373,8 @@ impl Collection {
         let mut loaded: Vec<Option<Program>> = spec.programs.iter().map(|_| None).collect();
         for i in load_order(spec) {
             let p = &spec.programs[i];
-            let program = load_program(p, spec, &maps, btf_fd, kernel.as_deref(), opts)?;
+            let program = load_program(p, spec, &maps, btf_fd, kernel.as_deref(), opts, &externs)
+                .map_err(|e| with_core_failures(e, p, spec, core_plan.as_ref()))?;
             for slot in &plan {
                 if matches!(&slot.target, SlotTarget::Program(name) if name == p.name()) {
                     slot.fill(&maps, program.fd())?;
@@ -757,6 +824,7 @@ fn load_program(
     btf: Option<BorrowedFd<'_>>,
     kernel: Option<&dyn crate::obj::core::TargetTypes>,
     opts: &LoadOptions,
+    externs: &ResolvedExterns,
 ) -> Result<Program, LoadError> {
     if needs_attach_btf(p.prog_type) {
         return Err(LoadError::Unsupported {
@@ -772,6 +840,8 @@ fn load_program(
     linked
         .set_map_fds(|name| find_map(maps, name).ok().map(|m| fd_number(m.fd())))
         .map_err(|name| map_not_found(maps, &name))?;
+    externs.set_externs(spec, p.name(), &mut linked)?;
+    let fd_array = externs.fd_array();
     let code = linked.code();
 
     let license = CString::new(spec.license.as_str()).unwrap_or_default();
@@ -795,6 +865,7 @@ fn load_program(
             .as_ref()
             .and_then(|a| a.prog_fd.as_ref())
             .map(|fd| fd.as_fd()),
+        fd_array: &fd_array,
     };
     let fd = match sys::prog_load(&attrs, None) {
         Ok(fd) => fd,
@@ -969,6 +1040,163 @@ fn load_order(spec: &ObjectSpec) -> Vec<usize> {
     let (users, others): (Vec<usize>, Vec<usize>) =
         (0..spec.programs.len()).partition(|&i| uses_prog_array(&spec.programs[i]));
     others.into_iter().chain(users.into_iter().rev()).collect()
+}
+
+/// The object's externs resolved for the running kernel: the `.kconfig`
+/// map's value, what each `__ksym` variable and kfunc is, and the module
+/// BTF objects they live in. Made by [`resolve_externs`].
+#[derive(Debug, Default)]
+pub struct ResolvedExterns {
+    /// The `.kconfig` map's value (`None`: no `__kconfig` externs).
+    pub kconfig: Option<Vec<u8>>,
+    /// Each `__ksym` variable and kfunc, with its name.
+    pub ksyms: Vec<(String, KsymValue)>,
+    /// Module BTF objects, by module name: `fd_array[i + 1]` is the i-th
+    /// (index 0 is vmlinux's, which needs no fd).
+    module_btfs: Vec<(String, OwnedFd)>,
+}
+
+/// Resolves the object's externs: `__kconfig` values (the kernel's config
+/// is read only for `CONFIG_*` ones), typeless ksyms from `/proc/kallsyms`,
+/// typed ksyms and kfuncs from `kernel` — or, if that is `None` and the
+/// object has any, from [`kernel_types`] with [`externs::extern_names`].
+/// Objects with no ksyms or kfuncs never read the kernel's BTF.
+pub fn resolve_externs(
+    spec: &ObjectSpec,
+    opts: &LoadOptions,
+    kernel: Option<&dyn TargetTypes>,
+    warnings: &mut Vec<String>,
+) -> Result<ResolvedExterns, LoadError> {
+    let mut out = ResolvedExterns::default();
+    if spec.externs.is_empty() {
+        return Ok(out);
+    }
+    out.kconfig = crate::kconfig::kconfig_data(spec, warnings)?;
+    let typeless = spec
+        .externs
+        .iter()
+        .find(|e| e.kind == ExternKind::Ksym { typed: None });
+    if let Some(e) = typeless {
+        let file = std::fs::File::open("/proc/kallsyms").map_err(|source| LoadError::Extern {
+            name: e.name.clone(),
+            reason: format!("a typeless __ksym's address is in /proc/kallsyms: {source}"),
+        })?;
+        out.ksyms
+            .extend(externs::resolve_kallsyms(spec, io::BufReader::new(file))?);
+    }
+    let names = externs::extern_names(spec);
+    if !names.is_empty() {
+        let owned;
+        let kernel = match kernel {
+            Some(k) => k,
+            None => {
+                owned = kernel_types(opts, &names)?;
+                owned.as_ref()
+            }
+        };
+        out.ksyms.extend(externs::resolve_btf(spec, kernel)?);
+    }
+    for (name, value) in &out.ksyms {
+        if let KsymValue::Btf {
+            module: Some(module),
+            ..
+        } = value
+        {
+            if !out.module_btfs.iter().any(|(m, _)| m == module) {
+                let fd = module_btf_fd(module, name)?;
+                if out.module_btfs.len() + 1 >= i16::MAX as usize {
+                    return Err(LoadError::Extern {
+                        name: name.clone(),
+                        reason: "more module BTFs than a kfunc call's offset can index".into(),
+                    });
+                }
+                out.module_btfs.push((module.clone(), fd));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The BTF object of kernel module `module`, for a ksym or kfunc it defines.
+///
+/// TODO(module-btf): open it (`BPF_BTF_GET_NEXT_ID`, `BPF_BTF_GET_FD_BY_ID`,
+/// the one whose `btf_info.name` is `module`) once `sys` has those commands;
+/// everything after this — `fd_array`, kfunc call offsets, `ld_imm64` BTF
+/// fds — already handles module BTFs.
+fn module_btf_fd(module: &str, extern_name: &str) -> Result<OwnedFd, LoadError> {
+    Err(LoadError::Extern {
+        name: extern_name.to_owned(),
+        reason: format!(
+            "it is in kernel module {module}'s BTF, and rawbpf cannot open module BTF objects yet"
+        ),
+    })
+}
+
+impl ResolvedExterns {
+    /// A map as it is to be created: the `.kconfig` map with its values.
+    pub fn map_spec<'a>(&self, m: &'a MapSpec) -> Cow<'a, MapSpec> {
+        match &self.kconfig {
+            Some(data)
+                if m.origin == MapOrigin::GlobalData && m.section == externs::KCONFIG_SECTION =>
+            {
+                Cow::Owned(MapSpec {
+                    data: Some(data.clone()),
+                    ..m.clone()
+                })
+            }
+            _ => Cow::Borrowed(m),
+        }
+    }
+
+    /// `fd_array` for `BPF_PROG_LOAD`: empty without module BTFs, else
+    /// index 0 unused (vmlinux) and the module BTF fds after it.
+    pub fn fd_array(&self) -> Vec<i32> {
+        if self.module_btfs.is_empty() {
+            return Vec::new();
+        }
+        std::iter::once(0)
+            .chain(self.module_btfs.iter().map(|(_, fd)| fd_number(fd.as_fd())))
+            .collect()
+    }
+
+    /// Writes every extern's value into the linked program of `program`.
+    pub fn set_externs(
+        &self,
+        spec: &ObjectSpec,
+        program: &str,
+        linked: &mut LinkedProgram,
+    ) -> Result<(), LoadError> {
+        let value_of = |name: &str| {
+            let index = spec.externs.iter().position(|e| e.name == name)?;
+            let (_, value) = self.ksyms.iter().find(|(n, _)| n == name)?;
+            Some(match value {
+                KsymValue::Btf { kernel_id, module } => {
+                    let (btf_fd, fd_index) = match module {
+                        None => (0, 0),
+                        Some(m) => {
+                            let i = self.module_btfs.iter().position(|(n, _)| n == m)?;
+                            (fd_number(self.module_btfs[i].1.as_fd()), i as i16 + 1)
+                        }
+                    };
+                    ExternValue::Btf {
+                        id: *kernel_id,
+                        btf_fd,
+                        fd_index,
+                    }
+                }
+                KsymValue::Address(a) => ExternValue::Address(*a),
+                KsymValue::Missing => ExternValue::Missing {
+                    index: index as u32,
+                },
+            })
+        };
+        linked
+            .set_externs(value_of)
+            .map_err(|name| LoadError::Extern {
+                name,
+                reason: format!("program {program} uses it, but it was not resolved"),
+            })
+    }
 }
 
 #[cfg(test)]

@@ -344,6 +344,9 @@ pub struct ProgLoad<'a> {
     /// The program an freplace program replaces a function of. It shares
     /// its attr slot with `attach_btf_obj_fd`: giving both is refused.
     pub attach_prog_fd: Option<BorrowedFd<'a>>,
+    /// Fds a kfunc call's `off` indexes (module BTFs; index 0 is vmlinux
+    /// and unused). Empty: no `fd_array`.
+    pub fd_array: &'a [i32],
 }
 
 /// `BPF_PROG_LOAD`; with `log`, the verifier writes its log there (level 1,
@@ -384,6 +387,9 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<(&mut [u8], u32)>) -> io::Result<
             attr.line_info = ptr(line_info);
             attr.line_info_cnt = (line_info.len() / 16) as u32;
         }
+    }
+    if !p.fd_array.is_empty() {
+        attr.fd_array = ptr(p.fd_array);
     }
     if let Some((buf, level)) = log {
         attr.log_level = level;

@@ -217,6 +217,9 @@ pub mod insn {
     pub const PSEUDO_MAP_FD: u8 = 1;
     /// `ld_imm64` source register: map fd + offset into its value (global data).
     pub const PSEUDO_MAP_VALUE: u8 = 2;
+    /// `ld_imm64` source register: a kernel variable or function by its BTF
+    /// id (typed `__ksym`), with the BTF object's fd in the second half.
+    pub const PSEUDO_BTF_ID: u8 = 3;
     /// `ld_imm64` source register: the address of a subprogram (callbacks).
     pub const PSEUDO_FUNC: u8 = 4;
     /// `call` source register: a bpf-to-bpf call (imm is pc-relative).

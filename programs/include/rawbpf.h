@@ -35,6 +35,26 @@ typedef __u32 __wsum;
 #define LIBBPF_PIN_NONE 0
 #define LIBBPF_PIN_BY_NAME 1
 
+/*
+ * Externs the loader resolves (as libbpf's bpf_helpers.h spells them):
+ * __kconfig values come from the kernel's config and the loader (.kconfig),
+ * __ksym ones from the kernel's BTF or /proc/kallsyms (.ksyms). A __weak
+ * one the kernel lacks reads as 0 (a kfunc: its address is NULL).
+ */
+#define __kconfig __attribute__((section(".kconfig")))
+#define __ksym __attribute__((section(".ksyms")))
+#define __weak __attribute__((weak))
+#define bpf_ksym_exists(sym) (!!(sym))
+typedef _Bool bool;
+#define true 1
+#define false 0
+/* The loader's values for tristate CONFIG_ options (y, m, n). */
+enum libbpf_tristate {
+	TRI_NO = 0,
+	TRI_YES = 1,
+	TRI_MODULE = 2,
+};
+
 /* Legacy map definitions in SEC("maps"). */
 struct bpf_map_def {
 	unsigned int type;
@@ -72,6 +92,8 @@ static long (* const bpf_l3_csum_replace)(void *skb, __u32 offset, __u64 from, _
 static long (* const bpf_l4_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to, __u64 flags) = (void *)11;
 static long (* const bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *)12;
 static long (* const bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
+static void *(* const bpf_per_cpu_ptr)(const void *percpu_ptr, __u32 cpu) = (void *)153;
+static void *(* const bpf_this_cpu_ptr)(const void *percpu_ptr) = (void *)154;
 static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
 /*

@@ -4,7 +4,7 @@
 
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::btf_ext::BtfExt;
-use super::{maps, programs, relocs, ObjectSpec};
+use super::{externs, maps, programs, relocs, ObjectSpec};
 use crate::error::ParseError;
 use object::elf;
 use object::read::elf::{FileHeader, Rel as _, SectionHeader as _, Sym as _};
@@ -47,6 +47,8 @@ pub(super) struct Symbol<'a> {
     pub size: u64,
     pub st_type: u8,
     pub global: bool,
+    /// `STB_WEAK`: an extern that may be missing.
+    pub weak: bool,
 }
 
 impl Symbol<'_> {
@@ -234,6 +236,7 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
                 size: sym.st_size(endian),
                 st_type: sym.st_type().0,
                 global: sym.st_bind() != elf::STB_LOCAL,
+                weak: sym.st_bind() == elf::STB_WEAK,
             });
         }
     }
@@ -395,6 +398,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
     if let Some(btf) = &mut btf {
         fix_datasecs(btf, &elf)?;
     }
+    let externs = externs::collect(&elf, btf.as_mut())?;
     let btf_ext = match (&btf, elf.section_by_name(".BTF.ext")) {
         (Some(btf), Some(s)) => Some(BtfExt::parse(s.data, btf)?),
         _ => None,
@@ -402,16 +406,19 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
 
     let maps = maps::collect(&elf, btf.as_ref())?;
     let mut functions = programs::collect_functions(&elf)?;
-    relocs::collect(&elf, &mut functions, &maps)?;
+    relocs::collect(&elf, &mut functions, &maps, &externs)?;
     if let Some(ext) = &btf_ext {
         programs::attach_btf_ext(&mut functions, ext, btf.as_ref().unwrap_or(&Btf::new()))?;
     }
     let (programs, subprograms) = programs::finish(functions)?;
 
+    let mut maps = maps.into_specs();
+    maps.extend(externs.kconfig_map.clone());
     Ok(ObjectSpec {
         programs,
         subprograms,
-        maps: maps.into_specs(),
+        maps,
+        externs: externs.specs,
         license,
         kernel_version,
         btf,

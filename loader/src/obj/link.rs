@@ -1,7 +1,8 @@
 //! Linking a program for `BPF_PROG_LOAD`: the program's own instructions,
 //! then every `.text` subprogram it reaches (each once), with bpf-to-bpf
 //! call offsets fixed for the new layout and func_info/line_info moved
-//! along. Map references are listed for the loader, which knows the fds.
+//! along. Map and extern references are listed for the loader, which knows
+//! the fds and what the kernel calls each extern.
 
 use super::btf_ext::{FuncInfo, LineInfo};
 use super::{FunctionSpec, ObjectSpec, ProgramSpec, RelocTarget};
@@ -20,6 +21,47 @@ pub struct MapRef {
     pub value_offset: Option<u32>,
 }
 
+/// An instruction that refers to a `__ksym` variable or a kfunc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternRef {
+    /// Index of the `ld_imm64` or `call` in [`LinkedProgram::insns`].
+    pub insn: usize,
+    /// The extern's name ([`super::ObjectSpec::externs`]).
+    pub name: String,
+    /// A kfunc `call` (else an `ld_imm64` of the extern's address).
+    pub call: bool,
+}
+
+/// What an extern turned out to be, as [`LinkedProgram::set_externs`] writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternValue {
+    /// A kernel BTF `VAR` or `FUNC`: an `ld_imm64` becomes
+    /// `BPF_PSEUDO_BTF_ID` with the id and the BTF object's fd (0: vmlinux);
+    /// a call becomes `BPF_PSEUDO_KFUNC_CALL` with the id and `off` the
+    /// index of that BTF's fd in `fd_array` (0: vmlinux).
+    Btf {
+        /// The kernel's BTF id.
+        id: u32,
+        /// The module BTF's fd, 0 for vmlinux.
+        btf_fd: i32,
+        /// The module BTF's index in `fd_array`, 0 for vmlinux.
+        fd_index: i16,
+    },
+    /// A typeless ksym's address, as the 64-bit immediate.
+    Address(u64),
+    /// A weak extern the kernel lacks: the address is 0, and a call becomes
+    /// a call of the invalid helper `2002000000 + index` (libbpf's poison),
+    /// which the verifier only refuses if it can be reached.
+    Missing {
+        /// The extern's index in [`super::ObjectSpec::externs`].
+        index: u32,
+    },
+}
+
+/// libbpf's `POISON_CALL_KFUNC_BASE`: `call` of this plus the extern's index
+/// marks a weak kfunc the kernel lacks.
+pub const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
+
 /// A program ready to load but for map fds.
 #[derive(Debug, Clone)]
 pub struct LinkedProgram {
@@ -31,6 +73,8 @@ pub struct LinkedProgram {
     pub line_info: Vec<LineInfo>,
     /// Where map fds go.
     pub map_refs: Vec<MapRef>,
+    /// Where ksym addresses, BTF ids and kfunc ids go.
+    pub extern_refs: Vec<ExternRef>,
 }
 
 impl LinkedProgram {
@@ -49,6 +93,49 @@ impl LinkedProgram {
             });
             ld.imm = fd;
             self.insns[r.insn + 1].imm = r.value_offset.unwrap_or(0) as i32;
+        }
+        Ok(())
+    }
+
+    /// Writes each extern's value into the instructions that use it.
+    /// `value_of` gives an extern's value by name; one it does not know (or
+    /// an address where a kfunc is called) is returned as the error.
+    pub fn set_externs(
+        &mut self,
+        value_of: impl Fn(&str) -> Option<ExternValue>,
+    ) -> Result<(), String> {
+        for r in &self.extern_refs {
+            let value = value_of(&r.name).ok_or_else(|| r.name.clone())?;
+            let at = r.insn;
+            match (r.call, value) {
+                (true, ExternValue::Btf { id, fd_index, .. }) => {
+                    let call = &mut self.insns[at];
+                    call.set_src(insn::PSEUDO_KFUNC_CALL);
+                    call.imm = id as i32;
+                    call.off = fd_index;
+                }
+                (true, ExternValue::Missing { index }) => {
+                    self.insns[at] = Insn {
+                        code: insn::CALL,
+                        regs: 0,
+                        off: 0,
+                        imm: POISON_CALL_KFUNC_BASE.wrapping_add(index as i32),
+                    };
+                }
+                (true, ExternValue::Address(_)) => return Err(r.name.clone()),
+                (false, value) => {
+                    let (src, lo, hi) = match value {
+                        ExternValue::Btf { id, btf_fd, .. } => {
+                            (insn::PSEUDO_BTF_ID, id as i32, btf_fd)
+                        }
+                        ExternValue::Address(a) => (0, a as u32 as i32, (a >> 32) as u32 as i32),
+                        ExternValue::Missing { .. } => (0, 0, 0),
+                    };
+                    self.insns[at].set_src(src);
+                    self.insns[at].imm = lo;
+                    self.insns[at + 1].imm = hi;
+                }
+            }
         }
         Ok(())
     }
@@ -86,6 +173,7 @@ impl ProgramSpec {
             func_info: self.function.func_info.clone(),
             line_info: self.function.line_info.clone(),
             map_refs: Vec::new(),
+            extern_refs: Vec::new(),
         };
         for name in &self.subprograms {
             let sub = *subprograms
@@ -143,6 +231,19 @@ impl ProgramSpec {
                         map: map.clone(),
                         value_offset: Some(*offset),
                     }),
+                    RelocTarget::Extern { name } => {
+                        let call = linked.insns[at].is_call();
+                        if !call && at + 1 >= linked.insns.len() {
+                            return Err(err(format!(
+                                "the ld_imm64 of extern {name} at instruction {at} has no second half"
+                            )));
+                        }
+                        linked.extern_refs.push(ExternRef {
+                            insn: at,
+                            name: name.clone(),
+                            call,
+                        })
+                    }
                 }
             }
         }

@@ -11,11 +11,13 @@ pub mod btf;
 pub mod btf_ext;
 pub mod core;
 mod elf;
+pub mod externs;
 pub mod link;
 mod maps;
 mod programs;
 mod relocs;
 
+pub use externs::{ExternKind, ExternSpec, KconfigType};
 pub use programs::{section_def, SectionDef};
 
 use crate::error::ParseError;
@@ -40,6 +42,9 @@ pub struct ObjectSpec {
     pub btf: Option<Btf>,
     /// Number of CO-RE relocations in `.BTF.ext` (each function holds its own).
     pub core_relocations: usize,
+    /// Extern symbols (`__kconfig`, `__ksym`, kfuncs), in libbpf's order:
+    /// kconfig ones first, as laid out in the `.kconfig` map, then by name.
+    pub externs: Vec<ExternSpec>,
 }
 
 /// A function's code and the relocations it needs. Programs and `.text`
@@ -137,6 +142,14 @@ pub enum RelocTarget {
         map: String,
         /// Byte offset into the section.
         offset: u32,
+    },
+    /// A `__ksym` variable or a kfunc ([`ObjectSpec::externs`]): an
+    /// `ld_imm64` of its address or BTF id, or a `call` of a kfunc, filled in
+    /// once the kernel's BTF (or `/proc/kallsyms`) says what it is. A
+    /// `__kconfig` extern is a [`RelocTarget::MapValue`] into `.kconfig`.
+    Extern {
+        /// The extern's name in [`ObjectSpec::externs`].
+        name: String,
     },
     /// A bpf-to-bpf `call` of a `.text` subprogram.
     Call {
@@ -265,9 +278,10 @@ impl MapSpec {
     }
 
     /// Whether the kernel should see this map as read-only to programs and frozen
-    /// after its initial value is written (`.rodata*`, as libbpf does).
+    /// after its initial value is written (`.rodata*` and `.kconfig`, as libbpf does).
     pub fn is_rodata(&self) -> bool {
-        self.origin == MapOrigin::GlobalData && self.section.starts_with(".rodata")
+        self.origin == MapOrigin::GlobalData
+            && (self.section.starts_with(".rodata") || self.section == externs::KCONFIG_SECTION)
     }
 }
 
@@ -292,6 +306,11 @@ impl ObjectSpec {
     /// A `.text` subprogram by name.
     pub fn subprogram(&self, name: &str) -> Option<&FunctionSpec> {
         self.subprograms.iter().find(|f| f.name == name)
+    }
+
+    /// An extern by name.
+    pub fn extern_spec(&self, name: &str) -> Option<&ExternSpec> {
+        self.externs.iter().find(|e| e.name == name)
     }
 }
 

@@ -3,6 +3,7 @@
 //! them once it has fds.
 
 use super::elf::{Elf, RelEntry, Symbol};
+use super::externs::{ExternKind, Externs, KCONFIG_SECTION};
 use super::maps::{is_data_section, Maps};
 use super::programs::Functions;
 use super::{RelocTarget, Relocation};
@@ -24,6 +25,7 @@ pub(super) fn collect(
     elf: &Elf<'_>,
     functions: &mut Functions,
     maps: &Maps,
+    externs: &Externs,
 ) -> Result<(), ParseError> {
     // (function, instruction) pairs already relocated: a duplicate is an
     // error, found without scanning the function's earlier relocations.
@@ -36,7 +38,9 @@ pub(super) fn collect(
             if rel.r_type == R_BPF_NONE {
                 continue;
             }
-            let Some((f, relocation)) = code_relocation(elf, functions, maps, *target, rel)? else {
+            let Some((f, relocation)) =
+                code_relocation(elf, functions, maps, externs, *target, rel)?
+            else {
                 continue;
             };
             if !relocated.insert((f, relocation.insn)) {
@@ -64,6 +68,7 @@ fn code_relocation(
     elf: &Elf<'_>,
     functions: &Functions,
     maps: &Maps,
+    externs: &Externs,
     section_index: usize,
     rel: &RelEntry,
 ) -> Result<Option<(usize, Relocation)>, ParseError> {
@@ -100,11 +105,21 @@ fn code_relocation(
     let insn_idx = section_insn - func.section_offset;
     let insn = func.insns[insn_idx];
     if sym.undefined {
-        return Err(ParseError::UnsupportedExtern {
-            section: section_name.to_owned(),
-            insn: section_insn,
-            symbol: sym.name.to_owned(),
-        });
+        let target = extern_target(externs, sym, insn, rel, section_name, &bad)?;
+        if insn.is_ld_imm64() && insn_idx + 1 >= func.insns.len() {
+            return Err(bad(format!(
+                "the ld_imm64 at instruction {insn_idx} of {} has no second half",
+                func.name
+            )));
+        }
+        return Ok(Some((
+            f,
+            Relocation {
+                insn: insn_idx,
+                symbol: sym.name.to_owned(),
+                target,
+            },
+        )));
     }
     let target_section = sym.section.and_then(|s| elf.section(s));
     let target_name = target_section.map_or("(none)", |s| s.name);
@@ -210,6 +225,68 @@ fn code_relocation(
             target,
         },
     )))
+}
+
+/// A relocation against an extern: a kfunc `call`, an `ld_imm64` of a ksym
+/// or kfunc (filled in at load time), or an `ld_imm64` of a kconfig value,
+/// which is an address in the `.kconfig` map.
+fn extern_target(
+    externs: &Externs,
+    sym: &Symbol<'_>,
+    insn: crate::uapi::Insn,
+    rel: &RelEntry,
+    section_name: &str,
+    bad: &dyn Fn(String) -> ParseError,
+) -> Result<RelocTarget, ParseError> {
+    let Some(ext) = externs.get(sym.name) else {
+        return Err(bad(
+            "the symbol is undefined, and not an extern (__kconfig, __ksym) the object's BTF declares"
+                .into(),
+        ));
+    };
+    let name = ext.name.clone();
+    if insn.is_call() {
+        if rel.r_type != R_BPF_64_32 {
+            return Err(wrong_type(section_name, rel, "R_BPF_64_32 (10) on a call"));
+        }
+        if !matches!(ext.kind, ExternKind::Kfunc { .. }) {
+            return Err(bad(format!(
+                "a call of extern {name}, which is a variable, not a kfunc"
+            )));
+        }
+        return Ok(RelocTarget::Extern { name });
+    }
+    if !insn.is_ld_imm64() {
+        return Err(bad(format!(
+            "extern {name} is used by an instruction (opcode {:#04x}) that is neither ld_imm64 nor call",
+            insn.code
+        )));
+    }
+    if rel.r_type != R_BPF_64_64 {
+        return Err(wrong_type(
+            section_name,
+            rel,
+            "R_BPF_64_64 (1) on an ld_imm64",
+        ));
+    }
+    match ext.kind {
+        ExternKind::Kconfig { offset, size, .. } => {
+            // libbpf ignores the immediate; a non-zero one (an address
+            // inside the value) is honoured if it stays inside it.
+            let inside = i64::from(insn.imm) >= 0 && i64::from(insn.imm) < i64::from(size);
+            if !inside {
+                return Err(bad(format!(
+                    "offset {} lies outside kconfig value {name} ({size} bytes)",
+                    insn.imm
+                )));
+            }
+            Ok(RelocTarget::MapValue {
+                map: KCONFIG_SECTION.to_owned(),
+                offset: offset + insn.imm as u32,
+            })
+        }
+        ExternKind::Ksym { .. } | ExternKind::Kfunc { .. } => Ok(RelocTarget::Extern { name }),
+    }
 }
 
 fn wrong_type(section: &str, rel: &RelEntry, expected: &'static str) -> ParseError {

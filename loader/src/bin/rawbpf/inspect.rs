@@ -2,7 +2,11 @@
 
 use crate::json::Json;
 use rawbpf::obj::btf::Btf;
-use rawbpf::obj::{FunctionSpec, MapOrigin, MapSpec, Pinning, RelocTarget, Relocation, SlotTarget};
+use rawbpf::obj::externs::{describe_type, KCONFIG_SECTION};
+use rawbpf::obj::{
+    ExternKind, ExternSpec, FunctionSpec, MapOrigin, MapSpec, Pinning, RelocTarget, Relocation,
+    SlotTarget,
+};
 use rawbpf::ObjectSpec;
 use std::fmt::Write as _;
 
@@ -89,6 +93,20 @@ pub fn text(file: &str, spec: &ObjectSpec) -> String {
         table_with_details(&mut out, &rows, &details);
     }
 
+    if !spec.externs.is_empty() {
+        out.push_str("\nEXTERNS\n");
+        let mut rows = vec![row(&["NAME", "KIND", "WEAK", "TYPE"])];
+        for e in &spec.externs {
+            rows.push(vec![
+                e.name.clone(),
+                extern_kind(e).to_owned(),
+                if e.weak { "weak" } else { "-" }.to_owned(),
+                extern_type(e, spec.btf.as_ref()),
+            ]);
+        }
+        table(&mut out, &rows);
+    }
+
     let functions = spec
         .programs
         .iter()
@@ -101,7 +119,7 @@ pub fn text(file: &str, spec: &ObjectSpec) -> String {
         out.push_str("\nRELOCATIONS\n");
         let mut rows = vec![row(&["AT", "INSN", "TARGET"])];
         for (f, r) in relocs {
-            let (kind, target) = reloc_text(r);
+            let (kind, target) = reloc_text(f, r);
             rows.push(vec![
                 format!("{}+{}", f.name, r.insn),
                 kind.to_owned(),
@@ -152,13 +170,68 @@ fn origin(o: MapOrigin) -> &'static str {
     }
 }
 
-fn reloc_text(r: &Relocation) -> (&'static str, String) {
+fn reloc_text(f: &FunctionSpec, r: &Relocation) -> (&'static str, String) {
     match &r.target {
+        RelocTarget::Extern { name } => (insn_kind(f, r), format!("extern {name}")),
         RelocTarget::Map { map } => ("ld_imm64", format!("map {map}")),
         RelocTarget::MapValue { map, offset } => ("ld_imm64", format!("map value {map}+{offset}")),
         RelocTarget::Call { function } => ("call", format!("subprogram {function}")),
         RelocTarget::FuncAddr { function } => ("ld_imm64", format!("address of {function}")),
     }
+}
+
+/// `call` or `ld_imm64`: what a relocated instruction is.
+fn insn_kind(f: &FunctionSpec, r: &Relocation) -> &'static str {
+    if f.insns.get(r.insn).is_some_and(|i| i.is_call()) {
+        "call"
+    } else {
+        "ld_imm64"
+    }
+}
+
+fn extern_kind(e: &ExternSpec) -> &'static str {
+    match e.kind {
+        ExternKind::Kconfig { .. } => "kconfig",
+        ExternKind::Ksym { .. } => "ksym",
+        ExternKind::Kfunc { .. } => "kfunc",
+    }
+}
+
+/// An extern's type in words: a kconfig value's and where it is in
+/// `.kconfig`, a typed ksym's C type, a kfunc's prototype.
+fn extern_type(e: &ExternSpec, btf: Option<&Btf>) -> String {
+    let c_type = |id| btf.map_or_else(|| format!("[{id}]"), |b| describe_type(b, id));
+    match e.kind {
+        ExternKind::Kconfig { ty, offset, size } => {
+            format!("{} at {KCONFIG_SECTION}+{offset}", ty.describe(size))
+        }
+        ExternKind::Ksym { typed: Some(id) } => c_type(id),
+        ExternKind::Ksym { typed: None } => "typeless (an address from /proc/kallsyms)".into(),
+        ExternKind::Kfunc { func_id } => c_type(func_id),
+    }
+}
+
+fn extern_json(e: &ExternSpec, btf: Option<&Btf>) -> Json {
+    let mut fields = vec![
+        ("name", e.name.as_str().into()),
+        ("kind", extern_kind(e).into()),
+        ("weak", e.weak.into()),
+        ("btf_id", e.btf_id.into()),
+        ("type", extern_type(e, btf).into()),
+    ];
+    match e.kind {
+        ExternKind::Kconfig { ty, offset, size } => fields.extend([
+            ("value_type", ty.describe(size).into()),
+            ("offset", offset.into()),
+            ("size", size.into()),
+        ]),
+        ExternKind::Ksym { typed } => fields.extend([
+            ("typed", typed.is_some().into()),
+            ("type_id", Json::opt(typed, Json::from)),
+        ]),
+        ExternKind::Kfunc { func_id } => fields.push(("func_id", func_id.into())),
+    }
+    Json::Obj(fields)
 }
 
 fn type_name(btf: Option<&Btf>, id: u32) -> Option<String> {
@@ -214,7 +287,12 @@ fn map_details(m: &MapSpec, btf: Option<&Btf>) -> Vec<String> {
             inner.flags
         ));
     }
-    if m.origin == MapOrigin::GlobalData {
+    if m.origin == MapOrigin::GlobalData && m.section == KCONFIG_SECTION {
+        lines.push(format!(
+            "data: {} bytes of __kconfig values, filled in at load time; read-only, frozen after loading",
+            m.value_size
+        ));
+    } else if m.origin == MapOrigin::GlobalData {
         lines.push(match (&m.data, m.is_rodata()) {
             (None, _) => format!("data: {} zero bytes", m.value_size),
             (Some(d), true) => format!("data: {} bytes, read-only, frozen after loading", d.len()),
@@ -314,6 +392,15 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
         ),
         ("maps", Json::Arr(spec.maps.iter().map(map_json).collect())),
         (
+            "externs",
+            Json::Arr(
+                spec.externs
+                    .iter()
+                    .map(|e| extern_json(e, spec.btf.as_ref()))
+                    .collect(),
+            ),
+        ),
+        (
             "btf",
             Json::opt(spec.btf.as_ref(), |b| {
                 Json::Obj(vec![
@@ -334,7 +421,7 @@ fn function_fields(f: &FunctionSpec) -> Vec<(&'static str, Json)> {
         ("insns", f.insns.len().into()),
         (
             "relocations",
-            Json::Arr(f.relocations.iter().map(reloc_json).collect()),
+            Json::Arr(f.relocations.iter().map(|r| reloc_json(f, r)).collect()),
         ),
         ("btf_func_id", Json::opt(f.btf_func_id, Json::from)),
         ("func_info", f.func_info.len().into()),
@@ -342,12 +429,17 @@ fn function_fields(f: &FunctionSpec) -> Vec<(&'static str, Json)> {
     ]
 }
 
-fn reloc_json(r: &Relocation) -> Json {
+fn reloc_json(f: &FunctionSpec, r: &Relocation) -> Json {
     let mut fields = vec![
         ("insn", r.insn.into()),
         ("symbol", r.symbol.as_str().into()),
     ];
     match &r.target {
+        RelocTarget::Extern { name } => fields.extend([
+            ("kind", "extern".into()),
+            ("extern", name.as_str().into()),
+            ("insn_kind", insn_kind(f, r).into()),
+        ]),
         RelocTarget::Map { map } => {
             fields.extend([("kind", "map".into()), ("map", map.as_str().into())])
         }
