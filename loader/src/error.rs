@@ -138,7 +138,7 @@ pub enum LoadError {
     /// the object too): two kernel candidates disagree, an offset does not
     /// fit the instruction, the object's own data is inconsistent.
     #[error(transparent)]
-    Core(#[from] crate::obj::core::CoreError),
+    Core(#[from] Box<crate::obj::core::CoreError>),
     /// The kernel BTF that CO-RE relocations, externs or attach targets need
     /// cannot be read or parsed.
     #[error("kernel BTF {}: {reason}", path.display())]

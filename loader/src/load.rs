@@ -338,9 +338,9 @@ impl Collection {
         let relocated;
         let (spec, core_plan) = match kernel.as_deref() {
             Some(types) if spec.core_relocations > 0 => {
-                let plan = crate::obj::core::plan(spec, types)?;
+                let plan = crate::obj::core::plan(spec, types).map_err(Box::new)?;
                 let mut copy = spec.clone();
-                plan.apply(&mut copy)?;
+                plan.apply(&mut copy).map_err(Box::new)?;
                 relocated = copy;
                 (&relocated, Some(plan))
             }
