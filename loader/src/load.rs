@@ -540,12 +540,17 @@ fn takes_btf_types(t: MapType) -> bool {
     )
 }
 
-/// The number of possible CPUs (per-CPU values are this many times larger).
+/// The number of possible CPUs (per-CPU values are this many times larger;
+/// a perf event array has a slot for each). Read once: it never changes
+/// while the system runs.
 pub fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| parse_cpu_list(s.trim()))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    static POSSIBLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *POSSIBLE.get_or_init(|| {
+        std::fs::read_to_string("/sys/devices/system/cpu/possible")
+            .ok()
+            .and_then(|s| parse_cpu_list(s.trim()))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
 }
 
 /// Counts CPUs in a list like `0-3,5`.
@@ -619,6 +624,14 @@ fn create_map(
     btf: Option<BorrowedFd<'_>>,
     warnings: &mut Vec<String>,
 ) -> Result<Map, LoadError> {
+    // What the kernel is asked for: the declaration with libbpf's fix-ups
+    // (perf event arrays sized to the CPUs, ring buffers' sizes).
+    let (m, fixups) = m.for_kernel(
+        u32::try_from(possible_cpus()).unwrap_or(u32::MAX),
+        sys::page_size(),
+    );
+    warnings.extend(fixups);
+    let m: &MapSpec = &m;
     let kernel_name = kernel_map_name(m, &opts.object_name);
     let create_err = |source: io::Error| LoadError::MapCreate {
         map: m.name.clone(),

@@ -912,6 +912,13 @@ pub fn ignore_sigpipe() {
     }
 }
 
+/// The page size (a ring buffer's size is a power-of-2 multiple of it).
+pub fn page_size() -> u32 {
+    // SAFETY: sysconf only reads a value of the C library; no memory is passed.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 /// The effective user id (root can do everything bpf(2) asks).
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -72,6 +72,9 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
                                 ("kernel_name", m.kernel_name.as_str().into()),
                                 ("type", m.map_type.to_string().into()),
                                 ("id", m.id.into()),
+                                ("key_size", m.key_size.into()),
+                                ("value_size", m.value_size.into()),
+                                ("max_entries", m.max_entries.into()),
                             ])
                         })
                         .collect(),
@@ -118,10 +121,13 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
     for m in &c.maps {
         let _ = writeln!(
             out,
-            "  map     {:<20} {:<12} id {}",
+            "  map     {:<20} {:<12} id {:<6} key {} value {} max_entries {}",
             m.name,
             m.map_type.to_string(),
-            m.id
+            m.id,
+            m.key_size,
+            m.value_size,
+            m.max_entries
         );
     }
     match pinned {
