@@ -1137,3 +1137,263 @@ fn typed_ksyms_are_kernel_variables() {
     assert_eq!(u64_le(&bss[8..]), 1, "CPU 0's runqueue");
     assert_eq!(u64_le(&bss[16..]), 0, "a missing weak ksym is NULL");
 }
+
+/// Runs `rawbpf` as a child whose pid the test knows; returns (pid, output).
+fn rawbpf_child(args: &[&str]) -> (u32, std::process::Output) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rawbpf"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run rawbpf");
+    let pid = child.id();
+    (pid, child.wait_with_output().expect("wait for rawbpf"))
+}
+
+/// A raw tracepoint program runs once on the context `--ctx-in` gives (its
+/// arguments, 8 bytes each), as the process that asked: `.bss` holds that
+/// process's pid and the first argument; without `--ctx-in` the arguments
+/// are zero. Not timed, no packet: the JSON says so with null and "".
+#[test]
+fn raw_tracepoint_runs_on_a_context() {
+    if !kernel("raw_tracepoint_runs_on_a_context") {
+        return;
+    }
+    let arg0: u64 = 0x1122_3344_5566_7788;
+    let mut args = arg0.to_le_bytes().to_vec();
+    args.extend_from_slice(&59u64.to_le_bytes()); // sys_enter's second: the syscall number
+    let ctx = TempFile::new("raw-tp-ctx", &args);
+    let file = obj("raw_tp.bpf.o");
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["run", &file, "--prog", "record_sys_enter", "--dump", ".bss"];
+        argv.extend_from_slice(extra);
+        let (pid, o) = rawbpf_child(&argv);
+        assert_eq!(o.status.code(), Some(0), "{argv:?}: {}", stderr(&o));
+        (pid, support::stdout(&o))
+    };
+
+    let (pid, out) = run(&["--ctx-in", ctx.path(), "--json"]);
+    let doc = support::json::parse(&out).unwrap();
+    assert_eq!(doc.get("prog").str(), "record_sys_enter");
+    assert_eq!(doc.get("retval").num(), 0x5eed);
+    assert_eq!(doc.get("duration_ns"), &support::json::Value::Null);
+    assert_eq!(doc.get("repeat").num(), 1);
+    assert_eq!(doc.get("data_out").str(), "");
+    let bss = unhex(doc.get("maps").get(".bss").array()[0].get("value").str());
+    assert_eq!(
+        u64_le(&bss[0..]),
+        u64::from(pid),
+        "pid of the rawbpf process"
+    );
+    assert_eq!(u64_le(&bss[8..]), arg0, "ctx->args[0] from --ctx-in");
+    assert_eq!(u64_le(&bss[16..]), 1, "one run");
+
+    // Text output, default (zeroed) context.
+    let (pid, out) = run(&[]);
+    assert!(
+        out.starts_with("record_sys_enter: retval 24301\nran once, not timed (the kernel times only packet runs)\ncontext in (96 bytes): 0000"),
+        "{out}"
+    );
+    let value = format!(
+        "  key 00000000 value {}{}{}\n",
+        rawbpf::load::hex(&u64::from(pid).to_le_bytes()),
+        "00".repeat(8),
+        rawbpf::load::hex(&1u64.to_le_bytes())
+    );
+    assert!(out.ends_with(&value), "{out}\nwanted {value}");
+
+    // The library call behind it.
+    let c = load("raw_tp.bpf.o", &[]).unwrap();
+    let prog = c.program("record_sys_enter").unwrap();
+    assert_eq!(prog.test_run_ctx(&args).unwrap().retval, 0x5eed);
+    let bss = c.map(".bss").unwrap().lookup(&0u32.to_le_bytes()).unwrap();
+    let bss = bss.unwrap();
+    assert_eq!(u64_le(&bss[0..]), u64::from(std::process::id()));
+    assert_eq!(u64_le(&bss[8..]), arg0);
+}
+
+/// What a raw tracepoint run cannot take is refused with the reason: packet
+/// flags as bad usage (exit 2) before anything loads; a context the kernel
+/// refuses, and a program type it cannot test-run, as failures (exit 1).
+#[test]
+fn raw_tracepoint_run_refusals() {
+    if !kernel("raw_tracepoint_run_refusals") {
+        return;
+    }
+    let file = obj("raw_tp.bpf.o");
+    let frame = TempFile::new("raw-tp-frame", &ipv4_udp_frame(0));
+    let o = rawbpf(&[
+        "run",
+        &file,
+        "--prog",
+        "record_sys_enter",
+        "--data-in",
+        frame.path(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rawbpf: run: --data-in {}: record_sys_enter is a raw_tracepoint program, which takes no packet \
+             (BPF_PROG_TEST_RUN gives it no data_in); give its context with --ctx-in FILE\nTry 'rawbpf --help'.\n",
+            frame.path()
+        )
+    );
+    let o = rawbpf(&["run", &file, "--prog", "record_sys_enter", "--repeat", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(
+            "rawbpf: run: --repeat 3: record_sys_enter is a raw_tracepoint program, which the kernel runs once per test run"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // 4 bytes: less than the one argument the program reads (the kernel
+    // refuses it); 13 arguments: more than any tracepoint has (refused
+    // before the call).
+    for len in [4, 13 * 8] {
+        let ctx = TempFile::new("raw-tp-bad-ctx", &vec![1; len]);
+        let o = rawbpf(&[
+            "run",
+            &file,
+            "--prog",
+            "record_sys_enter",
+            "--ctx-in",
+            ctx.path(),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "rawbpf: {file}: program record_sys_enter: BPF_PROG_TEST_RUN failed: Invalid argument (os error 22) \
+                 (the context ({len} bytes) must hold every argument the program reads, 8 bytes each, and be at most 96 bytes)\n"
+            )
+        );
+    }
+    let o = rawbpf(&["run", &file, "--prog", "writable_noop"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with(
+            "program writable_noop: BPF_PROG_TEST_RUN failed: Unknown error 524 (os error 524) \
+             (the kernel cannot test-run raw_tracepoint_writable programs)\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A packet program's `--ctx-in` is its `struct __sk_buff`: the kernel
+/// takes the mark from it and gives the whole context back, with what the
+/// run filled in (the device: loopback).
+#[test]
+fn packet_run_with_a_context() {
+    if !kernel("packet_run_with_a_context") {
+        return;
+    }
+    let mut skb = vec![0u8; 12];
+    skb[8..12].copy_from_slice(&0x1234u32.to_le_bytes()); // mark
+    let ctx = TempFile::new("skb-ctx", &skb);
+    let doc = rawbpf_json(&[
+        "run",
+        &obj("pipeline.bpf.o"),
+        "--prog",
+        "mark_packet",
+        "--ctx-in",
+        ctx.path(),
+        "--json",
+    ]);
+    assert_eq!(
+        doc.get("retval").num(),
+        2,
+        "TC_ACT_SHOT, as without a context"
+    );
+    let out = unhex(doc.get("ctx_out").str());
+    assert!(
+        out.len() > 140,
+        "the kernel's whole __sk_buff: {} bytes",
+        out.len()
+    );
+    assert_eq!(out[8..12], 0x1234u32.to_le_bytes(), "mark");
+    assert_eq!(
+        out[40..44],
+        1u32.to_le_bytes(),
+        "ifindex: loopback's, filled in by the run"
+    );
+}
+
+/// Maps real objects declare: a ring buffer with key/value types and a size
+/// that is not a power-of-2 multiple of the page size, a perf event array
+/// without max_entries. `inspect` shows them as declared; `load` creates
+/// what the kernel takes, says what it changed, and the kernel's own view of
+/// the maps has the adjusted sizes.
+#[test]
+fn map_fixups() {
+    if !kernel("map_fixups") {
+        return;
+    }
+    let file = obj("map_fixups.bpf.o");
+    let page = rawbpf::sys::page_size();
+    let mut ring = page;
+    while ring <= 10_000 {
+        ring *= 2;
+    }
+    let cpus = rawbpf::load::possible_cpus() as u64;
+    let warnings = [
+        "map events_rb: key size 4 and value size 4 changed to 0: a ring buffer has no keys or values \
+         (declare only its type and max_entries)"
+            .to_owned(),
+        format!(
+            "map events_rb: max_entries 10000 rounded up to {ring}: a ring buffer's size must be a \
+             power-of-2 multiple of the page size ({page} bytes)"
+        ),
+    ];
+
+    let declared = rawbpf_json(&["inspect", &file, "--json"]);
+    let sizes = |m: &support::json::Value| {
+        (
+            m.get("key_size").num(),
+            m.get("value_size").num(),
+            m.get("max_entries").num(),
+        )
+    };
+    let find = |doc: &support::json::Value, name: &str| {
+        doc.get("maps")
+            .array()
+            .iter()
+            .find(|m| m.get("name").str() == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no map {name}"))
+    };
+    assert_eq!(sizes(&find(&declared, "events_rb")), (4, 4, 10_000));
+    assert_eq!(sizes(&find(&declared, "events_perf")), (4, 4, 0));
+
+    let loaded = rawbpf_json(&["load", &file, "--json"]);
+    assert_eq!(sizes(&find(&loaded, "events_rb")), (0, 0, u64::from(ring)));
+    assert_eq!(sizes(&find(&loaded, "events_perf")), (4, 4, cpus));
+    let said: Vec<&str> = loaded
+        .get("warnings")
+        .array()
+        .iter()
+        .map(|w| w.str())
+        .collect();
+    assert_eq!(said, warnings);
+    let o = rawbpf(&["load", &file]);
+    assert_eq!(o.status.code(), Some(0));
+    let expected: String = warnings
+        .iter()
+        .map(|w| format!("rawbpf: warning: {w}\n"))
+        .collect();
+    assert_eq!(stderr(&o), expected);
+
+    // What the kernel holds, read back from it.
+    let c = load("map_fixups.bpf.o", &[]).unwrap();
+    let info = |name: &str| rawbpf::sys::map_info(c.map(name).unwrap().fd()).unwrap();
+    let rb = info("events_rb");
+    assert_eq!((rb.key_size, rb.value_size, rb.max_entries), (0, 0, ring));
+    let perf = info("events_perf");
+    assert_eq!(
+        (perf.key_size, perf.value_size, u64::from(perf.max_entries)),
+        (4, 4, cpus)
+    );
+    assert_eq!(c.warnings, warnings);
+}

@@ -282,6 +282,16 @@ pub enum LoadError {
         /// What was tried and what failed.
         reason: String,
     },
+    /// A test run the kernel refused (or would refuse), with the rule it broke.
+    #[error("program {program}: BPF_PROG_TEST_RUN failed: {source} ({rule})")]
+    TestRunRule {
+        /// Program name.
+        program: String,
+        /// The rule, in words.
+        rule: String,
+        /// errno (for a run refused before the call: the kernel's answer to it).
+        source: std::io::Error,
+    },
     /// A name that is not in the object.
     #[error("no {kind} named {name} in the object (it has: {known})")]
     NotFound {

@@ -210,10 +210,65 @@ pub struct Program {
 pub struct TestRunResult {
     /// The program's return value.
     pub retval: u32,
-    /// Average ns per run.
+    /// Average ns per run (0 for context-only runs: the kernel does not time them).
     pub duration_ns: u32,
-    /// The packet after the run.
+    /// The packet after the run (empty for context-only runs).
     pub data_out: Vec<u8>,
+    /// The context after the run, when one was given to a packet program.
+    pub ctx_out: Vec<u8>,
+}
+
+/// What `BPF_PROG_TEST_RUN` feeds a program of some type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunInput {
+    /// A packet, repeated and timed, and optionally a context
+    /// (`struct __sk_buff`, `struct xdp_md`) that the run gives back.
+    Packet,
+    /// Only a context: no packet, no repeat, no timing (the kernel refuses
+    /// them with `EINVAL`). `max` is the most bytes it takes; `default_len`
+    /// the zeroed context used when none is given.
+    Context {
+        /// The largest context the kernel takes.
+        max: usize,
+        /// Bytes of the default (zeroed) context.
+        default_len: usize,
+    },
+}
+
+/// A raw tracepoint's context: 8 bytes per argument, at most
+/// `MAX_BPF_FUNC_ARGS` (12) of them.
+pub const RAW_TP_CTX_MAX: usize = 12 * 8;
+
+/// The kernel's `ENOTSUPP` (not in libc: it never reaches user space
+/// elsewhere): "this program type has no test run".
+const ENOTSUPP: i32 = 524;
+
+impl RunInput {
+    /// What a program of type `t` takes in a test run.
+    pub fn of(t: ProgramType) -> RunInput {
+        match t {
+            // Arguments as u64s. The default is all 12, zeroed: a context
+            // shorter than what the program reads is refused.
+            ProgramType::RAW_TRACEPOINT | ProgramType::RAW_TRACEPOINT_WRITABLE => {
+                RunInput::Context {
+                    max: RAW_TP_CTX_MAX,
+                    default_len: RAW_TP_CTX_MAX,
+                }
+            }
+            // fentry/fexit/fmod_ret: the kernel calls its own bpf_fentry_test*
+            // functions and ignores any context.
+            ProgramType::TRACING => RunInput::Context {
+                max: RAW_TP_CTX_MAX,
+                default_len: 0,
+            },
+            // Whatever struct the program defines, copied back after the run.
+            ProgramType::SYSCALL => RunInput::Context {
+                max: usize::from(u16::MAX),
+                default_len: 0,
+            },
+            _ => RunInput::Packet,
+        }
+    }
 }
 
 impl Program {
@@ -224,19 +279,110 @@ impl Program {
 
     /// Runs the program on a packet with `BPF_PROG_TEST_RUN`.
     pub fn test_run(&self, data: &[u8], repeat: u32) -> Result<TestRunResult, LoadError> {
+        self.test_run_with(data, None, repeat)
+    }
+
+    /// Runs the program on a packet with a context (`struct __sk_buff` for
+    /// TC and socket programs, `struct xdp_md` for XDP) as `BPF_PROG_TEST_RUN`
+    /// allows; the context after the run is in [`TestRunResult::ctx_out`].
+    pub fn test_run_with(
+        &self,
+        data: &[u8],
+        ctx: Option<&[u8]>,
+        repeat: u32,
+    ) -> Result<TestRunResult, LoadError> {
         let mut out = vec![0u8; data.len() + 4096];
-        let run = sys::prog_test_run(self.fd(), data, &mut out, repeat).map_err(|source| {
-            LoadError::TestRun {
-                program: self.name.clone(),
-                source,
-            }
-        })?;
+        // Room for the kernel's whole context struct, which may be longer
+        // than what was given (a shorter one is zero-extended).
+        let mut ctx_out = vec![0u8; ctx.map_or(0, |c| c.len().max(1024))];
+        let bufs = sys::TestRunBufs {
+            data_in: data,
+            data_out: &mut out,
+            ctx_in: ctx.unwrap_or_default(),
+            ctx_out: &mut ctx_out,
+            repeat,
+        };
+        let run =
+            sys::prog_test_run_with(self.fd(), bufs).map_err(|e| self.test_run_error(e, None))?;
         out.truncate((run.data_size_out as usize).min(out.len()));
+        ctx_out.truncate((run.ctx_size_out as usize).min(ctx_out.len()));
         Ok(TestRunResult {
             retval: run.retval,
             duration_ns: run.duration_ns,
             data_out: out,
+            ctx_out,
         })
+    }
+
+    /// Runs a program that takes no packet (raw tracepoint, tracing,
+    /// syscall; see [`RunInput::of`]) once, on context `ctx` — for a raw
+    /// tracepoint its arguments, 8 bytes each. No packet, repeat or timing:
+    /// the kernel refuses them for these programs.
+    pub fn test_run_ctx(&self, ctx: &[u8]) -> Result<TestRunResult, LoadError> {
+        let RunInput::Context { max, .. } = RunInput::of(self.prog_type) else {
+            return Err(LoadError::TestRunRule {
+                program: self.name.clone(),
+                rule: format!(
+                    "a {} program runs on a packet, not on a context alone",
+                    self.prog_type
+                ),
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        };
+        if ctx.len() > max {
+            return Err(LoadError::TestRunRule {
+                program: self.name.clone(),
+                rule: self.ctx_rule(ctx.len(), max),
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        let bufs = sys::TestRunBufs {
+            ctx_in: ctx,
+            ..sys::TestRunBufs::default()
+        };
+        let run = sys::prog_test_run_with(self.fd(), bufs)
+            .map_err(|e| self.test_run_error(e, Some((ctx.len(), max))))?;
+        Ok(TestRunResult {
+            retval: run.retval,
+            duration_ns: 0,
+            data_out: Vec::new(),
+            ctx_out: Vec::new(),
+        })
+    }
+
+    fn ctx_rule(&self, len: usize, max: usize) -> String {
+        if self.prog_type == ProgramType::SYSCALL {
+            format!("the context ({len} bytes) must cover every byte the program reads and be at most {max} bytes")
+        } else {
+            format!(
+                "the context ({len} bytes) must hold every argument the program reads, 8 bytes each, and be at most {max} bytes"
+            )
+        }
+    }
+
+    /// The error for a failed test run, with the rule broken where the
+    /// errno says which. `ctx` is (context length, most allowed) for
+    /// context-only runs.
+    fn test_run_error(&self, source: io::Error, ctx: Option<(usize, usize)>) -> LoadError {
+        let rule = match (source.raw_os_error(), ctx) {
+            (Some(ENOTSUPP), _) => Some(format!(
+                "the kernel cannot test-run {} programs",
+                self.prog_type
+            )),
+            (Some(libc::EINVAL), Some((len, max))) => Some(self.ctx_rule(len, max)),
+            _ => None,
+        };
+        match rule {
+            Some(rule) => LoadError::TestRunRule {
+                program: self.name.clone(),
+                rule,
+                source,
+            },
+            None => LoadError::TestRun {
+                program: self.name.clone(),
+                source,
+            },
+        }
     }
 }
 
@@ -615,12 +761,17 @@ fn takes_btf_types(t: MapType) -> bool {
     )
 }
 
-/// The number of possible CPUs (per-CPU values are this many times larger).
+/// The number of possible CPUs (per-CPU values are this many times larger;
+/// a perf event array has a slot for each). Read once: it never changes
+/// while the system runs.
 pub fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| parse_cpu_list(s.trim()))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    static POSSIBLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *POSSIBLE.get_or_init(|| {
+        std::fs::read_to_string("/sys/devices/system/cpu/possible")
+            .ok()
+            .and_then(|s| parse_cpu_list(s.trim()))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
 }
 
 /// Counts CPUs in a list like `0-3,5`.
@@ -694,6 +845,14 @@ fn create_map(
     btf: Option<BorrowedFd<'_>>,
     warnings: &mut Vec<String>,
 ) -> Result<Map, LoadError> {
+    // What the kernel is asked for: the declaration with libbpf's fix-ups
+    // (perf event arrays sized to the CPUs, ring buffers' sizes).
+    let (m, fixups) = m.for_kernel(
+        u32::try_from(possible_cpus()).unwrap_or(u32::MAX),
+        sys::page_size(),
+    );
+    warnings.extend(fixups);
+    let m: &MapSpec = &m;
     let kernel_name = kernel_map_name(m, &opts.object_name);
     let create_err = |source: io::Error| LoadError::MapCreate {
         map: m.name.clone(),
@@ -1224,6 +1383,23 @@ mod tests {
             ":1=p".parse::<TailSlot>().unwrap_err(),
             "the map name is empty"
         );
+    }
+
+    #[test]
+    fn run_inputs_by_program_type() {
+        assert_eq!(
+            RunInput::of(ProgramType::RAW_TRACEPOINT),
+            RunInput::Context {
+                max: 96,
+                default_len: 96
+            }
+        );
+        assert!(matches!(
+            RunInput::of(ProgramType::TRACING),
+            RunInput::Context { default_len: 0, .. }
+        ));
+        assert_eq!(RunInput::of(ProgramType::SCHED_CLS), RunInput::Packet);
+        assert_eq!(RunInput::of(ProgramType::XDP), RunInput::Packet);
     }
 
     #[test]

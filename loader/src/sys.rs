@@ -486,10 +486,29 @@ struct TestRunAttr {
 #[derive(Debug, Clone, Copy)]
 pub struct TestRun {
     pub retval: u32,
-    /// Average ns per run, as the kernel measures it.
+    /// Average ns per run, as the kernel measures it (0 where it does not).
     pub duration_ns: u32,
     /// Bytes the kernel wrote to `data_out` (may exceed its length: then truncated).
     pub data_size_out: u32,
+    /// Bytes of context the kernel wrote to `ctx_out` (0 if none).
+    pub ctx_size_out: u32,
+}
+
+/// The buffers of one `BPF_PROG_TEST_RUN`. An empty slice goes to the
+/// kernel as a null pointer and size 0: raw_tracepoint runs refuse any
+/// `data_in`, `data_out` or `ctx_out` pointer, and a zero `repeat`.
+#[derive(Debug, Default)]
+pub struct TestRunBufs<'a> {
+    /// The packet.
+    pub data_in: &'a [u8],
+    /// Room for the packet after the run.
+    pub data_out: &'a mut [u8],
+    /// The context (`struct __sk_buff`, `xdp_md`, tracepoint arguments).
+    pub ctx_in: &'a [u8],
+    /// Room for the context after the run.
+    pub ctx_out: &'a mut [u8],
+    /// Runs; 0 for program types that take no repeat.
+    pub repeat: u32,
 }
 
 /// `BPF_PROG_TEST_RUN` of a program on a packet, `repeat` times.
@@ -499,13 +518,47 @@ pub fn prog_test_run(
     data_out: &mut [u8],
     repeat: u32,
 ) -> io::Result<TestRun> {
+    prog_test_run_with(
+        fd,
+        TestRunBufs {
+            data_in,
+            data_out,
+            repeat,
+            ..TestRunBufs::default()
+        },
+    )
+}
+
+/// `BPF_PROG_TEST_RUN` with a context as well as (or instead of) a packet.
+pub fn prog_test_run_with(fd: BorrowedFd<'_>, bufs: TestRunBufs<'_>) -> io::Result<TestRun> {
+    fn in_ptr(s: &[u8]) -> u64 {
+        if s.is_empty() {
+            0
+        } else {
+            ptr(s)
+        }
+    }
+    fn out_ptr(s: &mut [u8]) -> u64 {
+        if s.is_empty() {
+            0
+        } else {
+            s.as_mut_ptr() as u64
+        }
+    }
+    // BPF_PROG_TYPE_SYSCALL runs copy the context back into `ctx_in`: the
+    // kernel writes to a copy of ours, never through the shared borrow.
+    let mut ctx_in = bufs.ctx_in.to_vec();
     let mut attr = TestRunAttr {
         prog_fd: fd_u32(fd),
-        data_size_in: data_in.len() as u32,
-        data_size_out: data_out.len() as u32,
-        data_in: ptr(data_in),
-        data_out: data_out.as_mut_ptr() as u64,
-        repeat,
+        data_size_in: bufs.data_in.len() as u32,
+        data_size_out: bufs.data_out.len() as u32,
+        data_in: in_ptr(bufs.data_in),
+        data_out: out_ptr(bufs.data_out),
+        repeat: bufs.repeat,
+        ctx_size_in: ctx_in.len() as u32,
+        ctx_size_out: bufs.ctx_out.len() as u32,
+        ctx_in: out_ptr(&mut ctx_in),
+        ctx_out: out_ptr(bufs.ctx_out),
         ..Default::default()
     };
     bpf(cmd::PROG_TEST_RUN, &mut attr)?;
@@ -513,6 +566,7 @@ pub fn prog_test_run(
         retval: attr.retval,
         duration_ns: attr.duration,
         data_size_out: attr.data_size_out,
+        ctx_size_out: attr.ctx_size_out,
     })
 }
 
@@ -1120,6 +1174,13 @@ pub fn ignore_sigpipe() {
     }
 }
 
+/// The page size (a ring buffer's size is a power-of-2 multiple of it).
+pub fn page_size() -> u32 {
+    // SAFETY: sysconf only reads a value of the C library; no memory is passed.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 /// The effective user id (root can do everything bpf(2) asks).
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -1145,6 +1206,9 @@ mod tests {
         assert_eq!(offset_of!(ProgLoadAttr, fd_array), 120);
         assert_eq!(offset_of!(ProgLoadAttr, log_true_size), 140);
         assert_eq!(offset_of!(TestRunAttr, repeat), 32);
+        assert_eq!(offset_of!(TestRunAttr, ctx_size_in), 40);
+        assert_eq!(offset_of!(TestRunAttr, ctx_in), 48);
+        assert_eq!(offset_of!(TestRunAttr, ctx_out), 56);
         assert_eq!(offset_of!(TestRunAttr, batch_size), 72);
         assert_eq!(offset_of!(ProgInfo, name), 64);
         assert_eq!(offset_of!(ProgInfo, btf_id), 128);

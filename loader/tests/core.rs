@@ -173,6 +173,7 @@ fn object(local: &Btf, insns: Vec<Insn>, relos: Vec<CoreReloSpec>) -> ObjectSpec
         }],
         subprograms: Vec::new(),
         maps: Vec::new(),
+        externs: Vec::new(),
         license: "GPL".into(),
         kernel_version: None,
         btf: Some(local.clone()),

@@ -68,16 +68,20 @@ struct bpf_map_def {
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PROG_ARRAY 3
+#define BPF_MAP_TYPE_PERF_EVENT_ARRAY 4
 #define BPF_MAP_TYPE_PERCPU_HASH 5
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_ARRAY_OF_MAPS 12
 #define BPF_MAP_TYPE_HASH_OF_MAPS 13
+#define BPF_MAP_TYPE_RINGBUF 27
 
 /* map_flags */
 #define BPF_F_NO_PREALLOC (1U << 0)
 /* bpf_map_update_elem flags */
 #define BPF_ANY 0
+/* bpf_perf_event_output flags: the running CPU's slot */
+#define BPF_F_CURRENT_CPU 0xffffffffULL
 
 /* --- Helpers, by their ids in enum bpf_func_id --- */
 static void *(* const bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
@@ -91,9 +95,12 @@ static long (* const bpf_skb_store_bytes)(void *skb, __u32 offset, const void *f
 static long (* const bpf_l3_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to, __u64 size) = (void *)10;
 static long (* const bpf_l4_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to, __u64 flags) = (void *)11;
 static long (* const bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *)12;
+static __u64 (* const bpf_get_current_pid_tgid)(void) = (void *)14;
+static long (* const bpf_perf_event_output)(void *ctx, void *map, __u64 flags, void *data, __u64 size) = (void *)25;
 static long (* const bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
 static void *(* const bpf_per_cpu_ptr)(const void *percpu_ptr, __u32 cpu) = (void *)153;
 static void *(* const bpf_this_cpu_ptr)(const void *percpu_ptr) = (void *)154;
+static long (* const bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *)130;
 static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
 /*
@@ -141,6 +148,11 @@ struct xdp_md {
 
 /* Opaque contexts of tracing programs. */
 struct pt_regs;
+
+/* A raw tracepoint's context: its arguments, each widened to 64 bits. */
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
+};
 
 /* --- Return codes --- */
 #define TC_ACT_OK 0

@@ -9,6 +9,7 @@ use super::{InitialSlot, MapOrigin, MapSpec, Pinning, SlotTarget};
 use crate::error::ParseError;
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 use object::elf;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// `R_BPF_64_ABS64`: a 64-bit absolute address in data (a `.values` slot).
@@ -609,4 +610,256 @@ fn data_map(section: &Section<'_>, btf: Option<&Btf>) -> Option<MapSpec> {
         data: (section.sh_type != elf::SHT_NOBITS.0).then(|| section.data.to_vec()),
         ..blank(section.name, MapOrigin::GlobalData, section.name)
     })
+}
+
+impl MapSpec {
+    /// The map as the kernel must be asked to create it: the definition with
+    /// the fix-ups libbpf and cilium/ebpf make for maps real objects declare,
+    /// and a warning (naming the map) for each declared value it changes.
+    ///
+    /// - A perf event array without `max_entries` gets one slot per possible
+    ///   CPU (libbpf's `map_set_def_max_entries`; a declared value is kept, as
+    ///   libbpf keeps it). Its key and value are 4 bytes (a CPU index, a perf
+    ///   event fd) whatever the object's `__type`s say.
+    /// - A ring buffer (`RINGBUF`, `USER_RINGBUF`) has no key or value, and
+    ///   its size is rounded up to a power-of-2 multiple of the page size
+    ///   (libbpf's `adjust_ringbuf_sz`).
+    ///
+    /// Neither map type takes BTF key/value types, so their ids are dropped
+    /// (the kernel refuses them). `possible_cpus` and `page_size` are the
+    /// machine's; this function itself is pure. The spec is borrowed back
+    /// unchanged when nothing needs fixing.
+    pub fn for_kernel(
+        &self,
+        possible_cpus: u32,
+        page_size: u32,
+    ) -> (Cow<'_, MapSpec>, Vec<String>) {
+        let mut warnings = Vec::new();
+        if !needs_fixups(self) {
+            return (Cow::Borrowed(self), warnings);
+        }
+        let mut fixed = self.clone();
+        if fix_up(&mut fixed, possible_cpus, page_size, &mut warnings) {
+            (Cow::Owned(fixed), warnings)
+        } else {
+            (Cow::Borrowed(self), warnings)
+        }
+    }
+}
+
+/// Whether [`MapSpec::for_kernel`] may change anything in this map (the
+/// others are not cloned: a global-data map can carry kilobytes).
+fn needs_fixups(m: &MapSpec) -> bool {
+    matches!(
+        m.map_type,
+        MapType::PERF_EVENT_ARRAY | MapType::RINGBUF | MapType::USER_RINGBUF
+    ) || m.inner.as_deref().is_some_and(needs_fixups)
+}
+
+/// Applies the fix-ups to `m` in place; returns whether anything changed.
+fn fix_up(m: &mut MapSpec, possible_cpus: u32, page_size: u32, warnings: &mut Vec<String>) -> bool {
+    let shape = |m: &MapSpec| {
+        (
+            m.key_size,
+            m.value_size,
+            m.max_entries,
+            m.btf_key_type_id,
+            m.btf_value_type_id,
+        )
+    };
+    let before = shape(m);
+    match m.map_type {
+        MapType::PERF_EVENT_ARRAY => {
+            if m.max_entries == 0 {
+                m.max_entries = possible_cpus.max(1);
+            }
+            let name = &m.name;
+            for (what, size, meaning) in [
+                ("key", &mut m.key_size, "a CPU index"),
+                ("value", &mut m.value_size, "a perf event fd"),
+            ] {
+                if *size != 4 && *size != 0 {
+                    warnings.push(format!(
+                        "map {name}: {what} size {size} changed to 4: a perf event array's {what} is {meaning} (4 bytes)"
+                    ));
+                }
+                *size = 4;
+            }
+        }
+        MapType::RINGBUF | MapType::USER_RINGBUF => {
+            if m.key_size != 0 || m.value_size != 0 {
+                warnings.push(format!(
+                    "map {}: key size {} and value size {} changed to 0: a ring buffer has no keys or values (declare only its type and max_entries)",
+                    m.name, m.key_size, m.value_size
+                ));
+                m.key_size = 0;
+                m.value_size = 0;
+            }
+            let size = ringbuf_size(m.max_entries, page_size);
+            if size != m.max_entries {
+                warnings.push(format!(
+                    "map {}: max_entries {} rounded up to {size}: a ring buffer's size must be a power-of-2 multiple of the page size ({page_size} bytes)",
+                    m.name, m.max_entries
+                ));
+                m.max_entries = size;
+            }
+        }
+        _ => {}
+    }
+    // Neither takes BTF key/value types: the kernel refuses them.
+    if matches!(
+        m.map_type,
+        MapType::PERF_EVENT_ARRAY | MapType::RINGBUF | MapType::USER_RINGBUF
+    ) {
+        m.btf_key_type_id = 0;
+        m.btf_value_type_id = 0;
+    }
+    let inner_changed = match m.inner.as_deref_mut() {
+        Some(inner) => fix_up(inner, possible_cpus, page_size, warnings),
+        None => false,
+    };
+    inner_changed || shape(m) != before
+}
+
+/// A ring buffer's size as the kernel takes it: a power-of-2 multiple of
+/// the page size, the smallest above `size` if `size` is not one (libbpf's
+/// `adjust_ringbuf_sz`). 0 stays 0, and a size no such multiple fits in a
+/// u32 is left as it is, for the kernel to refuse in its own words.
+fn ringbuf_size(size: u32, page_size: u32) -> u32 {
+    if size == 0 || page_size == 0 {
+        return size;
+    }
+    if size.is_multiple_of(page_size) && (size / page_size).is_power_of_two() {
+        return size;
+    }
+    let mut mul: u32 = 1;
+    while let Some(bytes) = mul.checked_mul(page_size) {
+        if bytes > size {
+            return bytes;
+        }
+        match mul.checked_mul(2) {
+            Some(next) => mul = next,
+            None => break,
+        }
+    }
+    size
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(map_type: MapType, key: u32, value: u32, max_entries: u32) -> MapSpec {
+        MapSpec {
+            map_type,
+            key_size: key,
+            value_size: value,
+            max_entries,
+            ..blank("m", MapOrigin::Btf, ".maps")
+        }
+    }
+
+    fn sizes(m: &MapSpec) -> (u32, u32, u32) {
+        (m.key_size, m.value_size, m.max_entries)
+    }
+
+    #[test]
+    fn perf_event_array_gets_cpus_and_4_byte_slots() {
+        // Undeclared sizes and max_entries: filled in without a word.
+        let m = map(MapType::PERF_EVENT_ARRAY, 0, 0, 0);
+        let (fixed, warnings) = m.for_kernel(6, 4096);
+        assert_eq!(sizes(&fixed), (4, 4, 6));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // A declared max_entries is kept, above the CPU count too (as libbpf).
+        let m = map(MapType::PERF_EVENT_ARRAY, 4, 4, 128);
+        let (fixed, _) = m.for_kernel(6, 4096);
+        assert_eq!(sizes(&fixed), (4, 4, 128));
+        assert!(matches!(fixed, Cow::Borrowed(_)), "nothing to fix");
+        // `__type(key, __u64); __type(value, struct event)`: sizes the kernel
+        // refuses become 4, BTF ids go, and each change is named.
+        let mut m = map(MapType::PERF_EVENT_ARRAY, 8, 16, 0);
+        m.name = "events".into();
+        m.btf_key_type_id = 3;
+        m.btf_value_type_id = 7;
+        let (fixed, warnings) = m.for_kernel(2, 4096);
+        assert_eq!(sizes(&fixed), (4, 4, 2));
+        assert_eq!((fixed.btf_key_type_id, fixed.btf_value_type_id), (0, 0));
+        assert_eq!(
+            warnings,
+            [
+                "map events: key size 8 changed to 4: a perf event array's key is a CPU index (4 bytes)",
+                "map events: value size 16 changed to 4: a perf event array's value is a perf event fd (4 bytes)",
+            ]
+        );
+        // `__type(key, int); __type(value, __u32)`: right sizes, types dropped quietly.
+        let mut m = map(MapType::PERF_EVENT_ARRAY, 4, 4, 0);
+        m.btf_key_type_id = 3;
+        m.btf_value_type_id = 3;
+        let (fixed, warnings) = m.for_kernel(2, 4096);
+        assert_eq!((sizes(&fixed), fixed.btf_value_type_id), ((4, 4, 2), 0));
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn ring_buffer_loses_key_and_value_and_is_rounded_up() {
+        let mut m = map(MapType::RINGBUF, 4, 4, 4096 * 4);
+        m.name = "rb".into();
+        m.btf_key_type_id = 1;
+        m.btf_value_type_id = 2;
+        let (fixed, warnings) = m.for_kernel(2, 4096);
+        assert_eq!(sizes(&fixed), (0, 0, 16384));
+        assert_eq!((fixed.btf_key_type_id, fixed.btf_value_type_id), (0, 0));
+        assert_eq!(
+            warnings,
+            ["map rb: key size 4 and value size 4 changed to 0: a ring buffer has no keys or values (declare only its type and max_entries)"]
+        );
+        let mut m = map(MapType::USER_RINGBUF, 0, 0, 10_000);
+        m.name = "urb".into();
+        let (fixed, warnings) = m.for_kernel(2, 4096);
+        assert_eq!(sizes(&fixed), (0, 0, 16384));
+        assert_eq!(
+            warnings,
+            ["map urb: max_entries 10000 rounded up to 16384: a ring buffer's size must be a power-of-2 multiple of the page size (4096 bytes)"]
+        );
+        let m = map(MapType::RINGBUF, 0, 0, 1 << 20);
+        let (fixed, warnings) = m.for_kernel(2, 4096);
+        assert!(matches!(fixed, Cow::Borrowed(_)) && warnings.is_empty());
+    }
+
+    #[test]
+    fn ring_buffer_sizes_as_libbpf_rounds_them() {
+        assert_eq!(ringbuf_size(0, 4096), 0, "left for the kernel to refuse");
+        assert_eq!(ringbuf_size(1, 4096), 4096);
+        assert_eq!(ringbuf_size(4096, 4096), 4096);
+        assert_eq!(ringbuf_size(4097, 4096), 8192);
+        assert_eq!(ringbuf_size(3 * 4096, 4096), 4 * 4096);
+        assert_eq!(ringbuf_size(8192, 16384), 16384, "other page sizes");
+        assert_eq!(ringbuf_size(1 << 31, 4096), 1 << 31);
+        assert_eq!(
+            ringbuf_size((1 << 31) + 1, 4096),
+            (1 << 31) + 1,
+            "no u32 fits"
+        );
+        assert_eq!(ringbuf_size(u32::MAX, 4096), u32::MAX);
+    }
+
+    #[test]
+    fn other_maps_and_inner_maps() {
+        let m = map(MapType::HASH, 8, 8, 0);
+        let (fixed, warnings) = m.for_kernel(2, 4096);
+        assert!(matches!(fixed, Cow::Borrowed(_)) && warnings.is_empty());
+        let mut outer = map(MapType::ARRAY_OF_MAPS, 4, 4, 1);
+        let mut inner = map(MapType::RINGBUF, 0, 0, 5000);
+        inner.name = "outer.inner".into();
+        outer.inner = Some(Box::new(inner));
+        let (fixed, warnings) = outer.for_kernel(2, 4096);
+        assert_eq!(fixed.inner.as_ref().map(|i| i.max_entries), Some(8192));
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("map outer.inner: max_entries 5000 rounded up to 8192"));
+        assert_eq!(
+            outer.inner.as_ref().map(|i| i.max_entries),
+            Some(5000),
+            "declared spec unchanged"
+        );
+    }
 }

@@ -242,13 +242,23 @@ pub struct MapSpec {
 impl MapSpec {
     /// A rule of the kernel's this map breaks, in words, if rawbpf knows
     /// one (`BPF_MAP_CREATE` would fail with a bare `EINVAL`).
+    ///
+    /// Perf event arrays are not judged: the loader gives them their 4-byte
+    /// key and value and a slot per CPU ([`MapSpec::for_kernel`]).
     pub fn kernel_rule_broken(&self) -> Option<String> {
+        if matches!(self.map_type, MapType::RINGBUF | MapType::USER_RINGBUF)
+            && self.max_entries == 0
+        {
+            return Some(format!(
+                "{} maps need max_entries above 0 (their size in bytes, a power-of-2 multiple of the page size)",
+                self.map_type
+            ));
+        }
         let array_like = matches!(
             self.map_type,
             MapType::ARRAY
                 | MapType::PERCPU_ARRAY
                 | MapType::PROG_ARRAY
-                | MapType::PERF_EVENT_ARRAY
                 | MapType::CGROUP_ARRAY
                 | MapType::ARRAY_OF_MAPS
                 | MapType::DEVMAP

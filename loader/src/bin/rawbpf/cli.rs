@@ -54,13 +54,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "run",
-        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--repeat N] [--dump MAP]... [--btf FILE] [--json]",
-        summary: "BPF_PROG_TEST_RUN a program: retval, ns per run, data out, maps",
+        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--ctx-in FILE] [--repeat N] [--dump MAP]... [--btf FILE] [--json]",
+        summary: "BPF_PROG_TEST_RUN a program: retval, ns per run, data out, maps (raw_tp/tracing: --ctx-in only)",
         flags: &[
             &[
                 ("--prog", Value),
                 ("--tail", Repeated),
                 ("--data-in", Value),
+                ("--ctx-in", Value),
                 ("--repeat", Value),
                 ("--dump", Repeated),
             ],
@@ -302,6 +303,8 @@ mod tests {
         );
         assert!(p.switch("--json"));
         assert!(!p.switch("--dump"));
+        let p = run("run x.o --prog on_enter --ctx-in args.bin");
+        assert_eq!(p.value("--ctx-in"), Some("args.bin"));
     }
 
     #[test]

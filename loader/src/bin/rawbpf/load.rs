@@ -3,7 +3,7 @@
 use crate::cli::Parsed;
 use crate::json::Json;
 use crate::Failure;
-use rawbpf::load::{hex, Collection, LoadOptions, TailSlot};
+use rawbpf::load::{hex, Collection, LoadOptions, RunInput, TailSlot};
 use rawbpf::{Error, LoadError, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 /// Parses the object and loads it with the command's `--tail` flags.
 fn load_object(p: &Parsed, file: &str) -> Result<(ObjectSpec, Collection), Failure> {
     let spec = ObjectSpec::from_file(file)?;
+    let collection = load_spec(p, file, &spec)?;
+    Ok((spec, collection))
+}
+
+/// Loads a parsed object with the command's `--tail` and `--pin` flags.
+fn load_spec(p: &Parsed, file: &str, spec: &ObjectSpec) -> Result<Collection, Failure> {
     let mut opts = LoadOptions::for_file(Path::new(file));
     for t in p.values("--tail") {
         let slot: TailSlot = t
@@ -20,8 +26,7 @@ fn load_object(p: &Parsed, file: &str) -> Result<(ObjectSpec, Collection), Failu
     }
     opts.pin_by_name_dir = p.value("--pin").map(PathBuf::from);
     opts.target_btf = p.value("--btf").map(PathBuf::from);
-    let collection = Collection::load(&spec, &opts).map_err(|e| in_file(file, e))?;
-    Ok((spec, collection))
+    Collection::load(spec, &opts).map_err(|e| in_file(file, e))
 }
 
 fn in_file(file: &str, source: LoadError) -> Failure {
@@ -73,6 +78,9 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
                                 ("kernel_name", m.kernel_name.as_str().into()),
                                 ("type", m.map_type.to_string().into()),
                                 ("id", m.id.into()),
+                                ("key_size", m.key_size.into()),
+                                ("value_size", m.value_size.into()),
+                                ("max_entries", m.max_entries.into()),
                             ])
                         })
                         .collect(),
@@ -119,10 +127,13 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
     for m in &c.maps {
         let _ = writeln!(
             out,
-            "  map     {:<20} {:<12} id {}",
+            "  map     {:<20} {:<12} id {:<6} key {} value {} max_entries {}",
             m.name,
             m.map_type.to_string(),
-            m.id
+            m.id,
+            m.key_size,
+            m.value_size,
+            m.max_entries
         );
     }
     match pinned {
@@ -139,7 +150,12 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
     Ok(out)
 }
 
-/// `rawbpf run OBJ --prog NAME [--tail ...] [--data-in FILE] [--repeat N] [--dump MAP]... [--json]`
+/// `rawbpf run OBJ --prog NAME [--tail ...] [--data-in FILE] [--ctx-in FILE] [--repeat N] [--dump MAP]... [--json]`
+///
+/// A packet program runs on `--data-in` (or the built-in frame), with
+/// `--ctx-in` as its `struct __sk_buff`/`xdp_md` if given. A program that
+/// takes no packet (raw tracepoint, tracing) runs once on `--ctx-in` (or a
+/// zeroed context): `--data-in` or `--repeat` above 1 is a usage error.
 pub fn run(p: &Parsed) -> Result<String, Failure> {
     let file = &p.positional[0];
     let prog_name = p
@@ -151,13 +167,52 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
             Failure::Usage(format!("run: --repeat {r}: expected a whole number from 1"))
         })?,
     };
+    let spec = ObjectSpec::from_file(file)?;
+    // Flags the program's type cannot take are bad usage, found before
+    // anything is loaded. (An unknown --prog is reported by the load below.)
+    if let Some(prog) = spec.program(prog_name) {
+        if let RunInput::Context { .. } = RunInput::of(prog.prog_type) {
+            let what = format!("{prog_name} is a {} program", prog.prog_type);
+            if let Some(path) = p.value("--data-in") {
+                return Err(Failure::Usage(format!(
+                    "run: --data-in {path}: {what}, which takes no packet (BPF_PROG_TEST_RUN gives it no data_in); give its context with --ctx-in FILE"
+                )));
+            }
+            if repeat > 1 {
+                return Err(Failure::Usage(format!(
+                    "run: --repeat {repeat}: {what}, which the kernel runs once per test run (BPF_PROG_TEST_RUN takes no repeat for it)"
+                )));
+            }
+        }
+    }
+    let read = |flag: &str, path: &str| {
+        std::fs::read(path).map_err(|e| Failure::Error(format!("{flag} {path}: {e}")))
+    };
     let data = match p.value("--data-in") {
-        Some(path) => std::fs::read(path).map_err(|e| Failure::Error(format!("{path}: {e}")))?,
+        Some(path) => read("--data-in", path)?,
         None => rawbpf::packet::ipv4_udp_frame(0).to_vec(),
     };
-    let (_, c) = load_object(p, file)?;
+    let ctx = p
+        .value("--ctx-in")
+        .map(|path| read("--ctx-in", path))
+        .transpose()?;
+    let c = load_spec(p, file, &spec)?;
     let prog = c.program(prog_name).map_err(|e| in_file(file, e))?;
-    let result = prog.test_run(&data, repeat).map_err(|e| in_file(file, e))?;
+    let input = RunInput::of(prog.prog_type);
+    let (result, ctx_in) = match input {
+        RunInput::Packet => {
+            let result = prog
+                .test_run_with(&data, ctx.as_deref(), repeat)
+                .map_err(|e| in_file(file, e))?;
+            (result, ctx)
+        }
+        RunInput::Context { default_len, .. } => {
+            let ctx = ctx.unwrap_or_else(|| vec![0; default_len]);
+            let result = prog.test_run_ctx(&ctx).map_err(|e| in_file(file, e))?;
+            (result, Some(ctx))
+        }
+    };
+    let packet = input == RunInput::Packet;
     let mut dumps = Vec::new();
     for name in p.values("--dump") {
         let map = c.map(name).map_err(|e| in_file(file, e))?;
@@ -167,9 +222,19 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
         let doc = Json::Obj(vec![
             ("prog", prog_name.into()),
             ("retval", result.retval.into()),
-            ("duration_ns", result.duration_ns.into()),
-            ("repeat", repeat.into()),
+            // Context-only runs are not timed: null, not a made-up 0.
+            (
+                "duration_ns",
+                Json::opt(packet.then_some(result.duration_ns), Json::from),
+            ),
+            ("repeat", if packet { repeat } else { 1 }.into()),
             ("data_out", hex(&result.data_out).into()),
+            (
+                "ctx_out",
+                Json::opt((packet && ctx_in.is_some()).then_some(()), |()| {
+                    hex(&result.ctx_out).into()
+                }),
+            ),
             (
                 "maps",
                 Json::Map(
@@ -190,8 +255,15 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
                         .collect(),
                 ),
             ),
+            (
+                "warnings",
+                Json::Arr(c.warnings.iter().map(|w| w.as_str().into()).collect()),
+            ),
         ]);
         return Ok(format!("{doc}\n"));
+    }
+    for w in &c.warnings {
+        crate::warn(w);
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -200,17 +272,35 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
         result.retval,
         retval_name(prog.prog_type, result.retval)
     );
-    let _ = writeln!(
-        out,
-        "duration {} ns per run ({repeat} runs)",
-        result.duration_ns
-    );
-    let _ = writeln!(
-        out,
-        "data out ({} bytes): {}",
-        result.data_out.len(),
-        hex(&result.data_out)
-    );
+    if packet {
+        let _ = writeln!(
+            out,
+            "duration {} ns per run ({repeat} runs)",
+            result.duration_ns
+        );
+        let _ = writeln!(
+            out,
+            "data out ({} bytes): {}",
+            result.data_out.len(),
+            hex(&result.data_out)
+        );
+        if ctx_in.is_some() {
+            let _ = writeln!(
+                out,
+                "context out ({} bytes): {}",
+                result.ctx_out.len(),
+                hex(&result.ctx_out)
+            );
+        }
+    } else {
+        let ctx_in = ctx_in.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "ran once, not timed (the kernel times only packet runs)\ncontext in ({} bytes): {}",
+            ctx_in.len(),
+            hex(&ctx_in)
+        );
+    }
     for (name, entries) in &dumps {
         let _ = writeln!(out, "map {name}: {} entries", entries.len());
         for (k, v) in entries {
