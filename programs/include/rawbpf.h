@@ -101,6 +101,8 @@ static long (* const bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to
 static void *(* const bpf_per_cpu_ptr)(const void *percpu_ptr, __u32 cpu) = (void *)153;
 static void *(* const bpf_this_cpu_ptr)(const void *percpu_ptr) = (void *)154;
 static long (* const bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *)130;
+static __u64 (* const bpf_get_current_task)(void) = (void *)35;
+static long (* const bpf_probe_read_kernel)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)113;
 static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
 /*
@@ -192,6 +194,165 @@ struct udphdr {
 	__be16 len;
 	__u16 check;
 };
+
+/* --- Externs and weak symbols (libbpf's spelling) --- */
+#ifndef __kconfig
+#define __kconfig __attribute__((section(".kconfig")))
+#endif
+#ifndef __ksym
+#define __ksym __attribute__((section(".ksyms")))
+#endif
+#ifndef __weak
+#define __weak __attribute__((weak))
+#endif
+
+/*
+ * --- CO-RE: compile once, run everywhere ---
+ *
+ * Each builtin below makes clang record a relocation in .BTF.ext (the
+ * instruction, a local BTF type and an access string such as "0:2:1"); the
+ * loader rewrites that instruction with the running kernel's answer, found
+ * in its BTF by name (a "___suffix" flavor on the local name is ignored).
+ * A relocation the kernel cannot satisfy poisons its instruction: the
+ * program loads as long as the verifier can see it is never reached, so
+ * guard such uses with bpf_core_field_exists() and friends.
+ *
+ * The macro names are libbpf's public ones; the second argument of each
+ * builtin is a kind within that builtin's family, with clang's numbering
+ * (the .BTF.ext relocation kinds 0-12 follow from the family and this).
+ */
+
+/* __builtin_preserve_field_info(): relocation kinds 0-5. */
+#define BPF_FIELD_BYTE_OFFSET 0
+#define BPF_FIELD_BYTE_SIZE 1
+#define BPF_FIELD_EXISTS 2
+#define BPF_FIELD_SIGNED 3
+#define BPF_FIELD_LSHIFT_U64 4
+#define BPF_FIELD_RSHIFT_U64 5
+/* __builtin_btf_type_id(): kinds 6 (local) and 7 (target). */
+#define BPF_TYPE_ID_LOCAL 0
+#define BPF_TYPE_ID_TARGET 1
+/* __builtin_preserve_type_info(): kinds 8, 9 and 12. */
+#define BPF_TYPE_EXISTS 0
+#define BPF_TYPE_SIZE 1
+#define BPF_TYPE_MATCHES 2
+/* __builtin_preserve_enum_value(): kinds 10 and 11. */
+#define BPF_ENUMVAL_EXISTS 0
+#define BPF_ENUMVAL_VALUE 1
+
+/* Argument counting for the macros that take 1..4 names. */
+#define ___rb_pick5(_1, _2, _3, _4, _5, n, ...) n
+#define ___rb_nargs(...) ___rb_pick5(__VA_ARGS__, 5, 4, 3, 2, 1, 0)
+#define ___rb_paste(a, b) a##b
+#define ___rb_join(a, b) ___rb_paste(a, b) /* expands b first */
+#define ___rb_by_nargs(base, ...) ___rb_join(base, ___rb_nargs(__VA_ARGS__))
+
+/*
+ * A field is named either by an expression, bpf_core_field_size(p->a.b),
+ * or by a type and a member path, bpf_core_field_size(struct s, a.b).
+ */
+#define ___rb_field1(expr) (expr)
+#define ___rb_field2(type, member) (((typeof(type) *)0)->member)
+#define ___rb_field(...) ___rb_by_nargs(___rb_field, __VA_ARGS__)(__VA_ARGS__)
+
+/* 1 if the kernel's type has the field (0 is a fine answer, never a failure). */
+#define bpf_core_field_exists(...) \
+	__builtin_preserve_field_info(___rb_field(__VA_ARGS__), BPF_FIELD_EXISTS)
+/* The field's size in bytes in the kernel's type (an array's whole size). */
+#define bpf_core_field_size(...) \
+	__builtin_preserve_field_info(___rb_field(__VA_ARGS__), BPF_FIELD_BYTE_SIZE)
+/* The field's byte offset in the kernel's type (nested paths add up). */
+#define bpf_core_field_offset(...) \
+	__builtin_preserve_field_info(___rb_field(__VA_ARGS__), BPF_FIELD_BYTE_OFFSET)
+
+/* 1 if the kernel has a type of this kind and name. */
+#define bpf_core_type_exists(type) \
+	__builtin_preserve_type_info(*(typeof(type) *)0, BPF_TYPE_EXISTS)
+/* The kernel's size of the type. */
+#define bpf_core_type_size(type) \
+	__builtin_preserve_type_info(*(typeof(type) *)0, BPF_TYPE_SIZE)
+/* 1 if the kernel's type has the local type's shape (members by name, kinds, sizes). */
+#define bpf_core_type_matches(type) \
+	__builtin_preserve_type_info(*(typeof(type) *)0, BPF_TYPE_MATCHES)
+/* The type's BTF id in this object's BTF, or in the kernel's. */
+#define bpf_core_type_id_local(type) \
+	__builtin_btf_type_id(*(typeof(type) *)0, BPF_TYPE_ID_LOCAL)
+#define bpf_core_type_id_kernel(type) \
+	__builtin_btf_type_id(*(typeof(type) *)0, BPF_TYPE_ID_TARGET)
+
+/* 1 if the kernel's enum has the enumerator; its value there. */
+#define bpf_core_enum_value_exists(enum_type, enumerator) \
+	__builtin_preserve_enum_value(*(typeof(enum_type) *)enumerator, BPF_ENUMVAL_EXISTS)
+#define bpf_core_enum_value(enum_type, enumerator) \
+	__builtin_preserve_enum_value(*(typeof(enum_type) *)enumerator, BPF_ENUMVAL_VALUE)
+
+/*
+ * BPF_CORE_READ(src, a, b, c, d): src->a->b->c->d, each step read from
+ * kernel memory with bpf_probe_read_kernel() at the kernel's offset of that
+ * member. A step may be a member path: BPF_CORE_READ(task, se.vruntime).
+ * A failed read leaves that step zero. Each level has its own temporaries,
+ * so nesting never shadows a name the caller passed in.
+ */
+#define ___rb_probe(dst, src, member)                                          \
+	bpf_probe_read_kernel((void *)(dst), sizeof(*(dst)),                  \
+			      (const void *)__builtin_preserve_access_index(&(src)->member))
+#define ___rb_read1(s, a)                                                      \
+	({                                                                     \
+		typeof((s)->a) ___rb_v1 = {0};                                 \
+		___rb_probe(&___rb_v1, s, a);                                  \
+		___rb_v1;                                                      \
+	})
+#define ___rb_read2(s, a, b)                                                   \
+	({                                                                     \
+		typeof((s)->a) ___rb_p2 = ___rb_read1(s, a);                   \
+		typeof(___rb_p2->b) ___rb_v2 = {0};                            \
+		___rb_probe(&___rb_v2, ___rb_p2, b);                           \
+		___rb_v2;                                                      \
+	})
+#define ___rb_read3(s, a, b, c)                                                \
+	({                                                                     \
+		typeof((s)->a->b) ___rb_p3 = ___rb_read2(s, a, b);             \
+		typeof(___rb_p3->c) ___rb_v3 = {0};                            \
+		___rb_probe(&___rb_v3, ___rb_p3, c);                           \
+		___rb_v3;                                                      \
+	})
+#define ___rb_read4(s, a, b, c, d)                                             \
+	({                                                                     \
+		typeof((s)->a->b->c) ___rb_p4 = ___rb_read3(s, a, b, c);       \
+		typeof(___rb_p4->d) ___rb_v4 = {0};                            \
+		___rb_probe(&___rb_v4, ___rb_p4, d);                           \
+		___rb_v4;                                                      \
+	})
+#define BPF_CORE_READ(src, ...) ___rb_by_nargs(___rb_read, __VA_ARGS__)(src, __VA_ARGS__)
+
+/*
+ * BPF_CORE_READ_BITFIELD(s, field): a bitfield (or any integer field) read
+ * directly through s (memory the program may dereference: packet, map
+ * value, context), with the kernel's byte offset, load size and shifts.
+ * The load size is a relocated constant: the verifier follows only the
+ * matching case.
+ */
+#define BPF_CORE_READ_BITFIELD(s, field)                                       \
+	({                                                                     \
+		const void *___rb_at = (const void *)(s) +                     \
+			__builtin_preserve_field_info((s)->field, BPF_FIELD_BYTE_OFFSET); \
+		__u64 ___rb_bits = 0;                                          \
+		/* keep the pointer arithmetic: no folding into the loads */   \
+		asm volatile("" : "+r"(___rb_at));                             \
+		switch (__builtin_preserve_field_info((s)->field, BPF_FIELD_BYTE_SIZE)) { \
+		case 1: ___rb_bits = *(const __u8 *)___rb_at; break;          \
+		case 2: ___rb_bits = *(const __u16 *)___rb_at; break;         \
+		case 4: ___rb_bits = *(const __u32 *)___rb_at; break;         \
+		case 8: ___rb_bits = *(const __u64 *)___rb_at; break;         \
+		}                                                              \
+		___rb_bits <<= __builtin_preserve_field_info((s)->field, BPF_FIELD_LSHIFT_U64); \
+		if (__builtin_preserve_field_info((s)->field, BPF_FIELD_SIGNED)) \
+			___rb_bits = (__u64)((__s64)___rb_bits >>              \
+				__builtin_preserve_field_info((s)->field, BPF_FIELD_RSHIFT_U64)); \
+		else                                                           \
+			___rb_bits >>= __builtin_preserve_field_info((s)->field, BPF_FIELD_RSHIFT_U64); \
+		___rb_bits;                                                    \
+	})
 
 /* Byte order: BPF here is little-endian (-target bpfel). */
 #define bpf_htons(x) ((__be16)__builtin_bswap16(x))

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 pub mod json;
+pub mod kbtf;
 pub mod net;
 
 use std::io::Write as _;
