@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * A CO-RE relocation (preserve_access_index): rawbpf does not apply CO-RE
- * relocations yet, so loading this object must fail with a message that
- * says so, rather than run code with unrelocated field offsets.
+ * One CO-RE relocation (preserve_access_index): a local __sk_buff with only
+ * `len` at offset 0, relocated to the kernel's offset of __sk_buff::len, so
+ * the program returns the packet's length only if rawbpf applies it.
  */
 #include "rawbpf.h"
 

@@ -26,8 +26,8 @@
 
 pub mod attach;
 pub mod error;
-pub mod kernel_btf;
 pub mod kconfig;
+pub mod kernel_btf;
 pub mod lab;
 pub mod load;
 pub mod netlink;

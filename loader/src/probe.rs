@@ -656,16 +656,6 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
             reason,
         })
     };
-    if spec.core_relocations > 0 {
-        problem(
-            &mut report,
-            "(object)",
-            format!(
-                "{} CO-RE relocations: rawbpf does not apply them yet",
-                spec.core_relocations
-            ),
-        );
-    }
     let btf_missing: Vec<&str> = spec
         .btf
         .as_ref()
@@ -810,4 +800,84 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
         report.needs.push((name.to_owned(), p.prog_type, needs));
     }
     report
+}
+
+/// What CO-RE relocation against `types` (this kernel's BTF, or `--btf`)
+/// would do to each program, without loading: a relocation libbpf would
+/// refuse is a problem; a failed one poisons its instruction, which is a
+/// problem only if the verifier can reach it (a `bpf_core_field_exists`
+/// guard makes it dead code), as [`core::reachable_poison`] works out on the
+/// relocated code.
+///
+/// [`core::reachable_poison`]: crate::obj::core::reachable_poison
+pub fn check_core(
+    spec: &ObjectSpec,
+    types: &dyn crate::obj::core::TargetTypes,
+    report: &mut CheckReport,
+) {
+    use crate::obj::core;
+    if spec.core_relocations == 0 {
+        return;
+    }
+    let plan = match core::plan(spec, types) {
+        Ok(plan) => plan,
+        Err(e) => {
+            report.problems.push(Problem {
+                program: "(object)".into(),
+                reason: e.to_string(),
+            });
+            return;
+        }
+    };
+    let mut relocated = spec.clone();
+    if let Err(e) = plan.apply(&mut relocated) {
+        report.problems.push(Problem {
+            program: "(object)".into(),
+            reason: e.to_string(),
+        });
+        return;
+    }
+    for p in &relocated.programs {
+        let Ok(linked) = p.link(&relocated) else {
+            continue;
+        };
+        // Poisoned instructions at their place in the linked program: the
+        // program's own function, then its subprograms in link order.
+        let mut poisoned = Vec::new();
+        let mut failed = Vec::new();
+        let mut start = 0;
+        for f in p.functions(&relocated) {
+            for fix in plan.for_function(&f.name) {
+                if let Err(why) = &fix.outcome {
+                    poisoned.push(start + fix.insn);
+                    failed.push((start + fix.insn, fix, why));
+                }
+            }
+            start += f.insns.len();
+        }
+        if failed.is_empty() {
+            continue;
+        }
+        let reached = core::reachable_poison(&linked.insns, &poisoned);
+        for (at, fix, why) in failed {
+            let text = format!(
+                "CO-RE relocation {} (instruction {} of {}) fails here: {}",
+                fix.relocation(),
+                fix.insn,
+                fix.function,
+                why.reason
+            );
+            if reached.contains(&at) {
+                report.problems.push(Problem {
+                    program: p.name().to_owned(),
+                    reason: format!("{text}; the verifier reaches it"),
+                });
+            } else {
+                report.notes.push(format!(
+                    "{}: {text}; unreachable (guarded), so the program still loads",
+                    p.name()
+                ));
+            }
+        }
+    }
 }

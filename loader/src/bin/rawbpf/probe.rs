@@ -183,17 +183,17 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
     Ok(out)
 }
 
-/// Programs with a BTF attach target (fentry, tp_btf, lsm, ...): is the
-/// target in the kernel's BTF (or `--btf FILE`)? Kernel BTF is read only if
-/// some program has one.
-fn check_attach_targets(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckReport) {
-    let names = kernel_btf::attach_btf_names(spec);
+/// What the object looks up in the kernel's BTF (or `--btf FILE`): CO-RE
+/// relocations, externs, BTF attach targets (fentry, tp_btf, lsm, ...). The
+/// kernel's BTF is read only if the object needs it, once for all three.
+fn check_kernel_btf(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckReport) {
+    let names = rawbpf::load::kernel_btf_names(spec);
     let empty = Btf::new();
     let opts = LoadOptions {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
         ..LoadOptions::default()
     };
-    let kernel = if names.is_empty() {
+    let kernel = if names.is_empty() && spec.core_relocations == 0 {
         None
     } else {
         match rawbpf::load::kernel_types(&opts, &names) {
@@ -208,6 +208,18 @@ fn check_attach_targets(p: &Parsed, spec: &ObjectSpec, report: &mut probe::Check
         }
     };
     let types = kernel.as_deref().unwrap_or(&empty);
+    probe::check_core(spec, types, report);
+    if !spec.externs.is_empty() {
+        let mut warnings = Vec::new();
+        if let Err(e) = rawbpf::load::resolve_externs(spec, &opts, kernel.as_deref(), &mut warnings)
+        {
+            report.problems.push(probe::Problem {
+                program: "(object)".into(),
+                reason: e.to_string(),
+            });
+        }
+        report.notes.extend(warnings);
+    }
     if opts.target_btf.is_some() {
         // Ids from another kernel's BTF mean nothing to this one: no trial loads.
         kernel_btf::check_attach_targets(spec, types, report, |_, _| Ok(()));
@@ -226,7 +238,7 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
         f.probe_helpers(t, ids);
     }
     let mut report = probe::check(&spec, &f);
-    check_attach_targets(p, &spec, &mut report);
+    check_kernel_btf(p, &spec, &mut report);
     let out = if p.switch("--json") {
         let doc = Json::Obj(vec![
             ("file", file.as_str().into()),
