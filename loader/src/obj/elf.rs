@@ -49,6 +49,8 @@ pub(super) struct Symbol<'a> {
     pub global: bool,
     /// `STB_WEAK`: an extern that may be missing.
     pub weak: bool,
+    /// `STV_HIDDEN` (`__hidden`): global to the linker, not to other objects.
+    pub hidden: bool,
 }
 
 impl Symbol<'_> {
@@ -237,6 +239,7 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
                 st_type: sym.st_type().0,
                 global: sym.st_bind() != elf::STB_LOCAL,
                 weak: sym.st_bind() == elf::STB_WEAK,
+                hidden: sym.st_visibility() == elf::STV_HIDDEN,
             });
         }
     }
@@ -368,6 +371,32 @@ fn fix_datasecs(btf: &mut Btf, elf: &Elf<'_>) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// A global function with hidden visibility (`__hidden`, as libbpf's
+/// `bpf_usdt_arg`) is global only to the static linker; like libbpf, mark
+/// its BTF FUNC static, so the verifier checks it in its caller's context
+/// instead of on its own with unknown arguments (which it rejects).
+fn hidden_funcs_static(btf: &mut Btf, elf: &Elf<'_>) -> Result<(), ParseError> {
+    let hidden: std::collections::HashSet<&str> = elf
+        .symbols
+        .iter()
+        .filter(|s| s.is_func() && s.global && s.hidden && !s.undefined)
+        .map(|s| s.name)
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<u32> = btf
+        .types()
+        .filter(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
+        .filter(|(_, t)| btf.string(t.name_off).is_ok_and(|n| hidden.contains(n)))
+        .map(|(id, _)| id)
+        .collect();
+    for id in ids {
+        btf.type_by_id_mut(id)?.vlen_extra = 0;
+    }
+    Ok(())
+}
+
 /// Parses the whole object.
 pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
     let elf = read(data)?;
@@ -397,6 +426,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
         .transpose()?;
     if let Some(btf) = &mut btf {
         fix_datasecs(btf, &elf)?;
+        hidden_funcs_static(btf, &elf)?;
     }
     let externs = externs::collect(&elf, btf.as_mut())?;
     let btf_ext = match (&btf, elf.section_by_name(".BTF.ext")) {
