@@ -340,7 +340,42 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
                 put_u32(d, ext + 12, u32::MAX);
             }),
         ),
+        // CO-RE records of core_reloc.bpf.o (one record: insn_off, type_id,
+        // access_str_off, kind), each with one damaged field.
+        (
+            "core-relo-unknown-kind.o",
+            core(&|d, rec| put_u32(d, rec + 12, 99)),
+        ),
+        (
+            "core-relo-bad-type-id.o",
+            core(&|d, rec| put_u32(d, rec + 4, 0x00ff_ffff)),
+        ),
+        (
+            "core-relo-bad-access-string-offset.o",
+            core(&|d, rec| put_u32(d, rec + 8, u32::MAX)),
+        ),
+        (
+            "core-relo-access-past-members.o",
+            core(&|d, rec| {
+                // "0:0" becomes "0:7": member 7 of a struct with one member.
+                let (btf, _) = section_range(d, ".BTF");
+                let hdr_len = u32_at(d, btf + 4) as usize;
+                let strings = btf + hdr_len + u32_at(d, btf + 16) as usize;
+                let at = strings + u32_at(d, rec + 8) as usize + 2;
+                d[at] = b'7';
+            }),
+        ),
     ]
+}
+
+/// core_reloc.bpf.o with `edit` applied at its first CO-RE record.
+fn core(edit: &dyn Fn(&mut Vec<u8>, usize)) -> Vec<u8> {
+    let mut d = object("core_reloc.bpf.o");
+    let (ext, _) = section_range(&d, ".BTF.ext");
+    let block = ext + u32_at(&d, ext + 4) as usize + u32_at(&d, ext + 24) as usize;
+    // record size, then the first section's name offset and record count
+    edit(&mut d, block + 4 + 8);
+    d
 }
 
 // --- The corpus -----------------------------------------------------------------
