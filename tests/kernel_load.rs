@@ -1110,6 +1110,22 @@ fn typed_ksyms_are_kernel_variables() {
     if !kernel("typed_ksyms_are_kernel_variables") {
         return;
     }
+    // Per-CPU variables are in vmlinux BTF only where pahole emitted them
+    // (not in Debian's 5.10): read with the plain BTF parser.
+    let has_var = std::fs::read(rawbpf::kernel_btf::VMLINUX)
+        .ok()
+        .and_then(|d| rawbpf::obj::btf::Btf::parse(&d).ok())
+        .is_some_and(|b| {
+            b.find_by_name(rawbpf::obj::btf::BtfKind::Var, "bpf_prog_active")
+                .is_some()
+        });
+    if !support::kernel_has(
+        "typed_ksyms_are_kernel_variables",
+        "per-CPU variables (VAR bpf_prog_active) in its BTF",
+        has_var,
+    ) {
+        return;
+    }
     let o = rawbpf(&[
         "run",
         &obj("ksyms.bpf.o"),
