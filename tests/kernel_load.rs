@@ -876,16 +876,17 @@ fn uname(field: &str) -> String {
 }
 
 /// The kernel's config: /boot/config-$(uname -r), else /proc/config.gz
-/// (through zcat); `None` if the system has neither (Debian's kernels have
-/// no /proc/config.gz, and a VM guest may have no /boot).
+/// (through zcat), else /usr/lib/modules/$(uname -r)/config (Debian 7.x);
+/// `None` if the system has none of them.
 fn kernel_config() -> Option<String> {
     let boot = format!("/boot/config-{}", uname("osrelease"));
     if let Ok(text) = std::fs::read_to_string(&boot) {
         return Some(text);
     }
-    std::path::Path::new("/proc/config.gz")
-        .exists()
-        .then(|| tool("zcat", &["/proc/config.gz"]))
+    if std::path::Path::new("/proc/config.gz").exists() {
+        return Some(tool("zcat", &["/proc/config.gz"]));
+    }
+    std::fs::read_to_string(format!("/usr/lib/modules/{}/config", uname("osrelease"))).ok()
 }
 
 /// The value of `CONFIG_name=...` in the config, if it is set.

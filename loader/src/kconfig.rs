@@ -443,11 +443,17 @@ pub fn has_syscall_wrapper() -> bool {
 }
 
 /// The kernel's config: `/boot/config-$(uname -r)`, else `/proc/config.gz`
-/// (libbpf's order); either may be gzipped. The error lists what was tried.
+/// (libbpf's order), else `/usr/lib/modules/$(uname -r)/config`, where
+/// Debian's kernels put it from 7.x on (libbpf does not look there); any may
+/// be gzipped. The error lists what was tried.
 pub fn read_config() -> Result<KernelConfig, String> {
     let release = read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut tried = Vec::new();
-    for path in [format!("/boot/config-{release}"), "/proc/config.gz".into()] {
+    for path in [
+        format!("/boot/config-{release}"),
+        "/proc/config.gz".into(),
+        format!("/usr/lib/modules/{release}/config"),
+    ] {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
