@@ -35,7 +35,7 @@ pub use attach::{
     LoadAttach,
 };
 
-use crate::obj::btf::{decode_type, record_len, BtfError, BtfKind, BtfType, BtfTypeData, Header};
+use crate::obj::btf::{decode_type, record_len, BtfError, BtfType, Header};
 use crate::obj::core::{essential_name, TargetTypes};
 use crate::sys;
 use std::borrow::Cow;
@@ -968,24 +968,13 @@ fn open_file(path: &Path) -> Result<Backing, KernelBtfError> {
     }
 }
 
-fn void() -> BtfType {
-    BtfType {
-        name_off: 0,
-        kind: BtfKind::Void,
-        kind_flag: false,
-        vlen_extra: 0,
-        size_or_type: 0,
-        data: BtfTypeData::None,
-    }
-}
-
 /// Types and strings of a file read with pread are cached (each read is a
 /// syscall); those of a mapped or in-memory file are decoded or borrowed
 /// again on each look-up, which costs less than a cached copy.
 impl TargetTypes for KernelBtf {
     fn type_by_id(&self, id: u32) -> Result<Cow<'_, BtfType>, BtfError> {
         if id == 0 {
-            return Ok(Cow::Owned(void()));
+            return Ok(Cow::Owned(BtfType::void()));
         }
         let cached = self.source_of(id).data.in_memory().is_none();
         if cached {
@@ -1070,7 +1059,7 @@ pub fn module_btf_fd(name: &str) -> io::Result<OwnedFd> {
 mod tests {
     use super::*;
     use crate::obj::btf::tests::Builder;
-    use crate::obj::btf::Btf;
+    use crate::obj::btf::{Btf, BtfKind, BtfTypeData};
     use BtfKind as K;
 
     fn set(names: &[&str]) -> BTreeSet<String> {

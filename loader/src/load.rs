@@ -113,6 +113,21 @@ pub fn kernel_types(
     Ok(Box::new(btf))
 }
 
+/// The kernel's types if the object needs them (CO-RE relocations, typed
+/// ksyms and kfuncs, BTF attach targets), indexed for the names it looks
+/// up; `None` for an object that never needs kernel BTF, which then is
+/// never opened. `load` and `check` both decide it here.
+pub fn kernel_types_for(
+    spec: &ObjectSpec,
+    opts: &LoadOptions,
+) -> Result<Option<Box<dyn crate::obj::core::TargetTypes>>, LoadError> {
+    let wanted = kernel_btf_names(spec);
+    if wanted.is_empty() && spec.core_relocations == 0 {
+        return Ok(None);
+    }
+    kernel_types(opts, &wanted).map(Some)
+}
+
 /// Every name an object looks up in kernel BTF: CO-RE relocations' root
 /// types, typed ksyms and kfuncs, BTF attach targets. Empty: the object
 /// never needs kernel BTF.
@@ -473,12 +488,7 @@ impl Collection {
         // Kernel BTF only for objects that need it (CO-RE relocations, typed
         // ksyms and kfuncs, BTF attach targets), indexed for the names they
         // look up and shared by all three.
-        let wanted = kernel_btf_names(spec);
-        let kernel = if wanted.is_empty() && spec.core_relocations == 0 {
-            None
-        } else {
-            Some(kernel_types(opts, &wanted)?)
-        };
+        let kernel = kernel_types_for(spec, opts)?;
         // CO-RE: every relocation computed against the kernel's types, then
         // applied to a copy of the spec before anything is linked.
         let relocated;

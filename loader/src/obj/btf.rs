@@ -371,7 +371,7 @@ pub struct BtfType {
 
 impl BtfType {
     /// Type 0, `void`, which every BTF starts with.
-    fn void() -> BtfType {
+    pub(crate) fn void() -> BtfType {
         BtfType {
             name_off: 0,
             kind: BtfKind::Void,

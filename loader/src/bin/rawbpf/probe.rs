@@ -187,24 +187,19 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
 /// relocations, externs, BTF attach targets (fentry, tp_btf, lsm, ...). The
 /// kernel's BTF is read only if the object needs it, once for all three.
 fn check_kernel_btf(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckReport) {
-    let names = rawbpf::load::kernel_btf_names(spec);
     let empty = Btf::new();
     let opts = LoadOptions {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
         ..LoadOptions::default()
     };
-    let kernel = if names.is_empty() && spec.core_relocations == 0 {
-        None
-    } else {
-        match rawbpf::load::kernel_types(&opts, &names) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                report.problems.push(probe::Problem {
-                    program: "(object)".into(),
-                    reason: e.to_string(),
-                });
-                return;
-            }
+    let kernel = match rawbpf::load::kernel_types_for(spec, &opts) {
+        Ok(k) => k,
+        Err(e) => {
+            report.problems.push(probe::Problem {
+                program: "(object)".into(),
+                reason: e.to_string(),
+            });
+            return;
         }
     };
     let types = kernel.as_deref().unwrap_or(&empty);
