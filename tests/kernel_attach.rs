@@ -253,10 +253,13 @@ fn attach_errors() {
         "{e}"
     );
     let e = err(net.on_b(&["attach", &obj("xdp.bpf.o")]));
-    assert!(e.contains("the object has no sched_cls program"), "{e}");
+    assert!(
+        e.contains("program xdp_drop_port is of type xdp, which attaches to a device's XDP hook; a TC hook (ingress or egress) runs sched_cls programs (use --xdp)"),
+        "{e}"
+    );
     let e = err(net.on_b(&["attach", &obj("sections.bpf.o"), "--prog", "on_xdp"]));
     assert!(
-        e.contains("program on_xdp is a xdp program; a TC filter runs sched_cls programs"),
+        e.contains("program on_xdp is of type xdp, which attaches to a device's XDP hook; a TC hook (ingress or egress) runs sched_cls programs"),
         "{e}"
     );
     // Nothing of the failed attempts is left.

@@ -5,7 +5,8 @@
 
 mod support;
 
-use rawbpf::attach::{self, AttachOptions, Mode, Target};
+use rawbpf::attach::{AttachOptions, Hook, Mode, Target, XdpMode};
+use rawbpf::blocking;
 use rawbpf::lab::Lab;
 use rawbpf::load::{Collection, LoadOptions};
 use rawbpf::tc::{Direction, Tc};
@@ -74,10 +75,10 @@ fn thousand_failing_attaches_leave_nothing() {
     let pipeline = ObjectSpec::from_file(&pipeline_path).unwrap();
     let reject_path = PathBuf::from(obj("verifier_reject.bpf.o"));
     let reject = ObjectSpec::from_file(&reject_path).unwrap();
-    let target = |dev: &str, direction| Target {
+    let target = |dev: &str, hook| Target {
         netns: Some(lab.ns_b.clone()),
         dev: dev.to_owned(),
-        direction,
+        hook,
     };
     let opts = |target: Target| AttachOptions {
         target,
@@ -86,25 +87,27 @@ fn thousand_failing_attaches_leave_nothing() {
         priority: 1,
         replace: false,
         mode: Mode::Tc,
+        xdp_mode: XdpMode::Auto,
         target_btf: None,
     };
     // A chain on ingress, so priority 1 there is taken.
-    let taken = opts(target(&lab.dev_b, Direction::Ingress));
-    attach::attach(&pipeline_path, &pipeline, &taken).unwrap();
+    let taken = opts(target(&lab.dev_b, Hook::Ingress));
+    blocking::attach(&pipeline_path, &pipeline, &taken).unwrap();
     // What the kernel and bpffs hold now.
     let state = || {
-        let (filters, qdiscs) = rawbpf::netns::run_in(Some(&lab.ns_b), || {
-            let tc = Tc::new().unwrap();
-            let devices = tc.devices().unwrap();
-            let filters: Vec<_> = devices
-                .iter()
-                .flat_map(|(i, _)| [Direction::Ingress, Direction::Egress].map(|d| (*i, d)))
-                .map(|(i, d)| tc.filters(i, d).unwrap())
-                .collect();
-            let qdiscs: Vec<_> = devices
-                .iter()
-                .map(|(i, _)| tc.qdisc_kinds(*i).unwrap())
-                .collect();
+        let (filters, qdiscs) = blocking::block_on(async {
+            let tc = rawbpf::netns::run_in(Some(&lab.ns_b), Tc::open)
+                .unwrap()
+                .unwrap();
+            let devices = tc.devices().await.unwrap();
+            let mut filters = Vec::new();
+            let mut qdiscs = Vec::new();
+            for (i, _, _) in &devices {
+                for d in [Direction::Ingress, Direction::Egress] {
+                    filters.push(tc.filters(*i, d).await.unwrap());
+                }
+                qdiscs.push(tc.qdisc_kinds(*i).await.unwrap());
+            }
             (filters, qdiscs)
         })
         .unwrap();
@@ -126,16 +129,16 @@ fn thousand_failing_attaches_leave_nothing() {
     let fds = open_fds();
     for i in 0..ROUNDS {
         let err = match i % 3 {
-            0 => attach::attach(
+            0 => blocking::attach(
                 &reject_path,
                 &reject,
-                &opts(target(&lab.dev_b, Direction::Egress)),
+                &opts(target(&lab.dev_b, Hook::Egress)),
             ),
-            1 => attach::attach(&pipeline_path, &pipeline, &taken),
-            _ => attach::attach(
+            1 => blocking::attach(&pipeline_path, &pipeline, &taken),
+            _ => blocking::attach(
                 &pipeline_path,
                 &pipeline,
-                &opts(target("nodev0", Direction::Egress)),
+                &opts(target("nodev0", Hook::Egress)),
             ),
         }
         .expect_err("every attach here fails");
@@ -150,7 +153,7 @@ fn thousand_failing_attaches_leave_nothing() {
         state() == before,
         "filters, qdiscs, pins or namespaces changed"
     );
-    attach::detach(&taken.target, Some(1)).unwrap();
+    blocking::detach(&taken.target, Some(1)).unwrap();
     let _ = std::fs::remove_dir_all(
         Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{}", lab.ns_b)),
     );

@@ -22,17 +22,25 @@ impl Net {
 
     /// (BPF filters at priority 1, clsact present), as the kernel says.
     fn kernel_state(&self) -> (usize, bool) {
-        rawbpf::netns::run_in(Some(&self.lab.ns_b), || {
-            let tc = rawbpf::tc::Tc::new().unwrap();
-            let ifindex = tc.ifindex(&self.lab.dev_b).unwrap().unwrap();
+        rawbpf::blocking::block_on(async {
+            let tc = rawbpf::netns::run_in(Some(&self.lab.ns_b), rawbpf::tc::Tc::open)
+                .unwrap()
+                .unwrap();
+            let devices = tc.devices().await.unwrap();
+            let (ifindex, _, _) = devices
+                .iter()
+                .find(|(_, name, _)| *name == self.lab.dev_b)
+                .unwrap();
             let filters = tc
-                .filters(ifindex, rawbpf::tc::Direction::Ingress)
+                .filters(*ifindex, rawbpf::tc::Direction::Ingress)
+                .await
                 .unwrap()
                 .into_iter()
                 .filter(|(prio, kind, _)| *prio == 1 && kind == "bpf")
                 .count();
             let clsact = tc
-                .qdisc_kinds(ifindex)
+                .qdisc_kinds(*ifindex)
+                .await
                 .unwrap()
                 .iter()
                 .any(|k| k == "clsact");

@@ -390,12 +390,12 @@ fn per_packet(obj: &Path) -> Result<(u32, u32, f64)> {
 /// The full job through the library, in this process: attach, list,
 /// detach, `runs` times; µs per job (no exec, object parsed once).
 fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
-    use rawbpf::attach::{self, AttachOptions, Mode, Target};
+    use rawbpf::attach::{self, AttachOptions, Hook, Mode, Target, XdpMode};
     let spec = rawbpf::ObjectSpec::from_file(obj).map_err(|e| e.to_string())?;
     let target = Target {
         netns: Some(ns.to_owned()),
         dev: dev.to_owned(),
-        direction: rawbpf::tc::Direction::Ingress,
+        hook: Hook::Ingress,
     };
     let opts = AttachOptions {
         target: target.clone(),
@@ -404,13 +404,19 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
         priority: 1,
         replace: false,
         mode: Mode::Tc,
+        xdp_mode: XdpMode::Auto,
         target_btf: None,
     };
+    // One runtime for all runs, as an embedder with a runtime would have.
+    let rt = rawbpf::blocking::runtime().map_err(|e| e.to_string())?;
     let start = Instant::now();
     for _ in 0..runs {
-        attach::attach(obj, &spec, &opts).map_err(|e| e.to_string())?;
-        attach::list(Some(ns), Some(dev)).map_err(|e| e.to_string())?;
-        attach::detach(&target, Some(1)).map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            attach::attach(obj, &spec, &opts).await?;
+            attach::list(Some(ns), Some(dev)).await?;
+            attach::detach(&target, Some(1)).await
+        })
+        .map_err(|e| e.to_string())?;
     }
     Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(runs))
 }

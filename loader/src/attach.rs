@@ -1,18 +1,31 @@
 //! Attaching a loaded chain to a network device so that it outlives the
 //! process: the entry program becomes a direct-action cls_bpf filter on the
-//! device's clsact qdisc, and everything the chain needs is pinned under
+//! device's clsact qdisc, a TCX link, or the device's XDP program, and
+//! everything the chain needs is pinned under
 //!
 //! ```text
 //! /sys/fs/bpf/rawbpf/<host|ns_NAME>/<device>/<ingress|egress>/<priority>/
+//! /sys/fs/bpf/rawbpf/<host|ns_NAME>/<device>/xdp/
 //! ```
 //!
 //! because a prog array is emptied by the kernel when its last user
-//! reference (fd or pin) goes: without the pins the filter would keep only
-//! stage 1. `detach` deletes the filter and those pins, and the clsact
+//! reference (fd or pin) goes: without the pins the hook would keep only
+//! stage 1. `detach` removes the hook and those pins, and the clsact
 //! qdisc too if rawbpf created it and nothing else is attached to it.
+//!
+//! `attach`, `detach` and `list` talk netlink and are `async`: they run on
+//! the caller's tokio runtime. [`crate::blocking`] has the same functions for
+//! callers without one.
 
 use crate::error::{AttachError, LoadError};
 use crate::load::{Collection, LoadOptions, TailSlot};
+use crate::netns;
+use crate::obj::{ObjectSpec, ProgramSpec};
+use crate::tc::{BpfFilter, Direction, NetlinkError, Tc};
+use crate::uapi::{xdp_flags, ProgramType};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
     std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
@@ -23,13 +36,6 @@ fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
         })
     })
 }
-use crate::netns;
-use crate::obj::ObjectSpec;
-use crate::tc::{BpfFilter, Direction, Tc};
-use crate::uapi::ProgramType;
-use std::io;
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
 
 /// Where rawbpf pins attached chains.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/rawbpf";
@@ -37,15 +43,72 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/rawbpf";
 /// holds only pins and directories).
 const CREATED_CLSACT: &str = "created_clsact";
 
-/// A device and direction, in a network namespace or the caller's.
+/// Where on a device a chain's entry program is hooked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// A TC hook on received packets (clsact ingress or TCX ingress).
+    Ingress,
+    /// A TC hook on sent packets (clsact egress or TCX egress).
+    Egress,
+    /// The device's XDP program (`IFLA_XDP`): received packets, before the
+    /// kernel builds a socket buffer.
+    Xdp,
+}
+
+impl Hook {
+    /// "ingress", "egress" or "xdp".
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Ingress => "ingress",
+            Hook::Egress => "egress",
+            Hook::Xdp => "xdp",
+        }
+    }
+
+    /// The TC direction, for the TC hooks.
+    pub fn direction(self) -> Option<Direction> {
+        match self {
+            Hook::Ingress => Some(Direction::Ingress),
+            Hook::Egress => Some(Direction::Egress),
+            Hook::Xdp => None,
+        }
+    }
+
+    /// The program type the hook runs.
+    pub fn program_type(self) -> ProgramType {
+        match self {
+            Hook::Xdp => ProgramType::XDP,
+            _ => ProgramType::SCHED_CLS,
+        }
+    }
+
+    /// The hook in words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Hook::Xdp => "a device's XDP hook",
+            _ => "a TC hook (ingress or egress)",
+        }
+    }
+
+    /// The hook a program of type `t` attaches to, if it is a device hook.
+    pub fn for_program(t: ProgramType) -> Option<Hook> {
+        match t {
+            ProgramType::SCHED_CLS => Some(Hook::Ingress),
+            ProgramType::XDP => Some(Hook::Xdp),
+            _ => None,
+        }
+    }
+}
+
+/// A device and hook, in a network namespace or the caller's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Named network namespace (`/run/netns/NAME`); `None` for the caller's.
     pub netns: Option<String>,
     /// Device name.
     pub dev: String,
-    /// Direction.
-    pub direction: Direction,
+    /// The hook.
+    pub hook: Hook,
 }
 
 impl Target {
@@ -60,37 +123,68 @@ impl Target {
             .join(self.dev.replace('.', "_"))
     }
 
-    /// The pin directory of the chain at `priority`.
+    /// The pin directory of the chain at `priority` (XDP has one chain, at
+    /// `<dev>/xdp`).
     pub fn chain_dir(&self, priority: u16) -> PathBuf {
-        self.dev_dir()
-            .join(self.direction.name())
-            .join(priority.to_string())
+        match self.hook {
+            Hook::Xdp => self.dev_dir().join(Hook::Xdp.name()),
+            hook => self.dev_dir().join(hook.name()).join(priority.to_string()),
+        }
     }
 
     fn in_ns<T>(&self, f: impl FnOnce() -> Result<T, AttachError>) -> Result<T, AttachError> {
         netns::run_in(self.netns.as_deref(), f)?
     }
 
-    fn ifindex(&self, tc: &Tc) -> Result<u32, AttachError> {
-        tc.ifindex(&self.dev)
-            .map_err(|source| self.netlink("looking up the device", source))?
-            .ok_or_else(|| AttachError::NoDevice {
+    /// The device's index, in the calling thread's namespace.
+    fn ifindex(&self) -> Result<u32, AttachError> {
+        match nix::net::if_::if_nametoindex(self.dev.as_str()) {
+            Ok(i) => Ok(i),
+            Err(nix::errno::Errno::ENODEV) => Err(AttachError::NoDevice {
                 dev: self.dev.clone(),
                 netns: self.netns.clone(),
-            })
+            }),
+            Err(e) => Err(self.os("looking up the device", io::Error::from(e))),
+        }
     }
 
-    fn netlink(&self, action: &'static str, source: io::Error) -> AttachError {
+    /// Opens a netlink connection in the target's namespace and finds the
+    /// device there; `also` runs in the namespace too, with the index.
+    fn connect<T>(
+        &self,
+        also: impl FnOnce(u32) -> Result<T, AttachError>,
+    ) -> Result<(Tc, u32, T), AttachError> {
+        self.in_ns(|| {
+            let tc = Tc::open().map_err(|e| self.netlink("opening a netlink socket", e))?;
+            let ifindex = self.ifindex()?;
+            let more = also(ifindex)?;
+            Ok((tc, ifindex, more))
+        })
+    }
+
+    fn netlink(&self, action: &'static str, source: NetlinkError) -> AttachError {
         AttachError::Netlink {
             dev: self.dev.clone(),
             action,
             source,
         }
     }
-}
 
-fn open_tc(target: &Target) -> Result<Tc, AttachError> {
-    Tc::new().map_err(|source| target.netlink("opening a netlink socket", source))
+    fn os(&self, action: &'static str, source: io::Error) -> AttachError {
+        AttachError::Device {
+            dev: self.dev.clone(),
+            action,
+            source,
+        }
+    }
+
+    fn already_attached(&self, priority: u16) -> AttachError {
+        AttachError::AlreadyAttached {
+            dev: self.dev.clone(),
+            direction: self.hook.name(),
+            priority,
+        }
+    }
 }
 
 /// How to attach.
@@ -98,16 +192,21 @@ fn open_tc(target: &Target) -> Result<Tc, AttachError> {
 pub struct AttachOptions {
     /// Where.
     pub target: Target,
-    /// The entry program; by default the object's first sched_cls program.
+    /// The entry program; by default the object's first program of the
+    /// type the hook runs.
     pub program: Option<String>,
     /// Prog-array slots to set or clear after the object's `.values`.
     pub tails: Vec<TailSlot>,
-    /// Filter priority (tc's `prio`).
+    /// Filter priority (tc's `prio`); XDP has none.
     pub priority: u16,
-    /// Replace a chain already at this priority, atomically.
+    /// Replace a chain already there, atomically.
     pub replace: bool,
-    /// A clsact filter, a TCX link, or TCX where the kernel has it.
+    /// For the TC hooks: a clsact filter, a TCX link, or TCX where the
+    /// kernel has it.
     pub mode: Mode,
+    /// For the XDP hook: the driver's XDP, generic XDP, offload, or what the
+    /// kernel picks.
+    pub xdp_mode: XdpMode,
     /// The kernel BTF to relocate against instead of `/sys/kernel/btf/vmlinux`.
     pub target_btf: Option<PathBuf>,
 }
@@ -121,15 +220,52 @@ pub enum Mode {
     Tcx,
     /// TCX if the kernel has it, else tc.
     Auto,
+    /// The device's XDP program.
+    Xdp,
 }
 
 impl Mode {
-    /// "tc", "tcx" or "auto".
+    /// "tc", "tcx", "auto" or "xdp".
     pub fn name(self) -> &'static str {
         match self {
             Mode::Tc => "tc",
             Mode::Tcx => "tcx",
             Mode::Auto => "auto",
+            Mode::Xdp => "xdp",
+        }
+    }
+}
+
+/// Which XDP the device runs the program in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// The driver's if it has XDP, else generic (no mode flag).
+    #[default]
+    Auto,
+    /// In the driver (`XDP_FLAGS_DRV_MODE`).
+    Native,
+    /// On socket buffers, any device (`XDP_FLAGS_SKB_MODE`).
+    Generic,
+    /// On the NIC (`XDP_FLAGS_HW_MODE`).
+    Offload,
+}
+
+impl XdpMode {
+    fn flags(self) -> u32 {
+        match self {
+            XdpMode::Auto => 0,
+            XdpMode::Native => xdp_flags::DRV_MODE,
+            XdpMode::Generic => xdp_flags::SKB_MODE,
+            XdpMode::Offload => xdp_flags::HW_MODE,
+        }
+    }
+
+    /// The mode flag that removes a program the kernel reports in `mode`.
+    fn of_attached(mode: &str) -> u32 {
+        match mode {
+            "generic" => xdp_flags::SKB_MODE,
+            "offload" => xdp_flags::HW_MODE,
+            _ => xdp_flags::DRV_MODE,
         }
     }
 }
@@ -138,20 +274,15 @@ impl Mode {
 const LINK_PIN: &str = "link";
 
 /// The TCX link pinned with the chain in `chain_dir`, if there is one.
-fn pinned_link(chain_dir: &Path) -> Option<std::os::fd::OwnedFd> {
+fn pinned_link(chain_dir: &Path) -> Option<OwnedFd> {
     crate::sys::obj_get(&c_path(&chain_dir.join(LINK_PIN)).ok()?).ok()
 }
 
 /// What the netns side of attach made.
-enum Hook {
-    Tc {
-        ifindex: u32,
-        created_qdisc: bool,
-    },
-    Tcx {
-        ifindex: u32,
-        link: std::os::fd::OwnedFd,
-    },
+enum Made {
+    Tc { created_qdisc: bool },
+    Tcx { link: OwnedFd },
+    Xdp { mode: &'static str },
 }
 
 /// What `attach` did.
@@ -165,8 +296,10 @@ pub struct Attached {
     pub ifindex: u32,
     /// Whether rawbpf added the clsact qdisc.
     pub created_qdisc: bool,
-    /// The mode used (tc or tcx).
+    /// The mode used (tc, tcx or xdp).
     pub mode: Mode,
+    /// For XDP: the mode the kernel runs it in ("native", "generic", "offload").
+    pub xdp_mode: Option<&'static str>,
     /// Where the chain is pinned.
     pub pin_dir: PathBuf,
     /// The filter's name (`obj:[prog]`).
@@ -179,15 +312,13 @@ pub struct Attached {
     pub warnings: Vec<String>,
 }
 
-/// Loads `spec` and attaches its entry program as a direct-action filter.
-/// Nothing is left behind on failure: pins are removed and a qdisc rawbpf
-/// just created is deleted.
-pub fn attach(
-    file: &Path,
-    spec: &ObjectSpec,
+/// The entry program: the one named, or the object's first of the type the
+/// hook runs; refuses one of another type, naming the hook it needs.
+fn entry_program<'s>(
+    spec: &'s ObjectSpec,
     opts: &AttachOptions,
-) -> Result<Attached, AttachError> {
-    let target = &opts.target;
+) -> Result<&'s ProgramSpec, AttachError> {
+    let hook = opts.target.hook;
     let entry = match &opts.program {
         Some(p) => spec.program(p).ok_or_else(|| {
             AttachError::Load(LoadError::NotFound {
@@ -201,25 +332,47 @@ pub fn attach(
                     .join(", "),
             })
         })?,
-        None => spec
+        None => match spec
             .programs
             .iter()
-            .find(|p| p.prog_type == ProgramType::SCHED_CLS)
-            .ok_or(AttachError::NoTcProgram)?,
+            .find(|p| p.prog_type == hook.program_type())
+        {
+            Some(p) => p,
+            // Name the first program another hook would take.
+            None => spec
+                .programs
+                .iter()
+                .find(|p| Hook::for_program(p.prog_type).is_some())
+                .ok_or(AttachError::NoProgramFor { hook })?,
+        },
     };
-    if entry.prog_type != ProgramType::SCHED_CLS {
-        return Err(AttachError::NotTcProgram {
+    if entry.prog_type != hook.program_type() {
+        return Err(AttachError::WrongProgramType {
             program: entry.name().to_owned(),
             prog_type: entry.prog_type,
+            hook,
         });
     }
+    Ok(entry)
+}
+
+/// Loads `spec` and hooks its entry program to the target: a direct-action
+/// filter or TCX link for the TC hooks, the device's XDP program for XDP.
+/// Nothing is left behind on failure: pins are removed and a qdisc rawbpf
+/// just created is deleted.
+///
+/// Runs on a tokio runtime (the netlink connection is spawned on it); see
+/// [`crate::blocking::attach`] for callers without one.
+pub async fn attach(
+    file: &Path,
+    spec: &ObjectSpec,
+    opts: &AttachOptions,
+) -> Result<Attached, AttachError> {
+    let target = &opts.target;
+    let entry = entry_program(spec, opts)?;
     let chain_dir = target.chain_dir(opts.priority);
     if chain_dir.exists() && !opts.replace {
-        return Err(AttachError::AlreadyAttached {
-            dev: target.dev.clone(),
-            direction: target.direction.name(),
-            priority: opts.priority,
-        });
+        return Err(target.already_attached(opts.priority));
     }
     let mut load_opts = LoadOptions::for_file(file);
     load_opts.tails = opts.tails.clone();
@@ -228,8 +381,14 @@ pub fn attach(
     let program = chain.program(entry.name())?;
 
     // Pin into a fresh directory first; it takes the final name only once the
-    // filter points at the new chain.
-    let staging = chain_dir.with_file_name(format!("{}_new_{}", opts.priority, std::process::id()));
+    // hook runs the new chain.
+    let staging = chain_dir.with_file_name(format!(
+        "{}_new_{}",
+        chain_dir
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
     // (pin makes the directory; the guard removes it again on failure).
     let staged = StagedDir(Some(staging.clone()));
     chain.pin(&staging)?;
@@ -241,7 +400,7 @@ pub fn attach(
     let filter_name = format!("{file_name}:[{}]", entry.name());
     let old_link = chain_dir.join(LINK_PIN);
     let replacing_tcx = opts.replace && old_link.exists();
-    if opts.replace && chain_dir.exists() {
+    if opts.replace && chain_dir.exists() && target.hook != Hook::Xdp {
         let wanted_tc = opts.mode == Mode::Tc;
         let wanted_tcx = opts.mode == Mode::Tcx;
         if (wanted_tc && replacing_tcx) || (wanted_tcx && !replacing_tcx) {
@@ -251,70 +410,102 @@ pub fn attach(
             });
         }
     }
-    let hook = target.in_ns(|| {
-        let tc = open_tc(target)?;
-        let ifindex = target.ifindex(&tc)?;
-        if replacing_tcx {
-            let link = crate::sys::obj_get(&c_path(&old_link)?)
-                .map_err(|source| target.netlink("opening the pinned TCX link", source))?;
-            crate::sys::link_update(link.as_fd(), program.fd().as_fd())
-                .map_err(|source| target.netlink("updating the TCX link", source))?;
-            return Ok(Hook::Tcx { ifindex, link });
+    let prog_fd = program.fd();
+    // A TCX link is made in the namespace: bpf(2) reads the device index
+    // there. Everything else goes over the namespace's netlink socket.
+    let try_tcx =
+        target.hook != Hook::Xdp && opts.mode != Mode::Tc && !(opts.replace && chain_dir.exists());
+    let (tc, ifindex, new_link) = target.connect(|ifindex| {
+        let Some(direction) = target.hook.direction().filter(|_| try_tcx) else {
+            return Ok(None);
+        };
+        let attach_type = match direction {
+            Direction::Ingress => crate::uapi::AttachType::TCX_INGRESS,
+            Direction::Egress => crate::uapi::AttachType::TCX_EGRESS,
+        };
+        match crate::sys::link_create_ifindex(prog_fd, ifindex, attach_type.0, 0) {
+            Ok(link) => Ok(Some(link)),
+            // An older kernel does not know TCX: auto falls back to tc.
+            Err(e) if opts.mode == Mode::Auto && e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(source) => Err(target.os("creating the TCX link", source)),
         }
-        if opts.mode != Mode::Tc && !(opts.replace && chain_dir.exists()) {
-            let attach_type = match target.direction {
-                Direction::Ingress => crate::uapi::AttachType::TCX_INGRESS,
-                Direction::Egress => crate::uapi::AttachType::TCX_EGRESS,
-            };
-            match crate::sys::link_create_ifindex(program.fd().as_fd(), ifindex, attach_type.0, 0) {
-                Ok(link) => return Ok(Hook::Tcx { ifindex, link }),
-                // An older kernel does not know TCX: auto falls back to tc.
-                Err(e) if opts.mode == Mode::Auto && e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(source) => return Err(target.netlink("creating the TCX link", source)),
-            }
-        }
-        let created = tc
-            .ensure_clsact(ifindex)
-            .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
-        let added = tc.add_bpf_filter(
-            ifindex,
-            target.direction,
-            opts.priority,
-            program.fd().as_fd(),
-            &filter_name,
-            opts.replace,
-        );
-        if let Err(source) = added {
-            if created {
-                // Another rawbpf may have put its filter on the qdisc we
-                // just made (two attaches racing): delete the qdisc only if
-                // it is empty, else leave it to that chain's detach.
-                if tc.has_filters(ifindex).is_ok_and(|any| !any) {
-                    let _ = tc.delete_clsact(ifindex);
-                } else {
-                    let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
-                }
-            }
-            return Err(match crate::netlink::errno(&source) {
-                Some(libc::EEXIST) => AttachError::AlreadyAttached {
-                    dev: target.dev.clone(),
-                    direction: target.direction.name(),
-                    priority: opts.priority,
-                },
-                _ => target.netlink("adding the bpf filter", source),
-            });
-        }
-        Ok(Hook::Tc {
-            ifindex,
-            created_qdisc: created,
-        })
     })?;
-    let (ifindex, created_qdisc, mode) = match &hook {
-        Hook::Tc {
-            ifindex,
-            created_qdisc,
-        } => (*ifindex, *created_qdisc, Mode::Tc),
-        Hook::Tcx { ifindex, link } => {
+    let made = match (target.hook.direction(), new_link) {
+        (_, Some(link)) => Made::Tcx { link },
+        (None, None) => {
+            let mut flags = opts.xdp_mode.flags();
+            if !opts.replace {
+                flags |= xdp_flags::UPDATE_IF_NOEXIST;
+            }
+            match tc.set_xdp(ifindex, Some(prog_fd), flags).await {
+                Ok(()) => {}
+                Err(e) if e.errno() == Some(libc::EBUSY) || e.errno() == Some(libc::EEXIST) => {
+                    let held = tc.xdp(ifindex).await.ok().flatten();
+                    return Err(match held {
+                        Some(h) if !opts.replace => AttachError::XdpBusy {
+                            dev: target.dev.clone(),
+                            prog_id: h.prog_id,
+                            mode: h.mode,
+                        },
+                        _ => target.netlink("setting the XDP program", e),
+                    });
+                }
+                Err(e) => return Err(target.netlink("setting the XDP program", e)),
+            }
+            let mode = match tc.xdp(ifindex).await {
+                Ok(Some(x)) => x.mode,
+                _ => "unknown",
+            };
+            Made::Xdp { mode }
+        }
+        (Some(_), None) if replacing_tcx => {
+            let link = crate::sys::obj_get(&c_path(&old_link)?)
+                .map_err(|source| target.os("opening the pinned TCX link", source))?;
+            crate::sys::link_update(link.as_fd(), prog_fd)
+                .map_err(|source| target.os("updating the TCX link", source))?;
+            Made::Tcx { link }
+        }
+        (Some(direction), None) => {
+            let created = tc
+                .ensure_clsact(ifindex)
+                .await
+                .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
+            let added = tc
+                .add_bpf_filter(
+                    ifindex,
+                    direction,
+                    opts.priority,
+                    prog_fd,
+                    &filter_name,
+                    opts.replace,
+                )
+                .await;
+            if let Err(source) = added {
+                if created {
+                    // Another rawbpf may have put its filter on the qdisc we
+                    // just made (two attaches racing): delete the qdisc only if
+                    // it is empty, else leave it to that chain's detach.
+                    if tc.has_filters(ifindex).await.is_ok_and(|any| !any) {
+                        let _ = tc.delete_clsact(ifindex).await;
+                    } else {
+                        let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
+                    }
+                }
+                return Err(match source.errno() {
+                    Some(libc::EEXIST) => target.already_attached(opts.priority),
+                    _ => target.netlink("adding the bpf filter", source),
+                });
+            }
+            Made::Tc {
+                created_qdisc: created,
+            }
+        }
+    };
+    drop(tc);
+    let (created_qdisc, mode, xdp_mode) = match &made {
+        Made::Tc { created_qdisc } => (*created_qdisc, Mode::Tc, None),
+        Made::Xdp { mode } => (false, Mode::Xdp, Some(*mode)),
+        Made::Tcx { link } => {
             // The link lives as long as a pin of it: pin it with the chain.
             if let Err(source) =
                 crate::sys::obj_pin(link.as_fd(), &c_path(&staging.join(LINK_PIN))?)
@@ -326,12 +517,12 @@ pub fn attach(
                 }
                 .into());
             }
-            (*ifindex, false, Mode::Tcx)
+            (false, Mode::Tcx, None)
         }
     };
-    drop(hook);
+    drop(made);
 
-    // The filter now runs the new chain: its pins replace the old ones.
+    // The hook now runs the new chain: its pins replace the old ones.
     if chain_dir.exists() {
         let _ = std::fs::remove_dir_all(&chain_dir);
     }
@@ -350,6 +541,7 @@ pub fn attach(
         ifindex,
         created_qdisc,
         mode,
+        xdp_mode,
         pin_dir: chain_dir,
         filter_name,
         programs: chain
@@ -390,15 +582,18 @@ fn remove_empty_parents(path: &Path) {
 /// What `detach` removed.
 #[derive(Debug, Default)]
 pub struct Detached {
-    /// Priorities whose filters were deleted.
+    /// Priorities whose filters were deleted (for XDP: none).
     pub priorities: Vec<u16>,
     /// Whether the clsact qdisc rawbpf had created was deleted too.
     pub deleted_qdisc: bool,
+    /// For XDP: whether the device's XDP program was removed (`false` when
+    /// the device no longer ran rawbpf's program: only its pins went).
+    pub removed_xdp: bool,
 }
 
-/// Priorities of the chains rawbpf pinned for a target.
+/// Priorities of the chains rawbpf pinned for a TC target.
 fn pinned_priorities(target: &Target) -> Vec<u16> {
-    let dir = target.dev_dir().join(target.direction.name());
+    let dir = target.dev_dir().join(target.hook.name());
     let mut prios: Vec<u16> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -410,22 +605,41 @@ fn pinned_priorities(target: &Target) -> Vec<u16> {
     prios
 }
 
+/// Ids of the programs pinned in a chain directory.
+fn pinned_prog_ids(chain_dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(chain_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let path = c_path(&e.ok()?.path()).ok()?;
+            let fd = crate::sys::obj_get(&path).ok()?;
+            Some(crate::sys::prog_info(fd.as_fd()).ok()?.id)
+        })
+        .collect()
+}
+
 /// Deletes the filter at `priority` (or, with `None`, every chain rawbpf
-/// attached in that direction) and its pins; deletes the clsact qdisc if
-/// rawbpf created it and no filter is left on it.
-pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
+/// attached on that hook) and its pins; deletes the clsact qdisc if rawbpf
+/// created it and no filter is left on it. For XDP, removes the device's
+/// XDP program if it is the one rawbpf pinned, and the pins.
+pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
+    if target.hook == Hook::Xdp {
+        return detach_xdp(target).await;
+    }
+    let direction = target.hook.direction().unwrap_or(Direction::Ingress);
     let prios = match priority {
         Some(p) => vec![p],
         None => pinned_priorities(target),
     };
     let created_marker = target.dev_dir().join(CREATED_CLSACT);
-    let result = target.in_ns(|| {
-        let tc = open_tc(target)?;
-        let ifindex = target.ifindex(&tc)?;
+    let result = async {
+        let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
         let mut done = Detached::default();
         for &p in &prios {
             let deleted = tc
-                .delete_filter(ifindex, target.direction, p)
+                .delete_filter(ifindex, direction, p)
+                .await
                 .map_err(|source| target.netlink("deleting the filter", source))?;
             if deleted || target.chain_dir(p).exists() {
                 done.priorities.push(p);
@@ -434,15 +648,18 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
         if created_marker.exists() {
             let any = tc
                 .has_filters(ifindex)
+                .await
                 .map_err(|source| target.netlink("listing filters", source))?;
             if !any {
                 tc.delete_clsact(ifindex)
+                    .await
                     .map_err(|source| target.netlink("deleting the clsact qdisc", source))?;
                 done.deleted_qdisc = true;
             }
         }
         Ok(done)
-    });
+    }
+    .await;
     let detached = match result {
         Ok(d) => d,
         // The device (or its namespace) is gone, and its filters with it:
@@ -455,7 +672,7 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
                     .into_iter()
                     .filter(|&p| target.chain_dir(p).exists())
                     .collect(),
-                deleted_qdisc: false,
+                ..Detached::default()
             }
         }
         Err(e) => return Err(e),
@@ -463,7 +680,7 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
     if detached.priorities.is_empty() {
         return Err(AttachError::NotAttached {
             dev: target.dev.clone(),
-            direction: target.direction.name(),
+            direction: target.hook.name(),
             priority,
         });
     }
@@ -483,26 +700,76 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
     Ok(detached)
 }
 
-/// A BPF filter found by `list`, with where rawbpf pinned its chain if it did.
+async fn detach_xdp(target: &Target) -> Result<Detached, AttachError> {
+    let chain_dir = target.chain_dir(0);
+    if !chain_dir.exists() {
+        return Err(AttachError::NotAttached {
+            dev: target.dev.clone(),
+            direction: Hook::Xdp.name(),
+            priority: None,
+        });
+    }
+    let ours = pinned_prog_ids(&chain_dir);
+    let removed = async {
+        let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
+        let Some(held) = tc
+            .xdp(ifindex)
+            .await
+            .map_err(|source| target.netlink("reading the XDP program", source))?
+        else {
+            return Ok(false);
+        };
+        // Another program replaced ours: leave it, remove only our pins.
+        if !ours.contains(&held.prog_id) {
+            return Ok(false);
+        }
+        tc.set_xdp(ifindex, None, XdpMode::of_attached(held.mode))
+            .await
+            .map_err(|source| target.netlink("removing the XDP program", source))?;
+        Ok(true)
+    }
+    .await;
+    let removed_xdp = match removed {
+        Ok(r) => r,
+        Err(AttachError::NoDevice { .. })
+        | Err(AttachError::Netns(crate::netns::NetnsError::NotFound { .. })) => false,
+        Err(e) => return Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&chain_dir);
+    remove_empty_parents(&chain_dir);
+    Ok(Detached {
+        removed_xdp,
+        ..Detached::default()
+    })
+}
+
+/// A BPF program found by `list` on a device hook, with where rawbpf pinned
+/// its chain if it did.
 #[derive(Debug, Clone)]
 pub struct Listed {
     /// The device's name.
     pub dev: String,
-    /// The filter.
+    /// The hook.
+    pub hook: Hook,
+    /// The filter (for TCX and XDP: the program, described like one).
     pub filter: BpfFilter,
-    /// The chain's pins, for filters rawbpf attached.
+    /// The chain's pins, for programs rawbpf attached.
     pub pin_dir: Option<PathBuf>,
-    /// tc (a cls_bpf filter) or tcx (a link rawbpf pinned).
+    /// tc (a cls_bpf filter), tcx (a link rawbpf pinned) or xdp.
     pub mode: Mode,
+    /// For XDP: the mode the kernel runs it in.
+    pub xdp_mode: Option<&'static str>,
 }
 
-/// The TCX link pinned for a chain, described like a filter: the entry
-/// program's name, id and tag come from the link's program.
-fn pinned_tcx(target: &Target, ifindex: u32, priority: u16) -> Option<BpfFilter> {
+/// A program by id, described like a filter: its name, id and tag.
+fn program_as_filter(
+    prog_id: u32,
+    ifindex: u32,
+    direction: Direction,
+    priority: u16,
+) -> Option<BpfFilter> {
     use crate::sys;
-    let link = pinned_link(&target.chain_dir(priority))?;
-    let info = sys::link_info(link.as_fd()).ok()?;
-    let prog = sys::prog_info(sys::prog_get_fd_by_id(info.prog_id).ok()?.as_fd()).ok()?;
+    let prog = sys::prog_info(sys::prog_get_fd_by_id(prog_id).ok()?.as_fd()).ok()?;
     let end = prog
         .name
         .iter()
@@ -510,66 +777,118 @@ fn pinned_tcx(target: &Target, ifindex: u32, priority: u16) -> Option<BpfFilter>
         .unwrap_or(prog.name.len());
     Some(BpfFilter {
         ifindex,
-        direction: target.direction,
+        direction,
         priority,
         handle: 0,
         name: String::from_utf8_lossy(&prog.name[..end]).into_owned(),
-        prog_id: info.prog_id,
+        prog_id,
         tag: prog.tag,
         direct_action: true,
     })
 }
 
-/// BPF filters on every device (or one) of a namespace.
-pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, AttachError> {
-    netns::run_in(netns, || {
-        let probe = Target {
-            netns: netns.map(str::to_owned),
-            dev: dev.unwrap_or("").to_owned(),
-            direction: Direction::Ingress,
-        };
-        let tc = open_tc(&probe)?;
-        let devices = match dev {
-            Some(d) => vec![(probe.ifindex(&tc)?, d.to_owned())],
-            None => tc
-                .devices()
-                .map_err(|source| probe.netlink("listing devices", source))?,
-        };
-        let mut out = Vec::new();
-        for (ifindex, name) in devices {
-            for direction in [Direction::Ingress, Direction::Egress] {
-                let target = Target {
-                    netns: netns.map(str::to_owned),
+/// The TCX link pinned for a chain, described like a filter.
+fn pinned_tcx(target: &Target, ifindex: u32, priority: u16) -> Option<BpfFilter> {
+    let link = pinned_link(&target.chain_dir(priority))?;
+    let info = crate::sys::link_info(link.as_fd()).ok()?;
+    program_as_filter(info.prog_id, ifindex, target.hook.direction()?, priority)
+}
+
+/// BPF filters, TCX links and XDP programs on every device (or one) of a
+/// namespace.
+pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, AttachError> {
+    let probe = Target {
+        netns: netns.map(str::to_owned),
+        dev: dev.unwrap_or("").to_owned(),
+        hook: Hook::Ingress,
+    };
+    let (tc, ifindex, ()) = match dev {
+        Some(_) => probe.connect(|_| Ok(()))?,
+        None => probe.in_ns(|| {
+            let tc = Tc::open().map_err(|e| probe.netlink("opening a netlink socket", e))?;
+            Ok((tc, 0, ()))
+        })?,
+    };
+    let devices = match dev {
+        Some(d) => {
+            let xdp = tc
+                .xdp(ifindex)
+                .await
+                .map_err(|source| probe.netlink("reading the XDP program", source))?;
+            vec![(ifindex, d.to_owned(), xdp)]
+        }
+        None => tc
+            .devices()
+            .await
+            .map_err(|source| probe.netlink("listing devices", source))?,
+    };
+    let mut out = Vec::new();
+    for (ifindex, name, xdp) in devices {
+        for hook in [Hook::Ingress, Hook::Egress] {
+            let target = Target {
+                netns: netns.map(str::to_owned),
+                dev: name.clone(),
+                hook,
+            };
+            let direction = hook.direction().unwrap_or(Direction::Ingress);
+            let filters = tc
+                .filters(ifindex, direction)
+                .await
+                .map_err(|source| target.netlink("listing filters", source))?;
+            for (_, _, bpf) in filters {
+                let Some(filter) = bpf else { continue };
+                let pin_dir = Some(target.chain_dir(filter.priority)).filter(|d| d.exists());
+                out.push(Listed {
                     dev: name.clone(),
-                    direction,
-                };
-                let filters = tc
-                    .filters(ifindex, direction)
-                    .map_err(|source| target.netlink("listing filters", source))?;
-                for (_, _, bpf) in filters {
-                    let Some(filter) = bpf else { continue };
-                    let pin_dir = Some(target.chain_dir(filter.priority)).filter(|d| d.exists());
+                    hook,
+                    filter,
+                    pin_dir,
+                    mode: Mode::Tc,
+                    xdp_mode: None,
+                });
+            }
+            for priority in pinned_priorities(&target) {
+                if let Some(filter) = pinned_tcx(&target, ifindex, priority) {
                     out.push(Listed {
                         dev: name.clone(),
+                        hook,
                         filter,
-                        pin_dir,
-                        mode: Mode::Tc,
+                        pin_dir: Some(target.chain_dir(priority)),
+                        mode: Mode::Tcx,
+                        xdp_mode: None,
                     });
-                }
-                for priority in pinned_priorities(&target) {
-                    if let Some(filter) = pinned_tcx(&target, ifindex, priority) {
-                        out.push(Listed {
-                            dev: name.clone(),
-                            filter,
-                            pin_dir: Some(target.chain_dir(priority)),
-                            mode: Mode::Tcx,
-                        });
-                    }
                 }
             }
         }
-        Ok(out)
-    })?
+        if let Some(x) = xdp {
+            let target = Target {
+                netns: netns.map(str::to_owned),
+                dev: name.clone(),
+                hook: Hook::Xdp,
+            };
+            let filter =
+                program_as_filter(x.prog_id, ifindex, Direction::Ingress, 0).unwrap_or(BpfFilter {
+                    ifindex,
+                    direction: Direction::Ingress,
+                    priority: 0,
+                    handle: 0,
+                    name: String::new(),
+                    prog_id: x.prog_id,
+                    tag: [0; 8],
+                    direct_action: true,
+                });
+            let pin_dir = Some(target.chain_dir(0)).filter(|d| d.exists());
+            out.push(Listed {
+                dev: name.clone(),
+                hook: Hook::Xdp,
+                filter,
+                pin_dir,
+                mode: Mode::Xdp,
+                xdp_mode: Some(x.mode),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// One stage to put into an attached chain: `MAP:KEY=OBJ:PROG`.
@@ -633,7 +952,7 @@ pub fn swap(
     if !chain_dir.exists() {
         return Err(AttachError::NotAttached {
             dev: target.dev.clone(),
-            direction: target.direction.name(),
+            direction: target.hook.name(),
             priority: Some(priority),
         });
     }
@@ -741,7 +1060,7 @@ mod tests {
         let t = Target {
             netns: Some("blue".into()),
             dev: "eth0.100".into(),
-            direction: Direction::Egress,
+            hook: Hook::Egress,
         };
         assert_eq!(
             t.chain_dir(7),

@@ -53,19 +53,24 @@ pub enum AttachError {
         /// Namespace.
         netns: Option<String>,
     },
-    /// The object has no program TC can run.
-    #[error("the object has no sched_cls program (SEC(\"tc\") or SEC(\"classifier\")) to attach")]
-    NoTcProgram,
-    /// The chosen entry program is not a TC program.
-    #[error("program {program} is a {prog_type} program; a TC filter runs sched_cls programs (SEC(\"tc\"))")]
-    NotTcProgram {
+    /// The object has no program the hook runs.
+    #[error("the object has no {} program to attach to {}", .hook.program_type(), .hook.describe())]
+    NoProgramFor {
+        /// The hook.
+        hook: crate::attach::Hook,
+    },
+    /// The chosen entry program is not of the type the hook runs.
+    #[error("program {program} is of type {prog_type}{}; {} runs {} programs", crate::attach::Hook::for_program(*prog_type).map_or(String::new(), |h| format!(", which attaches to {}", h.describe())), .hook.describe(), .hook.program_type())]
+    WrongProgramType {
         /// Program name.
         program: String,
         /// Its type.
         prog_type: crate::uapi::ProgramType,
+        /// The hook asked for.
+        hook: crate::attach::Hook,
     },
     /// Something is already attached there.
-    #[error("{dev} {direction}: a filter is already attached at priority {priority} (detach it, pass --replace, or choose another --priority)")]
+    #[error("{dev} {direction}: {}", if *.direction == "xdp" { "rawbpf has a chain attached there (detach it, or pass --replace)".to_owned() } else { format!("a filter is already attached at priority {priority} (detach it, pass --replace, or choose another --priority)") })]
     AlreadyAttached {
         /// Device.
         dev: String,
@@ -73,6 +78,16 @@ pub enum AttachError {
         direction: &'static str,
         /// Priority.
         priority: u16,
+    },
+    /// The device runs an XDP program already.
+    #[error("{dev}: an XDP program (id {prog_id}, {mode}) is already attached (detach it, or replace it)")]
+    XdpBusy {
+        /// Device.
+        dev: String,
+        /// The attached program's id.
+        prog_id: u32,
+        /// The mode it runs in.
+        mode: &'static str,
     },
     /// Nothing to detach.
     #[error("{dev} {direction}: nothing attached{}", .priority.map_or(String::new(), |p| format!(" at priority {p}")))]
@@ -101,8 +116,19 @@ pub enum AttachError {
         reason: String,
     },
     /// A netlink request failed.
-    #[error("{dev}: {action}: {source}{}", if_denied(source, NEEDS_NET_ADMIN))]
+    #[error("{dev}: {action}: {source}{}", denied(source.errno(), NEEDS_NET_ADMIN))]
     Netlink {
+        /// Device.
+        dev: String,
+        /// What was being done.
+        action: &'static str,
+        /// The kernel's answer.
+        source: crate::tc::NetlinkError,
+    },
+    /// A system call on the device's behalf failed (a TCX link, the device's
+    /// index).
+    #[error("{dev}: {action}: {source}{}", if_denied(source, NEEDS_NET_ADMIN))]
+    Device {
         /// Device.
         dev: String,
         /// What was being done.
@@ -115,7 +141,12 @@ pub enum AttachError {
 /// `hint` when `e` is `EPERM` or `EACCES`, which usually mean missing
 /// privileges; nothing otherwise.
 pub(crate) fn if_denied(e: &std::io::Error, hint: &'static str) -> &'static str {
-    match crate::netlink::errno(e) {
+    denied(e.raw_os_error(), hint)
+}
+
+/// `hint` when `errno` is `EPERM` or `EACCES`.
+fn denied(errno: Option<i32>, hint: &'static str) -> &'static str {
+    match errno {
         Some(libc::EPERM) | Some(libc::EACCES) => hint,
         _ => "",
     }

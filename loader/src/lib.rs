@@ -25,12 +25,12 @@
 #![warn(missing_docs)]
 
 pub mod attach;
+pub mod blocking;
 pub mod error;
 pub mod kconfig;
 pub mod kernel_btf;
 pub mod lab;
 pub mod load;
-pub mod netlink;
 pub mod netns;
 pub mod obj;
 pub mod packet;

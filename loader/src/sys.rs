@@ -13,7 +13,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `enum bpf_cmd` values used here.
 mod cmd {
@@ -1001,101 +1001,6 @@ fn set_sockopt_int(
 /// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
 pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
     set_sockopt_int(sock, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
-}
-
-/// Opens a `NETLINK_ROUTE` socket in the calling thread's network namespace
-/// (it stays there, whichever thread uses it later). Errors come back with
-/// the kernel's extended-ack text, and without a copy of the request.
-pub fn netlink_route_socket() -> io::Result<OwnedFd> {
-    // SAFETY: no pointers; on success the kernel returns a new fd we own.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // Both options are best effort: kernels before 4.12 lack them, and
-    // errors then just carry no text.
-    let _ = set_sockopt_int(fd.as_fd(), libc::SOL_NETLINK, libc::NETLINK_EXT_ACK, 1);
-    let _ = set_sockopt_int(fd.as_fd(), libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, 1);
-    Ok(fd)
-}
-
-/// The index of network device `name` in the network namespace of socket
-/// `sock` (`SIOCGIFINDEX`, as `if_nametoindex` does, on a socket that may
-/// live in another namespace than the calling thread); `None` if there is
-/// no such device.
-pub fn ifindex_of(sock: BorrowedFd<'_>, name: &str) -> io::Result<Option<u32>> {
-    // SAFETY: ifreq is plain old data; all-zero is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    if name.is_empty() || name.len() >= req.ifr_name.len() || name.contains('\0') {
-        return Ok(None);
-    }
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: `req` is a valid ifreq, NUL-terminated name, live for the
-    // call; SIOCGIFINDEX writes only ifr_ifindex inside it.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) } < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENODEV) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: SIOCGIFINDEX succeeded, so the union holds ifru_ifindex.
-    Ok(Some(unsafe { req.ifr_ifru.ifru_ifindex } as u32))
-}
-
-/// Sends one datagram (a netlink request) on a connected or netlink socket.
-pub fn send(sock: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is readable for its length for the call's duration.
-        let n = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Receives one datagram into `buf`'s spare capacity (its length becomes
-/// what was received); returns the datagram's full length, which is more
-/// than the capacity when it was cut (`MSG_TRUNC`). The buffer is never
-/// zeroed first, so pages the kernel does not write are never touched.
-pub fn recv_datagram(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
-    buf.clear();
-    let room = buf.spare_capacity_mut();
-    loop {
-        // SAFETY: `room` is writable for its length; the kernel writes at most that.
-        let n = unsafe {
-            libc::recv(
-                sock.as_raw_fd(),
-                room.as_mut_ptr().cast(),
-                room.len(),
-                libc::MSG_TRUNC,
-            )
-        };
-        if n >= 0 {
-            let n = n as usize;
-            // SAFETY: the kernel initialised the first min(n, capacity) bytes.
-            unsafe { buf.set_len(n.min(buf.capacity())) };
-            return Ok(n);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 /// Receives one datagram into `buf`; returns its length and, if the socket

@@ -1,22 +1,38 @@
-//! Traffic control over rtnetlink: the `clsact` qdisc and direct-action
-//! `cls_bpf` filters, as tc and libbpf make them (see [`crate::netlink`]).
+//! rtnetlink: the `clsact` qdisc, direct-action `cls_bpf` filters and a
+//! device's XDP program, as tc, ip and libbpf make them.
 //!
-//! A [`Tc`] talks to the network namespace it was created in.
+//! Every message is a netlink-packet-route type, exchanged through an
+//! `rtnetlink` [`Handle`](rtnetlink::Handle) whose connection runs on the
+//! caller's tokio runtime: the functions here are `async`. Programs without
+//! a runtime use [`crate::blocking`]. rtnetlink's builders have no clsact kind
+//! and no cls_bpf option, so those requests are built from
+//! netlink-packet-route's [`TcMessage`] and sent with `Handle::request`.
+//!
+//! A [`Tc`] talks to the network namespace it was opened in, whatever
+//! namespace the runtime's threads are in later.
 
-use crate::netlink::{self, flags, rtm, Attrs, IfInfoMsg, Request, Socket, TcMsg};
-use std::cell::RefCell;
+use futures_util::StreamExt;
+use rtnetlink::packet_core::Emitable as _;
+use rtnetlink::packet_core::{
+    ErrorMessage, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK,
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, LinkXdp};
+use rtnetlink::packet_route::tc::{
+    TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// `TC_H_CLSACT`: the clsact qdisc's parent.
-pub const TC_H_CLSACT: u32 = 0xFFFF_FFF1;
 /// The clsact qdisc's handle, `ffff:0`.
-const CLSACT_HANDLE: u32 = 0xFFFF_0000;
-/// `ETH_P_ALL`: filters see every protocol.
-const ETH_P_ALL: u16 = 0x0003;
+const CLSACT_HANDLE: TcHandle = TcHandle {
+    major: 0xFFFF,
+    minor: 0,
+};
 
 /// Which way packets go through the filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Packets the device receives (`ffff:fff2`).
     Ingress,
@@ -27,9 +43,16 @@ pub enum Direction {
 impl Direction {
     /// The filter's parent handle on clsact.
     pub fn parent(self) -> u32 {
-        match self {
-            Direction::Ingress => 0xFFFF_FFF2,
-            Direction::Egress => 0xFFFF_FFF3,
+        u32::from(self.handle())
+    }
+
+    fn handle(self) -> TcHandle {
+        TcHandle {
+            major: 0xFFFF,
+            minor: match self {
+                Direction::Ingress => TcHandle::MIN_INGRESS,
+                Direction::Egress => TcHandle::MIN_EGRESS,
+            },
         }
     }
 
@@ -63,113 +86,188 @@ pub struct BpfFilter {
     pub direct_action: bool,
 }
 
-/// An rtnetlink socket in one network namespace.
-pub struct Tc {
-    sock: RefCell<Socket>,
+/// A netlink request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The kernel refused the request: its errno and, when it said one, why
+    /// (the extended ack).
+    #[error("{}{}", io::Error::from_raw_os_error(*errno), ext_ack.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Kernel {
+        /// The errno.
+        errno: i32,
+        /// The kernel's extended-ack text.
+        ext_ack: Option<String>,
+    },
+    /// The netlink socket could not be opened or used.
+    #[error(transparent)]
+    Socket(#[from] io::Error),
+    /// The connection ended before the kernel answered, or answered with
+    /// something other than the request's reply.
+    #[error("netlink: {0}")]
+    Protocol(String),
+    /// A netlink function was called outside a tokio runtime.
+    #[error("rawbpf's netlink functions run on a tokio runtime (rawbpf::blocking runs them without one)")]
+    NoRuntime,
 }
 
-/// Attribute numbers (`linux/rtnetlink.h`, `linux/if_link.h`, `linux/pkt_cls.h`).
-const IFLA_IFNAME: u16 = 3;
-const TCA_KIND: u16 = 1;
-const TCA_OPTIONS: u16 = 2;
-const TCA_BPF_FD: u16 = 6;
-const TCA_BPF_NAME: u16 = 7;
-const TCA_BPF_FLAGS: u16 = 8;
-const TCA_BPF_TAG: u16 = 10;
-const TCA_BPF_ID: u16 = 11;
-const TCA_BPF_FLAG_ACT_DIRECT: u32 = 1;
+impl NetlinkError {
+    /// The kernel's errno, for an error the kernel answered with (or the
+    /// socket's).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            NetlinkError::Kernel { errno, .. } => Some(*errno),
+            NetlinkError::Socket(e) => e.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// Reads an `NLMSG_ERROR` message. rawbpf's sockets ask for capped acks
+    /// (`NETLINK_CAP_ACK`) with extended acks (`NETLINK_EXT_ACK`): after the
+    /// errno comes the request's 16-byte header, then `NLMSGERR_ATTR_*`.
+    pub(crate) fn from_kernel(e: &ErrorMessage) -> NetlinkError {
+        /// `NLMSGERR_ATTR_MSG`: the extended ack's text.
+        const NLMSGERR_ATTR_MSG: u16 = 1;
+        let tlvs = e.header.get(NetlinkHeader::default().buffer_len()..);
+        let ext_ack = tlvs.and_then(|t| {
+            NlasIterator::new(t).flatten().find_map(|nla| {
+                (nla.kind() == NLMSGERR_ATTR_MSG).then(|| {
+                    let v = nla.value();
+                    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+                    String::from_utf8_lossy(&v[..end]).into_owned()
+                })
+            })
+        });
+        NetlinkError::Kernel {
+            errno: -e.raw_code(),
+            ext_ack: ext_ack.filter(|m| !m.is_empty()),
+        }
+    }
+
+    /// From an error of one of rtnetlink's request builders.
+    pub(crate) fn from_rtnetlink(e: rtnetlink::Error) -> NetlinkError {
+        match e {
+            rtnetlink::Error::NetlinkError(m) => NetlinkError::from_kernel(&m),
+            other => NetlinkError::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// An rtnetlink connection in one network namespace.
+#[derive(Clone)]
+pub struct Tc {
+    handle: rtnetlink::Handle,
+}
 
 impl Tc {
-    /// Opens a netlink socket in the calling thread's network namespace.
-    pub fn new() -> io::Result<Tc> {
-        Ok(Tc {
-            sock: RefCell::new(Socket::open()?),
-        })
+    /// Opens a netlink socket in the calling thread's network namespace and
+    /// spawns its connection on the current tokio runtime. The socket stays
+    /// in that namespace: open it inside [`crate::netns::run_in`] to talk to
+    /// another one.
+    pub fn open() -> Result<Tc, NetlinkError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NetlinkError::NoRuntime)?;
+        let (mut conn, handle, _) = rtnetlink::new_connection()?;
+        let socket = rtnetlink::sys::AsyncSocket::socket_mut(conn.socket_mut());
+        // The kernel's reason for a refusal, and errors that echo only the
+        // request's header. Kernels without them still answer with an errno.
+        let _ = socket.set_ext_ack(true);
+        let _ = socket.set_cap_ack(true);
+        runtime.spawn(conn);
+        Ok(Tc { handle })
     }
 
-    /// Sends any request on this namespace's socket (see [`Socket::request`]).
-    pub(crate) fn request(&self, req: Request) -> io::Result<Vec<netlink::Reply>> {
-        self.sock.borrow_mut().request(req)
+    /// rtnetlink's handle, for its request builders.
+    pub fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
     }
 
-    /// The index of a network device; `None` if there is none of that name.
-    /// An ioctl on this namespace's socket: a netlink `RTM_GETLINK` would
-    /// make the kernel fill in the device's every attribute and statistic.
-    pub fn ifindex(&self, name: &str) -> io::Result<Option<u32>> {
-        crate::sys::ifindex_of(self.sock.borrow().fd(), name)
+    /// Sends one request and collects the replies; an `NLMSG_ERROR` with an
+    /// errno becomes [`NetlinkError::Kernel`].
+    pub async fn request(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | flags;
+        let mut replies = self
+            .handle
+            .clone()
+            .request(req)
+            .map_err(NetlinkError::from_rtnetlink)?;
+        let mut out = Vec::new();
+        while let Some(m) = replies.next().await {
+            match m.payload {
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(NetlinkError::from_kernel(&e))
+                }
+                NetlinkPayload::InnerMessage(inner) => out.push(inner),
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
-    /// Names and indices of every device.
-    pub fn devices(&self) -> io::Result<Vec<(u32, String)>> {
-        let replies = self.request(Request::link(
-            rtm::GETLINK,
-            flags::DUMP,
-            IfInfoMsg::default(),
-        ))?;
+    /// Index, name and XDP program of every device.
+    pub async fn devices(&self) -> Result<Vec<(u32, String, Option<XdpAttached>)>, NetlinkError> {
+        let replies = self
+            .request(
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+                NLM_F_DUMP,
+            )
+            .await?;
         Ok(replies
-            .iter()
-            .filter(|r| r.kind == rtm::NEWLINK)
-            .filter_map(|r| {
-                let (h, attrs) = r.link()?;
-                Some((h.index as u32, attrs.string(IFLA_IFNAME)?))
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => {
+                    let name = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n.clone()),
+                        _ => None,
+                    })?;
+                    Some((l.header.index, name, read_xdp(&l)))
+                }
+                _ => None,
             })
             .collect())
     }
 
-    fn clsact(kind: u16, flags: u16, ifindex: u32) -> Request {
-        let mut req = Request::tc(
-            kind,
-            flags,
-            TcMsg {
-                ifindex: ifindex as i32,
-                parent: TC_H_CLSACT,
-                handle: CLSACT_HANDLE,
-                ..TcMsg::default()
-            },
-        );
-        req.attr_str(TCA_KIND, "clsact");
-        req
-    }
-
     /// Adds a clsact qdisc unless the device has one; says whether it added it.
-    pub fn ensure_clsact(&self, ifindex: u32) -> io::Result<bool> {
-        let req = Self::clsact(rtm::NEWQDISC, flags::CREATE | flags::EXCL, ifindex);
-        match self.request(req) {
+    pub async fn ensure_clsact(&self, ifindex: u32) -> Result<bool, NetlinkError> {
+        let msg = RouteNetlinkMessage::NewQueueDiscipline(clsact_message(ifindex));
+        match self
+            .request(msg, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(e) if netlink::errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) if e.errno() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     /// The kinds of the device's qdiscs (`clsact`, `noqueue`, ...).
-    pub fn qdisc_kinds(&self, ifindex: u32) -> io::Result<Vec<String>> {
-        let replies = self.request(Request::tc(
-            rtm::GETQDISC,
-            flags::DUMP,
-            TcMsg {
-                ifindex: ifindex as i32,
-                ..TcMsg::default()
-            },
-        ))?;
+    pub async fn qdisc_kinds(&self, ifindex: u32) -> Result<Vec<String>, NetlinkError> {
+        let msg = RouteNetlinkMessage::GetQueueDiscipline(TcMessage::with_index(ifindex as i32));
+        let replies = self.request(msg, NLM_F_DUMP).await?;
         Ok(replies
-            .iter()
-            .filter(|r| r.kind == rtm::NEWQDISC)
-            .filter_map(|r| r.tc())
-            .filter(|(h, _)| h.ifindex == ifindex as i32)
-            .filter_map(|(_, attrs)| attrs.string(TCA_KIND))
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewQueueDiscipline(m) if m.header.index == ifindex as i32 => {
+                    kind_of(&m)
+                }
+                _ => None,
+            })
             .collect())
     }
 
     /// Removes the device's clsact qdisc (and every filter on it).
-    pub fn delete_clsact(&self, ifindex: u32) -> io::Result<()> {
-        self.request(Self::clsact(rtm::DELQDISC, 0, ifindex))
-            .map(drop)
+    pub async fn delete_clsact(&self, ifindex: u32) -> Result<(), NetlinkError> {
+        let msg = RouteNetlinkMessage::DelQueueDiscipline(clsact_message(ifindex));
+        self.request(msg, NLM_F_ACK).await.map(drop)
     }
 
     /// Adds a direct-action BPF filter (protocol all) at `priority`, handle 1.
     /// With `replace`, an existing filter there is swapped atomically
     /// (`NLM_F_REPLACE`); without, an existing one is an `EEXIST` error.
-    pub fn add_bpf_filter(
+    pub async fn add_bpf_filter(
         &self,
         ifindex: u32,
         direction: Direction,
@@ -177,246 +275,311 @@ impl Tc {
         prog: BorrowedFd<'_>,
         name: &str,
         replace: bool,
-    ) -> io::Result<()> {
-        let req = filter_request(
-            ifindex,
-            direction,
-            priority,
-            prog.as_raw_fd(),
-            name,
-            replace,
-        );
-        self.request(req).map(drop)
+    ) -> Result<(), NetlinkError> {
+        let msg = filter_message(ifindex, direction, priority, prog.as_raw_fd(), name);
+        let mode = if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
+        self.request(
+            RouteNetlinkMessage::NewTrafficFilter(msg),
+            NLM_F_ACK | NLM_F_CREATE | mode,
+        )
+        .await
+        .map(drop)
     }
 
     /// Deletes the filters at `priority`; `Ok(false)` if there were none.
-    pub fn delete_filter(
+    pub async fn delete_filter(
         &self,
         ifindex: u32,
         direction: Direction,
         priority: u16,
-    ) -> io::Result<bool> {
-        let req = Request::tc(
-            rtm::DELTFILTER,
-            0,
-            TcMsg {
-                ifindex: ifindex as i32,
-                parent: direction.parent(),
-                info: u32::from(priority) << 16,
-                ..TcMsg::default()
-            },
-        );
-        match self.request(req) {
+    ) -> Result<bool, NetlinkError> {
+        let mut msg = TcMessage::with_index(ifindex as i32);
+        msg.header.parent = direction.handle();
+        msg.header.info = u32::from(priority) << 16;
+        match self
+            .request(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK)
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(e) if matches!(netlink::errno(&e), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
-                Ok(false)
-            }
+            Err(e) if matches!(e.errno(), Some(libc::ENOENT) | Some(libc::EINVAL)) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     /// Whether any filter is on the device's clsact qdisc, either way.
-    pub fn has_filters(&self, ifindex: u32) -> io::Result<bool> {
+    pub async fn has_filters(&self, ifindex: u32) -> Result<bool, NetlinkError> {
         for d in [Direction::Ingress, Direction::Egress] {
-            if !self.filters(ifindex, d)?.is_empty() {
+            if !self.filters(ifindex, d).await?.is_empty() {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// Every filter on one direction of a device: (priority, kind, BPF details if a bpf filter).
-    pub fn filters(
+    /// Every filter on one direction of a device: (priority, kind, BPF
+    /// details if a bpf filter).
+    pub async fn filters(
         &self,
         ifindex: u32,
         direction: Direction,
-    ) -> io::Result<Vec<(u16, String, Option<BpfFilter>)>> {
-        let req = Request::tc(
-            rtm::GETTFILTER,
-            flags::DUMP,
-            TcMsg {
-                ifindex: ifindex as i32,
-                parent: direction.parent(),
-                ..TcMsg::default()
-            },
-        );
-        let replies = match self.request(req) {
+    ) -> Result<Vec<(u16, String, Option<BpfFilter>)>, NetlinkError> {
+        let mut msg = TcMessage::with_index(ifindex as i32);
+        msg.header.parent = direction.handle();
+        let replies = match self
+            .request(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP)
+            .await
+        {
             Ok(r) => r,
             // No clsact qdisc: no filters.
-            Err(e) if matches!(netlink::errno(&e), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
+            Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
                 return Ok(Vec::new())
             }
             Err(e) => return Err(e),
         };
-        let mut out = Vec::new();
-        for r in replies.iter().filter(|r| r.kind == rtm::NEWTFILTER) {
-            let Some((header, attrs)) = r.tc() else {
-                continue;
-            };
-            let priority = (header.info >> 16) as u16;
-            let kind = attrs.string(TCA_KIND).unwrap_or_default();
-            let options = attrs.nested(TCA_OPTIONS);
-            // The dump lists the priority's chain head too, without options.
-            if kind == "bpf" && options.is_none_or(|o| o.0.is_empty()) {
-                continue;
-            }
-            let bpf =
-                (kind == "bpf").then(|| bpf_filter(ifindex, direction, priority, &header, options));
-            out.push((priority, kind, bpf));
-        }
-        Ok(out)
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewTrafficFilter(m) => read_filter(&m, ifindex, direction),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The XDP program attached to a device, if any: its id and the mode
+    /// the kernel runs it in.
+    pub async fn xdp(&self, ifindex: u32) -> Result<Option<XdpAttached>, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        let replies = self.request(RouteNetlinkMessage::GetLink(msg), 0).await?;
+        Ok(replies.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => read_xdp(&l),
+            _ => None,
+        }))
+    }
+
+    /// Sets a device's XDP program (`IFLA_XDP`): `prog` with `flags`
+    /// ([`crate::uapi::xdp_flags`]), or with `None`, removes the one in the
+    /// mode `flags` names.
+    pub async fn set_xdp(
+        &self,
+        ifindex: u32,
+        prog: Option<BorrowedFd<'_>>,
+        flags: u32,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        msg.attributes.push(LinkAttribute::Xdp(vec![
+            LinkXdp::Fd(prog.map_or(-1, |p| p.as_raw_fd())),
+            LinkXdp::Flags(flags),
+        ]));
+        self.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
+            .await
+            .map(drop)
     }
 }
 
-/// The `RTM_NEWTFILTER` request for a direct-action bpf filter.
-fn filter_request(
+/// An XDP program on a device, as `RTM_GETLINK` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XdpAttached {
+    /// The program's id.
+    pub prog_id: u32,
+    /// The mode: "native", "generic" or "offload" (`XDP_ATTACHED_*`).
+    pub mode: &'static str,
+}
+
+fn read_xdp(l: &LinkMessage) -> Option<XdpAttached> {
+    use rtnetlink::packet_route::link::XdpAttached as A;
+    let xdp = l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Xdp(x) => Some(x),
+        _ => None,
+    })?;
+    let mut mode = None;
+    let mut prog_id = 0;
+    for x in xdp {
+        match x {
+            LinkXdp::Attached(A::Driver) => mode = Some("native"),
+            LinkXdp::Attached(A::SocketBuffer) => mode = Some("generic"),
+            LinkXdp::Attached(A::Hardware) => mode = Some("offload"),
+            LinkXdp::Attached(A::Multiple) => mode = mode.or(Some("multiple")),
+            LinkXdp::ProgId(id) => prog_id = *id,
+            _ => {}
+        }
+    }
+    Some(XdpAttached {
+        prog_id,
+        mode: mode?,
+    })
+    .filter(|x| x.prog_id != 0)
+}
+
+fn kind_of(m: &TcMessage) -> Option<String> {
+    m.attributes.iter().find_map(|a| match a {
+        TcAttribute::Kind(k) => Some(k.clone()),
+        _ => None,
+    })
+}
+
+fn clsact_message(ifindex: u32) -> TcMessage {
+    let mut msg = TcMessage::with_index(ifindex as i32);
+    msg.header.parent = TcHandle::CLSACT;
+    msg.header.handle = CLSACT_HANDLE;
+    msg.attributes.push(TcAttribute::Kind("clsact".into()));
+    msg
+}
+
+/// The `RTM_NEWTFILTER` message for a direct-action bpf filter.
+fn filter_message(
     ifindex: u32,
     direction: Direction,
     priority: u16,
     prog_fd: i32,
     name: &str,
-    replace: bool,
-) -> Request {
-    let mode = if replace { flags::REPLACE } else { flags::EXCL };
-    let mut req = Request::tc(
-        rtm::NEWTFILTER,
-        flags::CREATE | mode,
-        TcMsg {
-            ifindex: ifindex as i32,
-            parent: direction.parent(),
-            handle: 1,
-            info: (u32::from(priority) << 16) | u32::from(ETH_P_ALL.to_be()),
-            ..TcMsg::default()
-        },
-    );
-    req.attr_str(TCA_KIND, "bpf")
-        .begin(TCA_OPTIONS)
-        .attr_u32(TCA_BPF_FD, prog_fd as u32)
-        .attr_str(TCA_BPF_NAME, name)
-        .attr_u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)
-        .end();
-    req
+) -> TcMessage {
+    let mut msg = TcMessage::with_index(ifindex as i32);
+    msg.header.parent = direction.handle();
+    msg.header.handle = TcHandle::from(1);
+    msg.header.info = (u32::from(priority) << 16) | u32::from((libc::ETH_P_ALL as u16).to_be());
+    msg.attributes.push(TcAttribute::Kind("bpf".into()));
+    msg.attributes.push(TcAttribute::Options(vec![
+        TcOption::Bpf(TcFilterBpfOption::ProgFd(prog_fd as u32)),
+        TcOption::Bpf(TcFilterBpfOption::ProgName(name.to_owned())),
+        TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+    ]));
+    msg
 }
 
-fn bpf_filter(
+/// One entry of a filter dump: (priority, kind, BPF details). The dump
+/// lists each priority's chain head too, without options: that is skipped.
+fn read_filter(
+    m: &TcMessage,
     ifindex: u32,
     direction: Direction,
-    priority: u16,
-    header: &TcMsg,
-    options: Option<Attrs<'_>>,
-) -> BpfFilter {
-    let options = options.unwrap_or(Attrs(&[]));
-    let mut tag = [0; 8];
-    if let Some(t) = options.get(TCA_BPF_TAG).and_then(|t| t.get(..8)) {
-        tag.copy_from_slice(t);
+) -> Option<(u16, String, Option<BpfFilter>)> {
+    let priority = (m.header.info >> 16) as u16;
+    let kind = kind_of(m).unwrap_or_default();
+    let options: Vec<&TcFilterBpfOption> = m
+        .attributes
+        .iter()
+        .filter_map(|a| match a {
+            TcAttribute::Options(o) => Some(o),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|o| match o {
+            TcOption::Bpf(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    if kind != "bpf" {
+        return Some((priority, kind, None));
     }
-    BpfFilter {
+    if options.is_empty() {
+        return None;
+    }
+    let mut bpf = BpfFilter {
         ifindex,
         direction,
         priority,
-        handle: header.handle,
-        name: options.string(TCA_BPF_NAME).unwrap_or_default(),
-        prog_id: options.u32(TCA_BPF_ID).unwrap_or(0),
-        tag,
-        direct_action: options
-            .u32(TCA_BPF_FLAGS)
-            .is_some_and(|f| f & TCA_BPF_FLAG_ACT_DIRECT != 0),
+        handle: u32::from(m.header.handle),
+        name: String::new(),
+        prog_id: 0,
+        tag: [0; 8],
+        direct_action: false,
+    };
+    for o in options {
+        match o {
+            TcFilterBpfOption::ProgName(n) => bpf.name = n.clone(),
+            TcFilterBpfOption::ProgId(id) => bpf.prog_id = *id,
+            TcFilterBpfOption::ProgTag(t) => bpf.tag = *t,
+            TcFilterBpfOption::Flags(f) => bpf.direct_action = f.contains(TcBpfFlags::DirectAction),
+            _ => {}
+        }
     }
+    Some((priority, kind, Some(bpf)))
 }
 
 #[cfg(test)]
 mod tests {
-    //! The bytes we send, read back by netlink-packet-route (a dev-dependency
-    //! only), and its bytes read by us.
     use super::*;
-    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
-    use netlink_packet_route::tc::{
-        TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
-    };
-    use netlink_packet_route::RouteNetlinkMessage;
 
-    fn parse(mut req: Request) -> (u16, TcMessage) {
-        let bytes = req.wire();
-        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
-        let flags = msg.header.flags;
-        match msg.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewTrafficFilter(m))
-            | NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(m)) => {
-                (flags, m)
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
+    /// What the kernel receives for a filter: the bytes of our message, as
+    /// netlink-packet-route writes them, carry what tc(8) would send.
     #[test]
-    fn filter_request_is_what_tc_sends() {
-        let (flags, m) = parse(filter_request(7, Direction::Egress, 3, 42, "o:[p]", false));
-        assert_eq!(flags, 0x01 | 0x400 | 0x200);
-        assert_eq!(m.header.index, 7);
-        assert_eq!(m.header.parent, TcHandle::from(0xFFFF_FFF3));
-        assert_eq!(m.header.info, (3 << 16) | u32::from(0x0003u16.to_be()));
-        assert!(m.attributes.contains(&TcAttribute::Kind("bpf".into())));
-        let options = m.attributes.iter().find_map(|a| match a {
-            TcAttribute::Options(o) => Some(o.clone()),
-            _ => None,
-        });
-        assert_eq!(
-            options.unwrap(),
-            vec![
-                TcOption::Bpf(TcFilterBpfOption::ProgFd(42)),
-                TcOption::Bpf(TcFilterBpfOption::ProgName("o:[p]".into())),
-                TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
-            ]
-        );
-        let (flags, _) = parse(filter_request(7, Direction::Egress, 3, 42, "o", true));
-        assert_eq!(flags, 0x01 | 0x400 | 0x100);
-    }
-
-    #[test]
-    fn clsact_request_is_what_tc_sends() {
-        let (_, m) = parse(Tc::clsact(rtm::NEWQDISC, flags::CREATE, 5));
-        assert_eq!(m.header.index, 5);
-        assert_eq!(m.header.parent, TcHandle::from(TC_H_CLSACT));
-        assert_eq!(m.header.handle, TcHandle::from(0xFFFF_0000));
-        assert_eq!(m.attributes, vec![TcAttribute::Kind("clsact".into())]);
-    }
-
-    #[test]
-    fn filter_dump_replies_are_read() {
-        use netlink_packet_core::Emitable;
-        let mut m = TcMessage::default();
-        m.header.index = 9;
-        m.header.parent = TcHandle::from(0xFFFF_FFF2);
-        m.header.handle = TcHandle::from(1);
-        m.header.info = 5 << 16;
-        m.attributes.push(TcAttribute::Kind("bpf".into()));
-        m.attributes.push(TcAttribute::Options(vec![
-            TcOption::Bpf(TcFilterBpfOption::ProgName("x.o:[mark]".into())),
-            TcOption::Bpf(TcFilterBpfOption::ProgId(77)),
-            TcOption::Bpf(TcFilterBpfOption::ProgTag([1, 2, 3, 4, 5, 6, 7, 8])),
-            TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
-        ]));
-        let mut payload = vec![0; m.buffer_len()];
-        m.emit(&mut payload);
-        let reply = netlink::Reply {
-            kind: rtm::NEWTFILTER,
-            payload,
+    fn filter_message_is_a_direct_action_bpf_filter() {
+        let msg = filter_message(7, Direction::Egress, 3, 42, "pipeline.bpf.o:[mark_packet]");
+        assert_eq!(msg.header.index, 7);
+        assert_eq!(u32::from(msg.header.parent), 0xFFFF_FFF3);
+        assert_eq!(u32::from(msg.header.handle), 1);
+        // Priority 3, protocol ETH_P_ALL in network byte order.
+        assert_eq!(msg.header.info, (3 << 16) | 0x0300);
+        let mut full = NetlinkMessage::from(RouteNetlinkMessage::NewTrafficFilter(msg));
+        full.finalize();
+        let mut bytes = vec![0; full.buffer_len()];
+        full.serialize(&mut bytes);
+        let back = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewTrafficFilter(back)) =
+            back.payload
+        else {
+            panic!("not a filter: {back:?}");
         };
-        let (header, attrs) = reply.tc().unwrap();
-        assert_eq!(attrs.string(TCA_KIND).as_deref(), Some("bpf"));
-        let f = bpf_filter(9, Direction::Ingress, 5, &header, attrs.nested(TCA_OPTIONS));
+        let (prio, kind, bpf) = read_filter(&back, 7, Direction::Egress).unwrap();
+        assert_eq!((prio, kind.as_str()), (3, "bpf"));
+        let bpf = bpf.unwrap();
+        assert_eq!(bpf.name, "pipeline.bpf.o:[mark_packet]");
+        assert!(bpf.direct_action);
+    }
+
+    #[test]
+    fn clsact_sits_at_ffff_fff1_with_handle_ffff_0() {
+        let m = clsact_message(3);
+        assert_eq!(u32::from(m.header.parent), 0xFFFF_FFF1);
+        assert_eq!(u32::from(m.header.handle), 0xFFFF_0000);
+        assert_eq!(kind_of(&m).as_deref(), Some("clsact"));
+        assert_eq!(Direction::Ingress.parent(), 0xFFFF_FFF2);
+    }
+
+    #[test]
+    fn kernel_errors_carry_errno_and_extended_ack() {
+        // errno -17, the capped echo of a 16-byte header, then
+        // NLMSGERR_ATTR_MSG "exists".
+        let mut header = vec![0u8; 16];
+        header.extend_from_slice(&[11, 0, 1, 0]);
+        header.extend_from_slice(b"exists\0\0");
+        let mut e = ErrorMessage::default();
+        e.code = std::num::NonZeroI32::new(-17);
+        e.header = header;
+        let e = NetlinkError::from_kernel(&e);
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        assert_eq!(e.to_string(), "File exists (os error 17): exists");
+        // Without an extended ack: the errno's text alone.
+        let mut bare = ErrorMessage::default();
+        bare.code = std::num::NonZeroI32::new(-22);
+        bare.header = vec![0; 16];
         assert_eq!(
-            f,
-            BpfFilter {
-                ifindex: 9,
-                direction: Direction::Ingress,
-                priority: 5,
-                handle: 1,
-                name: "x.o:[mark]".into(),
-                prog_id: 77,
-                tag: [1, 2, 3, 4, 5, 6, 7, 8],
-                direct_action: true,
-            }
+            NetlinkError::from_kernel(&bare).to_string(),
+            "Invalid argument (os error 22)"
         );
+    }
+
+    #[test]
+    fn xdp_reads_mode_and_program() {
+        use rtnetlink::packet_route::link::XdpAttached as A;
+        let mut l = LinkMessage::default();
+        assert_eq!(read_xdp(&l), None);
+        l.attributes.push(LinkAttribute::Xdp(vec![
+            LinkXdp::Attached(A::SocketBuffer),
+            LinkXdp::ProgId(9),
+        ]));
+        assert_eq!(
+            read_xdp(&l),
+            Some(XdpAttached {
+                prog_id: 9,
+                mode: "generic"
+            })
+        );
+        let mut none = LinkMessage::default();
+        none.attributes
+            .push(LinkAttribute::Xdp(vec![LinkXdp::Attached(A::None)]));
+        assert_eq!(read_xdp(&none), None);
     }
 }

@@ -341,3 +341,16 @@ mod tests {
         assert_eq!(AttachType::TCX_INGRESS.0, 46);
     }
 }
+
+/// `XDP_FLAGS_*` (`linux/if_link.h`), for `IFLA_XDP_FLAGS`; neither libc nor
+/// netlink-packet-route defines them.
+pub mod xdp_flags {
+    /// Fail if the device already has a program.
+    pub const UPDATE_IF_NOEXIST: u32 = 1 << 0;
+    /// Generic XDP, on socket buffers.
+    pub const SKB_MODE: u32 = 1 << 1;
+    /// The driver's XDP.
+    pub const DRV_MODE: u32 = 1 << 2;
+    /// Offloaded to the NIC.
+    pub const HW_MODE: u32 = 1 << 3;
+}

@@ -3,9 +3,8 @@
 use crate::cli::Parsed;
 use crate::json::Json;
 use crate::Failure;
-use rawbpf::attach::{self, AttachOptions, Target};
+use rawbpf::attach::{self, AttachOptions, Hook, Mode, Target, XdpMode};
 use rawbpf::load::{hex, TailSlot};
-use rawbpf::tc::Direction;
 use rawbpf::{AttachError, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,15 +13,34 @@ fn target(p: &Parsed) -> Result<Target, Failure> {
     let dev = p
         .value("--dev")
         .ok_or_else(|| Failure::Usage(format!("{}: --dev IFACE is required", p.command.name)))?;
+    let hooks = ["--ingress", "--egress", "--xdp"];
+    let chosen: Vec<&str> = hooks.into_iter().filter(|h| p.switch(h)).collect();
+    if chosen.len() > 1 {
+        return Err(Failure::Usage(format!(
+            "{}: {} exclude each other",
+            p.command.name,
+            chosen.join(" and ")
+        )));
+    }
     Ok(Target {
         netns: p.value("--netns").map(str::to_owned),
         dev: dev.to_owned(),
-        direction: if p.switch("--egress") {
-            Direction::Egress
-        } else {
-            Direction::Ingress
+        hook: match chosen.first() {
+            Some(&"--egress") => Hook::Egress,
+            Some(&"--xdp") => Hook::Xdp,
+            _ => Hook::Ingress,
         },
     })
+}
+
+/// Runs a netlink command on a current-thread runtime: only attach,
+/// detach, list and demo start one.
+pub fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, AttachError>>,
+) -> Result<T, Failure> {
+    rawbpf::blocking::block_on(f)
+        .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?
+        .map_err(|e| attach_err(None, e))
 }
 
 fn priority(p: &Parsed) -> Result<Option<u16>, Failure> {
@@ -36,9 +54,18 @@ fn priority(p: &Parsed) -> Result<Option<u16>, Failure> {
 }
 
 fn attach_err(file: Option<&str>, e: AttachError) -> Failure {
+    // The library names the hook a program needs; the CLI names the flag.
+    let hint = match &e {
+        AttachError::WrongProgramType { prog_type, .. } => match Hook::for_program(*prog_type) {
+            Some(Hook::Xdp) => " (use --xdp)",
+            Some(_) => " (use --ingress or --egress)",
+            None => "",
+        },
+        _ => "",
+    };
     match (file, &e) {
         (Some(f), AttachError::Load(_)) => Failure::Error(format!("{f}: {e}")),
-        _ => Failure::Error(e.to_string()),
+        _ => Failure::Error(format!("{e}{hint}")),
     }
 }
 
@@ -56,15 +83,39 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let file = p.positional[0].as_str();
     let target = target(p)?;
     let mode = match p.value("--mode") {
-        None | Some("tc") => attach::Mode::Tc,
-        Some("tcx") => attach::Mode::Tcx,
-        Some("auto") => attach::Mode::Auto,
+        None | Some("tc") => Mode::Tc,
+        Some("tcx") => Mode::Tcx,
+        Some("auto") => Mode::Auto,
         Some(other) => {
             return Err(Failure::Usage(format!(
                 "attach: --mode {other}: expected auto, tc or tcx"
             )))
         }
     };
+    let xdp_mode = match p.value("--xdp-mode") {
+        None | Some("auto") => XdpMode::Auto,
+        Some("native") => XdpMode::Native,
+        Some("generic") => XdpMode::Generic,
+        Some("offload") => XdpMode::Offload,
+        Some(other) => {
+            return Err(Failure::Usage(format!(
+                "attach: --xdp-mode {other}: expected auto, native, generic or offload"
+            )))
+        }
+    };
+    let xdp = target.hook == Hook::Xdp;
+    for (flag, applies) in [("--xdp-mode", xdp), ("--mode", !xdp), ("--priority", !xdp)] {
+        if !applies && p.value(flag).is_some() {
+            return Err(Failure::Usage(format!(
+                "attach: {flag} {}",
+                if xdp {
+                    "is for TC attaches, not --xdp"
+                } else {
+                    "needs --xdp"
+                }
+            )));
+        }
+    }
     let mut tails = Vec::new();
     for t in p.values("--tail") {
         tails.push(
@@ -78,19 +129,25 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         tails,
         priority: priority(p)?.unwrap_or(1),
         replace: p.switch("--replace"),
-        mode,
+        mode: if xdp { Mode::Xdp } else { mode },
+        xdp_mode,
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
     };
     let spec = ObjectSpec::from_file(file)?;
-    let a = attach::attach(Path::new(file), &spec, &opts).map_err(|e| attach_err(Some(file), e))?;
+    let a = rawbpf::blocking::block_on(attach::attach(Path::new(file), &spec, &opts))
+        .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?
+        .map_err(|e| attach_err(Some(file), e))?;
     if p.switch("--json") {
         let doc = Json::Obj(vec![
             ("file", file.into()),
             ("dev", target.dev.as_str().into()),
             ("netns", Json::opt(target.netns.as_deref(), Json::from)),
-            ("direction", target.direction.name().into()),
-            ("priority", u32::from(opts.priority).into()),
-            ("mode", a.mode.name().into()),
+            ("direction", target.hook.name().into()),
+            (
+                "priority",
+                Json::opt((!xdp).then_some(u32::from(opts.priority)), Json::from),
+            ),
+            ("mode", a.xdp_mode.unwrap_or(a.mode.name()).into()),
             ("program", a.program.as_str().into()),
             ("prog_id", a.prog_id.into()),
             ("filter_name", a.filter_name.as_str().into()),
@@ -110,24 +167,32 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         crate::warn(w);
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "attached {} to {}{} {} at priority {} (mode {}{})",
-        a.filter_name,
-        target.dev,
-        target
-            .netns
-            .as_deref()
-            .map_or(String::new(), |n| format!(" (netns {n})")),
-        target.direction.name(),
-        opts.priority,
-        a.mode.name(),
-        if a.created_qdisc {
-            ", clsact qdisc added"
-        } else {
-            ""
-        },
-    );
+    let netns = target
+        .netns
+        .as_deref()
+        .map_or(String::new(), |n| format!(" (netns {n})"));
+    if let Some(xdp_mode) = a.xdp_mode {
+        let _ = writeln!(
+            out,
+            "attached {} to {}{netns} xdp (mode {xdp_mode})",
+            a.filter_name, target.dev,
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "attached {} to {}{netns} {} at priority {} (mode {}{})",
+            a.filter_name,
+            target.dev,
+            target.hook.name(),
+            opts.priority,
+            a.mode.name(),
+            if a.created_qdisc {
+                ", clsact qdisc added"
+            } else {
+                ""
+            },
+        );
+    }
     for (name, id) in &a.programs {
         let entry = if *name == a.program { " (entry)" } else { "" };
         let _ = writeln!(out, "  program {name} id {id}{entry}");
@@ -152,16 +217,22 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
             "detach: --priority and --all exclude each other".into(),
         ));
     }
+    if prio.is_some() && target.hook == Hook::Xdp {
+        return Err(Failure::Usage(
+            "detach: --priority is for TC hooks, not --xdp".into(),
+        ));
+    }
     let prio = if p.switch("--all") {
         None
     } else {
         Some(prio.unwrap_or(1))
     };
-    let d = attach::detach(&target, prio).map_err(|e| attach_err(None, e))?;
+    let d = block_on(attach::detach(&target, prio))?;
     if p.switch("--json") {
         let doc = Json::Obj(vec![
             ("dev", target.dev.as_str().into()),
-            ("direction", target.direction.name().into()),
+            ("direction", target.hook.name().into()),
+            ("removed_xdp", d.removed_xdp.into()),
             (
                 "priorities",
                 Json::Arr(d.priorities.iter().map(|&p| u32::from(p).into()).collect()),
@@ -170,11 +241,22 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
         ]);
         return Ok(format!("{doc}\n"));
     }
+    if target.hook == Hook::Xdp {
+        return Ok(format!(
+            "detached {} xdp and removed its pins{}\n",
+            target.dev,
+            if d.removed_xdp {
+                ""
+            } else {
+                " (the device no longer ran rawbpf's program; only the pins went)"
+            }
+        ));
+    }
     let prios: Vec<String> = d.priorities.iter().map(u16::to_string).collect();
     Ok(format!(
         "detached {} {} priority {} and removed its pins{}\n",
         target.dev,
-        target.direction.name(),
+        target.hook.name(),
         prios.join(","),
         if d.deleted_qdisc {
             "; deleted the clsact qdisc rawbpf had added"
@@ -186,18 +268,17 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
 
 /// `rawbpf list [--dev IFACE] [--netns NAME] [--json]`
 pub fn list(p: &Parsed) -> Result<String, Failure> {
-    let found =
-        attach::list(p.value("--netns"), p.value("--dev")).map_err(|e| attach_err(None, e))?;
+    let found = block_on(attach::list(p.value("--netns"), p.value("--dev")))?;
     if p.switch("--json") {
         let rows = found
             .iter()
             .map(|l| {
                 Json::Obj(vec![
                     ("dev", l.dev.as_str().into()),
-                    ("direction", l.filter.direction.name().into()),
+                    ("direction", l.hook.name().into()),
                     ("priority", u32::from(l.filter.priority).into()),
                     ("handle", l.filter.handle.into()),
-                    ("mode", l.mode.name().into()),
+                    ("mode", l.xdp_mode.unwrap_or(l.mode.name()).into()),
                     ("name", l.filter.name.as_str().into()),
                     ("prog_id", l.filter.prog_id.into()),
                     ("tag", hex(&l.filter.tag).into()),
@@ -215,7 +296,7 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
         ));
     }
     if found.is_empty() {
-        return Ok("no BPF filters attached\n".into());
+        return Ok("no BPF filters, links or XDP programs attached\n".into());
     }
     let mut rows = vec![[
         "DEV",
@@ -233,8 +314,8 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
     for l in &found {
         rows.push(vec![
             l.dev.clone(),
-            l.filter.direction.name().to_owned(),
-            l.mode.name().to_owned(),
+            l.hook.name().to_owned(),
+            l.xdp_mode.unwrap_or(l.mode.name()).to_owned(),
             l.filter.priority.to_string(),
             l.filter.name.clone(),
             l.filter.prog_id.to_string(),
@@ -276,7 +357,7 @@ pub fn swap(p: &Parsed) -> Result<String, Failure> {
         spec.map,
         spec.key,
         target.dev,
-        target.direction.name(),
+        target.hook.name(),
         s.program,
         s.prog_id
     ))

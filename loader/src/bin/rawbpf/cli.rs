@@ -33,6 +33,8 @@ const TC_TARGET: &[(&str, Arg)] = &[
     ("--ingress", Switch),
     ("--egress", Switch),
 ];
+/// The XDP hook instead of a TC direction: attach and detach.
+const XDP: &[(&str, Arg)] = &[("--xdp", Switch)];
 const JSON: &[(&str, Arg)] = &[("--json", Switch)];
 /// The kernel BTF to relocate against instead of /sys/kernel/btf/vmlinux.
 const BTF: &[(&str, Arg)] = &[("--btf", Value)];
@@ -72,11 +74,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "attach",
-        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--btf FILE] [--json]",
-        summary: "attach the entry program as a direct-action TC filter (or TCX link)",
+        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--btf FILE] [--json]",
+        summary: "attach the entry program as a direct-action TC filter, a TCX link, or the device's XDP program",
         flags: &[
             TC_TARGET,
+            XDP,
             &[
+                ("--xdp-mode", Value),
                 ("--prog", Value),
                 ("--tail", Repeated),
                 ("--priority", Value),
@@ -90,15 +94,15 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "detach",
-        usage: "rawbpf detach --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N|--all]",
-        summary: "remove a filter (or all of ours) and its pins",
-        flags: &[TC_TARGET, &[("--priority", Value), ("--all", Switch)], JSON],
+        usage: "rawbpf detach --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--priority N|--all]",
+        summary: "remove a filter, link or XDP program (or all of ours on a hook) and its pins",
+        flags: &[TC_TARGET, XDP, &[("--priority", Value), ("--all", Switch)], JSON],
         positional: (0, 0),
     },
     CommandSpec {
         name: "list",
         usage: "rawbpf list [--dev IFACE] [--netns NAME] [--json]",
-        summary: "attached BPF filters and links with program name, id and tag",
+        summary: "attached BPF filters, links and XDP programs with program name, id and tag",
         flags: &[&[("--dev", Value), ("--netns", Value)], JSON],
         positional: (0, 0),
     },

@@ -2,9 +2,8 @@
 //! namespaces, with a count of what arrives in each phase.
 
 use crate::Failure;
-use rawbpf::attach::{self, AttachOptions, Target};
+use rawbpf::attach::{self, AttachOptions, Hook, Target};
 use rawbpf::lab::{Arrivals, Lab, Receiver, Sender};
-use rawbpf::tc::Direction;
 use rawbpf::ObjectSpec;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -51,8 +50,10 @@ pub fn demo() -> Result<String, Failure> {
     let target = Target {
         netns: Some(lab.ns_b.clone()),
         dev: lab.dev_b.clone(),
-        direction: Direction::Ingress,
+        hook: Hook::Ingress,
     };
+    // One runtime for the demo's netlink; Lab::create ran its own.
+    let rt = rawbpf::blocking::runtime().map_err(fail)?;
     // Detach on the way out, whatever happens after the first attach.
     let guard = DetachGuard(Some(target.clone()));
     let mut out = String::new();
@@ -73,11 +74,14 @@ pub fn demo() -> Result<String, Failure> {
         priority: 1,
         replace: false,
         mode: attach::Mode::Tc,
+        xdp_mode: attach::XdpMode::Auto,
         target_btf: None,
     };
     let p1 = phase(&mut out, 1, "nothing attached", &sender, &receiver)?;
 
-    let stage1 = attach::attach(file, &spec, &opts).map_err(fail)?;
+    let stage1 = rt
+        .block_on(attach::attach(file, &spec, &opts))
+        .map_err(fail)?;
     let p2 = phase(
         &mut out,
         2,
@@ -88,7 +92,9 @@ pub fn demo() -> Result<String, Failure> {
 
     opts.tails.clear();
     opts.replace = true;
-    let chain = attach::attach(file, &spec, &opts).map_err(fail)?;
+    let chain = rt
+        .block_on(attach::attach(file, &spec, &opts))
+        .map_err(fail)?;
     let p3 = phase(
         &mut out,
         3,
@@ -97,7 +103,9 @@ pub fn demo() -> Result<String, Failure> {
         &receiver,
     )?;
 
-    let detached = attach::detach(&target, Some(1)).map_err(fail)?;
+    let detached = rt
+        .block_on(attach::detach(&target, Some(1)))
+        .map_err(fail)?;
     guard.disarm();
     let p4 = phase(&mut out, 4, "detached", &sender, &receiver)?;
 
@@ -162,7 +170,7 @@ impl DetachGuard {
 impl Drop for DetachGuard {
     fn drop(&mut self) {
         if let Some(t) = &self.0 {
-            let _ = attach::detach(t, Some(1));
+            let _ = rawbpf::blocking::detach(t, Some(1));
         }
     }
 }

@@ -1,0 +1,71 @@
+//! The netlink operations for programs without a tokio runtime: each call
+//! starts a current-thread runtime, runs the `async` function on it, and
+//! drops it (and the netlink socket with it) before returning.
+//!
+//! ```no_run
+//! use rawbpf::attach::{AttachOptions, Hook, Mode, Target, XdpMode};
+//! use rawbpf::ObjectSpec;
+//!
+//! let file = std::path::Path::new("programs/obj/pipeline.bpf.o");
+//! let spec = ObjectSpec::from_file(file)?;
+//! let opts = AttachOptions {
+//!     target: Target { netns: None, dev: "eth0".into(), hook: Hook::Ingress },
+//!     program: None,
+//!     tails: Vec::new(),
+//!     priority: 1,
+//!     replace: false,
+//!     mode: Mode::Tc,
+//!     xdp_mode: XdpMode::Auto,
+//!     target_btf: None,
+//! };
+//! let attached = rawbpf::blocking::attach(file, &spec, &opts)?;
+//! println!("pinned under {}", attached.pin_dir.display());
+//! rawbpf::blocking::detach(&opts.target, Some(1))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::attach::{self, AttachOptions, Attached, Detached, Listed, Target};
+use crate::error::AttachError;
+use crate::obj::ObjectSpec;
+use crate::tc::NetlinkError;
+use std::future::Future;
+use std::path::Path;
+
+/// A current-thread runtime with I/O: what the netlink functions need.
+pub fn runtime() -> Result<tokio::runtime::Runtime, NetlinkError> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?)
+}
+
+/// Runs `f` to completion on a new current-thread runtime.
+pub fn block_on<F: Future>(f: F) -> Result<F::Output, NetlinkError> {
+    Ok(runtime()?.block_on(f))
+}
+
+fn run<T>(dev: &str, f: impl Future<Output = Result<T, AttachError>>) -> Result<T, AttachError> {
+    block_on(f).map_err(|source| AttachError::Netlink {
+        dev: dev.to_owned(),
+        action: "starting the netlink runtime",
+        source,
+    })?
+}
+
+/// [`attach::attach`] without a runtime.
+pub fn attach(
+    file: &Path,
+    spec: &ObjectSpec,
+    opts: &AttachOptions,
+) -> Result<Attached, AttachError> {
+    run(&opts.target.dev, attach::attach(file, spec, opts))
+}
+
+/// [`attach::detach`] without a runtime.
+pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
+    run(&target.dev, attach::detach(target, priority))
+}
+
+/// [`attach::list`] without a runtime.
+pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, AttachError> {
+    run(dev.unwrap_or(""), attach::list(netns, dev))
+}
