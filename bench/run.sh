@@ -3,7 +3,7 @@
 # and prints a markdown table (see README "Benchmarks"). Root; not part of
 # the test run.
 #
-#   sudo bash bench/run.sh [--runs N]      # default 200 runs per measurement
+#   bash bench/run.sh [--runs N]      # default 200 runs per measurement
 #
 # Installs what it needs (gcc, libbpf-dev and the static libraries it links
 # with, strace, linux-perf) when missing.

@@ -494,3 +494,96 @@ fn detach_after_the_device_is_gone() {
     assert!(out.contains("removed its pins"), "{out}");
     assert!(!net.pin_dir("ingress").exists());
 }
+
+/// `attach --xdp` in each mode a veth offers: the XDP program drops IPv4
+/// UDP to port 4242 (its `.rodata` default) and passes the rest, after the
+/// CLI has exited; `list` shows it with the mode the kernel runs it in;
+/// `detach --xdp` removes it and its pins.
+#[test]
+fn xdp_drops_one_udp_port_in_each_mode() {
+    if !kernel("xdp_drops_one_udp_port_in_each_mode") {
+        return;
+    }
+    let net = Net::new("xdp");
+    let dropped = net.lab.receiver(4242).unwrap();
+    let to_4242 = || {
+        net.tx.send_batch(4242, 10).unwrap();
+        dropped.collect_batch().unwrap().count
+    };
+    let xdp_pins = || {
+        std::path::Path::new(rawbpf::attach::PIN_ROOT)
+            .join(format!("ns_{}", net.lab.ns_b))
+            .join(&net.lab.dev_b)
+            .join("xdp")
+    };
+    for mode in ["generic", "native"] {
+        assert_eq!(to_4242(), 10, "{mode}: nothing attached yet");
+        let out = ok(net.on_b(&["attach", &obj("xdp.bpf.o"), "--xdp", "--xdp-mode", mode]));
+        assert!(out.contains(&format!("xdp (mode {mode})")), "{out}");
+        assert_eq!(to_4242(), 0, "{mode}: port 4242 is dropped");
+        assert_eq!(net.batch().count, 10, "{mode}: other ports pass");
+        assert!(xdp_pins().join("xdp_drop_port").exists());
+
+        let listed = rawbpf_json(&["list", "--netns", &net.lab.ns_b, "--json"]);
+        let progs = listed.get("filters").array();
+        assert_eq!(progs.len(), 1, "{listed:?}");
+        assert_eq!(progs[0].get("direction").str(), "xdp");
+        assert_eq!(progs[0].get("mode").str(), mode);
+        assert_eq!(progs[0].get("name").str(), "xdp_drop_port");
+
+        // Taken: a second attach fails, --replace swaps it atomically.
+        let o = net.on_b(&["attach", &obj("xdp.bpf.o"), "--xdp", "--xdp-mode", mode]);
+        assert!(
+            stderr(&o).contains("xdp: rawbpf has a chain attached there"),
+            "{}",
+            stderr(&o)
+        );
+        let again = ok(net.on_b(&[
+            "attach",
+            &obj("xdp.bpf.o"),
+            "--xdp",
+            "--xdp-mode",
+            mode,
+            "--replace",
+        ]));
+        assert!(again.contains(&format!("xdp (mode {mode})")), "{again}");
+        assert_eq!(to_4242(), 0, "{mode}: the replacement drops too");
+
+        let out = ok(net.on_b(&["detach", "--xdp"]));
+        assert!(out.contains("detached"), "{out}");
+        assert_eq!(to_4242(), 10, "{mode}: all arrive after detach");
+        assert!(!xdp_pins().exists());
+        let listed = rawbpf_json(&["list", "--netns", &net.lab.ns_b, "--json"]);
+        assert!(listed.get("filters").array().is_empty(), "{listed:?}");
+    }
+}
+
+/// An XDP program given to a TC attach, or a TC program to an XDP attach:
+/// the error names the hook it needs, and nothing is left behind.
+#[test]
+fn wrong_hook_names_the_one_needed() {
+    if !kernel("wrong_hook_names_the_one_needed") {
+        return;
+    }
+    let net = Net::new("hook");
+    let o = net.on_b(&["attach", &obj("pipeline.bpf.o"), "--xdp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("program mark_packet is of type sched_cls, which attaches to a TC hook (ingress or egress); a device's XDP hook runs xdp programs (use --ingress or --egress)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = net.on_b(&["attach", &obj("xdp.bpf.o"), "--egress"]);
+    assert!(stderr(&o).contains("(use --xdp)"), "{}", stderr(&o));
+    let o = net.on_b(&["attach", &obj("xdp.bpf.o"), "--xdp", "--mode", "tcx"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = net.on_b(&["detach", "--xdp"]);
+    assert!(
+        stderr(&o).contains("xdp: nothing attached"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!std::path::Path::new(rawbpf::attach::PIN_ROOT)
+        .join(format!("ns_{}", net.lab.ns_b))
+        .exists());
+}

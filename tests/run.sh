@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every rawbpf test, installing what the tests need first.
 #
-#   sudo bash tests/run.sh
+#   bash tests/run.sh        (as root; the kernel tests need it)
 #
 # - Installs clang-19/llvm-19 (to prove the committed BPF objects are what
 #   programs/ compiles to) and iproute2 (tests compare with `tc filter show`)

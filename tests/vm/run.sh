@@ -2,7 +2,7 @@
 # Runs rawbpf's tests on other kernels, each booted under qemu (TCG: nested
 # KVM does not work on our machines), and prints a pass/fail table.
 #
-#   sudo bash tests/vm/run.sh [KERNEL...]     # default: 5.10 6.1 6.12 7.3
+#   bash tests/vm/run.sh [KERNEL...]     # default: 5.10 6.1 6.12 7.3
 #
 # For each kernel it downloads Debian's kernel package (5.10 from
 # bullseye(-security), 6.1 and 6.12 from bookworm, 7.3 from
