@@ -147,7 +147,15 @@ impl NetlinkError {
     pub(crate) fn from_rtnetlink(e: rtnetlink::Error) -> NetlinkError {
         match e {
             rtnetlink::Error::NetlinkError(m) => NetlinkError::from_kernel(&m),
-            other => NetlinkError::Protocol(other.to_string()),
+            // Not `to_string`: that prints a whole message with `{:?}`,
+            // which links the Debug code of every message type.
+            rtnetlink::Error::UnexpectedMessage(_) => {
+                NetlinkError::Protocol("an unexpected reply".into())
+            }
+            rtnetlink::Error::RequestFailed => {
+                NetlinkError::Protocol("the connection stopped before the reply".into())
+            }
+            _ => NetlinkError::Protocol("an invalid request or reply".into()),
         }
     }
 }
