@@ -515,6 +515,7 @@ fn xdp_drops_one_udp_port_in_each_mode() {
             .join(format!("ns_{}", net.lab.ns_b))
             .join(&net.lab.dev_b)
             .join("xdp")
+            .join("0")
     };
     for mode in ["generic", "native"] {
         assert_eq!(to_4242(), 10, "{mode}: nothing attached yet");

@@ -37,11 +37,8 @@ fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
     })
 }
 
-/// Where rawbpf pins attached chains.
-pub const PIN_ROOT: &str = "/sys/fs/bpf/rawbpf";
-/// Marks a device whose clsact qdisc rawbpf created (a directory: bpffs
-/// holds only pins and directories).
-const CREATED_CLSACT: &str = "created_clsact";
+pub use crate::pins::PIN_ROOT;
+use crate::pins::{ChainDir, DevicePins};
 
 /// Where on a device a chain's entry program is hooked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,23 +109,30 @@ pub struct Target {
 }
 
 impl Target {
-    /// `/sys/fs/bpf/rawbpf/<host|ns_NAME>/<dev>`.
-    pub fn dev_dir(&self) -> PathBuf {
-        let ns = match &self.netns {
-            Some(n) => format!("ns_{}", n.replace('.', "_")),
-            None => "host".to_owned(),
-        };
-        Path::new(PIN_ROOT)
-            .join(ns)
-            .join(self.dev.replace('.', "_"))
+    /// The device's pins (see [`crate::pins`]).
+    pub fn pins(&self) -> DevicePins {
+        DevicePins::new(self.netns.as_deref(), &self.dev)
     }
 
-    /// The pin directory of the chain at `priority` (XDP has one chain, at
-    /// `<dev>/xdp`).
+    /// The slot of a chain at `priority`: the priority, or 0 for XDP.
+    fn slot(&self, priority: u16) -> u16 {
+        if self.hook == Hook::Xdp {
+            0
+        } else {
+            priority
+        }
+    }
+
+    /// The pin directory of the hooked chain at `priority` (XDP: its one chain).
     pub fn chain_dir(&self, priority: u16) -> PathBuf {
-        match self.hook {
-            Hook::Xdp => self.dev_dir().join(Hook::Xdp.name()),
-            hook => self.dev_dir().join(hook.name()).join(priority.to_string()),
+        self.pins().chain(self.hook, self.slot(priority))
+    }
+
+    fn not_attached(&self, priority: Option<u16>) -> AttachError {
+        AttachError::NotAttached {
+            dev: self.dev.clone(),
+            direction: self.hook.name(),
+            priority: priority.filter(|_| self.hook != Hook::Xdp),
         }
     }
 
@@ -270,12 +274,9 @@ impl XdpMode {
     }
 }
 
-/// The pin of a chain's TCX link.
-const LINK_PIN: &str = "link";
-
 /// The TCX link pinned with the chain in `chain_dir`, if there is one.
 fn pinned_link(chain_dir: &Path) -> Option<OwnedFd> {
-    crate::sys::obj_get(&c_path(&chain_dir.join(LINK_PIN)).ok()?).ok()
+    crate::sys::obj_get(&c_path(&chain_dir.join("link")).ok()?).ok()
 }
 
 /// What the netns side of attach made.
@@ -356,10 +357,218 @@ fn entry_program<'s>(
     Ok(entry)
 }
 
+/// What a hook runs now, as far as one chain directory is concerned: the
+/// program of the chain's own TCX link if it pinned one (and the link is
+/// still attached), else the hook's program (`hooked`).
+fn running_for(chain: &Path, hooked: Option<u32>) -> Option<u32> {
+    match pinned_link(chain) {
+        Some(link) => crate::sys::link_info(link.as_fd())
+            .ok()
+            .filter(|i| i.ifindex != 0)
+            .map(|i| i.prog_id),
+        None => hooked,
+    }
+}
+
+/// A piece of rawbpf's bpffs state that does not match what the kernel
+/// runs: left by a rawbpf killed half-way, or by a device's hook changed
+/// behind rawbpf's back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// The device.
+    pub dev: String,
+    /// The hook.
+    pub hook: Hook,
+    /// The directory.
+    pub path: PathBuf,
+    /// What it is, and what happens to it.
+    pub kind: LeftoverKind,
+}
+
+/// Kinds of [`Leftover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftoverKind {
+    /// A staged chain the hook runs: its attach stopped between hooking it
+    /// and moving its pins into place. It is moved into place.
+    StagedAndHooked {
+        /// The process that staged it.
+        pid: u32,
+    },
+    /// A staged chain the hook does not run: its attach stopped before
+    /// hooking it. It is removed.
+    Staged {
+        /// The process that staged it.
+        pid: u32,
+    },
+    /// A chain's pins whose programs the hook no longer runs (a detach
+    /// stopped after unhooking it, or the hook was changed by another
+    /// tool). They are removed.
+    Unhooked,
+    /// The marker of a clsact qdisc rawbpf added, which is gone. It is
+    /// removed.
+    QdiscGone,
+}
+
+impl std::fmt::Display for LeftoverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeftoverKind::StagedAndHooked { pid } => write!(
+                f,
+                "chain staged by process {pid} (no longer running) and hooked: its pins are moved into place"
+            ),
+            LeftoverKind::Staged { pid } => write!(
+                f,
+                "chain staged by process {pid} (no longer running), never hooked: removed"
+            ),
+            LeftoverKind::Unhooked => {
+                f.write_str("pins of a chain the hook no longer runs: removed")
+            }
+            LeftoverKind::QdiscGone => {
+                f.write_str("marker of a clsact qdisc that is gone: removed")
+            }
+        }
+    }
+}
+
+/// The entry program the kernel runs at a hook slot, if any (the filter at
+/// priority `slot`, or the device's XDP program).
+async fn hooked_program(
+    tc: &Tc,
+    ifindex: u32,
+    target: &Target,
+    slot: u16,
+) -> Result<Option<u32>, AttachError> {
+    match target.hook.direction() {
+        Some(direction) => Ok(tc
+            .filters(ifindex, direction)
+            .await
+            .map_err(|source| target.netlink("listing filters", source))?
+            .into_iter()
+            .find_map(|(prio, _, bpf)| bpf.filter(|_| prio == slot).map(|b| b.prog_id))),
+        None => Ok(tc
+            .xdp(ifindex)
+            .await
+            .map_err(|source| target.netlink("reading the XDP program", source))?
+            .map(|x| x.prog_id)),
+    }
+}
+
+/// Compares one hook's pins with what the kernel runs and, unless `dry`,
+/// brings them in line: a chain staged by a process that no longer runs is
+/// moved into place if the hook runs it, else removed; a hooked chain whose
+/// programs the hook no longer runs is removed; the clsact marker goes with
+/// the qdisc. Chains staged by running processes are left alone. Returns
+/// what it found.
+async fn reconcile(
+    tc: &Tc,
+    ifindex: u32,
+    target: &Target,
+    dry: bool,
+) -> Result<Vec<Leftover>, AttachError> {
+    let pins = target.pins();
+    let mut found = Vec::new();
+    let leftover = |path: &Path, kind| Leftover {
+        dev: target.dev.clone(),
+        hook: target.hook,
+        path: path.to_owned(),
+        kind,
+    };
+    let chains = pins.chains(target.hook);
+    let mut slots: Vec<u16> = chains.iter().map(|c| c.slot).collect();
+    slots.dedup();
+    for slot in slots {
+        let of_slot: Vec<&ChainDir> = chains.iter().filter(|c| c.slot == slot).collect();
+        let hooked = hooked_program(tc, ifindex, target, slot).await?;
+        let final_dir = pins.chain(target.hook, slot);
+        let mut final_ok = false;
+        for staged in of_slot.iter().filter(|c| c.staged_by.is_some()) {
+            let pid = staged.staged_by.unwrap_or(0);
+            if staged.stager_runs() {
+                continue;
+            }
+            let runs = running_for(&staged.path, hooked)
+                .or_else(|| running_for(&final_dir, hooked))
+                .is_some_and(|id| pinned_prog_ids(&staged.path).contains(&id));
+            if runs {
+                found.push(leftover(
+                    &staged.path,
+                    LeftoverKind::StagedAndHooked { pid },
+                ));
+                if !dry {
+                    promote(&staged.path, &final_dir)?;
+                }
+                final_ok = true;
+            } else {
+                found.push(leftover(&staged.path, LeftoverKind::Staged { pid }));
+                if !dry {
+                    let _ = std::fs::remove_dir_all(&staged.path);
+                }
+            }
+        }
+        let has_final = of_slot.iter().any(|c| c.staged_by.is_none());
+        if has_final && !final_ok {
+            let runs = running_for(&final_dir, hooked)
+                .is_some_and(|id| pinned_prog_ids(&final_dir).contains(&id));
+            if !runs {
+                found.push(leftover(&final_dir, LeftoverKind::Unhooked));
+                if !dry {
+                    let _ = std::fs::remove_dir_all(&final_dir);
+                }
+            }
+        }
+    }
+    let marker = pins.created_clsact();
+    if target.hook != Hook::Xdp && marker.exists() {
+        let kinds = tc
+            .qdisc_kinds(ifindex)
+            .await
+            .map_err(|source| target.netlink("listing qdiscs", source))?;
+        if !kinds.iter().any(|k| k == "clsact") {
+            found.push(leftover(&marker, LeftoverKind::QdiscGone));
+            if !dry {
+                let _ = std::fs::remove_dir(&marker);
+            }
+        }
+    }
+    if !dry && !found.is_empty() {
+        DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
+    }
+    Ok(found)
+}
+
+/// Moves a staged chain into place over the final one. A TCX link pinned
+/// only in the old chain (a replace that updated the link and stopped) is
+/// pinned into the new one first, so the hook never loses it.
+fn promote(staged: &Path, final_dir: &Path) -> Result<(), AttachError> {
+    let staged_link = staged.join("link");
+    if !staged_link.exists() {
+        if let Some(link) = pinned_link(final_dir) {
+            crate::sys::obj_pin(link.as_fd(), &c_path(&staged_link)?).map_err(|source| {
+                LoadError::Pin {
+                    path: staged_link.clone(),
+                    action: "pinning the TCX link",
+                    source,
+                }
+            })?;
+        }
+    }
+    if final_dir.exists() {
+        let _ = std::fs::remove_dir_all(final_dir);
+    }
+    std::fs::rename(staged, final_dir).map_err(|source| {
+        AttachError::Load(LoadError::Pin {
+            path: final_dir.to_owned(),
+            action: "moving the new pins into place",
+            source,
+        })
+    })
+}
+
 /// Loads `spec` and hooks its entry program to the target: a direct-action
 /// filter or TCX link for the TC hooks, the device's XDP program for XDP.
 /// Nothing is left behind on failure: pins are removed and a qdisc rawbpf
-/// just created is deleted.
+/// just created is deleted. A rawbpf killed at any point leaves state the
+/// next command on the hook reconciles (see [`crate::pins`]).
 ///
 /// Runs on a tokio runtime (the netlink connection is spawned on it); see
 /// [`crate::blocking::attach`] for callers without one.
@@ -370,7 +579,11 @@ pub async fn attach(
 ) -> Result<Attached, AttachError> {
     let target = &opts.target;
     let entry = entry_program(spec, opts)?;
-    let chain_dir = target.chain_dir(opts.priority);
+    let pins = target.pins();
+    let slot = target.slot(opts.priority);
+    let chain_dir = pins.chain(target.hook, slot);
+    let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
+    reconcile(&tc, ifindex, target, false).await?;
     if chain_dir.exists() && !opts.replace {
         return Err(target.already_attached(opts.priority));
     }
@@ -380,15 +593,9 @@ pub async fn attach(
     let chain = Collection::load(spec, &load_opts)?;
     let program = chain.program(entry.name())?;
 
-    // Pin into a fresh directory first; it takes the final name only once the
-    // hook runs the new chain.
-    let staging = chain_dir.with_file_name(format!(
-        "{}_new_{}",
-        chain_dir
-            .file_name()
-            .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
-        std::process::id()
-    ));
+    // Pin into a staging directory first; it takes the final name only once
+    // the hook runs the new chain.
+    let staging = pins.staging(target.hook, slot);
     // (pin makes the directory; the guard removes it again on failure).
     let staged = StagedDir(Some(staging.clone()));
     chain.pin(&staging)?;
@@ -398,9 +605,10 @@ pub async fn attach(
         |f| f.to_string_lossy().into_owned(),
     );
     let filter_name = format!("{file_name}:[{}]", entry.name());
-    let old_link = chain_dir.join(LINK_PIN);
-    let replacing_tcx = opts.replace && old_link.exists();
-    if opts.replace && chain_dir.exists() && target.hook != Hook::Xdp {
+    let old_link = chain_dir.join("link");
+    let replacing = opts.replace && chain_dir.exists();
+    let replacing_tcx = replacing && old_link.exists();
+    if replacing && target.hook != Hook::Xdp {
         let wanted_tc = opts.mode == Mode::Tc;
         let wanted_tcx = opts.mode == Mode::Tcx;
         if (wanted_tc && replacing_tcx) || (wanted_tcx && !replacing_tcx) {
@@ -411,28 +619,8 @@ pub async fn attach(
         }
     }
     let prog_fd = program.fd();
-    // A TCX link is made in the namespace: bpf(2) reads the device index
-    // there. Everything else goes over the namespace's netlink socket.
-    let try_tcx =
-        target.hook != Hook::Xdp && opts.mode != Mode::Tc && !(opts.replace && chain_dir.exists());
-    let (tc, ifindex, new_link) = target.connect(|ifindex| {
-        let Some(direction) = target.hook.direction().filter(|_| try_tcx) else {
-            return Ok(None);
-        };
-        let attach_type = match direction {
-            Direction::Ingress => crate::uapi::AttachType::TCX_INGRESS,
-            Direction::Egress => crate::uapi::AttachType::TCX_EGRESS,
-        };
-        match crate::sys::link_create_ifindex(prog_fd, ifindex, attach_type.0, 0) {
-            Ok(link) => Ok(Some(link)),
-            // An older kernel does not know TCX: auto falls back to tc.
-            Err(e) if opts.mode == Mode::Auto && e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
-            Err(source) => Err(target.os("creating the TCX link", source)),
-        }
-    })?;
-    let made = match (target.hook.direction(), new_link) {
-        (_, Some(link)) => Made::Tcx { link },
-        (None, None) => {
+    let made = match target.hook.direction() {
+        None => {
             let mut flags = opts.xdp_mode.flags();
             if !opts.replace {
                 flags |= xdp_flags::UPDATE_IF_NOEXIST;
@@ -458,46 +646,42 @@ pub async fn attach(
             };
             Made::Xdp { mode }
         }
-        (Some(_), None) if replacing_tcx => {
+        Some(_) if replacing_tcx => {
             let link = crate::sys::obj_get(&c_path(&old_link)?)
                 .map_err(|source| target.os("opening the pinned TCX link", source))?;
             crate::sys::link_update(link.as_fd(), prog_fd)
                 .map_err(|source| target.os("updating the TCX link", source))?;
             Made::Tcx { link }
         }
-        (Some(direction), None) => {
-            let created = tc
-                .ensure_clsact(ifindex)
-                .await
-                .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
-            let added = tc
-                .add_bpf_filter(
-                    ifindex,
-                    direction,
-                    opts.priority,
-                    prog_fd,
-                    &filter_name,
-                    opts.replace,
-                )
-                .await;
-            if let Err(source) = added {
-                if created {
-                    // Another rawbpf may have put its filter on the qdisc we
-                    // just made (two attaches racing): delete the qdisc only if
-                    // it is empty, else leave it to that chain's detach.
-                    if tc.has_filters(ifindex).await.is_ok_and(|any| !any) {
-                        let _ = tc.delete_clsact(ifindex).await;
-                    } else {
-                        let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
+        Some(direction) => {
+            // A TCX link is made in the namespace: bpf(2) reads the device
+            // index there.
+            let tcx = if opts.mode != Mode::Tc && !replacing {
+                let attach_type = match direction {
+                    Direction::Ingress => crate::uapi::AttachType::TCX_INGRESS,
+                    Direction::Egress => crate::uapi::AttachType::TCX_EGRESS,
+                };
+                target.in_ns(|| {
+                    match crate::sys::link_create_ifindex(prog_fd, ifindex, attach_type.0, 0) {
+                        Ok(link) => Ok(Some(link)),
+                        // An older kernel does not know TCX: auto falls back to tc.
+                        Err(e)
+                            if opts.mode == Mode::Auto
+                                && e.raw_os_error() == Some(libc::EINVAL) =>
+                        {
+                            Ok(None)
+                        }
+                        Err(source) => Err(target.os("creating the TCX link", source)),
                     }
+                })?
+            } else {
+                None
+            };
+            match tcx {
+                Some(link) => Made::Tcx { link },
+                None => {
+                    add_filter(&tc, ifindex, target, direction, opts, prog_fd, &filter_name).await?
                 }
-                return Err(match source.errno() {
-                    Some(libc::EEXIST) => target.already_attached(opts.priority),
-                    _ => target.netlink("adding the bpf filter", source),
-                });
-            }
-            Made::Tc {
-                created_qdisc: created,
             }
         }
     };
@@ -507,11 +691,10 @@ pub async fn attach(
         Made::Xdp { mode } => (false, Mode::Xdp, Some(*mode)),
         Made::Tcx { link } => {
             // The link lives as long as a pin of it: pin it with the chain.
-            if let Err(source) =
-                crate::sys::obj_pin(link.as_fd(), &c_path(&staging.join(LINK_PIN))?)
-            {
+            let pin = staging.join("link");
+            if let Err(source) = crate::sys::obj_pin(link.as_fd(), &c_path(&pin)?) {
                 return Err(LoadError::Pin {
-                    path: staging.join(LINK_PIN),
+                    path: pin,
                     action: "pinning the TCX link",
                     source,
                 }
@@ -523,18 +706,8 @@ pub async fn attach(
     drop(made);
 
     // The hook now runs the new chain: its pins replace the old ones.
-    if chain_dir.exists() {
-        let _ = std::fs::remove_dir_all(&chain_dir);
-    }
-    std::fs::rename(&staging, &chain_dir).map_err(|source| LoadError::Pin {
-        path: chain_dir.clone(),
-        action: "moving the new pins into place",
-        source,
-    })?;
+    promote(&staging, &chain_dir)?;
     staged.keep();
-    if created_qdisc {
-        let _ = std::fs::create_dir_all(target.dev_dir().join(CREATED_CLSACT));
-    }
     Ok(Attached {
         program: entry.name().to_owned(),
         prog_id: program.id,
@@ -554,6 +727,69 @@ pub async fn attach(
     })
 }
 
+/// Adds the clsact qdisc if the device has none, then the filter. The
+/// marker saying rawbpf added the qdisc is made before the qdisc, so a
+/// rawbpf killed in between leaves a marker (which reconciling removes if
+/// there is no qdisc) rather than a qdisc nobody knows to remove.
+async fn add_filter(
+    tc: &Tc,
+    ifindex: u32,
+    target: &Target,
+    direction: Direction,
+    opts: &AttachOptions,
+    prog_fd: std::os::fd::BorrowedFd<'_>,
+    filter_name: &str,
+) -> Result<Made, AttachError> {
+    let marker = target.pins().created_clsact();
+    let has_clsact = tc
+        .qdisc_kinds(ifindex)
+        .await
+        .map_err(|source| target.netlink("listing qdiscs", source))?
+        .iter()
+        .any(|k| k == "clsact");
+    let mut created = false;
+    if !has_clsact {
+        std::fs::create_dir_all(&marker).map_err(|source| LoadError::Pin {
+            path: marker.clone(),
+            action: "marking the clsact qdisc as rawbpf's",
+            source,
+        })?;
+        created = tc
+            .ensure_clsact(ifindex)
+            .await
+            .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
+    }
+    let added = tc
+        .add_bpf_filter(
+            ifindex,
+            direction,
+            opts.priority,
+            prog_fd,
+            filter_name,
+            opts.replace,
+        )
+        .await;
+    if let Err(source) = added {
+        if created {
+            // Another rawbpf may have put its filter on the qdisc we just
+            // made (two attaches racing): delete the qdisc only if it is
+            // empty, else leave it (and the marker) to that chain's detach.
+            if tc.has_filters(ifindex).await.is_ok_and(|any| !any)
+                && tc.delete_clsact(ifindex).await.is_ok()
+            {
+                let _ = std::fs::remove_dir(&marker);
+            }
+        }
+        return Err(match source.errno() {
+            Some(libc::EEXIST) => target.already_attached(opts.priority),
+            _ => target.netlink("adding the bpf filter", source),
+        });
+    }
+    Ok(Made::Tc {
+        created_qdisc: created,
+    })
+}
+
 /// A pin directory removed on drop unless kept.
 struct StagedDir(Option<PathBuf>);
 
@@ -567,42 +803,23 @@ impl Drop for StagedDir {
     fn drop(&mut self) {
         if let Some(dir) = &self.0 {
             let _ = std::fs::remove_dir_all(dir);
-            remove_empty_parents(dir);
+            DevicePins::remove_empty_parents(dir);
         }
     }
-}
-
-/// Removes the directories above `path` that are empty, up to and
-/// including the pin root.
-fn remove_empty_parents(path: &Path) {
-    let mut dir = path.to_path_buf();
-    while dir.pop() && dir.starts_with(PIN_ROOT) && std::fs::remove_dir(&dir).is_ok() {}
 }
 
 /// What `detach` removed.
 #[derive(Debug, Default)]
 pub struct Detached {
-    /// Priorities whose filters were deleted (for XDP: none).
+    /// Priorities whose filters or links were removed (for XDP: none).
     pub priorities: Vec<u16>,
     /// Whether the clsact qdisc rawbpf had created was deleted too.
     pub deleted_qdisc: bool,
     /// For XDP: whether the device's XDP program was removed (`false` when
     /// the device no longer ran rawbpf's program: only its pins went).
     pub removed_xdp: bool,
-}
-
-/// Priorities of the chains rawbpf pinned for a TC target.
-fn pinned_priorities(target: &Target) -> Vec<u16> {
-    let dir = target.dev_dir().join(target.hook.name());
-    let mut prios: Vec<u16> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    prios.sort_unstable();
-    prios
+    /// What was left by a rawbpf stopped half-way, and reconciled first.
+    pub reconciled: Vec<Leftover>,
 }
 
 /// Ids of the programs pinned in a chain directory.
@@ -619,126 +836,147 @@ fn pinned_prog_ids(chain_dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Deletes the filter at `priority` (or, with `None`, every chain rawbpf
-/// attached on that hook) and its pins; deletes the clsact qdisc if rawbpf
+/// Removes the chain at `priority` (or, with `None`, every chain rawbpf
+/// attached on the hook) and its pins; deletes the clsact qdisc if rawbpf
 /// created it and no filter is left on it. For XDP, removes the device's
-/// XDP program if it is the one rawbpf pinned, and the pins.
+/// XDP program if it is one rawbpf pinned, and the pins. What a rawbpf
+/// stopped half-way left on the hook is reconciled first; `detach` with
+/// `None` succeeds if that was all there was.
 pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
-    if target.hook == Hook::Xdp {
-        return detach_xdp(target).await;
-    }
-    let direction = target.hook.direction().unwrap_or(Direction::Ingress);
-    let prios = match priority {
-        Some(p) => vec![p],
-        None => pinned_priorities(target),
-    };
-    let created_marker = target.dev_dir().join(CREATED_CLSACT);
-    let result = async {
-        let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
-        let mut done = Detached::default();
-        for &p in &prios {
-            let deleted = tc
-                .delete_filter(ifindex, direction, p)
-                .await
-                .map_err(|source| target.netlink("deleting the filter", source))?;
-            if deleted || target.chain_dir(p).exists() {
-                done.priorities.push(p);
-            }
-        }
-        if created_marker.exists() {
-            let any = tc
-                .has_filters(ifindex)
-                .await
-                .map_err(|source| target.netlink("listing filters", source))?;
-            if !any {
-                tc.delete_clsact(ifindex)
-                    .await
-                    .map_err(|source| target.netlink("deleting the clsact qdisc", source))?;
-                done.deleted_qdisc = true;
-            }
-        }
-        Ok(done)
-    }
-    .await;
-    let detached = match result {
-        Ok(d) => d,
-        // The device (or its namespace) is gone, and its filters with it:
+    let pins = target.pins();
+    let connected = target.connect(|_| Ok(()));
+    let (tc, ifindex) = match connected {
+        Ok((tc, ifindex, ())) => (tc, ifindex),
+        // The device (or its namespace) is gone, and its hooks with it:
         // what is left to remove is our pins.
         Err(AttachError::NoDevice { .. })
         | Err(AttachError::Netns(crate::netns::NetnsError::NotFound { .. })) => {
-            let _ = std::fs::remove_dir_all(&created_marker);
-            Detached {
-                priorities: prios
-                    .into_iter()
-                    .filter(|&p| target.chain_dir(p).exists())
-                    .collect(),
-                ..Detached::default()
+            let slots: Vec<u16> = pins
+                .chains(target.hook)
+                .iter()
+                .filter(|c| !c.stager_runs())
+                .filter(|c| priority.is_none_or(|p| c.slot == target.slot(p)))
+                .map(|c| c.slot)
+                .collect();
+            if slots.is_empty() {
+                return Err(target.not_attached(priority));
             }
+            for c in pins.chains(target.hook).iter().filter(|c| !c.stager_runs()) {
+                if slots.contains(&c.slot) {
+                    let _ = std::fs::remove_dir_all(&c.path);
+                }
+            }
+            let _ = std::fs::remove_dir_all(pins.created_clsact());
+            DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
+            return Ok(Detached {
+                priorities: if target.hook == Hook::Xdp {
+                    Vec::new()
+                } else {
+                    slots
+                },
+                ..Detached::default()
+            });
         }
         Err(e) => return Err(e),
     };
-    if detached.priorities.is_empty() {
-        return Err(AttachError::NotAttached {
-            dev: target.dev.clone(),
-            direction: target.hook.name(),
-            priority,
-        });
+    let reconciled = reconcile(&tc, ifindex, target, false).await?;
+    let mut done = if target.hook == Hook::Xdp {
+        detach_xdp(&tc, ifindex, target).await?
+    } else {
+        detach_tc(&tc, ifindex, target, priority).await?
+    };
+    let nothing = done.priorities.is_empty() && !done.removed_xdp && !done.deleted_qdisc;
+    if nothing && (priority.is_some() || reconciled.is_empty()) {
+        return Err(target.not_attached(priority));
     }
-    for &p in &detached.priorities {
+    done.reconciled = reconciled;
+    DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
+    Ok(done)
+}
+
+async fn detach_tc(
+    tc: &Tc,
+    ifindex: u32,
+    target: &Target,
+    priority: Option<u16>,
+) -> Result<Detached, AttachError> {
+    let pins = target.pins();
+    let direction = target.hook.direction().unwrap_or(Direction::Ingress);
+    let prios: Vec<u16> = match priority {
+        Some(p) => vec![p],
+        None => pins
+            .chains(target.hook)
+            .iter()
+            .filter(|c| c.staged_by.is_none())
+            .map(|c| c.slot)
+            .collect(),
+    };
+    let mut done = Detached::default();
+    for p in prios {
+        let chain = pins.chain(target.hook, p);
+        let mut removed = false;
         // A TCX link goes only when its last reference does, in a kernel
         // work item after the unpin: detach it now, so that when detach
         // returns, packets no longer see the chain.
-        if let Some(link) = pinned_link(&target.chain_dir(p)) {
-            let _ = crate::sys::link_detach(link.as_fd());
+        if let Some(link) = pinned_link(&chain) {
+            removed = crate::sys::link_detach(link.as_fd()).is_ok();
+        } else {
+            removed |= tc
+                .delete_filter(ifindex, direction, p)
+                .await
+                .map_err(|source| target.netlink("deleting the filter", source))?;
         }
-        let _ = std::fs::remove_dir_all(target.chain_dir(p));
+        if chain.exists() {
+            let _ = std::fs::remove_dir_all(&chain);
+            removed = true;
+        }
+        if removed {
+            done.priorities.push(p);
+        }
     }
-    if detached.deleted_qdisc {
-        let _ = std::fs::remove_dir(&created_marker);
+    let marker = pins.created_clsact();
+    if marker.exists() {
+        let any = tc
+            .has_filters(ifindex)
+            .await
+            .map_err(|source| target.netlink("listing filters", source))?;
+        if !any {
+            match tc.delete_clsact(ifindex).await {
+                Ok(()) => done.deleted_qdisc = true,
+                // Gone already (a detach stopped after deleting it).
+                Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
+                Err(source) => {
+                    return Err(target.netlink("deleting the clsact qdisc", source));
+                }
+            }
+            let _ = std::fs::remove_dir(&marker);
+        }
     }
-    remove_empty_parents(&target.chain_dir(0));
-    Ok(detached)
+    Ok(done)
 }
 
-async fn detach_xdp(target: &Target) -> Result<Detached, AttachError> {
-    let chain_dir = target.chain_dir(0);
-    if !chain_dir.exists() {
-        return Err(AttachError::NotAttached {
-            dev: target.dev.clone(),
-            direction: Hook::Xdp.name(),
-            priority: None,
-        });
+async fn detach_xdp(tc: &Tc, ifindex: u32, target: &Target) -> Result<Detached, AttachError> {
+    let chain = target.chain_dir(0);
+    if !chain.exists() {
+        return Ok(Detached::default());
     }
-    let ours = pinned_prog_ids(&chain_dir);
-    let removed = async {
-        let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
-        let Some(held) = tc
-            .xdp(ifindex)
-            .await
-            .map_err(|source| target.netlink("reading the XDP program", source))?
-        else {
-            return Ok(false);
-        };
-        // Another program replaced ours: leave it, remove only our pins.
-        if !ours.contains(&held.prog_id) {
-            return Ok(false);
-        }
+    let ours = pinned_prog_ids(&chain);
+    let held = tc
+        .xdp(ifindex)
+        .await
+        .map_err(|source| target.netlink("reading the XDP program", source))?;
+    let mut removed_xdp = false;
+    // Another program replaced ours: leave it, remove only our pins.
+    if let Some(held) = held.filter(|h| ours.contains(&h.prog_id)) {
         tc.set_xdp(ifindex, None, XdpMode::of_attached(held.mode))
             .await
             .map_err(|source| target.netlink("removing the XDP program", source))?;
-        Ok(true)
+        removed_xdp = true;
     }
-    .await;
-    let removed_xdp = match removed {
-        Ok(r) => r,
-        Err(AttachError::NoDevice { .. })
-        | Err(AttachError::Netns(crate::netns::NetnsError::NotFound { .. })) => false,
-        Err(e) => return Err(e),
-    };
-    let _ = std::fs::remove_dir_all(&chain_dir);
-    remove_empty_parents(&chain_dir);
+    let _ = std::fs::remove_dir_all(&chain);
     Ok(Detached {
         removed_xdp,
+        priorities: Vec::new(),
         ..Detached::default()
     })
 }
@@ -759,6 +997,16 @@ pub struct Listed {
     pub mode: Mode,
     /// For XDP: the mode the kernel runs it in.
     pub xdp_mode: Option<&'static str>,
+}
+
+/// What `list` found.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Programs on device hooks.
+    pub attached: Vec<Listed>,
+    /// rawbpf state that does not match the kernel's, and what the next
+    /// command on its hook will do with it.
+    pub leftovers: Vec<Leftover>,
 }
 
 /// A program by id, described like a filter: its name, id and tag.
@@ -788,15 +1036,18 @@ fn program_as_filter(
 }
 
 /// The TCX link pinned for a chain, described like a filter.
-fn pinned_tcx(target: &Target, ifindex: u32, priority: u16) -> Option<BpfFilter> {
-    let link = pinned_link(&target.chain_dir(priority))?;
+fn pinned_tcx(chain: &ChainDir, ifindex: u32, direction: Direction) -> Option<BpfFilter> {
+    let link = pinned_link(&chain.path)?;
     let info = crate::sys::link_info(link.as_fd()).ok()?;
-    program_as_filter(info.prog_id, ifindex, target.hook.direction()?, priority)
+    if info.ifindex == 0 {
+        return None;
+    }
+    program_as_filter(info.prog_id, ifindex, direction, chain.slot)
 }
 
 /// BPF filters, TCX links and XDP programs on every device (or one) of a
-/// namespace.
-pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, AttachError> {
+/// namespace, and what rawbpf left half-done there. Changes nothing.
+pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, AttachError> {
     let probe = Target {
         netns: netns.map(str::to_owned),
         dev: dev.unwrap_or("").to_owned(),
@@ -822,15 +1073,22 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>,
             .await
             .map_err(|source| probe.netlink("listing devices", source))?,
     };
-    let mut out = Vec::new();
+    let mut out = Listing::default();
     for (ifindex, name, xdp) in devices {
-        for hook in [Hook::Ingress, Hook::Egress] {
+        for hook in [Hook::Ingress, Hook::Egress, Hook::Xdp] {
             let target = Target {
                 netns: netns.map(str::to_owned),
                 dev: name.clone(),
                 hook,
             };
-            let direction = hook.direction().unwrap_or(Direction::Ingress);
+            let pins = target.pins();
+            if pins.dir().exists() {
+                out.leftovers
+                    .extend(reconcile(&tc, ifindex, &target, true).await?);
+            }
+            let Some(direction) = hook.direction() else {
+                continue;
+            };
             let filters = tc
                 .filters(ifindex, direction)
                 .await
@@ -838,7 +1096,7 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>,
             for (_, _, bpf) in filters {
                 let Some(filter) = bpf else { continue };
                 let pin_dir = Some(target.chain_dir(filter.priority)).filter(|d| d.exists());
-                out.push(Listed {
+                out.attached.push(Listed {
                     dev: name.clone(),
                     hook,
                     filter,
@@ -847,13 +1105,13 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>,
                     xdp_mode: None,
                 });
             }
-            for priority in pinned_priorities(&target) {
-                if let Some(filter) = pinned_tcx(&target, ifindex, priority) {
-                    out.push(Listed {
+            for chain in pins.chains(hook).iter().filter(|c| c.staged_by.is_none()) {
+                if let Some(filter) = pinned_tcx(chain, ifindex, direction) {
+                    out.attached.push(Listed {
                         dev: name.clone(),
                         hook,
                         filter,
-                        pin_dir: Some(target.chain_dir(priority)),
+                        pin_dir: Some(chain.path.clone()),
                         mode: Mode::Tcx,
                         xdp_mode: None,
                     });
@@ -878,7 +1136,7 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>,
                     direct_action: true,
                 });
             let pin_dir = Some(target.chain_dir(0)).filter(|d| d.exists());
-            out.push(Listed {
+            out.attached.push(Listed {
                 dev: name.clone(),
                 hook: Hook::Xdp,
                 filter,

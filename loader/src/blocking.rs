@@ -24,7 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::attach::{self, AttachOptions, Attached, Detached, Listed, Target};
+use crate::attach::{self, AttachOptions, Attached, Detached, Listing, Target};
 use crate::error::AttachError;
 use crate::obj::ObjectSpec;
 use crate::tc::NetlinkError;
@@ -66,6 +66,6 @@ pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, Attach
 }
 
 /// [`attach::list`] without a runtime.
-pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Vec<Listed>, AttachError> {
+pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, AttachError> {
     run(dev.unwrap_or(""), attach::list(netns, dev))
 }

@@ -34,6 +34,7 @@ pub mod load;
 pub mod netns;
 pub mod obj;
 pub mod packet;
+pub mod pins;
 pub mod probe;
 pub mod sys;
 pub mod tc;

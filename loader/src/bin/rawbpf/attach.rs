@@ -238,37 +238,80 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
                 Json::Arr(d.priorities.iter().map(|&p| u32::from(p).into()).collect()),
             ),
             ("deleted_qdisc", d.deleted_qdisc.into()),
+            (
+                "reconciled",
+                Json::Arr(
+                    d.reconciled
+                        .iter()
+                        .map(|l| {
+                            Json::Obj(vec![
+                                ("path", l.path.display().to_string().into()),
+                                ("what", l.kind.to_string().into()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
         ]);
         return Ok(format!("{doc}\n"));
     }
-    if target.hook == Hook::Xdp {
-        return Ok(format!(
-            "detached {} xdp and removed its pins{}\n",
+    let mut out = String::new();
+    for l in &d.reconciled {
+        let _ = writeln!(out, "reconciled {}: {}", l.path.display(), l.kind);
+    }
+    let nothing = d.priorities.is_empty() && !d.removed_xdp && !d.deleted_qdisc;
+    if nothing {
+        let _ = writeln!(
+            out,
+            "nothing was attached on {} {}; only what a stopped rawbpf left was removed",
+            target.dev,
+            target.hook.name()
+        );
+    } else if target.hook == Hook::Xdp {
+        let _ = writeln!(
+            out,
+            "detached {} xdp and removed its pins{}",
             target.dev,
             if d.removed_xdp {
                 ""
             } else {
                 " (the device no longer ran rawbpf's program; only the pins went)"
             }
-        ));
+        );
+    } else {
+        let prios: Vec<String> = d.priorities.iter().map(u16::to_string).collect();
+        let _ = writeln!(
+            out,
+            "detached {} {} priority {} and removed its pins{}",
+            target.dev,
+            target.hook.name(),
+            prios.join(","),
+            if d.deleted_qdisc {
+                "; deleted the clsact qdisc rawbpf had added"
+            } else {
+                ""
+            }
+        );
     }
-    let prios: Vec<String> = d.priorities.iter().map(u16::to_string).collect();
-    Ok(format!(
-        "detached {} {} priority {} and removed its pins{}\n",
-        target.dev,
-        target.hook.name(),
-        prios.join(","),
-        if d.deleted_qdisc {
-            "; deleted the clsact qdisc rawbpf had added"
-        } else {
-            ""
-        }
-    ))
+    Ok(out)
 }
 
 /// `rawbpf list [--dev IFACE] [--netns NAME] [--json]`
 pub fn list(p: &Parsed) -> Result<String, Failure> {
-    let found = block_on(attach::list(p.value("--netns"), p.value("--dev")))?;
+    let netns = p.value("--netns");
+    let listing = block_on(attach::list(netns, p.value("--dev")))?;
+    let found = &listing.attached;
+    let leftovers: Vec<(String, String, String)> = listing
+        .leftovers
+        .iter()
+        .map(|l| {
+            (
+                l.path.display().to_string(),
+                l.kind.to_string(),
+                clears(l, netns),
+            )
+        })
+        .collect();
     if p.switch("--json") {
         let rows = found
             .iter()
@@ -290,13 +333,27 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                 ])
             })
             .collect();
+        let left = leftovers
+            .iter()
+            .map(|(path, what, clears)| {
+                Json::Obj(vec![
+                    ("path", path.as_str().into()),
+                    ("what", what.as_str().into()),
+                    ("clears_it", clears.as_str().into()),
+                ])
+            })
+            .collect();
         return Ok(format!(
             "{}\n",
-            Json::Obj(vec![("filters", Json::Arr(rows))])
+            Json::Obj(vec![
+                ("filters", Json::Arr(rows)),
+                ("leftovers", Json::Arr(left)),
+            ])
         ));
     }
+    let mut out = String::new();
     if found.is_empty() {
-        return Ok("no BPF filters, links or XDP programs attached\n".into());
+        out.push_str("no BPF filters, links or XDP programs attached\n");
     }
     let mut rows = vec![[
         "DEV",
@@ -311,7 +368,7 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
     ]
     .map(String::from)
     .to_vec()];
-    for l in &found {
+    for l in found {
         rows.push(vec![
             l.dev.clone(),
             l.hook.name().to_owned(),
@@ -326,9 +383,28 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                 .map_or("-".to_owned(), |d| d.display().to_string()),
         ]);
     }
-    let mut out = String::new();
-    crate::inspect::table(&mut out, &rows);
+    if !found.is_empty() {
+        crate::inspect::table(&mut out, &rows);
+    }
+    for (path, what, clears) in &leftovers {
+        let _ = writeln!(out, "half-done: {path}: {what} by {clears}");
+    }
     Ok(out)
+}
+
+/// The command that reconciles a leftover: any command on its hook does;
+/// `detach --all` also removes what it finishes.
+fn clears(l: &attach::Leftover, netns: Option<&str>) -> String {
+    let hook = match l.hook {
+        Hook::Ingress => "",
+        Hook::Egress => " --egress",
+        Hook::Xdp => " --xdp",
+    };
+    let ns = netns.map_or(String::new(), |n| format!(" --netns {n}"));
+    format!(
+        "the next attach or detach there (rawbpf detach --all --dev {}{ns}{hook})",
+        l.dev
+    )
 }
 
 /// `rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] MAP:KEY=OBJ:PROG`

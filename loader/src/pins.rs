@@ -1,0 +1,176 @@
+//! Where rawbpf keeps an attachment on bpffs, and the only code that spells
+//! it out:
+//!
+//! ```text
+//! /sys/fs/bpf/rawbpf/<host|ns_NS>/<DEV>/created_clsact      rawbpf added the clsact qdisc
+//! /sys/fs/bpf/rawbpf/<host|ns_NS>/<DEV>/<HOOK>/<SLOT>/       a hooked chain: its programs,
+//!                                                            maps and (TCX) link pinned
+//! /sys/fs/bpf/rawbpf/<host|ns_NS>/<DEV>/<HOOK>/<SLOT>_new_<PID>/
+//!                                                            staged by process PID, not
+//!                                                            hooked yet (or killed before
+//!                                                            it could rename it)
+//! ```
+//!
+//! HOOK is `ingress`, `egress` or `xdp`; SLOT is the filter priority (0 for
+//! XDP). bpffs refuses dots in names, so names are escaped injectively:
+//! `_` becomes `__` and `.` becomes `_2e` (`eth0.100` → `eth0_2e100`,
+//! `eth0_100` → `eth0__100`).
+
+use crate::attach::Hook;
+use std::path::{Path, PathBuf};
+
+/// Where rawbpf pins attached chains.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/rawbpf";
+/// Marks a device whose clsact qdisc rawbpf added (a directory: bpffs holds
+/// only pins and directories).
+const CREATED_CLSACT: &str = "created_clsact";
+/// The pin of a chain's TCX link.
+const LINK_PIN: &str = "link";
+const STAGED: &str = "_new_";
+
+/// A name as a bpffs directory name: injective, no dots.
+pub fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '_' => out.push_str("__"),
+            '.' => out.push_str("_2e"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The pins of one device (in one namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePins {
+    dir: PathBuf,
+}
+
+/// A chain directory found on bpffs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainDir {
+    /// Its slot (priority; 0 for XDP).
+    pub slot: u16,
+    /// The directory.
+    pub path: PathBuf,
+    /// `None` for a hooked chain; the staging process's pid otherwise.
+    pub staged_by: Option<u32>,
+}
+
+impl ChainDir {
+    /// Whether the process that staged it still runs.
+    pub fn stager_runs(&self) -> bool {
+        self.staged_by
+            .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+    }
+
+    /// The chain's pinned TCX link, if it has one.
+    pub fn link_pin(&self) -> PathBuf {
+        self.path.join(LINK_PIN)
+    }
+}
+
+impl DevicePins {
+    /// The pins of device `dev` in namespace `netns` (`None`: the caller's).
+    pub fn new(netns: Option<&str>, dev: &str) -> DevicePins {
+        let ns = match netns {
+            Some(n) => format!("ns_{}", escape(n)),
+            None => "host".to_owned(),
+        };
+        DevicePins {
+            dir: Path::new(PIN_ROOT).join(ns).join(escape(dev)),
+        }
+    }
+
+    /// The device's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of one hook's chains.
+    pub fn hook_dir(&self, hook: Hook) -> PathBuf {
+        self.dir.join(hook.name())
+    }
+
+    /// The pin directory of the hooked chain in `slot`.
+    pub fn chain(&self, hook: Hook, slot: u16) -> PathBuf {
+        self.hook_dir(hook).join(slot.to_string())
+    }
+
+    /// Where this process stages a chain for `slot` before hooking it.
+    pub fn staging(&self, hook: Hook, slot: u16) -> PathBuf {
+        self.hook_dir(hook)
+            .join(format!("{slot}{STAGED}{}", std::process::id()))
+    }
+
+    /// The marker saying rawbpf added the device's clsact qdisc.
+    pub fn created_clsact(&self) -> PathBuf {
+        self.dir.join(CREATED_CLSACT)
+    }
+
+    /// Every chain directory of a hook, hooked or staged, by slot.
+    pub fn chains(&self, hook: Hook) -> Vec<ChainDir> {
+        let Ok(entries) = std::fs::read_dir(self.hook_dir(hook)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ChainDir> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name().into_string().ok()?;
+                let (slot, staged_by) = match name.split_once(STAGED) {
+                    Some((slot, pid)) => (slot.parse().ok()?, Some(pid.parse().ok()?)),
+                    None => (name.parse().ok()?, None),
+                };
+                Some(ChainDir {
+                    slot,
+                    path: e.path(),
+                    staged_by,
+                })
+            })
+            .collect();
+        out.sort_by_key(|c| (c.slot, c.staged_by));
+        out
+    }
+
+    /// Removes the directories above `path` that are empty, up to and
+    /// including the pin root.
+    pub fn remove_empty_parents(path: &Path) {
+        let mut dir = path.to_path_buf();
+        while dir.pop() && dir.starts_with(PIN_ROOT) && std::fs::remove_dir(&dir).is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_injectively_without_dots() {
+        assert_eq!(escape("eth0.100"), "eth0_2e100");
+        assert_eq!(escape("eth0_100"), "eth0__100");
+        assert_eq!(escape("eth0_2e100"), "eth0__2e100");
+        let names = ["a.b", "a_b", "a__b", "a_2eb", "a._b", "a_.b", "ab"];
+        let escaped: std::collections::BTreeSet<_> = names.iter().map(|n| escape(n)).collect();
+        assert_eq!(escaped.len(), names.len());
+        assert!(escaped.iter().all(|e| !e.contains('.')));
+    }
+
+    #[test]
+    fn layout() {
+        let p = DevicePins::new(Some("blue.1"), "eth0.100");
+        assert_eq!(
+            p.chain(Hook::Egress, 7),
+            Path::new("/sys/fs/bpf/rawbpf/ns_blue_2e1/eth0_2e100/egress/7")
+        );
+        assert_eq!(
+            DevicePins::new(None, "eth0").chain(Hook::Xdp, 0),
+            Path::new("/sys/fs/bpf/rawbpf/host/eth0/xdp/0")
+        );
+        let staging = p.staging(Hook::Ingress, 1);
+        assert!(staging
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("/ingress/1_new_{}", std::process::id())));
+    }
+}
