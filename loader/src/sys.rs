@@ -72,12 +72,8 @@ fn raise_memlock_once() -> bool {
     if RAISED.swap(true, Ordering::SeqCst) {
         return false;
     }
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: `unlimited` is a valid rlimit for the call's duration.
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) == 0 }
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok()
 }
 
 /// Calls a command that returns a new file descriptor.
@@ -896,82 +892,57 @@ impl Drop for SysfsMap {
     }
 }
 
-/// `BPF_FS_MAGIC`, bpffs's `statfs` type.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
 /// Whether `path` is on a bpffs mount.
 pub fn is_bpffs(path: &CStr) -> io::Result<bool> {
-    // SAFETY: statfs is plain old data; all-zero is a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `st` is a valid, writable statfs.
-    if unsafe { libc::statfs(path.as_ptr(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+    Ok(statfs(path)?.filesystem_type() == BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs at `path` (mode 0700, as `mount -t bpf bpf PATH` does).
 pub fn mount_bpffs(path: &CStr) -> io::Result<()> {
-    // SAFETY: every argument is a NUL-terminated string that outlives the call.
-    let ret = unsafe {
-        libc::mount(
-            c"bpf".as_ptr(),
-            path.as_ptr(),
-            c"bpf".as_ptr(),
-            0,
-            c"mode=0700".as_ptr() as *const libc::c_void,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(c"bpf"),
+        path,
+        Some(c"bpf"),
+        MsFlags::empty(),
+        Some(c"mode=0700"),
+    )?;
+    Ok(())
 }
 
 /// Moves the calling thread into the network namespace `ns` refers to.
 /// Only this thread changes namespace; callers run it on a thread of its own.
 pub fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: `ns` is an open fd for the call's duration; setns has no memory effects.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::sched::{setns, CloneFlags};
+    setns(ns, CloneFlags::CLONE_NEWNET)?;
     Ok(())
 }
 
 /// Gives the calling thread a new, empty network namespace.
 pub fn unshare_net() -> io::Result<()> {
-    // SAFETY: no pointers; affects only the calling thread's namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWNET)?;
     Ok(())
 }
 
 /// `mount --bind src dst` (keeps a namespace alive at a path, as `ip netns add` does).
 pub fn bind_mount(src: &CStr, dst: &CStr) -> io::Result<()> {
-    // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    let ret = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(src),
+        dst,
+        None::<&CStr>,
+        MsFlags::MS_BIND,
+        None::<&CStr>,
+    )?;
     Ok(())
 }
 
 /// `umount -l path`.
 pub fn umount_detach(path: &CStr) -> io::Result<()> {
-    // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::mount::{umount2, MntFlags};
+    umount2(path, MntFlags::MNT_DETACH)?;
     Ok(())
 }
 
@@ -1081,15 +1052,18 @@ pub fn ignore_sigpipe() {
 
 /// The page size (a ring buffer's size is a power-of-2 multiple of it).
 pub fn page_size() -> u32 {
-    // SAFETY: sysconf only reads a value of the C library; no memory is passed.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+    use nix::unistd::{sysconf, SysconfVar};
+    sysconf(SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
 }
 
 /// The effective user id (root can do everything bpf(2) asks).
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 #[cfg(test)]
