@@ -10,10 +10,12 @@
 // Field names are the kernel's (include/uapi/linux/bpf.h); they are not documented twice.
 #![allow(missing_docs)]
 
-use std::ffi::CStr;
+use std::ffi::{c_void, CStr};
 use std::io;
 use std::mem::size_of;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
 
 /// `enum bpf_cmd` values used here.
 mod cmd {
@@ -823,14 +825,11 @@ pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     info_by_fd(fd)
 }
 
-/// `SYSFS_MAGIC`, sysfs's `statfs` type.
-const SYSFS_MAGIC: i64 = 0x6265_6572;
-
 /// A read-only, private mapping of a sysfs file (the kernel's BTF: from
 /// 6.16 `/sys/kernel/btf/vmlinux` can be mapped, which spares copying its
 /// 5+ MB through thousands of page-sized reads). Unmapped on drop.
 pub struct SysfsMap {
-    ptr: *const u8,
+    ptr: NonNull<c_void>,
     len: usize,
 }
 
@@ -841,34 +840,27 @@ impl SysfsMap {
     /// kernel's own memory and never change or shrink under the mapping,
     /// which is what lets it be borrowed as a plain `&[u8]`.
     pub fn new(file: &std::fs::File, len: usize) -> io::Result<Option<SysfsMap>> {
-        // SAFETY: statfs is plain old data; all-zero is a valid value.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `file` is an open fd and `st` a valid, writable statfs.
-        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if st.f_type as i64 != SYSFS_MAGIC || len == 0 {
+        use nix::sys::mman::{mmap, MapFlags, ProtFlags};
+        use nix::sys::statfs::{fstatfs, SYSFS_MAGIC};
+        if fstatfs(file)?.filesystem_type() != SYSFS_MAGIC {
             return Ok(None);
         }
-        // SAFETY: a new private read-only mapping chosen by the kernel
-        // (null hint); it aliases no Rust memory. The fd stays open for the call.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
+        let Some(length) = NonZeroUsize::new(len) else {
+            return Ok(None);
+        };
+        // SAFETY: a new private read-only mapping chosen by the kernel (no
+        // address hint); it aliases no Rust memory. The fd stays open for the call.
+        let mapped = unsafe {
+            mmap(
+                None,
+                length,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_PRIVATE,
+                file,
                 0,
             )
         };
-        if ptr == libc::MAP_FAILED {
-            return Ok(None);
-        }
-        Ok(Some(SysfsMap {
-            ptr: ptr as *const u8,
-            len,
-        }))
+        Ok(mapped.ok().map(|ptr| SysfsMap { ptr, len }))
     }
 }
 
@@ -878,7 +870,7 @@ impl std::ops::Deref for SysfsMap {
     fn deref(&self) -> &[u8] {
         // SAFETY: `ptr` is a live mapping of `len` readable bytes until
         // drop, of sysfs memory that never changes (see `SysfsMap::new`).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u8>(), self.len) }
     }
 }
 
@@ -886,9 +878,7 @@ impl Drop for SysfsMap {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`, once; no borrow
         // of it outlives `self`.
-        unsafe {
-            libc::munmap(self.ptr as *mut libc::c_void, self.len);
-        }
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr, self.len) };
     }
 }
 
