@@ -936,68 +936,37 @@ pub fn umount_detach(path: &CStr) -> io::Result<()> {
     Ok(())
 }
 
-/// Sets an int socket option.
-fn set_sockopt_int(
-    sock: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: `value` is a valid c_int for the call's duration and its size is passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            &value as *const libc::c_int as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
 pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
-    set_sockopt_int(sock, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
+    use nix::sys::socket::{setsockopt, sockopt::IpRecvTos};
+    setsockopt(&sock, IpRecvTos, &true)?;
+    Ok(())
 }
 
 /// Receives one datagram into `buf`; returns its length and, if the socket
 /// has `IP_RECVTOS` on, the TOS byte it carried.
 pub fn recv_with_tos(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // Room for one cmsg with an int (IP_TOS is a byte, but aligned as cmsgs are).
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at `iov` (over `buf`) and `control`, all live and
-    // writable for the call; the kernel writes within the lengths given.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut tos = None;
-    // SAFETY: the CMSG_* walk stays inside msg_control/msg_controllen, which
-    // the kernel set to the bytes it wrote; each data read is within its cmsg.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TOS {
-                tos = Some(*libc::CMSG_DATA(c));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok((n as usize, tos))
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    // Room for the one cmsg asked for: IP_TOS, a byte (padded as cmsgs are).
+    let mut control = nix::cmsg_space!(u8);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )?;
+    // A truncated control buffer (MSG_CTRUNC) is an error to nix: no TOS then.
+    let tos = msg
+        .cmsgs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .find_map(|c| match c {
+            ControlMessageOwned::Ipv4Tos(tos) => Some(tos),
+            _ => None,
+        });
+    Ok((msg.bytes, tos))
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
