@@ -975,24 +975,42 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// The handlers [`set_dispositions`] may install: nothing else is ever given
+/// to `sigaction`, which is what its safety argument rests on.
+#[derive(Clone, Copy)]
+enum Disposition {
+    /// `SIG_IGN`.
+    Ignore,
+    /// [`on_interrupt`], without `SA_RESTART`.
+    SetInterrupted,
+}
+
+/// Installs each signal's disposition with `sigaction`.
+fn set_dispositions(dispositions: &[(nix::sys::signal::Signal, Disposition)]) -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    for &(sig, disposition) in dispositions {
+        let handler = match disposition {
+            Disposition::Ignore => SigHandler::SigIgn,
+            Disposition::SetInterrupted => SigHandler::Handler(on_interrupt),
+        };
+        let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler is SIG_IGN or `on_interrupt`, which only stores
+        // to an atomic (async-signal-safe) and touches no other state; the
+        // previous disposition returned is dropped, never called.
+        unsafe { sigaction(sig, &action) }?;
+    }
+    Ok(())
+}
+
 /// Turns SIGINT and SIGTERM into a flag ([`interrupted`]) instead of death,
 /// so that cleanup code runs. Without `SA_RESTART`: a blocked read or
 /// receive returns `EINTR`.
 pub fn catch_interrupts() -> io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: sigaction is plain old data; all-zero is valid. The handler
-        // only stores to an atomic, which is async-signal-safe.
-        let ret = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_interrupt as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut())
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    use nix::sys::signal::Signal;
+    set_dispositions(&[
+        (Signal::SIGINT, Disposition::SetInterrupted),
+        (Signal::SIGTERM, Disposition::SetInterrupted),
+    ])
 }
 
 /// Whether SIGINT or SIGTERM arrived since [`catch_interrupts`].
@@ -1003,10 +1021,9 @@ pub fn interrupted() -> bool {
 /// Ignores `SIGPIPE`, so that writing to a closed pipe is an `EPIPE` error
 /// (what Rust's own start-up does; `rawbpf` starts without it).
 pub fn ignore_sigpipe() {
-    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    use nix::sys::signal::Signal;
+    // Cannot fail: SIGPIPE is a valid signal that may be ignored.
+    let _ = set_dispositions(&[(Signal::SIGPIPE, Disposition::Ignore)]);
 }
 
 /// The page size (a ring buffer's size is a power-of-2 multiple of it).
