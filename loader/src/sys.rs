@@ -1,4 +1,8 @@
-//! The only `unsafe` in rawbpf: one safe function per `bpf(2)` command we use.
+//! The only `unsafe` in rawbpf: one safe function per `bpf(2)` command we
+//! use, and the few POSIX calls that stay unsafe under nix (mapping sysfs
+//! files, installing signal handlers). Every other POSIX call (namespaces,
+//! mounts, statfs, sockets, rlimits) is nix's safe wrapper, with its
+//! `Errno` turned into the `io::Error` callers expect.
 //!
 //! Each attr struct is `#[repr(C)]`, laid out as its part of the kernel's
 //! `union bpf_attr`, and zero-filled to its full size (the kernel requires
