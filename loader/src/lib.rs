@@ -2,7 +2,8 @@
 //!
 //! The data flows one way: bytes → [`ObjectSpec`] (pure, [`obj`]) → live
 //! kernel objects ([`Collection`], [`load`]) → attachment. Every `unsafe` is
-//! in [`sys`], one safe function per `bpf(2)` command.
+//! in [`sys`]: one safe function per `bpf(2)` command, and the few POSIX
+//! calls that nix (which wraps all the others) leaves unsafe.
 //!
 //! Load the shipped pipeline, let its `.values` wire the prog array, and run
 //! the entry program on a packet:

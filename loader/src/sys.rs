@@ -1,4 +1,8 @@
-//! The only `unsafe` in rawbpf: one safe function per `bpf(2)` command we use.
+//! The only `unsafe` in rawbpf: one safe function per `bpf(2)` command we
+//! use, and the few POSIX calls that stay unsafe under nix (mapping sysfs
+//! files, installing signal handlers). Every other POSIX call (namespaces,
+//! mounts, statfs, sockets, rlimits) is nix's safe wrapper, with its
+//! `Errno` turned into the `io::Error` callers expect.
 //!
 //! Each attr struct is `#[repr(C)]`, laid out as its part of the kernel's
 //! `union bpf_attr`, and zero-filled to its full size (the kernel requires
@@ -10,10 +14,12 @@
 // Field names are the kernel's (include/uapi/linux/bpf.h); they are not documented twice.
 #![allow(missing_docs)]
 
-use std::ffi::CStr;
+use std::ffi::{c_void, CStr};
 use std::io;
 use std::mem::size_of;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
 
 /// `enum bpf_cmd` values used here.
 mod cmd {
@@ -72,12 +78,8 @@ fn raise_memlock_once() -> bool {
     if RAISED.swap(true, Ordering::SeqCst) {
         return false;
     }
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: `unlimited` is a valid rlimit for the call's duration.
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) == 0 }
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok()
 }
 
 /// Calls a command that returns a new file descriptor.
@@ -827,14 +829,11 @@ pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     info_by_fd(fd)
 }
 
-/// `SYSFS_MAGIC`, sysfs's `statfs` type.
-const SYSFS_MAGIC: i64 = 0x6265_6572;
-
 /// A read-only, private mapping of a sysfs file (the kernel's BTF: from
 /// 6.16 `/sys/kernel/btf/vmlinux` can be mapped, which spares copying its
 /// 5+ MB through thousands of page-sized reads). Unmapped on drop.
 pub struct SysfsMap {
-    ptr: *const u8,
+    ptr: NonNull<c_void>,
     len: usize,
 }
 
@@ -845,34 +844,27 @@ impl SysfsMap {
     /// kernel's own memory and never change or shrink under the mapping,
     /// which is what lets it be borrowed as a plain `&[u8]`.
     pub fn new(file: &std::fs::File, len: usize) -> io::Result<Option<SysfsMap>> {
-        // SAFETY: statfs is plain old data; all-zero is a valid value.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `file` is an open fd and `st` a valid, writable statfs.
-        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if st.f_type as i64 != SYSFS_MAGIC || len == 0 {
+        use nix::sys::mman::{mmap, MapFlags, ProtFlags};
+        use nix::sys::statfs::{fstatfs, SYSFS_MAGIC};
+        if fstatfs(file)?.filesystem_type() != SYSFS_MAGIC {
             return Ok(None);
         }
-        // SAFETY: a new private read-only mapping chosen by the kernel
-        // (null hint); it aliases no Rust memory. The fd stays open for the call.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
+        let Some(length) = NonZeroUsize::new(len) else {
+            return Ok(None);
+        };
+        // SAFETY: a new private read-only mapping chosen by the kernel (no
+        // address hint); it aliases no Rust memory. The fd stays open for the call.
+        let mapped = unsafe {
+            mmap(
+                None,
+                length,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_PRIVATE,
+                file,
                 0,
             )
         };
-        if ptr == libc::MAP_FAILED {
-            return Ok(None);
-        }
-        Ok(Some(SysfsMap {
-            ptr: ptr as *const u8,
-            len,
-        }))
+        Ok(mapped.ok().map(|ptr| SysfsMap { ptr, len }))
     }
 }
 
@@ -882,7 +874,7 @@ impl std::ops::Deref for SysfsMap {
     fn deref(&self) -> &[u8] {
         // SAFETY: `ptr` is a live mapping of `len` readable bytes until
         // drop, of sysfs memory that never changes (see `SysfsMap::new`).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u8>(), self.len) }
     }
 }
 
@@ -890,153 +882,95 @@ impl Drop for SysfsMap {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`, once; no borrow
         // of it outlives `self`.
-        unsafe {
-            libc::munmap(self.ptr as *mut libc::c_void, self.len);
-        }
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr, self.len) };
     }
 }
 
-/// `BPF_FS_MAGIC`, bpffs's `statfs` type.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
 /// Whether `path` is on a bpffs mount.
 pub fn is_bpffs(path: &CStr) -> io::Result<bool> {
-    // SAFETY: statfs is plain old data; all-zero is a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `st` is a valid, writable statfs.
-    if unsafe { libc::statfs(path.as_ptr(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+    Ok(statfs(path)?.filesystem_type() == BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs at `path` (mode 0700, as `mount -t bpf bpf PATH` does).
 pub fn mount_bpffs(path: &CStr) -> io::Result<()> {
-    // SAFETY: every argument is a NUL-terminated string that outlives the call.
-    let ret = unsafe {
-        libc::mount(
-            c"bpf".as_ptr(),
-            path.as_ptr(),
-            c"bpf".as_ptr(),
-            0,
-            c"mode=0700".as_ptr() as *const libc::c_void,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(c"bpf"),
+        path,
+        Some(c"bpf"),
+        MsFlags::empty(),
+        Some(c"mode=0700"),
+    )?;
+    Ok(())
 }
 
 /// Moves the calling thread into the network namespace `ns` refers to.
 /// Only this thread changes namespace; callers run it on a thread of its own.
 pub fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: `ns` is an open fd for the call's duration; setns has no memory effects.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::sched::{setns, CloneFlags};
+    setns(ns, CloneFlags::CLONE_NEWNET)?;
     Ok(())
 }
 
 /// Gives the calling thread a new, empty network namespace.
 pub fn unshare_net() -> io::Result<()> {
-    // SAFETY: no pointers; affects only the calling thread's namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWNET)?;
     Ok(())
 }
 
 /// `mount --bind src dst` (keeps a namespace alive at a path, as `ip netns add` does).
 pub fn bind_mount(src: &CStr, dst: &CStr) -> io::Result<()> {
-    // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    let ret = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(src),
+        dst,
+        None::<&CStr>,
+        MsFlags::MS_BIND,
+        None::<&CStr>,
+    )?;
     Ok(())
 }
 
 /// `umount -l path`.
 pub fn umount_detach(path: &CStr) -> io::Result<()> {
-    // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Sets an int socket option.
-fn set_sockopt_int(
-    sock: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: `value` is a valid c_int for the call's duration and its size is passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            &value as *const libc::c_int as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::mount::{umount2, MntFlags};
+    umount2(path, MntFlags::MNT_DETACH)?;
     Ok(())
 }
 
 /// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
 pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
-    set_sockopt_int(sock, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
+    use nix::sys::socket::{setsockopt, sockopt::IpRecvTos};
+    setsockopt(&sock, IpRecvTos, &true)?;
+    Ok(())
 }
 
 /// Receives one datagram into `buf`; returns its length and, if the socket
 /// has `IP_RECVTOS` on, the TOS byte it carried.
 pub fn recv_with_tos(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // Room for one cmsg with an int (IP_TOS is a byte, but aligned as cmsgs are).
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at `iov` (over `buf`) and `control`, all live and
-    // writable for the call; the kernel writes within the lengths given.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut tos = None;
-    // SAFETY: the CMSG_* walk stays inside msg_control/msg_controllen, which
-    // the kernel set to the bytes it wrote; each data read is within its cmsg.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TOS {
-                tos = Some(*libc::CMSG_DATA(c));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok((n as usize, tos))
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    // Room for the one cmsg asked for: IP_TOS, a byte (padded as cmsgs are).
+    let mut control = nix::cmsg_space!(u8);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )?;
+    // A truncated control buffer (MSG_CTRUNC) is an error to nix: no TOS then.
+    let tos = msg
+        .cmsgs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .find_map(|c| match c {
+            ControlMessageOwned::Ipv4Tos(tos) => Some(tos),
+            _ => None,
+        });
+    Ok((msg.bytes, tos))
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -1045,24 +979,42 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// The handlers [`set_dispositions`] may install: nothing else is ever given
+/// to `sigaction`, which is what its safety argument rests on.
+#[derive(Clone, Copy)]
+enum Disposition {
+    /// `SIG_IGN`.
+    Ignore,
+    /// [`on_interrupt`], without `SA_RESTART`.
+    SetInterrupted,
+}
+
+/// Installs each signal's disposition with `sigaction`.
+fn set_dispositions(dispositions: &[(nix::sys::signal::Signal, Disposition)]) -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    for &(sig, disposition) in dispositions {
+        let handler = match disposition {
+            Disposition::Ignore => SigHandler::SigIgn,
+            Disposition::SetInterrupted => SigHandler::Handler(on_interrupt),
+        };
+        let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler is SIG_IGN or `on_interrupt`, which only stores
+        // to an atomic (async-signal-safe) and touches no other state; the
+        // previous disposition returned is dropped, never called.
+        unsafe { sigaction(sig, &action) }?;
+    }
+    Ok(())
+}
+
 /// Turns SIGINT and SIGTERM into a flag ([`interrupted`]) instead of death,
 /// so that cleanup code runs. Without `SA_RESTART`: a blocked read or
 /// receive returns `EINTR`.
 pub fn catch_interrupts() -> io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: sigaction is plain old data; all-zero is valid. The handler
-        // only stores to an atomic, which is async-signal-safe.
-        let ret = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_interrupt as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut())
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    use nix::sys::signal::Signal;
+    set_dispositions(&[
+        (Signal::SIGINT, Disposition::SetInterrupted),
+        (Signal::SIGTERM, Disposition::SetInterrupted),
+    ])
 }
 
 /// Whether SIGINT or SIGTERM arrived since [`catch_interrupts`].
@@ -1073,23 +1025,25 @@ pub fn interrupted() -> bool {
 /// Ignores `SIGPIPE`, so that writing to a closed pipe is an `EPIPE` error
 /// (what Rust's own start-up does; `rawbpf` starts without it).
 pub fn ignore_sigpipe() {
-    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    use nix::sys::signal::Signal;
+    // Cannot fail: SIGPIPE is a valid signal that may be ignored.
+    let _ = set_dispositions(&[(Signal::SIGPIPE, Disposition::Ignore)]);
 }
 
 /// The page size (a ring buffer's size is a power-of-2 multiple of it).
 pub fn page_size() -> u32 {
-    // SAFETY: sysconf only reads a value of the C library; no memory is passed.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+    use nix::unistd::{sysconf, SysconfVar};
+    sysconf(SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
 }
 
 /// The effective user id (root can do everything bpf(2) asks).
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 #[cfg(test)]
