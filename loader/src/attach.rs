@@ -506,7 +506,10 @@ async fn reconcile(
             }
         }
         let has_final = of_slot.iter().any(|c| c.staged_by.is_none());
-        if has_final && !final_ok {
+        // A running attach --replace may have hooked its chain and not yet
+        // moved it into place: the old pins are its to replace.
+        let replacing = of_slot.iter().any(|c| c.stager_runs());
+        if has_final && !final_ok && !replacing {
             let runs = running_for(&final_dir, hooked)
                 .is_some_and(|id| pinned_prog_ids(&final_dir).contains(&id));
             if !runs {
@@ -518,7 +521,8 @@ async fn reconcile(
         }
     }
     let marker = pins.created_clsact();
-    if target.hook != Hook::Xdp && marker.exists() {
+    // An attach in progress makes the marker before the qdisc.
+    if target.hook != Hook::Xdp && marker.exists() && !pins.attach_in_progress() {
         let kinds = tc
             .qdisc_kinds(ifindex)
             .await
@@ -920,11 +924,17 @@ async fn detach_tc(
         // returns, packets no longer see the chain.
         if let Some(link) = pinned_link(&chain) {
             removed = crate::sys::link_detach(link.as_fd()).is_ok();
-        } else {
-            removed |= tc
-                .delete_filter(ifindex, direction, p)
-                .await
-                .map_err(|source| target.netlink("deleting the filter", source))?;
+        } else if chain.exists() {
+            // Only a filter running this chain's programs is rawbpf's to
+            // delete (not another tool's, nor one a running attach just
+            // added and has not pinned in place yet).
+            let hooked = hooked_program(tc, ifindex, target, p).await?;
+            if hooked.is_some_and(|id| pinned_prog_ids(&chain).contains(&id)) {
+                removed |= tc
+                    .delete_filter(ifindex, direction, p)
+                    .await
+                    .map_err(|source| target.netlink("deleting the filter", source))?;
+            }
         }
         if chain.exists() {
             let _ = std::fs::remove_dir_all(&chain);
@@ -935,7 +945,8 @@ async fn detach_tc(
         }
     }
     let marker = pins.created_clsact();
-    if marker.exists() {
+    // An attach in progress may be about to put its filter on the qdisc.
+    if marker.exists() && !pins.attach_in_progress() {
         let any = tc
             .has_filters(ifindex)
             .await
@@ -1322,12 +1333,12 @@ mod tests {
         };
         assert_eq!(
             t.chain_dir(7),
-            Path::new("/sys/fs/bpf/rawbpf/ns_blue/eth0_100/egress/7")
+            Path::new("/sys/fs/bpf/rawbpf/ns_blue/eth0_2e100/egress/7")
         );
         let host = Target { netns: None, ..t };
         assert_eq!(
             host.chain_dir(1),
-            Path::new("/sys/fs/bpf/rawbpf/host/eth0_100/egress/1")
+            Path::new("/sys/fs/bpf/rawbpf/host/eth0_2e100/egress/1")
         );
     }
 }

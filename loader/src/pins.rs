@@ -133,6 +133,15 @@ impl DevicePins {
         out
     }
 
+    /// Whether a running process has a chain staged on any hook of the
+    /// device: an attach in progress, which may be adding the clsact qdisc.
+    pub fn attach_in_progress(&self) -> bool {
+        [Hook::Ingress, Hook::Egress, Hook::Xdp]
+            .into_iter()
+            .flat_map(|h| self.chains(h))
+            .any(|c| c.stager_runs())
+    }
+
     /// Removes the directories above `path` that are empty, up to and
     /// including the pin root.
     pub fn remove_empty_parents(path: &Path) {
