@@ -400,7 +400,8 @@ fn tcx_mode() {
     assert_eq!(net.batch().count, 0, "the updated link runs the full chain");
     let o = net.on_b(&["attach", &obj("pipeline.bpf.o"), "--replace"]);
     assert!(
-        stderr(&o).contains("is a tcx attachment; --replace keeps the mode"),
+        stderr(&o)
+            .contains("is a tcx attachment, and a replacement keeps the mode (pass --mode tcx)"),
         "{}",
         stderr(&o)
     );

@@ -41,9 +41,10 @@ pub use crate::pins::PIN_ROOT;
 use crate::pins::{ChainDir, DevicePins};
 
 /// Where on a device a chain's entry program is hooked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Hook {
     /// A TC hook on received packets (clsact ingress or TCX ingress).
+    #[default]
     Ingress,
     /// A TC hook on sent packets (clsact egress or TCX egress).
     Egress,
@@ -98,7 +99,7 @@ impl Hook {
 }
 
 /// A device and hook, in a network namespace or the caller's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Target {
     /// Named network namespace (`/run/netns/NAME`); `None` for the caller's.
     pub netns: Option<String>,
@@ -109,6 +110,21 @@ pub struct Target {
 }
 
 impl Target {
+    /// A device's hook in the caller's network namespace.
+    pub fn new(dev: impl Into<String>, hook: Hook) -> Target {
+        Target {
+            netns: None,
+            dev: dev.into(),
+            hook,
+        }
+    }
+
+    /// The same hook in the named network namespace (`/run/netns/NAME`).
+    pub fn in_netns(mut self, netns: impl Into<String>) -> Target {
+        self.netns = Some(netns.into());
+        self
+    }
+
     /// The device's pins (see [`crate::pins`]).
     pub fn pins(&self) -> DevicePins {
         DevicePins::new(self.netns.as_deref(), &self.dev)
@@ -215,10 +231,29 @@ pub struct AttachOptions {
     pub target_btf: Option<PathBuf>,
 }
 
+impl Default for AttachOptions {
+    /// The caller's namespace, no device yet, ingress, the object's first
+    /// program of the hook's type, priority 1, no replace, a clsact filter
+    /// (or the kernel's choice of XDP mode).
+    fn default() -> AttachOptions {
+        AttachOptions {
+            target: Target::default(),
+            program: None,
+            tails: Vec::new(),
+            priority: 1,
+            replace: false,
+            mode: Mode::Tc,
+            xdp_mode: XdpMode::Auto,
+            target_btf: None,
+        }
+    }
+}
+
 /// How the entry program is hooked to the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// A direct-action cls_bpf filter on the clsact qdisc.
+    #[default]
     Tc,
     /// A TCX link (`BPF_LINK_CREATE`, kernel >= 6.6), pinned with the chain.
     Tcx,

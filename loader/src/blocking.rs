@@ -3,25 +3,23 @@
 //! drops it (and the netlink socket with it) before returning.
 //!
 //! ```no_run
-//! use rawbpf::attach::{AttachOptions, Hook, Mode, Target, XdpMode};
+//! use rawbpf::attach::{AttachOptions, Hook, Target, XdpMode};
 //! use rawbpf::ObjectSpec;
 //!
-//! let file = std::path::Path::new("programs/obj/pipeline.bpf.o");
+//! // The XDP program of veth-b in namespace demo-b, in generic mode.
+//! let file = std::path::Path::new("programs/obj/xdp.bpf.o");
 //! let spec = ObjectSpec::from_file(file)?;
 //! let opts = AttachOptions {
-//!     target: Target { netns: None, dev: "eth0".into(), hook: Hook::Ingress },
-//!     program: None,
-//!     tails: Vec::new(),
-//!     priority: 1,
-//!     replace: false,
-//!     mode: Mode::Tc,
-//!     xdp_mode: XdpMode::Auto,
-//!     target_btf: None,
+//!     target: Target::new("veth-b", Hook::Xdp).in_netns("demo-b"),
+//!     xdp_mode: XdpMode::Generic,
+//!     ..AttachOptions::default()
 //! };
 //! let attached = rawbpf::blocking::attach(file, &spec, &opts)?;
-//! println!("pinned under {}", attached.pin_dir.display());
-//! rawbpf::blocking::detach(&opts.target, Some(1))?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! println!("kernel runs it in {} mode", attached.xdp_mode.unwrap_or("?"));
+//! let listing = rawbpf::blocking::list(Some("demo-b"), None)?;
+//! assert!(listing.leftovers.is_empty());
+//! rawbpf::blocking::detach(&opts.target, None)?;
+//! # Ok::<(), rawbpf::Error>(())
 //! ```
 
 use crate::attach::{self, AttachOptions, Attached, Detached, Listing, Target};

@@ -33,6 +33,9 @@ pub enum Error {
         /// What is wrong, and where in the file.
         source: ParseError,
     },
+    /// Attaching, detaching or listing failed.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
 }
 
 /// What went wrong attaching, detaching or listing.
@@ -70,7 +73,7 @@ pub enum AttachError {
         hook: crate::attach::Hook,
     },
     /// Something is already attached there.
-    #[error("{dev} {direction}: {}", if *.direction == "xdp" { "rawbpf has a chain attached there (detach it, or pass --replace)".to_owned() } else { format!("a filter is already attached at priority {priority} (detach it, pass --replace, or choose another --priority)") })]
+    #[error("{dev} {direction}: {}", if *.direction == "xdp" { "rawbpf has a chain attached there".to_owned() } else { format!("a filter is already attached at priority {priority}") })]
     AlreadyAttached {
         /// Device.
         dev: String,
@@ -99,8 +102,8 @@ pub enum AttachError {
         /// Priority.
         priority: Option<u16>,
     },
-    /// --replace across modes.
-    #[error("{dev}: the chain attached there is a {attached} attachment; --replace keeps the mode (pass --mode {attached})")]
+    /// A replacement in another mode than the chain it replaces.
+    #[error("{dev}: the chain attached there is a {attached} attachment, and a replacement keeps the mode")]
     ModeMismatch {
         /// Device.
         dev: String,
@@ -259,8 +262,8 @@ pub enum LoadError {
     /// A spec that does not hold together (a name it uses is missing).
     #[error("{0}")]
     Link(#[from] crate::obj::link::LinkError),
-    /// A `--tail MAP:KEY=PROG` that cannot be applied.
-    #[error("--tail {spec}: {reason}")]
+    /// A prog-array slot that cannot be set as asked.
+    #[error("prog array slot {spec}: {reason}")]
     Tail {
         /// The argument as given.
         spec: String,
@@ -278,7 +281,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// A pinned map exists but does not match the object's definition.
-    #[error("map {map}: the map pinned at {} does not match its definition ({reason}); remove the pin or use another --pin directory", path.display())]
+    #[error("map {map}: the map pinned at {} does not match its definition ({reason}); remove the pin or pin elsewhere", path.display())]
     PinMismatch {
         /// Map name.
         map: String,

@@ -21,6 +21,29 @@
 //!
 //! Dropping the collection closes every fd; pin it (`Collection::pin`) to
 //! keep programs and maps after the process exits.
+//!
+//! Attach a chain to a device so that it outlives the process (its pins
+//! keep the prog arrays filled), then remove it. [`attach`]'s functions are
+//! `async` (netlink on a tokio runtime); [`blocking`] runs them without one:
+//!
+//! ```no_run
+//! use rawbpf::attach::{AttachOptions, Hook, Target};
+//! use rawbpf::ObjectSpec;
+//!
+//! let file = std::path::Path::new("programs/obj/pipeline.bpf.o");
+//! let spec = ObjectSpec::from_file(file)?;
+//! let opts = AttachOptions {
+//!     target: Target::new("eth0", Hook::Ingress),
+//!     ..AttachOptions::default()
+//! };
+//! let attached = rawbpf::blocking::attach(file, &spec, &opts)?;
+//! println!("{} runs, pinned under {}", attached.program, attached.pin_dir.display());
+//! rawbpf::blocking::detach(&opts.target, Some(opts.priority))?;
+//! # Ok::<(), rawbpf::Error>(())
+//! ```
+//!
+//! `sys`, `lab` and `packet` are rawbpf's internals, public only for its
+//! CLI and tests: they are not part of the API and may change.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,13 +53,16 @@ pub mod blocking;
 pub mod error;
 pub mod kconfig;
 pub mod kernel_btf;
+#[doc(hidden)]
 pub mod lab;
 pub mod load;
 pub mod netns;
 pub mod obj;
+#[doc(hidden)]
 pub mod packet;
 pub mod pins;
 pub mod probe;
+#[doc(hidden)]
 pub mod sys;
 pub mod tc;
 pub mod uapi;

@@ -794,7 +794,7 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
         ) {
             needs.push("tcx attach".into());
             if !features.has(Feature::Tcx) {
-                report.notes.push(format!("{name}: section {} names a TCX attachment, which needs kernel 6.6; attach it with --mode tc", p.section()));
+                report.notes.push(format!("{name}: section {} names a TCX attachment, which needs kernel 6.6; attach it as a clsact filter (tc mode) here", p.section()));
             }
         }
         report.needs.push((name.to_owned(), p.prog_type, needs));

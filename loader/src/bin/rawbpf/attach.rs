@@ -54,17 +54,26 @@ fn priority(p: &Parsed) -> Result<Option<u16>, Failure> {
 }
 
 fn attach_err(file: Option<&str>, e: AttachError) -> Failure {
-    // The library names the hook a program needs; the CLI names the flag.
+    // The library names the hook a program needs and what is in the way;
+    // the CLI names the flags that change it.
     let hint = match &e {
         AttachError::WrongProgramType { prog_type, .. } => match Hook::for_program(*prog_type) {
-            Some(Hook::Xdp) => " (use --xdp)",
-            Some(_) => " (use --ingress or --egress)",
-            None => "",
+            Some(Hook::Xdp) => " (use --xdp)".to_owned(),
+            Some(_) => " (use --ingress or --egress)".to_owned(),
+            None => String::new(),
         },
-        _ => "",
+        AttachError::AlreadyAttached { direction, .. } if *direction == "xdp" => {
+            " (detach it, or pass --replace)".to_owned()
+        }
+        AttachError::AlreadyAttached { .. } => {
+            " (detach it, pass --replace, or choose another --priority)".to_owned()
+        }
+        AttachError::XdpBusy { .. } => " (pass --replace to replace it)".to_owned(),
+        AttachError::ModeMismatch { attached, .. } => format!(" (pass --mode {attached})"),
+        _ => String::new(),
     };
     match (file, &e) {
-        (Some(f), AttachError::Load(_)) => Failure::Error(format!("{f}: {e}")),
+        (Some(f), AttachError::Load(l)) => Failure::Error(format!("{f}: {}", crate::load_err(l))),
         _ => Failure::Error(format!("{e}{hint}")),
     }
 }

@@ -36,7 +36,21 @@ pub(crate) enum Failure {
 
 impl From<rawbpf::Error> for Failure {
     fn from(e: rawbpf::Error) -> Failure {
-        Failure::Error(e.to_string())
+        match &e {
+            rawbpf::Error::Load { path, source } => {
+                Failure::Error(format!("{}: {}", path.display(), load_err(source)))
+            }
+            _ => Failure::Error(e.to_string()),
+        }
+    }
+}
+
+/// A load error in the CLI's words: a prog-array slot set by `--tail` is
+/// named by the flag.
+pub(crate) fn load_err(e: &rawbpf::LoadError) -> String {
+    match e {
+        rawbpf::LoadError::Tail { spec, reason } => format!("--tail {spec}: {reason}"),
+        other => other.to_string(),
     }
 }
 
