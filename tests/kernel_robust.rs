@@ -164,10 +164,8 @@ fn commands_without_capabilities_say_what_they_need() {
             "needs root, or CAP_BPF",
         ),
         (
-            // The namespace is entered first (to reconcile the hook's pins
-            // before loading anything).
             vec!["attach", &pipeline, "--netns", ns, "--dev", dev, "--egress"],
-            "needs root, or CAP_SYS_ADMIN",
+            "needs root, or CAP_BPF",
         ),
         // rawbpf pinned nothing on lo: detach deletes only filters whose
         // programs it pinned, so it has nothing to ask the kernel.

@@ -336,8 +336,8 @@ pub struct Attached {
     pub mode: Mode,
     /// For XDP: the mode the kernel runs it in ("native", "generic", "offload").
     pub xdp_mode: Option<&'static str>,
-    /// Where the chain is pinned.
-    pub pin_dir: PathBuf,
+    /// Where the chain is pinned (`None`: not pinned).
+    pub pin_dir: Option<PathBuf>,
     /// The filter's name (`obj:[prog]`).
     pub filter_name: String,
     /// Program names and ids, map names and ids of the chain.
@@ -346,6 +346,62 @@ pub struct Attached {
     pub maps: Vec<(String, u32)>,
     /// Warnings from loading.
     pub warnings: Vec<String>,
+    /// Where it is hooked.
+    pub target: Target,
+    /// The filter priority (XDP: unused).
+    pub priority: u16,
+    /// An unpinned TCX link ([`attach_loaded`] without pinning): the program
+    /// stays hooked while this fd is open. `None` otherwise.
+    pub link: Option<OwnedFd>,
+}
+
+impl Attached {
+    /// Unhooks it: [`detach`] for a pinned chain; for an unpinned one,
+    /// deletes the filter or XDP program if the hook still runs this entry
+    /// program, or detaches the TCX link.
+    pub async fn detach(self) -> Result<Detached, AttachError> {
+        if self.pin_dir.is_some() {
+            return detach(&self.target, Some(self.priority)).await;
+        }
+        let target = &self.target;
+        if let Some(link) = &self.link {
+            crate::sys::link_detach(link.as_fd())
+                .map_err(|source| target.os("detaching the TCX link", source))?;
+            return Ok(Detached {
+                priorities: vec![self.priority],
+                ..Detached::default()
+            });
+        }
+        let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
+        let slot = target.slot(self.priority);
+        if hooked_program(&tc, ifindex, target, slot).await? != Some(self.prog_id) {
+            return Err(target.not_attached(Some(self.priority)));
+        }
+        let mut done = Detached::default();
+        match target.hook.direction() {
+            Some(direction) => {
+                tc.delete_filter(ifindex, direction, self.priority)
+                    .await
+                    .map_err(|source| target.netlink("deleting the filter", source))?;
+                done.priorities.push(self.priority);
+                // The qdisc this attach added, if nothing else uses it now.
+                if self.created_qdisc && tc.has_filters(ifindex).await.is_ok_and(|any| !any) {
+                    done.deleted_qdisc = tc.delete_clsact(ifindex).await.is_ok();
+                }
+            }
+            None => {
+                tc.set_xdp(
+                    ifindex,
+                    None,
+                    XdpMode::of_attached(self.xdp_mode.unwrap_or("")),
+                )
+                .await
+                .map_err(|source| target.netlink("removing the XDP program", source))?;
+                done.removed_xdp = true;
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// The entry program: the one named, or the object's first of the type the
@@ -616,36 +672,93 @@ pub async fn attach(
     spec: &ObjectSpec,
     opts: &AttachOptions,
 ) -> Result<Attached, AttachError> {
-    let target = &opts.target;
     let entry = entry_program(spec, opts)?;
-    let pins = target.pins();
-    let slot = target.slot(opts.priority);
-    let chain_dir = pins.chain(target.hook, slot);
-    let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
-    reconcile(&tc, ifindex, target, false).await?;
-    if chain_dir.exists() && !opts.replace {
-        return Err(target.already_attached(opts.priority));
-    }
     let mut load_opts = LoadOptions::for_file(file);
     load_opts.tails = opts.tails.clone();
     load_opts.target_btf = opts.target_btf.clone();
     let chain = Collection::load(spec, &load_opts)?;
-    let program = chain.program(entry.name())?;
-
-    // Pin into a staging directory first; it takes the final name only once
-    // the hook runs the new chain.
-    let staging = pins.staging(target.hook, slot);
-    // (pin makes the directory; the guard removes it again on failure).
-    let staged = StagedDir(Some(staging.clone()));
-    chain.pin(&staging)?;
-
     let file_name = file.file_name().map_or_else(
         || file.display().to_string(),
         |f| f.to_string_lossy().into_owned(),
     );
     let filter_name = format!("{file_name}:[{}]", entry.name());
+    hook(&chain, entry.name(), &filter_name, opts, true).await
+}
+
+/// Hooks program `entry` of a collection the caller loaded. With `pin`, as
+/// [`attach`] does: the chain is pinned under [`PIN_ROOT`] and outlives
+/// `chain` and the process, and [`detach`] removes it. Without, nothing
+/// goes to bpffs: the hook holds the entry program (a TCX link is held by
+/// [`Attached::link`]), its prog arrays stay filled while `chain` lives,
+/// and [`Attached::detach`] unhooks it.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use rawbpf::attach::{attach_loaded, AttachOptions, Hook, Target};
+/// use rawbpf::{Collection, LoadOptions, ObjectSpec};
+///
+/// let spec = ObjectSpec::from_file("programs/obj/pipeline.bpf.o")?;
+/// let chain = Collection::load(&spec, &LoadOptions::default())?;
+/// let opts = AttachOptions {
+///     target: Target::new("eth0", Hook::Egress),
+///     ..AttachOptions::default()
+/// };
+/// let hooked = attach_loaded(&chain, "mark_packet", &opts, false).await?;
+/// // ... packets leaving eth0 run the chain while `chain` lives ...
+/// hooked.detach().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn attach_loaded(
+    chain: &Collection,
+    entry: &str,
+    opts: &AttachOptions,
+    pin: bool,
+) -> Result<Attached, AttachError> {
+    let program = chain.program(entry)?;
+    let hook_type = opts.target.hook.program_type();
+    if program.prog_type != hook_type {
+        return Err(AttachError::WrongProgramType {
+            program: entry.to_owned(),
+            prog_type: program.prog_type,
+            hook: opts.target.hook,
+        });
+    }
+    let filter_name = format!("{}:[{entry}]", chain.object_name);
+    hook(chain, entry, &filter_name, opts, pin).await
+}
+
+async fn hook(
+    chain: &Collection,
+    entry: &str,
+    filter_name: &str,
+    opts: &AttachOptions,
+    pin: bool,
+) -> Result<Attached, AttachError> {
+    let target = &opts.target;
+    let pins = target.pins();
+    let slot = target.slot(opts.priority);
+    let chain_dir = pins.chain(target.hook, slot);
+    let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
+    if pin {
+        reconcile(&tc, ifindex, target, false).await?;
+        if chain_dir.exists() && !opts.replace {
+            return Err(target.already_attached(opts.priority));
+        }
+    }
+    let program = chain.program(entry)?;
+
+    // Pin into a staging directory first; it takes the final name only once
+    // the hook runs the new chain.
+    let staging = pins.staging(target.hook, slot);
+    // (pin makes the directory; the guard removes it again on failure).
+    let staged = StagedDir(pin.then(|| staging.clone()));
+    if pin {
+        chain.pin(&staging)?;
+    }
+    let pin = pin.then_some(&staging);
     let old_link = chain_dir.join("link");
-    let replacing = opts.replace && chain_dir.exists();
+    let replacing = opts.replace && chain_dir.exists() && pin.is_some();
     let replacing_tcx = replacing && old_link.exists();
     if replacing && target.hook != Hook::Xdp {
         let wanted_tc = opts.mode == Mode::Tc;
@@ -719,43 +832,56 @@ pub async fn attach(
             match tcx {
                 Some(link) => Made::Tcx { link },
                 None => {
-                    add_filter(&tc, ifindex, target, direction, opts, prog_fd, &filter_name).await?
+                    add_filter(
+                        &tc,
+                        ifindex,
+                        target,
+                        opts,
+                        prog_fd,
+                        filter_name,
+                        pin.is_some(),
+                    )
+                    .await?
                 }
             }
         }
     };
     drop(tc);
-    let (created_qdisc, mode, xdp_mode) = match &made {
-        Made::Tc { created_qdisc } => (*created_qdisc, Mode::Tc, None),
-        Made::Xdp { mode } => (false, Mode::Xdp, Some(*mode)),
-        Made::Tcx { link } => {
+    let (created_qdisc, mode, xdp_mode, link) = match made {
+        Made::Tc { created_qdisc } => (created_qdisc, Mode::Tc, None, None),
+        Made::Xdp { mode } => (false, Mode::Xdp, Some(mode), None),
+        Made::Tcx { link } => match pin {
             // The link lives as long as a pin of it: pin it with the chain.
-            let pin = staging.join("link");
-            if let Err(source) = crate::sys::obj_pin(link.as_fd(), &c_path(&pin)?) {
-                return Err(LoadError::Pin {
-                    path: pin,
-                    action: "pinning the TCX link",
-                    source,
+            Some(staging) => {
+                let pin = staging.join("link");
+                if let Err(source) = crate::sys::obj_pin(link.as_fd(), &c_path(&pin)?) {
+                    return Err(LoadError::Pin {
+                        path: pin,
+                        action: "pinning the TCX link",
+                        source,
+                    }
+                    .into());
                 }
-                .into());
+                (false, Mode::Tcx, None, None)
             }
-            (false, Mode::Tcx, None)
-        }
+            None => (false, Mode::Tcx, None, Some(link)),
+        },
     };
-    drop(made);
 
     // The hook now runs the new chain: its pins replace the old ones.
-    promote(&staging, &chain_dir)?;
+    if let Some(staging) = pin {
+        promote(staging, &chain_dir)?;
+    }
     staged.keep();
     Ok(Attached {
-        program: entry.name().to_owned(),
+        program: entry.to_owned(),
         prog_id: program.id,
         ifindex,
         created_qdisc,
         mode,
         xdp_mode,
-        pin_dir: chain_dir,
-        filter_name,
+        pin_dir: pin.map(|_| chain_dir),
+        filter_name: filter_name.to_owned(),
         programs: chain
             .programs
             .iter()
@@ -763,6 +889,9 @@ pub async fn attach(
             .collect(),
         maps: chain.maps.iter().map(|m| (m.name.clone(), m.id)).collect(),
         warnings: chain.warnings.clone(),
+        target: target.clone(),
+        priority: opts.priority,
+        link,
     })
 }
 
@@ -774,11 +903,12 @@ async fn add_filter(
     tc: &Tc,
     ifindex: u32,
     target: &Target,
-    direction: Direction,
     opts: &AttachOptions,
     prog_fd: std::os::fd::BorrowedFd<'_>,
     filter_name: &str,
+    mark: bool,
 ) -> Result<Made, AttachError> {
+    let direction = target.hook.direction().unwrap_or(Direction::Ingress);
     let marker = target.pins().created_clsact();
     let has_clsact = tc
         .qdisc_kinds(ifindex)
@@ -788,11 +918,13 @@ async fn add_filter(
         .any(|k| k == "clsact");
     let mut created = false;
     if !has_clsact {
-        std::fs::create_dir_all(&marker).map_err(|source| LoadError::Pin {
-            path: marker.clone(),
-            action: "marking the clsact qdisc as rawbpf's",
-            source,
-        })?;
+        if mark {
+            std::fs::create_dir_all(&marker).map_err(|source| LoadError::Pin {
+                path: marker.clone(),
+                action: "marking the clsact qdisc as rawbpf's",
+                source,
+            })?;
+        }
         created = tc
             .ensure_clsact(ifindex)
             .await

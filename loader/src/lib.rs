@@ -37,7 +37,7 @@
 //!     ..AttachOptions::default()
 //! };
 //! let attached = rawbpf::blocking::attach(file, &spec, &opts)?;
-//! println!("{} runs, pinned under {}", attached.program, attached.pin_dir.display());
+//! println!("{} runs, pinned under {:?}", attached.program, attached.pin_dir);
 //! rawbpf::blocking::detach(&opts.target, Some(opts.priority))?;
 //! # Ok::<(), rawbpf::Error>(())
 //! ```

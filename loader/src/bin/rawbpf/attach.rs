@@ -162,7 +162,10 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
             ("filter_name", a.filter_name.as_str().into()),
             ("ifindex", a.ifindex.into()),
             ("created_qdisc", a.created_qdisc.into()),
-            ("pin_dir", a.pin_dir.display().to_string().into()),
+            (
+                "pin_dir",
+                Json::opt(a.pin_dir.as_ref(), |d| d.display().to_string().into()),
+            ),
             ("programs", pairs(&a.programs)),
             ("maps", pairs(&a.maps)),
             (
@@ -212,7 +215,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let _ = writeln!(
         out,
         "pinned under {} (rawbpf detach removes them)",
-        a.pin_dir.display()
+        a.pin_dir.as_deref().unwrap_or(Path::new("-")).display()
     );
     Ok(out)
 }

@@ -130,7 +130,7 @@ pub fn demo() -> Result<String, Failure> {
     let _ = writeln!(
         out,
         "  pinned under {} until detach{}",
-        chain.pin_dir.display(),
+        chain.pin_dir.as_deref().unwrap_or(Path::new("-")).display(),
         if detached.deleted_qdisc {
             "; detach removed the clsact qdisc too"
         } else {
