@@ -1056,12 +1056,13 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
     } else {
         detach_tc(&tc, ifindex, target, priority).await?
     };
+    // Directories a stopped attach made before it pinned anything.
+    DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
     let nothing = done.priorities.is_empty() && !done.removed_xdp && !done.deleted_qdisc;
     if nothing && (priority.is_some() || reconciled.is_empty()) {
         return Err(target.not_attached(priority));
     }
     done.reconciled = reconciled;
-    DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
     Ok(done)
 }
 

@@ -146,7 +146,14 @@ impl DevicePins {
     /// including the pin root.
     pub fn remove_empty_parents(path: &Path) {
         let mut dir = path.to_path_buf();
-        while dir.pop() && dir.starts_with(PIN_ROOT) && std::fs::remove_dir(&dir).is_ok() {}
+        while dir.pop() && dir.starts_with(PIN_ROOT) {
+            match std::fs::remove_dir(&dir) {
+                // Gone already (a process stopped half-way through this).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => break,
+                Ok(()) => {}
+            }
+        }
     }
 }
 

@@ -290,6 +290,12 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
                 " (the device no longer ran rawbpf's program; only the pins went)"
             }
         );
+    } else if d.priorities.is_empty() {
+        let _ = writeln!(
+            out,
+            "deleted the clsact qdisc rawbpf had added on {}",
+            target.dev
+        );
     } else {
         let prios: Vec<String> = d.priorities.iter().map(u16::to_string).collect();
         let _ = writeln!(
