@@ -14,7 +14,15 @@ fn load(name: &str, tails: &[&str]) -> Result<Collection, LoadError> {
     let mut opts = LoadOptions::for_file(std::path::Path::new(name));
     opts.tails = tails
         .iter()
-        .map(|t| t.parse::<TailSlot>().unwrap())
+        .map(|t| {
+            let (map, rest) = t.split_once(':').unwrap();
+            let (key, prog) = rest.split_once('=').unwrap();
+            TailSlot {
+                map: map.into(),
+                key: key.parse().unwrap(),
+                program: (!prog.is_empty()).then(|| prog.into()),
+            }
+        })
         .collect();
     Collection::load(&spec, &opts)
 }

@@ -222,12 +222,12 @@ pub fn cli(data: &[u8]) {
             Err(msg) => assert!(!msg.is_empty()),
         }
         for arg in std::iter::once(text).chain(text.lines()) {
-            if let Ok(t) = arg.parse::<rawbpf::TailSlot>() {
+            if let Ok(t) = rawbpf_cli::tail_slot(arg) {
                 // What parses must say what was written.
                 assert!(!t.map.is_empty());
                 assert!(arg.starts_with(&t.map));
             }
-            if let Ok(s) = arg.parse::<rawbpf::attach::SwapSpec>() {
+            if let Ok(s) = rawbpf_cli::swap_spec(arg) {
                 assert!(!s.map.is_empty() && !s.program.is_empty());
                 assert!(arg.ends_with(&s.program));
             }

@@ -1328,7 +1328,8 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
     Ok(out)
 }
 
-/// One stage to put into an attached chain: `MAP:KEY=OBJ:PROG`.
+/// One stage to put into an attached chain: program `program` of
+/// `object` into slot `key` of prog array `map`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwapSpec {
     /// The chain's prog array.
@@ -1339,29 +1340,6 @@ pub struct SwapSpec {
     pub object: PathBuf,
     /// The new stage's program name.
     pub program: String,
-}
-
-impl std::str::FromStr for SwapSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<SwapSpec, String> {
-        let usage = || "expected MAP:KEY=OBJ:PROG".to_owned();
-        let (slot, stage) = s.split_once('=').ok_or_else(usage)?;
-        let (map, key) = slot.split_once(':').ok_or_else(usage)?;
-        let (object, program) = stage.rsplit_once(':').ok_or_else(usage)?;
-        if map.is_empty() || object.is_empty() || program.is_empty() {
-            return Err(usage());
-        }
-        let key = key
-            .parse()
-            .map_err(|_| format!("key '{key}' is not a number from 0 to 4294967295"))?;
-        Ok(SwapSpec {
-            map: map.to_owned(),
-            key,
-            object: PathBuf::from(object),
-            program: program.to_owned(),
-        })
-    }
 }
 
 /// What `swap` did.
@@ -1467,30 +1445,6 @@ pub fn swap(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn swap_specs_parse() {
-        let s: SwapSpec = "prog_array:1=objs/v2.bpf.o:inspect_and_drop"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            (
-                s.map.as_str(),
-                s.key,
-                s.object.to_str().unwrap(),
-                s.program.as_str()
-            ),
-            ("prog_array", 1, "objs/v2.bpf.o", "inspect_and_drop")
-        );
-        assert_eq!(
-            "prog_array:1=x.o".parse::<SwapSpec>().unwrap_err(),
-            "expected MAP:KEY=OBJ:PROG"
-        );
-        assert_eq!(
-            "m:k=x.o:p".parse::<SwapSpec>().unwrap_err(),
-            "key 'k' is not a number from 0 to 4294967295"
-        );
-    }
 
     #[test]
     fn pin_layout() {

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 const LOG_START: usize = 64 * 1024;
 const LOG_MAX: usize = 64 * 1024 * 1024;
 
-/// One `--tail MAP:KEY=PROG` (or `MAP:KEY=` to leave the slot empty).
+/// A prog-array slot to set (or, with no program, to leave empty) after
+/// the object's own `.values`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailSlot {
     /// The prog array.
@@ -32,30 +33,6 @@ pub struct TailSlot {
     pub key: u32,
     /// The program to put there; `None` leaves the slot empty.
     pub program: Option<String>,
-}
-
-impl std::str::FromStr for TailSlot {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<TailSlot, String> {
-        let (map, rest) = s
-            .split_once(':')
-            .ok_or("expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)")?;
-        let (key, program) = rest
-            .split_once('=')
-            .ok_or("expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)")?;
-        if map.is_empty() {
-            return Err("the map name is empty".into());
-        }
-        let key = key
-            .parse()
-            .map_err(|_| format!("key '{key}' is not a number from 0 to 4294967295"))?;
-        Ok(TailSlot {
-            map: map.to_owned(),
-            key,
-            program: (!program.is_empty()).then(|| program.to_owned()),
-        })
-    }
 }
 
 /// How to load an object.
@@ -1371,29 +1348,6 @@ impl ResolvedExterns {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tail_slots_parse() {
-        let t: TailSlot = "prog_array:1=inspect_and_drop".parse().unwrap();
-        assert_eq!(
-            (t.map.as_str(), t.key, t.program.as_deref()),
-            ("prog_array", 1, Some("inspect_and_drop"))
-        );
-        let empty: TailSlot = "prog_array:1=".parse().unwrap();
-        assert_eq!(empty.program, None);
-        assert_eq!(
-            "prog_array=1".parse::<TailSlot>().unwrap_err(),
-            "expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)"
-        );
-        assert_eq!(
-            "m:x=p".parse::<TailSlot>().unwrap_err(),
-            "key 'x' is not a number from 0 to 4294967295"
-        );
-        assert_eq!(
-            ":1=p".parse::<TailSlot>().unwrap_err(),
-            "the map name is empty"
-        );
-    }
 
     #[test]
     fn run_inputs_by_program_type() {

@@ -4,7 +4,7 @@ use crate::cli::Parsed;
 use crate::json::Json;
 use crate::Failure;
 use rawbpf::attach::{self, AttachOptions, Hook, Mode, Target, XdpMode};
-use rawbpf::load::{hex, TailSlot};
+use rawbpf::load::hex;
 use rawbpf::{AttachError, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -128,7 +128,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let mut tails = Vec::new();
     for t in p.values("--tail") {
         tails.push(
-            t.parse::<TailSlot>()
+            crate::cli::tail_slot(t)
                 .map_err(|reason| Failure::Usage(format!("--tail {t}: {reason}")))?,
         );
     }
@@ -429,8 +429,7 @@ fn clears(l: &attach::Leftover, netns: Option<&str>) -> String {
 pub fn swap(p: &Parsed) -> Result<String, Failure> {
     let target = target(p)?;
     let arg = &p.positional[0];
-    let spec: attach::SwapSpec = arg
-        .parse()
+    let spec = crate::cli::swap_spec(arg)
         .map_err(|reason| Failure::Usage(format!("swap {arg}: {reason}")))?;
     let object = ObjectSpec::from_file(&spec.object)?;
     let prio = priority(p)?.unwrap_or(1);

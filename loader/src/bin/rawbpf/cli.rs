@@ -371,3 +371,78 @@ mod tests {
         assert_eq!(run("inspect -- --odd-name.o").positional, ["--odd-name.o"]);
     }
 }
+
+/// `--tail MAP:KEY=PROG` (or `MAP:KEY=` to leave the slot empty).
+pub fn tail_slot(s: &str) -> Result<rawbpf::TailSlot, String> {
+    let usage = "expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)";
+    let (map, rest) = s.split_once(':').ok_or(usage)?;
+    let (key, program) = rest.split_once('=').ok_or(usage)?;
+    if map.is_empty() {
+        return Err("the map name is empty".into());
+    }
+    Ok(rawbpf::TailSlot {
+        map: map.to_owned(),
+        key: key_number(key)?,
+        program: (!program.is_empty()).then(|| program.to_owned()),
+    })
+}
+
+/// `swap`'s `MAP:KEY=OBJ:PROG`.
+pub fn swap_spec(s: &str) -> Result<rawbpf::attach::SwapSpec, String> {
+    let usage = || "expected MAP:KEY=OBJ:PROG".to_owned();
+    let (slot, stage) = s.split_once('=').ok_or_else(usage)?;
+    let (map, key) = slot.split_once(':').ok_or_else(usage)?;
+    let (object, program) = stage.rsplit_once(':').ok_or_else(usage)?;
+    if map.is_empty() || object.is_empty() || program.is_empty() {
+        return Err(usage());
+    }
+    Ok(rawbpf::attach::SwapSpec {
+        map: map.to_owned(),
+        key: key_number(key)?,
+        object: std::path::PathBuf::from(object),
+        program: program.to_owned(),
+    })
+}
+
+fn key_number(key: &str) -> Result<u32, String> {
+    key.parse()
+        .map_err(|_| format!("key '{key}' is not a number from 0 to 4294967295"))
+}
+
+#[cfg(test)]
+mod arg_tests {
+    use super::*;
+
+    #[test]
+    fn tail_and_swap_arguments_parse() {
+        let t = tail_slot("prog_array:1=inspect_and_drop").unwrap();
+        assert_eq!(
+            (t.map.as_str(), t.key, t.program.as_deref()),
+            ("prog_array", 1, Some("inspect_and_drop"))
+        );
+        assert_eq!(tail_slot("prog_array:0=").unwrap().program, None);
+        assert_eq!(
+            tail_slot("prog_array=1").unwrap_err(),
+            "expected MAP:KEY=PROG (or MAP:KEY= to leave the slot empty)"
+        );
+        assert_eq!(tail_slot(":1=p").unwrap_err(), "the map name is empty");
+        let s = swap_spec("prog_array:1=objs/v2.bpf.o:inspect_and_drop").unwrap();
+        assert_eq!(
+            (
+                s.map.as_str(),
+                s.key,
+                s.object.to_str().unwrap(),
+                s.program.as_str()
+            ),
+            ("prog_array", 1, "objs/v2.bpf.o", "inspect_and_drop")
+        );
+        assert_eq!(
+            swap_spec("prog_array:1=x.o").unwrap_err(),
+            "expected MAP:KEY=OBJ:PROG"
+        );
+        assert_eq!(
+            swap_spec("m:k=x.o:p").unwrap_err(),
+            "key 'k' is not a number from 0 to 4294967295"
+        );
+    }
+}

@@ -70,7 +70,12 @@ pub fn demo() -> Result<String, Failure> {
     let mut opts = AttachOptions {
         target: target.clone(),
         program: Some("mark_packet".into()),
-        tails: vec!["prog_array:1=".parse().map_err(fail)?],
+        // Slot 1 empty: stage one alone.
+        tails: vec![rawbpf::TailSlot {
+            map: "prog_array".into(),
+            key: 1,
+            program: None,
+        }],
         priority: 1,
         replace: false,
         mode: attach::Mode::Tc,

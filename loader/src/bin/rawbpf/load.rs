@@ -3,7 +3,7 @@
 use crate::cli::Parsed;
 use crate::json::Json;
 use crate::Failure;
-use rawbpf::load::{hex, Collection, LoadOptions, RunInput, TailSlot};
+use rawbpf::load::{hex, Collection, LoadOptions, RunInput};
 use rawbpf::{Error, LoadError, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,8 +19,7 @@ fn load_object(p: &Parsed, file: &str) -> Result<(ObjectSpec, Collection), Failu
 fn load_spec(p: &Parsed, file: &str, spec: &ObjectSpec) -> Result<Collection, Failure> {
     let mut opts = LoadOptions::for_file(Path::new(file));
     for t in p.values("--tail") {
-        let slot: TailSlot = t
-            .parse()
+        let slot = crate::cli::tail_slot(t)
             .map_err(|reason| Failure::Usage(format!("--tail {t}: {reason}")))?;
         opts.tails.push(slot);
     }
