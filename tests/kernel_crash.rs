@@ -1146,7 +1146,8 @@ fn crash_running_staging_untouched() {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!(
                     "{when}: the attach ended ({status}) before its staging directory under {} \
-                     was seen: {:?}",
+                     was seen (if attach no longer stages its pins before this point, move the \
+                     pause): {:?}",
                     hook.ingress_dir.display(),
                     child.wait_with_output().unwrap()
                 );
