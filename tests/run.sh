@@ -4,8 +4,9 @@
 #   bash tests/run.sh        (as root; the kernel tests need it)
 #
 # - Installs clang-19/llvm-19 (to prove the committed BPF objects are what
-#   programs/ compiles to) and iproute2 (tests compare with `tc filter show`)
-#   when they are missing and we are root.
+#   programs/ compiles to), iproute2 (tests compare with `tc filter show`) and
+#   strace (the crash tests kill rawbpf at each system call) when they are
+#   missing and we are root.
 # - Rebuilds programs/*.bpf.c into a temporary directory and compares them
 #   byte for byte with programs/obj/ (programs-build --check).
 # - Runs the whole workspace's tests. Tests that need the kernel (root, bpf(2),
@@ -22,6 +23,8 @@ command -v clang-19 >/dev/null || need_pkgs+=(clang-19)
 command -v llvm-strip-19 >/dev/null || need_pkgs+=(llvm-19)
 # tc cross-checks what rawbpf attached (a test-only tool: rawbpf never runs it)
 command -v tc >/dev/null || need_pkgs+=(iproute2)
+# strace kills rawbpf at each of its system calls (tests/kernel_crash.rs)
+command -v strace >/dev/null || need_pkgs+=(strace)
 if ((${#need_pkgs[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "tests/run.sh: missing ${need_pkgs[*]}; run as root to install them, or apt-get install them" >&2

@@ -29,12 +29,19 @@ KERNELS=("$@")
 HOST_ONLY=(tc_and_list_agree detach_after_the_device_is_gone missing_privileges_are_named
     commands_without_capabilities_say_what_they_need)
 
+# The crash tests (tests/kernel_crash.rs, named crash_*) kill rawbpf at each
+# of its system calls with strace. Debian's strace is dynamically linked: the
+# guests of these kernels get it with the libraries ldd lists and the dynamic
+# loader; the others skip the crash tests and say why.
+CRASH_KERNELS=" ${RAWBPF_VM_CRASH_KERNELS-6.12} "
+
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx insmod || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v zstd >/dev/null || need+=(zstd)
+command -v strace >/dev/null || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
     echo "vm: installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -106,8 +113,8 @@ echo "vm: ${#TESTS[@]} test binaries"
 BIN="$ROOT/target/$TARGET/release/rawbpf"
 
 # --- One guest per kernel --------------------------------------------------
-build_initramfs() { # kver-dir out
-    local kdir=$1 out=$2 rootfs="$WORK/rootfs"
+build_initramfs() { # kver-dir out kernel
+    local kdir=$1 out=$2 k=$3 rootfs="$WORK/rootfs"
     rm -rf "$rootfs"
     mkdir -p "$rootfs"/{bin,dev,proc,sys,tmp,run,modules,etc,boot}
     # The kernel's config where its package puts it, for __kconfig externs:
@@ -128,8 +135,18 @@ build_initramfs() { # kver-dir out
     mkdir -p "$rootfs/tests"
     for t in "${TESTS[@]}"; do cp "$t" "$rootfs/tests/"; done
     cp "$kdir"/*.ko "$rootfs/modules/" 2>/dev/null || true
-    local skips=""
+    local skips="" crash_skip=""
     for s in "${HOST_ONLY[@]}"; do skips+=" --skip $s"; done
+    if [[ $CRASH_KERNELS == *" $k "* ]]; then
+        local f
+        for f in /usr/bin/strace $(ldd /usr/bin/strace | grep -o '/[^ ]*'); do
+            mkdir -p "$rootfs$(dirname "$f")"
+            cp -L "$f" "$rootfs$f"
+        done
+    else
+        skips+=" --skip crash_"
+        crash_skip="echo 'SKIP crash_* (tests/kernel_crash.rs): strace is only in the guests of:$CRASH_KERNELS'"
+    fi
     # No tmpfs over /tmp: the initramfs is writable, and the checkout (with
     # the paths the tests were built with) may itself live under /tmp.
     cat >"$rootfs/init" <<EOF
@@ -145,6 +162,7 @@ ip link set lo up
 cd $ROOT/loader
 export CI=true RUST_BACKTRACE=1
 echo "VM kernel \$(uname -r)"
+$crash_skip
 for t in /tests/*; do
     name=\$(basename "\$t" | sed 's/-[0-9a-f]*\$//')
     "\$t" --test-threads=1 $skips >/tmp/out 2>&1
@@ -178,7 +196,7 @@ for k in "${KERNELS[@]}"; do
         *.ko) cp "$f" "$kdir/$m.ko" ;;
         esac
     done
-    build_initramfs "$kdir" "$kdir/initrd.gz"
+    build_initramfs "$kdir" "$kdir/initrd.gz" "$k"
     log="$LOGS/$k.log"
     timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 1 -m 1G -nodefaults -no-user-config \
         -display none -serial stdio -no-reboot -kernel "$vmlinuz" -initrd "$kdir/initrd.gz" \
