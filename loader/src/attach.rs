@@ -498,6 +498,12 @@ pub enum LeftoverKind {
     /// The marker of a clsact qdisc rawbpf added, which is gone. It is
     /// removed.
     QdiscGone,
+    /// The clsact qdisc rawbpf added, with no filter left on it (a detach
+    /// stopped before deleting it). `detach` deletes it.
+    QdiscUnused,
+    /// A directory with nothing in it, made by a rawbpf stopped before it
+    /// pinned anything. It is removed.
+    Empty,
 }
 
 impl std::fmt::Display for LeftoverKind {
@@ -517,6 +523,10 @@ impl std::fmt::Display for LeftoverKind {
             LeftoverKind::QdiscGone => {
                 f.write_str("marker of a clsact qdisc that is gone: removed")
             }
+            LeftoverKind::QdiscUnused => f.write_str(
+                "the clsact qdisc rawbpf added has no filter left: detach deletes it",
+            ),
+            LeftoverKind::Empty => f.write_str("empty directory: removed"),
         }
     }
 }
@@ -622,6 +632,26 @@ async fn reconcile(
             found.push(leftover(&marker, LeftoverKind::QdiscGone));
             if !dry {
                 let _ = std::fs::remove_dir(&marker);
+            }
+        } else if dry
+            && pins.chains(Hook::Ingress).is_empty()
+            && pins.chains(Hook::Egress).is_empty()
+            && !tc
+                .has_filters(ifindex)
+                .await
+                .map_err(|source| target.netlink("listing filters", source))?
+        {
+            found.push(leftover(&marker, LeftoverKind::QdiscUnused));
+        }
+    }
+    if !pins.attach_in_progress() {
+        for dir in [pins.hook_dir(target.hook), pins.dir().to_owned()] {
+            let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+            if empty {
+                found.push(leftover(&dir, LeftoverKind::Empty));
+                if !dry {
+                    let _ = std::fs::remove_dir(&dir);
+                }
             }
         }
     }
@@ -1262,8 +1292,11 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
             };
             let pins = target.pins();
             if pins.dir().exists() {
-                out.leftovers
-                    .extend(reconcile(&tc, ifindex, &target, true).await?);
+                for l in reconcile(&tc, ifindex, &target, true).await? {
+                    if !out.leftovers.iter().any(|o| o.path == l.path) {
+                        out.leftovers.push(l);
+                    }
+                }
             }
             let Some(direction) = hook.direction() else {
                 continue;

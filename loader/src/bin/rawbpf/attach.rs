@@ -405,7 +405,7 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
         crate::inspect::table(&mut out, &rows);
     }
     for (path, what, clears) in &leftovers {
-        let _ = writeln!(out, "half-done: {path}: {what} by {clears}");
+        let _ = writeln!(out, "half-done: {path}: {what}; cleared by {clears}");
     }
     Ok(out)
 }
