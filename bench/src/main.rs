@@ -131,31 +131,48 @@ fn run_once(argv: &[OsString]) -> Result<Duration> {
     Ok(wall)
 }
 
-/// Peak RSS in KiB of one run, as GNU time reports it (its `%M`, from
-/// wait4's ru_maxrss after a fork from its own small process; a spawn from
-/// this bigger process would count the parent's pages too).
-fn peak_rss(argv: &[OsString], work: &Path) -> Result<u64> {
+/// Peak RSS in KiB and minor page faults of one run, as GNU time reports
+/// them (its `%M` and `%R`, from wait4's rusage after a fork from its own
+/// small process; a spawn from this bigger process would count the parent's
+/// pages too).
+fn time_v(argv: &[OsString], work: &Path) -> Result<(u64, u64)> {
     let out = work.join("time.txt");
     sh(Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%M %R", "-o"])
         .arg(&out)
         .args(argv)
         .stdout(Stdio::null()))?;
     let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    text.trim()
-        .parse()
-        .map_err(|_| format!("GNU time printed {text:?}"))
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(rss)), Some(Ok(faults))) => Ok((rss, faults)),
+        _ => Err(format!("GNU time printed {text:?}")),
+    }
 }
 
 /// The largest peak RSS of a job's processes, the highest of five runs.
 fn job_rss(job: &Job, work: &Path) -> Result<u64> {
+    Ok(job_memory(job, work)?.0)
+}
+
+/// A job's memory: the largest peak RSS of its processes, the highest of
+/// five runs; and its minor page faults (all processes), the median of the
+/// five. Each file-backed fault maps up to 16 pages around it (the kernel's
+/// fault-around), so faults and RSS say how much code a run touches.
+fn job_memory(job: &Job, work: &Path) -> Result<(u64, u64)> {
     let mut max = 0;
+    let mut faults = Vec::new();
     for _ in 0..5 {
+        let mut run_faults = 0;
         for step in &job.steps {
-            max = max.max(peak_rss(step, work)?);
+            let (rss, f) = time_v(step, work)?;
+            max = max.max(rss);
+            run_faults += f;
         }
+        faults.push(run_faults);
     }
-    Ok(max)
+    faults.sort_unstable();
+    Ok((max, faults[faults.len() / 2]))
 }
 
 /// A job: processes run one after the other.
@@ -518,10 +535,12 @@ fn bench() -> Result<()> {
     eprintln!("rawbpf-bench: full job (attach + list + detach), {runs} runs of each ...");
     let full_samples = measure(&full_jobs, runs)?;
     eprintln!("rawbpf-bench: peak RSS (GNU time) ...");
-    let load_rss: Vec<u64> = load_jobs
+    let (load_rss, load_faults): (Vec<u64>, Vec<u64>) = load_jobs
         .iter()
-        .map(|j| job_rss(j, &work.0))
-        .collect::<Result<_>>()?;
+        .map(|j| job_memory(j, &work.0))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     let full_rss: Vec<u64> = full_jobs
         .iter()
         .take(3)
@@ -603,6 +622,12 @@ fn bench() -> Result<()> {
         load_rss[0], load_rss[1], load_rss[2],
         load_rss[0] as f64 / load_rss[1] as f64,
         check(load_rss[0] <= 1280)
+    );
+    let _ = writeln!(
+        t,
+        "| minor page faults, load-only (GNU time `%R`, median of 5; static no-op: {}) | {} | {} | {} | {:.2} | |",
+        load_faults[3], load_faults[0], load_faults[1], load_faults[2],
+        load_faults[0] as f64 / load_faults[1] as f64,
     );
     let c: Vec<Stats> = core_samples.iter().map(|s| wall_us(s)).collect();
     let r_core = ratio(&c[0], &c[1]);
