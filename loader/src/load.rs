@@ -856,11 +856,16 @@ fn create_map(
     warnings: &mut Vec<String>,
 ) -> Result<Map, LoadError> {
     // What the kernel is asked for: the declaration with libbpf's fix-ups
-    // (perf event arrays sized to the CPUs, ring buffers' sizes).
-    let (m, fixups) = m.for_kernel(
-        u32::try_from(possible_cpus()).unwrap_or(u32::MAX),
-        sys::page_size(),
-    );
+    // (perf event arrays sized to the CPUs, ring buffers' sizes). Only maps
+    // that may need them read the CPU count and page size.
+    let (m, fixups) = if m.needs_kernel_fixups() {
+        m.for_kernel(
+            u32::try_from(possible_cpus()).unwrap_or(u32::MAX),
+            sys::page_size(),
+        )
+    } else {
+        (Cow::Borrowed(m), Vec::new())
+    };
     warnings.extend(fixups);
     let m: &MapSpec = &m;
     let kernel_name = kernel_map_name(m, &opts.object_name);
