@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod hot_text;
+
 const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -434,17 +436,27 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
 
 fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut hot_text = false;
     let runs = match args.as_slice() {
         [] => 200,
         [flag, n] if flag == "--runs" => {
             n.parse().map_err(|_| format!("--runs {n}: not a number"))?
         }
-        _ => return Err("usage: rawbpf-bench [--runs N]".into()),
+        [flag] if flag == "--hot-text" => {
+            hot_text = true;
+            0
+        }
+        _ => return Err("usage: rawbpf-bench [--runs N] | rawbpf-bench --hot-text".into()),
     };
     if rawbpf::sys::euid() != 0 {
         return Err("needs root: it loads BPF programs and makes network namespaces".into());
     }
     let root = workspace();
+    if hot_text {
+        let summary = hot_text::generate(&root, &root.join("programs/obj/pipeline.bpf.o"))?;
+        println!("{summary}");
+        return Ok(());
+    }
     let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
     let (clean_build, bins) = build(&root, &work.0)?;
@@ -566,6 +578,9 @@ fn bench() -> Result<()> {
     } else {
         vec![None; 4]
     };
+    eprintln!("rawbpf-bench: where the code load runs lies (single-stepped) ...");
+    let load_ips = hot_text::single_step(&load_jobs[0].steps[0])?;
+    let code = hot_text::placement(&bins.rawbpf, &load_ips)?;
     eprintln!("rawbpf-bench: per-packet test runs ...");
     let (chain_ns, stage2_ns, in_process_us) = per_packet(&obj)?;
     let job_in_process_us = job_in_process(&obj, ns, dev, 50)?;
@@ -628,6 +643,11 @@ fn bench() -> Result<()> {
         "| minor page faults, load-only (GNU time `%R`, median of 5; static no-op: {}) | {} | {} | {} | {:.2} | |",
         load_faults[3], load_faults[0], load_faults[1], load_faults[2],
         load_faults[0] as f64 / load_faults[1] as f64,
+    );
+    let _ = writeln!(
+        t,
+        "| code `load` runs (single-stepped): 4 KiB pages in `{}` ({} KiB) / elsewhere; 64 KiB blocks they span | {} / {}; {} blocks | | | | |",
+        hot_text::HOT_SECTION, code.hot_kib, code.pages_in_hot, code.pages_elsewhere, code.blocks
     );
     let c: Vec<Stats> = core_samples.iter().map(|s| wall_us(s)).collect();
     let r_core = ratio(&c[0], &c[1]);
