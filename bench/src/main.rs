@@ -453,9 +453,7 @@ fn bench() -> Result<()> {
     }
     let root = workspace();
     if hot_text {
-        let summary = hot_text::generate(&root, &root.join("programs/obj/pipeline.bpf.o"))?;
-        println!("{summary}");
-        return Ok(());
+        return make_hot_text(&root);
     }
     let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
@@ -750,6 +748,26 @@ fn bench() -> Result<()> {
         job_floor / f[1].median
     );
     println!("{t}");
+    Ok(())
+}
+
+/// `--hot-text`: loader/hot-text.ld from the load, then the full job's
+/// attach, list and detach, in a namespace of their own.
+fn make_hot_text(root: &Path) -> Result<()> {
+    let obj = root.join("programs/obj/pipeline.bpf.o");
+    let lab = rawbpf::lab::Lab::create(&format!("rbhot{}", std::process::id()))
+        .map_err(|e| format!("making the test namespace: {e}"))?;
+    let (ns, dev) = (&lab.ns_a, &lab.dev_a);
+    let _pins = TempDir(Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{ns}")));
+    let runs = [
+        argv(&[&"load", &obj]),
+        argv(&[&"attach", &obj, &"--dev", dev, &"--netns", ns, &"--ingress"]),
+        argv(&[&"list", &"--dev", dev, &"--netns", ns]),
+        argv(&[&"detach", &"--dev", dev, &"--netns", ns, &"--ingress"]),
+    ];
+    let summary = hot_text::generate(root, &runs)?;
+    drop(lab);
+    println!("{summary}");
     Ok(())
 }
 
