@@ -4,6 +4,9 @@
 # the test run.
 #
 #   bash bench/run.sh [--runs N]      # default 200 runs per measurement
+#   bash bench/run.sh --hot-text      # regenerate loader/hot-text.ld (the
+#                                     # load path's code layout; see
+#                                     # bench/src/hot_text.rs)
 #
 # Installs what it needs (gcc, libbpf-dev and the static libraries it links
 # with, strace, linux-perf) when missing.

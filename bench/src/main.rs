@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod hot_text;
+
 const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -131,31 +133,48 @@ fn run_once(argv: &[OsString]) -> Result<Duration> {
     Ok(wall)
 }
 
-/// Peak RSS in KiB of one run, as GNU time reports it (its `%M`, from
-/// wait4's ru_maxrss after a fork from its own small process; a spawn from
-/// this bigger process would count the parent's pages too).
-fn peak_rss(argv: &[OsString], work: &Path) -> Result<u64> {
+/// Peak RSS in KiB and minor page faults of one run, as GNU time reports
+/// them (its `%M` and `%R`, from wait4's rusage after a fork from its own
+/// small process; a spawn from this bigger process would count the parent's
+/// pages too).
+fn time_v(argv: &[OsString], work: &Path) -> Result<(u64, u64)> {
     let out = work.join("time.txt");
     sh(Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%M %R", "-o"])
         .arg(&out)
         .args(argv)
         .stdout(Stdio::null()))?;
     let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    text.trim()
-        .parse()
-        .map_err(|_| format!("GNU time printed {text:?}"))
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(rss)), Some(Ok(faults))) => Ok((rss, faults)),
+        _ => Err(format!("GNU time printed {text:?}")),
+    }
 }
 
 /// The largest peak RSS of a job's processes, the highest of five runs.
 fn job_rss(job: &Job, work: &Path) -> Result<u64> {
+    Ok(job_memory(job, work)?.0)
+}
+
+/// A job's memory: the largest peak RSS of its processes, the highest of
+/// five runs; and its minor page faults (all processes), the median of the
+/// five. Each file-backed fault maps up to 16 pages around it (the kernel's
+/// fault-around), so faults and RSS say how much code a run touches.
+fn job_memory(job: &Job, work: &Path) -> Result<(u64, u64)> {
     let mut max = 0;
+    let mut faults = Vec::new();
     for _ in 0..5 {
+        let mut run_faults = 0;
         for step in &job.steps {
-            max = max.max(peak_rss(step, work)?);
+            let (rss, f) = time_v(step, work)?;
+            max = max.max(rss);
+            run_faults += f;
         }
+        faults.push(run_faults);
     }
-    Ok(max)
+    faults.sort_unstable();
+    Ok((max, faults[faults.len() / 2]))
 }
 
 /// A job: processes run one after the other.
@@ -423,17 +442,25 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
 
 fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut hot_text = false;
     let runs = match args.as_slice() {
         [] => 200,
         [flag, n] if flag == "--runs" => {
             n.parse().map_err(|_| format!("--runs {n}: not a number"))?
         }
-        _ => return Err("usage: rawbpf-bench [--runs N]".into()),
+        [flag] if flag == "--hot-text" => {
+            hot_text = true;
+            0
+        }
+        _ => return Err("usage: rawbpf-bench [--runs N] | rawbpf-bench --hot-text".into()),
     };
     if rawbpf::sys::euid() != 0 {
         return Err("needs root: it loads BPF programs and makes network namespaces".into());
     }
     let root = workspace();
+    if hot_text {
+        return make_hot_text(&root);
+    }
     let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
     let (clean_build, bins) = build(&root, &work.0)?;
@@ -524,10 +551,12 @@ fn bench() -> Result<()> {
     eprintln!("rawbpf-bench: full job (attach + list + detach), {runs} runs of each ...");
     let full_samples = measure(&full_jobs, runs)?;
     eprintln!("rawbpf-bench: peak RSS (GNU time) ...");
-    let load_rss: Vec<u64> = load_jobs
+    let (load_rss, load_faults): (Vec<u64>, Vec<u64>) = load_jobs
         .iter()
-        .map(|j| job_rss(j, &work.0))
-        .collect::<Result<_>>()?;
+        .map(|j| job_memory(j, &work.0))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     let full_rss: Vec<u64> = full_jobs
         .iter()
         .take(3)
@@ -553,6 +582,9 @@ fn bench() -> Result<()> {
     } else {
         vec![None; 4]
     };
+    eprintln!("rawbpf-bench: where the code load runs lies (single-stepped) ...");
+    let load_ips = hot_text::single_step(&load_jobs[0].steps[0])?;
+    let code = hot_text::placement(&bins.rawbpf, &load_ips)?;
     eprintln!("rawbpf-bench: per-packet test runs ...");
     let (chain_ns, stage2_ns, in_process_us) = per_packet(&obj)?;
     let job_in_process_us = job_in_process(&obj, ns, dev, 50)?;
@@ -609,6 +641,17 @@ fn bench() -> Result<()> {
         load_rss[0], load_rss[1], load_rss[2],
         load_rss[0] as f64 / load_rss[1] as f64,
         check(load_rss[0] <= 1280)
+    );
+    let _ = writeln!(
+        t,
+        "| minor page faults, load-only (GNU time `%R`, median of 5; static no-op: {}) | {} | {} | {} | {:.2} | |",
+        load_faults[3], load_faults[0], load_faults[1], load_faults[2],
+        load_faults[0] as f64 / load_faults[1] as f64,
+    );
+    let _ = writeln!(
+        t,
+        "| code `load` runs (single-stepped): 4 KiB pages in `{}` ({} KiB) / elsewhere; 64 KiB blocks they span | {} / {}; {} blocks | | | | |",
+        hot_text::HOT_SECTION, code.hot_kib, code.pages_in_hot, code.pages_elsewhere, code.blocks
     );
     let c: Vec<Stats> = core_samples.iter().map(|s| wall_us(s)).collect();
     let r_core = ratio(&c[0], &c[1]);
@@ -711,6 +754,26 @@ fn bench() -> Result<()> {
         job_floor / f[1].median
     );
     println!("{t}");
+    Ok(())
+}
+
+/// `--hot-text`: loader/hot-text.ld from the load, then the full job's
+/// attach, list and detach, in a namespace of their own.
+fn make_hot_text(root: &Path) -> Result<()> {
+    let obj = root.join("programs/obj/pipeline.bpf.o");
+    let lab = rawbpf::lab::Lab::create(&format!("rbhot{}", std::process::id()))
+        .map_err(|e| format!("making the test namespace: {e}"))?;
+    let (ns, dev) = (&lab.ns_a, &lab.dev_a);
+    let _pins = TempDir(Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{ns}")));
+    let runs = [
+        argv(&[&"load", &obj]),
+        argv(&[&"attach", &obj, &"--dev", dev, &"--netns", ns, &"--ingress"]),
+        argv(&[&"list", &"--dev", dev, &"--netns", ns]),
+        argv(&[&"detach", &"--dev", dev, &"--netns", ns, &"--ingress"]),
+    ];
+    let summary = hot_text::generate(root, &runs)?;
+    drop(lab);
+    println!("{summary}");
     Ok(())
 }
 

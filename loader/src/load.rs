@@ -115,10 +115,24 @@ pub fn kernel_btf_names(spec: &ObjectSpec) -> std::collections::BTreeSet<String>
     names
 }
 
+/// The spec with its CO-RE relocations applied, and the plan that did it.
+/// Out of line: objects without CO-RE relocations never run it.
+#[inline(never)]
+fn relocate(
+    spec: &ObjectSpec,
+    types: &dyn TargetTypes,
+) -> Result<(ObjectSpec, crate::obj::core::CorePlan), LoadError> {
+    let plan = crate::obj::core::plan(spec, types).map_err(Box::new)?;
+    let mut copy = spec.clone();
+    plan.apply(&mut copy).map_err(Box::new)?;
+    Ok((copy, plan))
+}
+
 /// A verifier rejection of a program with CO-RE relocations that failed:
 /// the user sees which relocations (type, access string, field) were
 /// poisoned, which is what the verifier's "invalid func unknown#195896080"
 /// means.
+#[cold]
 fn with_core_failures(
     e: LoadError,
     p: &ProgramSpec,
@@ -471,9 +485,7 @@ impl Collection {
         let relocated;
         let (spec, core_plan) = match kernel.as_deref() {
             Some(types) if spec.core_relocations > 0 => {
-                let plan = crate::obj::core::plan(spec, types).map_err(Box::new)?;
-                let mut copy = spec.clone();
-                plan.apply(&mut copy).map_err(Box::new)?;
+                let (copy, plan) = relocate(spec, types)?;
                 relocated = copy;
                 (&relocated, Some(plan))
             }
@@ -565,6 +577,7 @@ impl Collection {
     }
 
     /// Pins the maps that ask for it by name, unless a pin was reused.
+    #[inline(never)]
     fn pin_by_name(&mut self, spec: &ObjectSpec, dir: &Path) -> Result<(), LoadError> {
         let wanted: Vec<&str> = spec
             .maps
@@ -696,16 +709,23 @@ fn load_btf(spec: &ObjectSpec, warnings: &mut Vec<String>) -> Option<OwnedFd> {
     match sys::btf_load(&bytes, None) {
         Ok(fd) => Some(fd),
         Err(e) => {
-            let mut log = vec![0u8; LOG_START];
-            let _ = sys::btf_load(&bytes, Some(&mut log));
-            let log = log_text(&log);
-            warnings.push(format!(
-                "the kernel refused the object's BTF ({e}); loading without it (no func/line info, no BTF map types){}",
-                if log.is_empty() { String::new() } else { format!(": {}", log.lines().last().unwrap_or("")) }
-            ));
+            warnings.push(btf_refused(&bytes, &e));
             None
         }
     }
+}
+
+/// The warning for BTF the kernel refused, with the last line of its log
+/// (the BTF is loaded again to get it).
+#[cold]
+fn btf_refused(bytes: &[u8], e: &io::Error) -> String {
+    let mut log = vec![0u8; LOG_START];
+    let _ = sys::btf_load(bytes, Some(&mut log));
+    let log = log_text(&log);
+    format!(
+        "the kernel refused the object's BTF ({e}); loading without it (no func/line info, no BTF map types){}",
+        if log.is_empty() { String::new() } else { format!(": {}", log.lines().last().unwrap_or("")) }
+    )
 }
 
 fn log_text(buf: &[u8]) -> String {
@@ -833,11 +853,16 @@ fn create_map(
     warnings: &mut Vec<String>,
 ) -> Result<Map, LoadError> {
     // What the kernel is asked for: the declaration with libbpf's fix-ups
-    // (perf event arrays sized to the CPUs, ring buffers' sizes).
-    let (m, fixups) = m.for_kernel(
-        u32::try_from(possible_cpus()).unwrap_or(u32::MAX),
-        sys::page_size(),
-    );
+    // (perf event arrays sized to the CPUs, ring buffers' sizes). Only maps
+    // that may need them read the CPU count and page size.
+    let (m, fixups) = if m.needs_kernel_fixups() {
+        m.for_kernel(
+            u32::try_from(possible_cpus()).unwrap_or(u32::MAX),
+            sys::page_size(),
+        )
+    } else {
+        (Cow::Borrowed(m), Vec::new())
+    };
     warnings.extend(fixups);
     let m: &MapSpec = &m;
     let kernel_name = kernel_map_name(m, &opts.object_name);
@@ -909,6 +934,7 @@ fn create_map(
 }
 
 /// Opens a map pinned by name and checks it matches the definition.
+#[inline(never)]
 fn reuse_pin(m: &MapSpec, path: &Path, kernel_name: &str) -> Result<Option<Map>, LoadError> {
     let fd = match sys::obj_get(&c_path(path)?) {
         Ok(fd) => fd,
@@ -1032,6 +1058,7 @@ fn load_program(
 
 /// After a failed load: load again with a verifier log (growing the buffer
 /// while the kernel says it is too small) so the user sees why.
+#[cold]
 fn rejection(name: &str, attrs: &sys::ProgLoad<'_>, first: io::Error) -> LoadError {
     let mut size = LOG_START;
     loop {
@@ -1213,11 +1240,25 @@ pub fn resolve_externs(
     kernel: Option<&dyn TargetTypes>,
     warnings: &mut Vec<String>,
 ) -> Result<ResolvedExterns, LoadError> {
-    let mut out = ResolvedExterns::default();
     if spec.externs.is_empty() {
-        return Ok(out);
+        return Ok(ResolvedExterns::default());
     }
-    out.kconfig = crate::kconfig::kconfig_data(spec, warnings)?;
+    resolve_some_externs(spec, opts, kernel, warnings)
+}
+
+/// [`resolve_externs`] for an object that has some: kept out of line, so an
+/// object without externs (most) runs through none of this code.
+#[inline(never)]
+fn resolve_some_externs(
+    spec: &ObjectSpec,
+    opts: &LoadOptions,
+    kernel: Option<&dyn TargetTypes>,
+    warnings: &mut Vec<String>,
+) -> Result<ResolvedExterns, LoadError> {
+    let mut out = ResolvedExterns {
+        kconfig: crate::kconfig::kconfig_data(spec, warnings)?,
+        ..ResolvedExterns::default()
+    };
     let typeless = spec
         .externs
         .iter()

@@ -21,7 +21,7 @@
 
 use super::btf::{Btf, BtfError, BtfKind, BtfType, BtfTypeData};
 use super::core::{essential_name, TargetTypes};
-use super::elf::Elf;
+use super::elf::{Elf, Symbol};
 use super::{MapOrigin, MapSpec, ObjectSpec, Pinning};
 use crate::error::{LoadError, ParseError};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
@@ -160,7 +160,7 @@ impl Externs {
 /// rewrites the object's `.kconfig` and `.ksyms` DATASECs so the kernel
 /// accepts the BTF (it refuses extern linkage), as libbpf does.
 pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, ParseError> {
-    let mut none = Externs {
+    let none = Externs {
         specs: Vec::new(),
         kconfig_map: None,
         by_name: Vec::new(),
@@ -172,9 +172,21 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&mut Btf>) -> Result<Externs, P
             s.undefined && s.global && s.st_type == object::elf::STT_NOTYPE.0 && !s.name.is_empty()
         })
         .collect();
-    let Some(first) = symbols.first() else {
+    if symbols.is_empty() {
         return Ok(none);
-    };
+    }
+    collect_some(none, symbols, btf)
+}
+
+/// [`collect`] for an object with extern symbols: out of line, so that
+/// objects without any (most) do not run through its code.
+#[inline(never)]
+fn collect_some(
+    mut none: Externs,
+    symbols: Vec<&Symbol<'_>>,
+    btf: Option<&mut Btf>,
+) -> Result<Externs, ParseError> {
+    let first = symbols[0];
     let bad = |name: &str, reason: String| ParseError::BadExtern {
         name: name.to_owned(),
         reason,

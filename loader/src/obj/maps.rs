@@ -645,6 +645,13 @@ impl MapSpec {
             (Cow::Borrowed(self), warnings)
         }
     }
+
+    /// Whether [`for_kernel`](MapSpec::for_kernel) may change this map (a
+    /// perf event array or ring buffer, or a map-in-map of them): only then
+    /// does it need the CPU count and page size.
+    pub fn needs_kernel_fixups(&self) -> bool {
+        needs_fixups(self)
+    }
 }
 
 /// Whether [`MapSpec::for_kernel`] may change anything in this map (the

@@ -48,60 +48,7 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
         None => None,
     };
     if p.switch("--json") {
-        let doc = Json::Obj(vec![
-            ("file", file.as_str().into()),
-            (
-                "programs",
-                Json::Arr(
-                    c.programs
-                        .iter()
-                        .map(|p| {
-                            Json::Obj(vec![
-                                ("name", p.name.as_str().into()),
-                                ("type", p.prog_type.to_string().into()),
-                                ("id", p.id.into()),
-                                ("tag", tag(&p.tag).into()),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "maps",
-                Json::Arr(
-                    c.maps
-                        .iter()
-                        .map(|m| {
-                            Json::Obj(vec![
-                                ("name", m.name.as_str().into()),
-                                ("kernel_name", m.kernel_name.as_str().into()),
-                                ("type", m.map_type.to_string().into()),
-                                ("id", m.id.into()),
-                                ("key_size", m.key_size.into()),
-                                ("value_size", m.value_size.into()),
-                                ("max_entries", m.max_entries.into()),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "pinned",
-                Json::opt(pinned.as_ref(), |paths| {
-                    Json::Arr(
-                        paths
-                            .iter()
-                            .map(|p| p.display().to_string().into())
-                            .collect(),
-                    )
-                }),
-            ),
-            (
-                "warnings",
-                Json::Arr(c.warnings.iter().map(|w| w.as_str().into()).collect()),
-            ),
-        ]);
-        return Ok(format!("{doc}\n"));
+        return Ok(load_json(file, &c, pinned.as_deref()));
     }
     let mut out = String::new();
     for w in &c.warnings {
@@ -147,6 +94,65 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
         None => out.push_str("released (nothing pinned: pass --pin DIR to keep them)\n"),
     }
     Ok(out)
+}
+
+/// `rawbpf load --json`: out of line, off the plain `load`'s path.
+#[inline(never)]
+fn load_json(file: &str, c: &Collection, pinned: Option<&[PathBuf]>) -> String {
+    let doc = Json::Obj(vec![
+        ("file", file.into()),
+        (
+            "programs",
+            Json::Arr(
+                c.programs
+                    .iter()
+                    .map(|p| {
+                        Json::Obj(vec![
+                            ("name", p.name.as_str().into()),
+                            ("type", p.prog_type.to_string().into()),
+                            ("id", p.id.into()),
+                            ("tag", tag(&p.tag).into()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "maps",
+            Json::Arr(
+                c.maps
+                    .iter()
+                    .map(|m| {
+                        Json::Obj(vec![
+                            ("name", m.name.as_str().into()),
+                            ("kernel_name", m.kernel_name.as_str().into()),
+                            ("type", m.map_type.to_string().into()),
+                            ("id", m.id.into()),
+                            ("key_size", m.key_size.into()),
+                            ("value_size", m.value_size.into()),
+                            ("max_entries", m.max_entries.into()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "pinned",
+            Json::opt(pinned.as_ref(), |paths| {
+                Json::Arr(
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string().into())
+                        .collect(),
+                )
+            }),
+        ),
+        (
+            "warnings",
+            Json::Arr(c.warnings.iter().map(|w| w.as_str().into()).collect()),
+        ),
+    ]);
+    format!("{doc}\n")
 }
 
 /// `rawbpf run OBJ --prog NAME [--tail ...] [--data-in FILE] [--ctx-in FILE] [--repeat N] [--dump MAP]... [--json]`
