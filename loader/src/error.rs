@@ -2,12 +2,26 @@
 //! symbol, map, program or byte offset — so that the message alone tells a
 //! user where to look.
 
+/// Errors print their message under `{:?}` too (what `unwrap` and `main`
+/// show): one formatting path, and no derived Debug code for every field
+/// of every variant in the binary.
+macro_rules! debug_is_display {
+    ($($t:ty),* $(,)?) => {
+        $(impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        })*
+    };
+}
+pub(crate) use debug_is_display;
+
 use crate::obj::btf::BtfError;
 use crate::obj::btf_ext::BtfExtError;
 use std::path::PathBuf;
 
 /// Any rawbpf error.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The object file could not be read.
     #[error("{}: {source}", path.display())]
@@ -39,7 +53,7 @@ pub enum Error {
 }
 
 /// What went wrong attaching, detaching or listing.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum AttachError {
     /// Loading the chain failed.
@@ -165,7 +179,7 @@ pub(crate) const NEEDS_SYS_ADMIN: &str = " (needs root, or CAP_SYS_ADMIN)";
 
 /// What went wrong turning a spec into kernel objects. Messages name the map,
 /// program or pin at fault; a verifier rejection carries the verifier's log.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
     /// A CO-RE relocation that cannot be applied at all (libbpf refuses
@@ -340,7 +354,7 @@ pub enum LoadError {
 
 /// What is wrong with a BPF ELF object. Messages start lower-case and name the
 /// section, symbol or offset at fault; [`Error::Parse`] puts the file name first.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {
     /// Not an ELF file at all.
@@ -598,3 +612,5 @@ impl From<object::Error> for ParseError {
         ParseError::Elf(e.to_string())
     }
 }
+
+crate::error::debug_is_display!(Error, AttachError, LoadError, ParseError);

@@ -60,7 +60,7 @@ const CHUNK: usize = 64 * 1024;
 const STRING_READ: usize = 64;
 
 /// Why the kernel's BTF could not be opened or indexed; names the file.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum KernelBtfError {
     /// Opening or reading the file failed.
     #[error("{}: {source}", path.display())]
@@ -1571,3 +1571,5 @@ mod tests {
         }
     }
 }
+
+crate::error::debug_is_display!(KernelBtfError);

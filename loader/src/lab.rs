@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 /// What went wrong building or using the lab.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum LabError {
     /// A namespace could not be made, entered or deleted.
     #[error(transparent)]
@@ -299,3 +299,5 @@ mod tests {
         assert!(peer.attributes.contains(&LinkAttribute::NetNsFd(11)));
     }
 }
+
+crate::error::debug_is_display!(LabError);

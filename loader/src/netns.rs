@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub const NETNS_DIR: &str = "/run/netns";
 
 /// A namespace problem, naming the namespace.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum NetnsError {
     /// No such namespace.
@@ -139,3 +139,5 @@ pub fn delete(name: &str) -> Result<(), NetnsError> {
     sys::umount_detach(&target).map_err(failed(name, "unmounting it"))?;
     std::fs::remove_file(&path).map_err(failed(name, "removing its mount point"))
 }
+
+crate::error::debug_is_display!(NetnsError);

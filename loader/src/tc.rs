@@ -87,7 +87,7 @@ pub struct BpfFilter {
 }
 
 /// A netlink request that failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum NetlinkError {
     /// The kernel refused the request: its errno and, when it said one, why
     /// (the extended ack).
@@ -591,3 +591,5 @@ mod tests {
         assert_eq!(read_xdp(&none), None);
     }
 }
+
+crate::error::debug_is_display!(NetlinkError);

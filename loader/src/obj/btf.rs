@@ -13,7 +13,7 @@ const HEADER_LEN: u32 = 24;
 const MAX_CHAIN: usize = 32;
 
 /// What is wrong with a BTF blob. The caller prefixes "section .BTF: ".
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BtfError {
     /// The blob ends before something its header or a record says is there.
@@ -1325,3 +1325,5 @@ pub(crate) mod tests {
         assert!(Btf::parse(&b.build()).is_err());
     }
 }
+
+crate::error::debug_is_display!(BtfError);

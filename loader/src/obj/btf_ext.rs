@@ -10,7 +10,7 @@ const LINE_INFO_MIN: u32 = 16;
 const CORE_RELO_MIN: u32 = 16;
 
 /// What is wrong with a `.BTF.ext` blob. The caller prefixes "section .BTF.ext: ".
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BtfExtError {
     /// The blob ends before something its header or a block says is there.
@@ -483,3 +483,5 @@ mod tests {
         );
     }
 }
+
+crate::error::debug_is_display!(BtfExtError);

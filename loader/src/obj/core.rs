@@ -195,7 +195,7 @@ const BTF_INT_SIGNED: u8 = 1;
 /// Why one relocation of a function cannot be computed or applied: the
 /// object's own data is inconsistent, the target's types cannot be read, or
 /// (when applying) the plan says libbpf would refuse the relocation.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CoreError {
     /// The object's BTF, access string or instruction does not agree with
@@ -2251,3 +2251,5 @@ mod essential_tests {
         assert_eq!(essential_name(""), "");
     }
 }
+
+crate::error::debug_is_display!(CoreError);

@@ -644,7 +644,7 @@ fn describe_in<'a>(ty: &TypeOf<'a>, string: &StrOf<'a>, id: u32, budget: &Cell<u
         }
         (BtfKind::Func | BtfKind::Var, _) => inner(t.size_or_type),
         _ if !name.is_empty() => name.into_owned(),
-        _ => t.kind.name().to_lowercase(),
+        _ => t.kind.name().to_ascii_lowercase(),
     }
 }
 

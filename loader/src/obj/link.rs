@@ -148,7 +148,7 @@ impl LinkedProgram {
 
 /// Why a program cannot be linked (the spec is inconsistent: a parser bug or
 /// a hand-built spec).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(thiserror::Error, PartialEq, Eq)]
 #[error("program {program}: {reason}")]
 pub struct LinkError {
     /// The program.
@@ -250,3 +250,5 @@ impl ProgramSpec {
         Ok(linked)
     }
 }
+
+crate::error::debug_is_display!(LinkError);

@@ -241,7 +241,7 @@ fn type_name(btf: Option<&Btf>, id: u32) -> Option<String> {
     }
     let name = btf.type_name(id).ok()?;
     Some(if name.is_empty() {
-        btf.type_by_id(id).ok()?.kind.name().to_lowercase()
+        btf.type_by_id(id).ok()?.kind.name().to_ascii_lowercase()
     } else {
         name.to_owned()
     })
