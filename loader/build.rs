@@ -44,7 +44,12 @@ fn links_with_rust_lld() -> bool {
         .ok()
         .and_then(|o| {
             let v = String::from_utf8(o.stdout).ok()?;
-            v.split_whitespace().nth(1)?.split('.').nth(1)?.parse::<u32>().ok()
+            v.split_whitespace()
+                .nth(1)?
+                .split('.')
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
         })
         .unwrap_or(0);
     target == "x86_64-unknown-linux-gnu" && !chosen_linker && minor >= 90

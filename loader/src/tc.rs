@@ -17,7 +17,7 @@ use rtnetlink::packet_core::{
     ErrorMessage, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK,
     NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, LinkXdp};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage, LinkXdp};
 use rtnetlink::packet_route::tc::{
     TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
 };
@@ -218,10 +218,7 @@ impl Tc {
     /// Index, name and XDP program of every device.
     pub async fn devices(&self) -> Result<Vec<(u32, String, Option<XdpAttached>)>, NetlinkError> {
         let replies = self
-            .request(
-                RouteNetlinkMessage::GetLink(LinkMessage::default()),
-                NLM_F_DUMP,
-            )
+            .request(RouteNetlinkMessage::GetLink(link_query(0)), NLM_F_DUMP)
             .await?;
         Ok(replies
             .into_iter()
@@ -384,6 +381,17 @@ impl Tc {
             .await
             .map(drop)
     }
+}
+
+/// An `RTM_GETLINK` for one device (0: all) that asks the kernel to leave
+/// out the statistics: rawbpf reads names and XDP only, and filling in
+/// every counter is most of the kernel's work for a link message.
+fn link_query(ifindex: u32) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    msg
 }
 
 /// An XDP program on a device, as `RTM_GETLINK` reports it.
