@@ -5,7 +5,7 @@
 
 mod support;
 
-use rawbpf::attach::{AttachOptions, Hook, Mode, Target, XdpMode};
+use rawbpf::attach::{AttachOptions, Hook, Target};
 use rawbpf::blocking;
 use rawbpf::lab::Lab;
 use rawbpf::load::{Collection, LoadOptions};
@@ -82,13 +82,7 @@ fn thousand_failing_attaches_leave_nothing() {
     };
     let opts = |target: Target| AttachOptions {
         target,
-        program: None,
-        tails: Vec::new(),
-        priority: 1,
-        replace: false,
-        mode: Mode::Tc,
-        xdp_mode: XdpMode::Auto,
-        target_btf: None,
+        ..AttachOptions::default()
     };
     // A chain on ingress, so priority 1 there is taken.
     let taken = opts(target(&lab.dev_b, Hook::Ingress));

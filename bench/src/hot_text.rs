@@ -21,7 +21,7 @@
 //! correctness. `rawbpf-bench --hot-text` regenerates it; the bench's table
 //! shows how much of the load's code lies outside `.text.hot`.
 
-use crate::{sh, Result, STATIC_RUSTFLAGS, TARGET};
+use crate::{Result, STATIC_RUSTFLAGS, TARGET};
 use object::read::elf::{FileHeader as _, SectionHeader as _};
 use object::{elf, LittleEndian as LE};
 use std::collections::HashSet;
@@ -332,23 +332,11 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
     // among the identical copies of a generic function that several crates
     // instantiate (which copy callers end up calling varies with them).
     eprintln!("rawbpf-bench: static rawbpf with a link map ...");
-    sh(Command::new("cargo")
-        .current_dir(root)
-        .env(
-            "RUSTFLAGS",
-            format!("{STATIC_RUSTFLAGS} -C link-arg=-Wl,-Map={}", map.display()),
-        )
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "rawbpf",
-            "--bin",
-            "rawbpf",
-        ])
-        .args(["--target", TARGET, "--target-dir"])
-        .arg(&target_dir))?;
+    crate::build_static(
+        root,
+        &target_dir,
+        &format!("{STATIC_RUSTFLAGS} -C link-arg=-Wl,-Map={}", map.display()),
+    )?;
     let bin = target_dir.join(TARGET).join("release/rawbpf");
     let map_text = std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
     let inputs = parse_map(&map_text);

@@ -75,20 +75,7 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
 
     eprintln!("rawbpf-bench: static rawbpf, libbpf anchor, static no-op ...");
     let target_dir = root.join("target/bench-static");
-    sh(Command::new("cargo")
-        .current_dir(root)
-        .env("RUSTFLAGS", STATIC_RUSTFLAGS)
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "rawbpf",
-            "--bin",
-            "rawbpf",
-        ])
-        .args(["--target", TARGET, "--target-dir"])
-        .arg(&target_dir))?;
+    build_static(root, &target_dir, STATIC_RUSTFLAGS)?;
     let anchor_src = root.join("bench/anchor/libbpf_loader.c");
     let bins = Binaries {
         rawbpf: target_dir.join(TARGET).join("release/rawbpf"),
@@ -355,6 +342,25 @@ fn size_mib(p: &Path) -> f64 {
     std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
 }
 
+/// Builds the static rawbpf as the bench measures it, into `target_dir`,
+/// with `rustflags`.
+pub(crate) fn build_static(root: &Path, target_dir: &Path, rustflags: &str) -> Result<String> {
+    sh(Command::new("cargo")
+        .current_dir(root)
+        .env("RUSTFLAGS", rustflags)
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "rawbpf",
+            "--bin",
+            "rawbpf",
+        ])
+        .args(["--target", TARGET, "--target-dir"])
+        .arg(target_dir))
+}
+
 /// Crates linked into the rawbpf binary (proc-macros run at build time only).
 fn crates_linked(root: &Path) -> Result<(usize, Vec<String>)> {
     let out = sh(Command::new("cargo").current_dir(root).args([
@@ -409,7 +415,7 @@ fn per_packet(obj: &Path) -> Result<(u32, u32, f64)> {
 /// The full job through the library, in this process: attach, list,
 /// detach, `runs` times; µs per job (no exec, object parsed once).
 fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
-    use rawbpf::attach::{self, AttachOptions, Hook, Mode, Target, XdpMode};
+    use rawbpf::attach::{self, AttachOptions, Hook, Target};
     let spec = rawbpf::ObjectSpec::from_file(obj).map_err(|e| e.to_string())?;
     let target = Target {
         netns: Some(ns.to_owned()),
@@ -418,13 +424,7 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
     };
     let opts = AttachOptions {
         target: target.clone(),
-        program: None,
-        tails: Vec::new(),
-        priority: 1,
-        replace: false,
-        mode: Mode::Tc,
-        xdp_mode: XdpMode::Auto,
-        target_btf: None,
+        ..AttachOptions::default()
     };
     // One runtime for all runs, as an embedder with a runtime would have.
     let rt = rawbpf::blocking::runtime().map_err(|e| e.to_string())?;
