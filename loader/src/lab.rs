@@ -5,8 +5,8 @@
 
 use crate::netns::{self, NetnsError};
 use crate::tc::{NetlinkError, Tc};
-use rtnetlink::packet_route::address::AddressFlags;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkMessage};
+use netlink_packet_route::address::AddressFlags;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use std::fs::File;
 use std::io;
@@ -198,7 +198,7 @@ async fn configure(
     let mut add6 = tc.handle().address().add(dev_index, IpAddr::V6(v6), 64);
     add6.message_mut()
         .attributes
-        .push(rtnetlink::packet_route::address::AddressAttribute::Flags(
+        .push(netlink_packet_route::address::AddressAttribute::Flags(
             AddressFlags::Nodad,
         ));
     add6.execute()
@@ -272,7 +272,7 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo};
+    use netlink_packet_route::link::{LinkAttribute, LinkInfo};
 
     /// The veth message makes the peer straight in the other namespace.
     #[test]

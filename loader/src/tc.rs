@@ -12,16 +12,16 @@
 //! namespace the runtime's threads are in later.
 
 use futures_util::StreamExt;
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage, LinkXdp};
+use netlink_packet_route::tc::{
+    TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
+};
+use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::Emitable as _;
 use rtnetlink::packet_core::{
     ErrorMessage, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK,
     NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage, LinkXdp};
-use rtnetlink::packet_route::tc::{
-    TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
-};
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -404,7 +404,7 @@ pub struct XdpAttached {
 }
 
 fn read_xdp(l: &LinkMessage) -> Option<XdpAttached> {
-    use rtnetlink::packet_route::link::XdpAttached as A;
+    use netlink_packet_route::link::XdpAttached as A;
     let xdp = l.attributes.iter().find_map(|a| match a {
         LinkAttribute::Xdp(x) => Some(x),
         _ => None,
@@ -579,7 +579,7 @@ mod tests {
 
     #[test]
     fn xdp_reads_mode_and_program() {
-        use rtnetlink::packet_route::link::XdpAttached as A;
+        use netlink_packet_route::link::XdpAttached as A;
         let mut l = LinkMessage::default();
         assert_eq!(read_xdp(&l), None);
         l.attributes.push(LinkAttribute::Xdp(vec![
