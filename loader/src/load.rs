@@ -683,11 +683,23 @@ pub fn ensure_bpffs_dir(dir: &Path) -> Result<(), LoadError> {
             source,
         })?;
     }
-    std::fs::create_dir_all(dir).map_err(|source| LoadError::Pin {
-        path: dir.to_owned(),
-        action: "creating the directory",
-        source,
-    })?;
+    // Another rawbpf may remove an empty parent (its own failed attach
+    // tidying up) between create_dir_all making it and making the next
+    // level: make the path again.
+    let mut tries = 0;
+    loop {
+        match std::fs::create_dir_all(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => tries += 1,
+            Err(source) => {
+                return Err(LoadError::Pin {
+                    path: dir.to_owned(),
+                    action: "creating the directory",
+                    source,
+                })
+            }
+        }
+    }
     if !sys::is_bpffs(&c_path(dir)?).unwrap_or(false) {
         return Err(LoadError::Pin {
             path: dir.to_owned(),
