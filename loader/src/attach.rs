@@ -40,6 +40,9 @@ fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
 pub use crate::pins::PIN_ROOT;
 use crate::pins::{ChainDir, DevicePins};
 
+mod view;
+use view::{pinned_link, DeviceView};
+
 /// Where on a device a chain's entry program is hooked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Hook {
@@ -182,6 +185,11 @@ impl Target {
         })
     }
 
+    /// What this command reads of the target's device, read once.
+    fn view<'t>(&self, tc: &'t Tc, ifindex: u32) -> DeviceView<'t> {
+        DeviceView::new(tc, ifindex, self.netns.as_deref(), &self.dev)
+    }
+
     fn netlink(&self, action: &'static str, source: NetlinkError) -> AttachError {
         AttachError::Netlink {
             dev: self.dev.clone(),
@@ -309,11 +317,6 @@ impl XdpMode {
     }
 }
 
-/// The TCX link pinned with the chain in `chain_dir`, if there is one.
-fn pinned_link(chain_dir: &Path) -> Option<OwnedFd> {
-    crate::sys::obj_get(&c_path(&chain_dir.join("link")).ok()?).ok()
-}
-
 /// What the netns side of attach made.
 enum Made {
     Tc { created_qdisc: bool },
@@ -373,8 +376,10 @@ impl Attached {
             });
         }
         let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
+        let mut view = target.view(&tc, ifindex);
         let slot = target.slot(self.priority);
-        if hooked_program(&tc, ifindex, target, slot).await? != Some(self.prog_id) {
+        let hooked = view.hooked(target.hook, slot).await?;
+        if hooked.map(|h| h.prog_id) != Some(self.prog_id) {
             return Err(target.not_attached(Some(self.priority)));
         }
         let mut done = Detached::default();
@@ -383,9 +388,10 @@ impl Attached {
                 tc.delete_filter(ifindex, direction, self.priority)
                     .await
                     .map_err(|source| target.netlink("deleting the filter", source))?;
+                view.hooks_changed();
                 done.priorities.push(self.priority);
                 // The qdisc this attach added, if nothing else uses it now.
-                if self.created_qdisc && tc.has_filters(ifindex).await.is_ok_and(|any| !any) {
+                if self.created_qdisc && view.has_filters().await.is_ok_and(|any| !any) {
                     done.deleted_qdisc = tc.delete_clsact(ifindex).await.is_ok();
                 }
             }
@@ -446,19 +452,6 @@ fn entry_program<'s>(
         });
     }
     Ok(entry)
-}
-
-/// What a hook runs now, as far as one chain directory is concerned: the
-/// program of the chain's own TCX link if it pinned one (and the link is
-/// still attached), else the hook's program (`hooked`).
-fn running_for(chain: &Path, hooked: Option<u32>) -> Option<u32> {
-    match pinned_link(chain) {
-        Some(link) => crate::sys::link_info(link.as_fd())
-            .ok()
-            .filter(|i| i.ifindex != 0)
-            .map(|i| i.prog_id),
-        None => hooked,
-    }
 }
 
 /// A piece of rawbpf's bpffs state that does not match what the kernel
@@ -531,29 +524,6 @@ impl std::fmt::Display for LeftoverKind {
     }
 }
 
-/// The entry program the kernel runs at a hook slot, if any (the filter at
-/// priority `slot`, or the device's XDP program).
-async fn hooked_program(
-    tc: &Tc,
-    ifindex: u32,
-    target: &Target,
-    slot: u16,
-) -> Result<Option<u32>, AttachError> {
-    match target.hook.direction() {
-        Some(direction) => Ok(tc
-            .filters(ifindex, direction)
-            .await
-            .map_err(|source| target.netlink("listing filters", source))?
-            .into_iter()
-            .find_map(|(prio, _, bpf)| bpf.filter(|_| prio == slot).map(|b| b.prog_id))),
-        None => Ok(tc
-            .xdp(ifindex)
-            .await
-            .map_err(|source| target.netlink("reading the XDP program", source))?
-            .map(|x| x.prog_id)),
-    }
-}
-
 /// Compares one hook's pins with what the kernel runs and, unless `dry`,
 /// brings them in line: a chain staged by a process that no longer runs is
 /// moved into place if the hook runs it, else removed; a hooked chain whose
@@ -561,36 +531,42 @@ async fn hooked_program(
 /// the qdisc. Chains staged by running processes are left alone. Returns
 /// what it found.
 async fn reconcile(
-    tc: &Tc,
-    ifindex: u32,
+    view: &mut DeviceView<'_>,
     target: &Target,
     dry: bool,
 ) -> Result<Vec<Leftover>, AttachError> {
     let pins = target.pins();
+    let hook = target.hook;
     let mut found = Vec::new();
     let leftover = |path: &Path, kind| Leftover {
         dev: target.dev.clone(),
-        hook: target.hook,
+        hook,
         path: path.to_owned(),
         kind,
     };
-    let chains = pins.chains(target.hook);
+    let tree = view.tree().clone();
+    if !tree.exists {
+        return Ok(found);
+    }
+    let chains = tree.chains(hook);
     let mut slots: Vec<u16> = chains.iter().map(|c| c.slot).collect();
     slots.dedup();
     for slot in slots {
-        let of_slot: Vec<&ChainDir> = chains.iter().filter(|c| c.slot == slot).collect();
-        let hooked = hooked_program(tc, ifindex, target, slot).await?;
-        let final_dir = pins.chain(target.hook, slot);
+        let hooked = view.hooked(hook, slot).await?;
+        let final_chain = tree.hooked_chain(hook, slot);
+        let final_dir = pins.chain(hook, slot);
         let mut final_ok = false;
-        for staged in of_slot.iter().filter(|c| c.staged_by.is_some()) {
-            let pid = staged.staged_by.unwrap_or(0);
+        for staged in chains.iter().filter(|c| c.slot == slot) {
+            let Some(pid) = staged.staged_by else {
+                continue;
+            };
             if staged.stager_runs() {
                 continue;
             }
-            let runs = running_for(&staged.path, hooked)
-                .or_else(|| running_for(&final_dir, hooked))
-                .is_some_and(|id| pinned_prog_ids(&staged.path).contains(&id));
-            if runs {
+            let running = view
+                .running_for(Some(staged), &hooked)
+                .or_else(|| view.running_for(final_chain, &hooked));
+            if view.chain_runs(staged, &running) {
                 found.push(leftover(
                     &staged.path,
                     LeftoverKind::StagedAndHooked { pid },
@@ -606,14 +582,12 @@ async fn reconcile(
                 }
             }
         }
-        let has_final = of_slot.iter().any(|c| c.staged_by.is_none());
         // A running attach --replace may have hooked its chain and not yet
         // moved it into place: the old pins are its to replace.
-        let replacing = of_slot.iter().any(|c| c.stager_runs());
-        if has_final && !final_ok && !replacing {
-            let runs = running_for(&final_dir, hooked)
-                .is_some_and(|id| pinned_prog_ids(&final_dir).contains(&id));
-            if !runs {
+        let replacing = chains.iter().any(|c| c.slot == slot && c.stager_runs());
+        if let Some(chain) = final_chain.filter(|_| !final_ok && !replacing) {
+            let running = view.running_for(Some(chain), &hooked);
+            if !view.chain_runs(chain, &running) {
                 found.push(leftover(&final_dir, LeftoverKind::Unhooked));
                 if !dry {
                     let _ = std::fs::remove_dir_all(&final_dir);
@@ -623,40 +597,38 @@ async fn reconcile(
     }
     let marker = pins.created_clsact();
     // An attach in progress makes the marker before the qdisc.
-    if target.hook != Hook::Xdp && marker.exists() && !pins.attach_in_progress() {
-        let kinds = tc
-            .qdisc_kinds(ifindex)
-            .await
-            .map_err(|source| target.netlink("listing qdiscs", source))?;
-        if !kinds.iter().any(|k| k == "clsact") {
+    if hook != Hook::Xdp && tree.created_clsact && !tree.attach_in_progress() {
+        if !view.has_clsact().await? {
             found.push(leftover(&marker, LeftoverKind::QdiscGone));
             if !dry {
                 let _ = std::fs::remove_dir(&marker);
             }
         } else if dry
-            && pins.chains(Hook::Ingress).is_empty()
-            && pins.chains(Hook::Egress).is_empty()
-            && !tc
-                .has_filters(ifindex)
-                .await
-                .map_err(|source| target.netlink("listing filters", source))?
+            && tree.chains(Hook::Ingress).is_empty()
+            && tree.chains(Hook::Egress).is_empty()
+            && !view.has_filters().await?
         {
             found.push(leftover(&marker, LeftoverKind::QdiscUnused));
         }
     }
-    if !pins.attach_in_progress() {
-        for dir in [pins.hook_dir(target.hook), pins.dir().to_owned()] {
-            let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+    if !tree.attach_in_progress() {
+        // Directories a stopped attach made before it pinned anything.
+        let hook_dir = pins.hook_dir(hook);
+        for (dir, empty) in [
+            (&*hook_dir, tree.hook_dir_empty(hook)),
+            (pins.dir(), tree.empty),
+        ] {
             if empty {
-                found.push(leftover(&dir, LeftoverKind::Empty));
+                found.push(leftover(dir, LeftoverKind::Empty));
                 if !dry {
-                    let _ = std::fs::remove_dir(&dir);
+                    let _ = std::fs::remove_dir(dir);
                 }
             }
         }
     }
     if !dry && !found.is_empty() {
-        DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
+        view.pins_changed();
+        DevicePins::remove_empty_parents(&pins.chain(hook, 0));
     }
     Ok(found)
 }
@@ -770,9 +742,13 @@ async fn hook(
     let slot = target.slot(opts.priority);
     let chain_dir = pins.chain(target.hook, slot);
     let (tc, ifindex, ()) = target.connect(|_| Ok(()))?;
+    let mut view = target.view(&tc, ifindex);
+    // The chain hooked in this slot now, if rawbpf pinned one.
+    let mut existing = None;
     if pin {
-        reconcile(&tc, ifindex, target, false).await?;
-        if chain_dir.exists() && !opts.replace {
+        reconcile(&mut view, target, false).await?;
+        existing = view.tree().hooked_chain(target.hook, slot).cloned();
+        if existing.is_some() && !opts.replace {
             return Err(target.already_attached(opts.priority));
         }
     }
@@ -788,8 +764,8 @@ async fn hook(
     }
     let pin = pin.then_some(&staging);
     let old_link = chain_dir.join("link");
-    let replacing = opts.replace && chain_dir.exists() && pin.is_some();
-    let replacing_tcx = replacing && old_link.exists();
+    let replacing = opts.replace && existing.is_some() && pin.is_some();
+    let replacing_tcx = replacing && existing.as_ref().is_some_and(|c| c.has_link());
     if replacing && target.hook != Hook::Xdp {
         let wanted_tc = opts.mode == Mode::Tc;
         let wanted_tcx = opts.mode == Mode::Tcx;
@@ -862,20 +838,12 @@ async fn hook(
             match tcx {
                 Some(link) => Made::Tcx { link },
                 None => {
-                    add_filter(
-                        &tc,
-                        ifindex,
-                        target,
-                        opts,
-                        prog_fd,
-                        filter_name,
-                        pin.is_some(),
-                    )
-                    .await?
+                    add_filter(&mut view, target, opts, prog_fd, filter_name, pin.is_some()).await?
                 }
             }
         }
     };
+    drop(view);
     drop(tc);
     let (created_qdisc, mode, xdp_mode, link) = match made {
         Made::Tc { created_qdisc } => (created_qdisc, Mode::Tc, None, None),
@@ -930,8 +898,7 @@ async fn hook(
 /// rawbpf killed in between leaves a marker (which reconciling removes if
 /// there is no qdisc) rather than a qdisc nobody knows to remove.
 async fn add_filter(
-    tc: &Tc,
-    ifindex: u32,
+    view: &mut DeviceView<'_>,
     target: &Target,
     opts: &AttachOptions,
     prog_fd: std::os::fd::BorrowedFd<'_>,
@@ -939,13 +906,9 @@ async fn add_filter(
     mark: bool,
 ) -> Result<Made, AttachError> {
     let direction = target.hook.direction().unwrap_or(Direction::Ingress);
+    let (tc, ifindex) = (view.tc, view.ifindex);
     let marker = target.pins().created_clsact();
-    let has_clsact = tc
-        .qdisc_kinds(ifindex)
-        .await
-        .map_err(|source| target.netlink("listing qdiscs", source))?
-        .iter()
-        .any(|k| k == "clsact");
+    let has_clsact = view.has_clsact().await?;
     let mut created = false;
     if !has_clsact {
         if mark {
@@ -975,7 +938,8 @@ async fn add_filter(
             // Another rawbpf may have put its filter on the qdisc we just
             // made (two attaches racing): delete the qdisc only if it is
             // empty, else leave it (and the marker) to that chain's detach.
-            if tc.has_filters(ifindex).await.is_ok_and(|any| !any)
+            view.hooks_changed();
+            if view.has_filters().await.is_ok_and(|any| !any)
                 && tc.delete_clsact(ifindex).await.is_ok()
             {
                 let _ = std::fs::remove_dir(&marker);
@@ -1023,20 +987,6 @@ pub struct Detached {
     pub reconciled: Vec<Leftover>,
 }
 
-/// Ids of the programs pinned in a chain directory.
-fn pinned_prog_ids(chain_dir: &Path) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir(chain_dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| {
-            let path = c_path(&e.ok()?.path()).ok()?;
-            let fd = crate::sys::obj_get(&path).ok()?;
-            Some(crate::sys::prog_info(fd.as_fd()).ok()?.id)
-        })
-        .collect()
-}
-
 /// Removes the chain at `priority` (or, with `None`, every chain rawbpf
 /// attached on the hook) and its pins; deletes the clsact qdisc if rawbpf
 /// created it and no filter is left on it. For XDP, removes the device's
@@ -1052,7 +1002,8 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
         // what is left to remove is our pins.
         Err(AttachError::NoDevice { .. })
         | Err(AttachError::Netns(crate::netns::NetnsError::NotFound { .. })) => {
-            let slots: Vec<u16> = pins
+            let tree = pins.read();
+            let slots: Vec<u16> = tree
                 .chains(target.hook)
                 .iter()
                 .filter(|c| !c.stager_runs())
@@ -1062,7 +1013,7 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
             if slots.is_empty() {
                 return Err(target.not_attached(priority));
             }
-            for c in pins.chains(target.hook).iter().filter(|c| !c.stager_runs()) {
+            for c in tree.chains(target.hook).iter().filter(|c| !c.stager_runs()) {
                 if slots.contains(&c.slot) {
                     let _ = std::fs::remove_dir_all(&c.path);
                 }
@@ -1080,11 +1031,12 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
         }
         Err(e) => return Err(e),
     };
-    let reconciled = reconcile(&tc, ifindex, target, false).await?;
+    let mut view = target.view(&tc, ifindex);
+    let reconciled = reconcile(&mut view, target, false).await?;
     let mut done = if target.hook == Hook::Xdp {
-        detach_xdp(&tc, ifindex, target).await?
+        detach_xdp(&mut view, target).await?
     } else {
-        detach_tc(&tc, ifindex, target, priority).await?
+        detach_tc(&mut view, target, priority).await?
     };
     // Directories a stopped attach made before it pinned anything.
     DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
@@ -1097,16 +1049,17 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
 }
 
 async fn detach_tc(
-    tc: &Tc,
-    ifindex: u32,
+    view: &mut DeviceView<'_>,
     target: &Target,
     priority: Option<u16>,
 ) -> Result<Detached, AttachError> {
+    let (tc, ifindex) = (view.tc, view.ifindex);
     let pins = target.pins();
     let direction = target.hook.direction().unwrap_or(Direction::Ingress);
+    let tree = view.tree().clone();
     let prios: Vec<u16> = match priority {
         Some(p) => vec![p],
-        None => pins
+        None => tree
             .chains(target.hook)
             .iter()
             .filter(|c| c.staged_by.is_none())
@@ -1115,74 +1068,64 @@ async fn detach_tc(
     };
     let mut done = Detached::default();
     for p in prios {
-        let chain = pins.chain(target.hook, p);
-        let mut removed = false;
+        let Some(chain) = tree.hooked_chain(target.hook, p) else {
+            continue;
+        };
         // A TCX link goes only when its last reference does, in a kernel
         // work item after the unpin: detach it now, so that when detach
         // returns, packets no longer see the chain.
-        if let Some(link) = pinned_link(&chain) {
-            removed = crate::sys::link_detach(link.as_fd()).is_ok();
-        } else if chain.exists() {
+        if let Some(link) = chain.has_link().then(|| pinned_link(&chain.path)).flatten() {
+            let _ = crate::sys::link_detach(link.as_fd());
+        } else {
             // Only a filter running this chain's programs is rawbpf's to
             // delete (not another tool's, nor one a running attach just
             // added and has not pinned in place yet).
-            let hooked = hooked_program(tc, ifindex, target, p).await?;
-            if hooked.is_some_and(|id| pinned_prog_ids(&chain).contains(&id)) {
-                removed |= tc
-                    .delete_filter(ifindex, direction, p)
+            let hooked = view.hooked(target.hook, p).await?;
+            if view.chain_runs(chain, &hooked) {
+                tc.delete_filter(ifindex, direction, p)
                     .await
                     .map_err(|source| target.netlink("deleting the filter", source))?;
+                view.hooks_changed();
             }
         }
-        if chain.exists() {
-            let _ = std::fs::remove_dir_all(&chain);
-            removed = true;
-        }
-        if removed {
-            done.priorities.push(p);
-        }
+        let _ = std::fs::remove_dir_all(&chain.path);
+        view.pins_changed();
+        done.priorities.push(p);
     }
-    let marker = pins.created_clsact();
     // An attach in progress may be about to put its filter on the qdisc.
-    if marker.exists() && !pins.attach_in_progress() {
-        let any = tc
-            .has_filters(ifindex)
-            .await
-            .map_err(|source| target.netlink("listing filters", source))?;
-        if !any {
-            match tc.delete_clsact(ifindex).await {
-                Ok(()) => done.deleted_qdisc = true,
-                // Gone already (a detach stopped after deleting it).
-                Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
-                Err(source) => {
-                    return Err(target.netlink("deleting the clsact qdisc", source));
-                }
+    let tree = view.tree();
+    if tree.created_clsact && !tree.attach_in_progress() && !view.has_filters().await? {
+        match tc.delete_clsact(ifindex).await {
+            Ok(()) => done.deleted_qdisc = true,
+            // Gone already (a detach stopped after deleting it).
+            Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
+            Err(source) => {
+                return Err(target.netlink("deleting the clsact qdisc", source));
             }
-            let _ = std::fs::remove_dir(&marker);
         }
+        let _ = std::fs::remove_dir(pins.created_clsact());
+        view.pins_changed();
     }
     Ok(done)
 }
 
-async fn detach_xdp(tc: &Tc, ifindex: u32, target: &Target) -> Result<Detached, AttachError> {
-    let chain = target.chain_dir(0);
-    if !chain.exists() {
+async fn detach_xdp(view: &mut DeviceView<'_>, target: &Target) -> Result<Detached, AttachError> {
+    let Some(chain) = view.tree().hooked_chain(Hook::Xdp, 0).cloned() else {
         return Ok(Detached::default());
-    }
-    let ours = pinned_prog_ids(&chain);
-    let held = tc
-        .xdp(ifindex)
-        .await
-        .map_err(|source| target.netlink("reading the XDP program", source))?;
+    };
+    let held = view.xdp().await?;
     let mut removed_xdp = false;
     // Another program replaced ours: leave it, remove only our pins.
-    if let Some(held) = held.filter(|h| ours.contains(&h.prog_id)) {
-        tc.set_xdp(ifindex, None, XdpMode::of_attached(held.mode))
+    if let Some(held) = held.filter(|h| view.chain_prog_ids(&chain).contains(&h.prog_id)) {
+        view.tc
+            .set_xdp(view.ifindex, None, XdpMode::of_attached(held.mode))
             .await
             .map_err(|source| target.netlink("removing the XDP program", source))?;
+        view.xdp_changed();
         removed_xdp = true;
     }
-    let _ = std::fs::remove_dir_all(&chain);
+    let _ = std::fs::remove_dir_all(&chain.path);
+    view.pins_changed();
     Ok(Detached {
         removed_xdp,
         priorities: Vec::new(),
@@ -1246,6 +1189,9 @@ fn program_as_filter(
 
 /// The TCX link pinned for a chain, described like a filter.
 fn pinned_tcx(chain: &ChainDir, ifindex: u32, direction: Direction) -> Option<BpfFilter> {
+    if !chain.has_link() {
+        return None;
+    }
     let link = pinned_link(&chain.path)?;
     let info = crate::sys::link_info(link.as_fd()).ok()?;
     if info.ifindex == 0 {
@@ -1284,30 +1230,31 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
     };
     let mut out = Listing::default();
     for (ifindex, name, xdp) in devices {
+        let device = Target {
+            netns: netns.map(str::to_owned),
+            dev: name.clone(),
+            hook: Hook::Ingress,
+        };
+        let mut view = device.view(&tc, ifindex).knowing_xdp(xdp);
+        let tree = view.tree().clone();
         for hook in [Hook::Ingress, Hook::Egress, Hook::Xdp] {
             let target = Target {
-                netns: netns.map(str::to_owned),
-                dev: name.clone(),
                 hook,
+                ..device.clone()
             };
-            let pins = target.pins();
-            if pins.dir().exists() {
-                for l in reconcile(&tc, ifindex, &target, true).await? {
-                    if !out.leftovers.iter().any(|o| o.path == l.path) {
-                        out.leftovers.push(l);
-                    }
+            for l in reconcile(&mut view, &target, true).await? {
+                if !out.leftovers.iter().any(|o| o.path == l.path) {
+                    out.leftovers.push(l);
                 }
             }
             let Some(direction) = hook.direction() else {
                 continue;
             };
-            let filters = tc
-                .filters(ifindex, direction)
-                .await
-                .map_err(|source| target.netlink("listing filters", source))?;
-            for (_, _, bpf) in filters {
-                let Some(filter) = bpf else { continue };
-                let pin_dir = Some(target.chain_dir(filter.priority)).filter(|d| d.exists());
+            for (_, _, bpf) in view.filters(direction).await? {
+                let Some(filter) = bpf.clone() else { continue };
+                let pin_dir = tree
+                    .hooked_chain(hook, filter.priority)
+                    .map(|c| c.path.clone());
                 out.attached.push(Listed {
                     dev: name.clone(),
                     hook,
@@ -1317,7 +1264,7 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
                     xdp_mode: None,
                 });
             }
-            for chain in pins.chains(hook).iter().filter(|c| c.staged_by.is_none()) {
+            for chain in tree.chains(hook).iter().filter(|c| c.staged_by.is_none()) {
                 if let Some(filter) = pinned_tcx(chain, ifindex, direction) {
                     out.attached.push(Listed {
                         dev: name.clone(),
@@ -1331,11 +1278,6 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
             }
         }
         if let Some(x) = xdp {
-            let target = Target {
-                netns: netns.map(str::to_owned),
-                dev: name.clone(),
-                hook: Hook::Xdp,
-            };
             let filter =
                 program_as_filter(x.prog_id, ifindex, Direction::Ingress, 0).unwrap_or(BpfFilter {
                     ifindex,
@@ -1347,7 +1289,7 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
                     tag: [0; 8],
                     direct_action: true,
                 });
-            let pin_dir = Some(target.chain_dir(0)).filter(|d| d.exists());
+            let pin_dir = tree.hooked_chain(Hook::Xdp, 0).map(|c| c.path.clone());
             out.attached.push(Listed {
                 dev: name.clone(),
                 hook: Hook::Xdp,

@@ -56,6 +56,8 @@ pub struct ChainDir {
     pub path: PathBuf,
     /// `None` for a hooked chain; the staging process's pid otherwise.
     pub staged_by: Option<u32>,
+    /// The names of the pins in it (programs, maps, `link`), as read.
+    pub pins: Vec<String>,
 }
 
 impl ChainDir {
@@ -69,6 +71,80 @@ impl ChainDir {
     pub fn link_pin(&self) -> PathBuf {
         self.path.join(LINK_PIN)
     }
+
+    /// Whether a TCX link is pinned with the chain.
+    pub fn has_link(&self) -> bool {
+        self.pins.iter().any(|p| p == LINK_PIN)
+    }
+}
+
+/// A device's pins as one read found them: the device directory, each hook
+/// directory in it and each chain directory in those, read once. A command
+/// decides from this and reads again only after it changed something.
+#[derive(Debug, Clone, Default)]
+pub struct PinTree {
+    /// Whether the device's directory exists.
+    pub exists: bool,
+    /// Whether it was empty.
+    pub empty: bool,
+    /// Whether the clsact marker is there.
+    pub created_clsact: bool,
+    hooks: [HookPins; 3],
+}
+
+/// One hook directory of a [`PinTree`].
+#[derive(Debug, Clone, Default)]
+struct HookPins {
+    exists: bool,
+    empty: bool,
+    chains: Vec<ChainDir>,
+}
+
+fn hook_index(hook: Hook) -> usize {
+    match hook {
+        Hook::Ingress => 0,
+        Hook::Egress => 1,
+        Hook::Xdp => 2,
+    }
+}
+
+impl PinTree {
+    /// Every chain directory of a hook, hooked or staged, by slot.
+    pub fn chains(&self, hook: Hook) -> &[ChainDir] {
+        &self.hooks[hook_index(hook)].chains
+    }
+
+    /// The hooked (not staged) chain in `slot`, if there is one.
+    pub fn hooked_chain(&self, hook: Hook, slot: u16) -> Option<&ChainDir> {
+        self.chains(hook)
+            .iter()
+            .find(|c| c.slot == slot && c.staged_by.is_none())
+    }
+
+    /// Whether the hook's directory exists and is empty.
+    pub fn hook_dir_empty(&self, hook: Hook) -> bool {
+        let h = &self.hooks[hook_index(hook)];
+        h.exists && h.empty
+    }
+
+    /// Whether a running process has a chain staged on any hook of the
+    /// device: an attach in progress, which may be adding the clsact qdisc.
+    pub fn attach_in_progress(&self) -> bool {
+        self.hooks
+            .iter()
+            .flat_map(|h| &h.chains)
+            .any(|c| c.stager_runs())
+    }
+}
+
+/// The names in a directory; `None` if it cannot be read (it is gone).
+fn names(dir: &Path) -> Option<Vec<String>> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    Some(
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect(),
+    )
 }
 
 impl DevicePins {
@@ -109,37 +185,47 @@ impl DevicePins {
         self.dir.join(CREATED_CLSACT)
     }
 
-    /// Every chain directory of a hook, hooked or staged, by slot.
-    pub fn chains(&self, hook: Hook) -> Vec<ChainDir> {
-        let Ok(entries) = std::fs::read_dir(self.hook_dir(hook)) else {
-            return Vec::new();
+    /// Reads the device's pins (see [`PinTree`]).
+    pub fn read(&self) -> PinTree {
+        let Some(top) = names(&self.dir) else {
+            return PinTree::default();
         };
-        let mut out: Vec<ChainDir> = entries
-            .filter_map(|e| {
-                let e = e.ok()?;
-                let name = e.file_name().into_string().ok()?;
-                let (slot, staged_by) = match name.split_once(STAGED) {
-                    Some((slot, pid)) => (slot.parse().ok()?, Some(pid.parse().ok()?)),
-                    None => (name.parse().ok()?, None),
-                };
-                Some(ChainDir {
-                    slot,
-                    path: e.path(),
-                    staged_by,
+        let mut tree = PinTree {
+            exists: true,
+            empty: top.is_empty(),
+            created_clsact: top.iter().any(|n| n == CREATED_CLSACT),
+            hooks: Default::default(),
+        };
+        for hook in [Hook::Ingress, Hook::Egress, Hook::Xdp] {
+            if !top.iter().any(|n| n == hook.name()) {
+                continue;
+            }
+            let dir = self.hook_dir(hook);
+            let Some(entries) = names(&dir) else { continue };
+            let h = &mut tree.hooks[hook_index(hook)];
+            h.exists = true;
+            h.empty = entries.is_empty();
+            h.chains = entries
+                .iter()
+                .filter_map(|name| {
+                    let (slot, staged_by) = match name.split_once(STAGED) {
+                        Some((slot, pid)) => (slot.parse().ok()?, Some(pid.parse().ok()?)),
+                        None => (name.parse().ok()?, None),
+                    };
+                    let path = dir.join(name);
+                    // Gone since the hook directory was read: not a chain.
+                    let pins = names(&path)?;
+                    Some(ChainDir {
+                        slot,
+                        path,
+                        staged_by,
+                        pins,
+                    })
                 })
-            })
-            .collect();
-        out.sort_by_key(|c| (c.slot, c.staged_by));
-        out
-    }
-
-    /// Whether a running process has a chain staged on any hook of the
-    /// device: an attach in progress, which may be adding the clsact qdisc.
-    pub fn attach_in_progress(&self) -> bool {
-        [Hook::Ingress, Hook::Egress, Hook::Xdp]
-            .into_iter()
-            .flat_map(|h| self.chains(h))
-            .any(|c| c.stager_runs())
+                .collect();
+            h.chains.sort_by_key(|c| (c.slot, c.staged_by));
+        }
+        tree
     }
 
     /// Removes the directories above `path` that are empty, up to and

@@ -353,9 +353,9 @@ impl Tc {
     /// The XDP program attached to a device, if any: its id and the mode
     /// the kernel runs it in.
     pub async fn xdp(&self, ifindex: u32) -> Result<Option<XdpAttached>, NetlinkError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = ifindex;
-        let replies = self.request(RouteNetlinkMessage::GetLink(msg), 0).await?;
+        let replies = self
+            .request(RouteNetlinkMessage::GetLink(link_query(ifindex)), 0)
+            .await?;
         Ok(replies.into_iter().find_map(|r| match r {
             RouteNetlinkMessage::NewLink(l) => read_xdp(&l),
             _ => None,

@@ -1,0 +1,264 @@
+//! What one command has read of a device: the kernel's side (filters,
+//! qdiscs, the XDP program) and rawbpf's pins, each read at most once and
+//! read again only after the command changed it. `attach`, `detach` and
+//! `list` decide from the same reads instead of asking the kernel and
+//! bpffs the same question at every step.
+
+use super::{c_path, Hook};
+use crate::error::AttachError;
+use crate::pins::{ChainDir, DevicePins, PinTree};
+use crate::tc::{BpfFilter, Direction, NetlinkError, Tc, XdpAttached};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The program a hook runs, as far as a chain is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Running {
+    /// Its kernel id.
+    pub prog_id: u32,
+    /// The entry program's name, when the hook says it (a filter named
+    /// `obj:[prog]`, as rawbpf names them): its pin is checked first.
+    pub entry: Option<String>,
+}
+
+/// One filter on a direction: priority, kind, BPF details.
+pub(super) type Filter = (u16, String, Option<BpfFilter>);
+
+pub(super) struct DeviceView<'t> {
+    pub tc: &'t Tc,
+    pub ifindex: u32,
+    dev: String,
+    pins: DevicePins,
+    filters: [Option<Vec<Filter>>; 2],
+    clsact: Option<bool>,
+    xdp: Option<Option<XdpAttached>>,
+    tree: Option<PinTree>,
+    /// The program id behind a pin, by path (`None`: not a program).
+    pinned: HashMap<PathBuf, Option<u32>>,
+}
+
+fn index(d: Direction) -> usize {
+    match d {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+impl<'t> DeviceView<'t> {
+    pub fn new(tc: &'t Tc, ifindex: u32, netns: Option<&str>, dev: &str) -> DeviceView<'t> {
+        DeviceView {
+            tc,
+            ifindex,
+            dev: dev.to_owned(),
+            pins: DevicePins::new(netns, dev),
+            filters: [None, None],
+            clsact: None,
+            xdp: None,
+            tree: None,
+            pinned: HashMap::new(),
+        }
+    }
+
+    fn netlink(&self, action: &'static str, source: NetlinkError) -> AttachError {
+        AttachError::Netlink {
+            dev: self.dev.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// The device's pins.
+    pub fn tree(&mut self) -> &PinTree {
+        self.tree.get_or_insert_with(|| self.pins.read())
+    }
+
+    /// The command changed the pins: read them again when next asked.
+    pub fn pins_changed(&mut self) {
+        self.tree = None;
+        self.pinned.clear();
+    }
+
+    /// The filters on one direction.
+    pub async fn filters(&mut self, d: Direction) -> Result<&[Filter], AttachError> {
+        if self.filters[index(d)].is_none() {
+            let read = self
+                .tc
+                .filters(self.ifindex, d)
+                .await
+                .map_err(|source| self.netlink("listing filters", source))?;
+            self.filters[index(d)] = Some(read);
+        }
+        Ok(self.filters[index(d)].as_deref().unwrap_or_default())
+    }
+
+    /// The command added or deleted a filter or a qdisc.
+    pub fn hooks_changed(&mut self) {
+        self.filters = [None, None];
+        self.clsact = None;
+    }
+
+    /// Whether any filter is on the device's clsact qdisc, either way.
+    pub async fn has_filters(&mut self) -> Result<bool, AttachError> {
+        Ok(!self.filters(Direction::Ingress).await?.is_empty()
+            || !self.filters(Direction::Egress).await?.is_empty())
+    }
+
+    /// Whether the device has a clsact qdisc. A filter already read on
+    /// either direction says so without asking: filters live on it.
+    pub async fn has_clsact(&mut self) -> Result<bool, AttachError> {
+        if let Some(c) = self.clsact {
+            return Ok(c);
+        }
+        let seen_filter = self.filters.iter().flatten().any(|f| !f.is_empty());
+        let c = seen_filter
+            || self
+                .tc
+                .qdisc_kinds(self.ifindex)
+                .await
+                .map_err(|source| self.netlink("listing qdiscs", source))?
+                .iter()
+                .any(|k| k == "clsact");
+        self.clsact = Some(c);
+        Ok(c)
+    }
+
+    /// The device's XDP program.
+    pub async fn xdp(&mut self) -> Result<Option<XdpAttached>, AttachError> {
+        if self.xdp.is_none() {
+            let read = self
+                .tc
+                .xdp(self.ifindex)
+                .await
+                .map_err(|source| self.netlink("reading the XDP program", source))?;
+            self.xdp = Some(read);
+        }
+        Ok(self.xdp.flatten())
+    }
+
+    /// The XDP program, as a read of every device found it.
+    pub fn knowing_xdp(mut self, xdp: Option<XdpAttached>) -> Self {
+        self.xdp = Some(xdp);
+        self
+    }
+
+    /// The command set or removed the XDP program.
+    pub fn xdp_changed(&mut self) {
+        self.xdp = None;
+    }
+
+    /// The program the kernel runs at a hook's slot: the filter at
+    /// priority `slot`, or the device's XDP program.
+    pub async fn hooked(&mut self, hook: Hook, slot: u16) -> Result<Option<Running>, AttachError> {
+        Ok(match hook.direction() {
+            Some(d) => self
+                .filters(d)
+                .await?
+                .iter()
+                .find_map(|(prio, _, bpf)| bpf.as_ref().filter(|_| *prio == slot))
+                .map(|b| Running {
+                    prog_id: b.prog_id,
+                    entry: entry_of(&b.name),
+                }),
+            None => self.xdp().await?.map(|x| Running {
+                prog_id: x.prog_id,
+                entry: None,
+            }),
+        })
+    }
+
+    /// What a hook runs, as far as `chain` is concerned: the program of
+    /// the chain's own TCX link if it pinned one (and the link is still
+    /// attached), else `hooked`.
+    pub fn running_for(
+        &self,
+        chain: Option<&ChainDir>,
+        hooked: &Option<Running>,
+    ) -> Option<Running> {
+        match chain
+            .filter(|c| c.has_link())
+            .and_then(|c| pinned_link(&c.path))
+        {
+            Some(link) => crate::sys::link_info(link.as_fd())
+                .ok()
+                .filter(|i| i.ifindex != 0)
+                .map(|i| Running {
+                    prog_id: i.prog_id,
+                    entry: None,
+                }),
+            None => hooked.clone(),
+        }
+    }
+
+    /// Whether `running` is one of the programs pinned in `chain`. The
+    /// entry program's pin, when the hook names it, is the only one read.
+    pub fn chain_runs(&mut self, chain: &ChainDir, running: &Option<Running>) -> bool {
+        let Some(running) = running else {
+            return false;
+        };
+        let hinted = running
+            .entry
+            .as_deref()
+            .map(crate::load::pin_name)
+            .filter(|p| chain.pins.contains(p));
+        if let Some(pin) = hinted {
+            return self.pinned_prog(&chain.path.join(pin)) == Some(running.prog_id);
+        }
+        chain
+            .pins
+            .iter()
+            .filter(|p| *p != "link")
+            .any(|p| self.pinned_prog(&chain.path.join(p)) == Some(running.prog_id))
+    }
+
+    /// The ids of the programs pinned in `chain`.
+    pub fn chain_prog_ids(&mut self, chain: &ChainDir) -> Vec<u32> {
+        chain
+            .pins
+            .iter()
+            .filter(|p| *p != "link")
+            .filter_map(|p| self.pinned_prog(&chain.path.join(p)))
+            .collect()
+    }
+
+    fn pinned_prog(&mut self, pin: &Path) -> Option<u32> {
+        if let Some(id) = self.pinned.get(pin) {
+            return *id;
+        }
+        let id = c_path(pin)
+            .ok()
+            .and_then(|c| crate::sys::obj_get(&c).ok())
+            .and_then(|fd| crate::sys::prog_info(fd.as_fd()).ok())
+            .map(|i| i.id);
+        self.pinned.insert(pin.to_owned(), id);
+        id
+    }
+}
+
+/// The TCX link pinned with the chain in `chain_dir`, if there is one.
+pub(super) fn pinned_link(chain_dir: &Path) -> Option<OwnedFd> {
+    crate::sys::obj_get(&c_path(&chain_dir.join("link")).ok()?).ok()
+}
+
+/// The program name in a filter name rawbpf gave (`obj:[prog]`).
+fn entry_of(filter_name: &str) -> Option<String> {
+    let inner = filter_name.strip_suffix(']')?;
+    let open = inner.rfind(":[")?;
+    Some(inner[open + 2..].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_of;
+
+    #[test]
+    fn entry_program_from_filter_name() {
+        assert_eq!(
+            entry_of("pipeline.bpf.o:[mark_packet]").as_deref(),
+            Some("mark_packet")
+        );
+        assert_eq!(entry_of("a:[b]:[c]").as_deref(), Some("c"));
+        assert_eq!(entry_of("tc-filter"), None);
+        assert_eq!(entry_of("x:[]").as_deref(), Some(""));
+    }
+}
