@@ -38,9 +38,19 @@ fn target(p: &Parsed) -> Result<Target, Failure> {
 pub fn block_on<T>(
     f: impl std::future::Future<Output = Result<T, AttachError>>,
 ) -> Result<T, Failure> {
-    rawbpf::blocking::block_on(f)
-        .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?
-        .map_err(|e| attach_err(None, e))
+    run_netlink(f)?.map_err(|e| attach_err(None, e))
+}
+
+/// Runs `f` on a current-thread runtime that is then left for the
+/// process's exit to tear down: the command ends right after, and exit
+/// closes the netlink socket anyway, so cancelling the connection task and
+/// deregistering the socket first would be work for nothing.
+fn run_netlink<T>(f: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    let rt = rawbpf::blocking::runtime()
+        .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?;
+    let out = rt.block_on(f);
+    std::mem::forget(rt);
+    Ok(out)
 }
 
 fn priority(p: &Parsed) -> Result<Option<u16>, Failure> {
@@ -143,8 +153,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
     };
     let spec = ObjectSpec::from_file(file)?;
-    let a = rawbpf::blocking::block_on(attach::attach(Path::new(file), &spec, &opts))
-        .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?
+    let a = run_netlink(attach::attach(Path::new(file), &spec, &opts))?
         .map_err(|e| attach_err(Some(file), e))?;
     if p.switch("--json") {
         let doc = Json::Obj(vec![
