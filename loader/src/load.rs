@@ -673,6 +673,32 @@ fn c_path(path: &Path) -> Result<CString, LoadError> {
     })
 }
 
+/// `create_dir_all`, but when `dir`'s parent is missing, the levels below
+/// `known` (a directory that exists) are made top-down: a new chain's path
+/// takes one call per level instead of a failed call and a call per level.
+fn make_dirs(dir: &Path, known: &Path) -> io::Result<()> {
+    let exists = |r: io::Result<()>, d: &Path| match r {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => Ok(()),
+        r => r,
+    };
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        r => return exists(r, dir),
+    }
+    if !dir.starts_with(known) {
+        return std::fs::create_dir_all(dir);
+    }
+    let mut levels: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| a.starts_with(known) && *a != known)
+        .collect();
+    levels.reverse();
+    for level in levels {
+        exists(std::fs::create_dir(level), level)?;
+    }
+    Ok(())
+}
+
 /// Creates `dir` on bpffs, mounting bpffs at /sys/fs/bpf if it is not there yet.
 pub fn ensure_bpffs_dir(dir: &Path) -> Result<(), LoadError> {
     let root = Path::new("/sys/fs/bpf");
@@ -688,7 +714,7 @@ pub fn ensure_bpffs_dir(dir: &Path) -> Result<(), LoadError> {
     // level: make the path again.
     let mut tries = 0;
     loop {
-        match std::fs::create_dir_all(dir) {
+        match make_dirs(dir, root) {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => tries += 1,
             Err(source) => {
