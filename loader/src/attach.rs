@@ -572,13 +572,13 @@ async fn reconcile(
                     LeftoverKind::StagedAndHooked { pid },
                 ));
                 if !dry {
-                    promote(&staged.path, &final_dir)?;
+                    promote(&staged.path, staged.has_link(), final_chain, &final_dir)?;
                 }
                 final_ok = true;
             } else {
                 found.push(leftover(&staged.path, LeftoverKind::Staged { pid }));
                 if !dry {
-                    let _ = std::fs::remove_dir_all(&staged.path);
+                    staged.remove();
                 }
             }
         }
@@ -590,7 +590,7 @@ async fn reconcile(
             if !view.chain_runs(chain, &running) {
                 found.push(leftover(&final_dir, LeftoverKind::Unhooked));
                 if !dry {
-                    let _ = std::fs::remove_dir_all(&final_dir);
+                    chain.remove();
                 }
             }
         }
@@ -633,26 +633,41 @@ async fn reconcile(
     Ok(found)
 }
 
-/// Moves a staged chain into place over the final one. A TCX link pinned
-/// only in the old chain (a replace that updated the link and stopped) is
-/// pinned into the new one first, so the hook never loses it.
-fn promote(staged: &Path, final_dir: &Path) -> Result<(), AttachError> {
-    let staged_link = staged.join("link");
-    if !staged_link.exists() {
-        if let Some(link) = pinned_link(final_dir) {
-            crate::sys::obj_pin(link.as_fd(), &c_path(&staged_link)?).map_err(|source| {
-                LoadError::Pin {
-                    path: staged_link.clone(),
-                    action: "pinning the TCX link",
-                    source,
-                }
-            })?;
+/// Moves a staged chain into place over the final one (`old`, as read
+/// before). A TCX link pinned only in the old chain (a replace that updated
+/// the link and stopped) is pinned into the new one first, so the hook
+/// never loses it.
+fn promote(
+    staged: &Path,
+    staged_link: bool,
+    old: Option<&ChainDir>,
+    final_dir: &Path,
+) -> Result<(), AttachError> {
+    if let Some(old) = old {
+        if !staged_link && old.has_link() {
+            if let Some(link) = pinned_link(&old.path) {
+                let pin = staged.join("link");
+                crate::sys::obj_pin(link.as_fd(), &c_path(&pin)?).map_err(|source| {
+                    LoadError::Pin {
+                        path: pin.clone(),
+                        action: "pinning the TCX link",
+                        source,
+                    }
+                })?;
+            }
         }
+        old.remove();
     }
-    if final_dir.exists() {
-        let _ = std::fs::remove_dir_all(final_dir);
-    }
-    std::fs::rename(staged, final_dir).map_err(|source| {
+    let moved = std::fs::rename(staged, final_dir).or_else(|e| {
+        // A chain put in place since `old` was read.
+        if final_dir.exists() {
+            let _ = std::fs::remove_dir_all(final_dir);
+            std::fs::rename(staged, final_dir)
+        } else {
+            Err(e)
+        }
+    });
+    moved.map_err(|source| {
         AttachError::Load(LoadError::Pin {
             path: final_dir.to_owned(),
             action: "moving the new pins into place",
@@ -868,7 +883,7 @@ async fn hook(
 
     // The hook now runs the new chain: its pins replace the old ones.
     if let Some(staging) = pin {
-        promote(staging, &chain_dir)?;
+        promote(staging, mode == Mode::Tcx, existing.as_ref(), &chain_dir)?;
     }
     staged.keep();
     Ok(Attached {
@@ -1015,7 +1030,7 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
             }
             for c in tree.chains(target.hook).iter().filter(|c| !c.stager_runs()) {
                 if slots.contains(&c.slot) {
-                    let _ = std::fs::remove_dir_all(&c.path);
+                    c.remove();
                 }
             }
             let _ = std::fs::remove_dir_all(pins.created_clsact());
@@ -1088,7 +1103,7 @@ async fn detach_tc(
                 view.hooks_changed();
             }
         }
-        let _ = std::fs::remove_dir_all(&chain.path);
+        chain.remove();
         view.pins_changed();
         done.priorities.push(p);
     }
@@ -1124,7 +1139,7 @@ async fn detach_xdp(view: &mut DeviceView<'_>, target: &Target) -> Result<Detach
         view.xdp_changed();
         removed_xdp = true;
     }
-    let _ = std::fs::remove_dir_all(&chain.path);
+    chain.remove();
     view.pins_changed();
     Ok(Detached {
         removed_xdp,

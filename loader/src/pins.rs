@@ -72,6 +72,17 @@ impl ChainDir {
         self.path.join(LINK_PIN)
     }
 
+    /// Removes the chain's pins and directory: the pins it was read with,
+    /// then the directory; whatever appeared since goes too.
+    pub fn remove(&self) {
+        for pin in &self.pins {
+            let _ = std::fs::remove_file(self.path.join(pin));
+        }
+        if std::fs::remove_dir(&self.path).is_err() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
     /// Whether a TCX link is pinned with the chain.
     pub fn has_link(&self) -> bool {
         self.pins.iter().any(|p| p == LINK_PIN)

@@ -8,7 +8,6 @@ use super::{c_path, Hook};
 use crate::error::AttachError;
 use crate::pins::{ChainDir, DevicePins, PinTree};
 use crate::tc::{BpfFilter, Direction, NetlinkError, Tc, XdpAttached};
-use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -34,8 +33,9 @@ pub(super) struct DeviceView<'t> {
     clsact: Option<bool>,
     xdp: Option<Option<XdpAttached>>,
     tree: Option<PinTree>,
-    /// The program id behind a pin, by path (`None`: not a program).
-    pinned: HashMap<PathBuf, Option<u32>>,
+    /// The program id behind a pin, by path (`None`: not a program). A
+    /// few entries: a list, which needs no hasher seeded from getrandom.
+    pinned: Vec<(PathBuf, Option<u32>)>,
 }
 
 fn index(d: Direction) -> usize {
@@ -56,7 +56,7 @@ impl<'t> DeviceView<'t> {
             clsact: None,
             xdp: None,
             tree: None,
-            pinned: HashMap::new(),
+            pinned: Vec::new(),
         }
     }
 
@@ -222,7 +222,7 @@ impl<'t> DeviceView<'t> {
     }
 
     fn pinned_prog(&mut self, pin: &Path) -> Option<u32> {
-        if let Some(id) = self.pinned.get(pin) {
+        if let Some((_, id)) = self.pinned.iter().find(|(p, _)| p == pin) {
             return *id;
         }
         let id = c_path(pin)
@@ -230,7 +230,7 @@ impl<'t> DeviceView<'t> {
             .and_then(|c| crate::sys::obj_get(&c).ok())
             .and_then(|fd| crate::sys::prog_info(fd.as_fd()).ok())
             .map(|i| i.id);
-        self.pinned.insert(pin.to_owned(), id);
+        self.pinned.push((pin.to_owned(), id));
         id
     }
 }
