@@ -20,6 +20,17 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let script = Path::new(&dir).join("hot-text.ld");
     println!("cargo:rustc-link-arg-bin=rawbpf=-T{}", script.display());
+    // bench/src/hot_text.rs asks for a link map here rather than through
+    // RUSTFLAGS: cargo hashes RUSTFLAGS into the symbol names, so a map
+    // made with other flags names generic functions that the measured
+    // build does not have.
+    println!("cargo:rerun-if-env-changed=RAWBPF_LINK_MAP");
+    if let Some(map) = std::env::var_os("RAWBPF_LINK_MAP") {
+        println!(
+            "cargo:rustc-link-arg-bin=rawbpf=-Wl,-Map={}",
+            Path::new(&map).display()
+        );
+    }
     if links_with_rust_lld() {
         // Identical code folding: the many monomorphic copies of the same
         // machine code (netlink-packet-route's parsers, iterator adaptors)

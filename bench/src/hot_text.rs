@@ -276,9 +276,15 @@ fn glob_match(glob: &str, name: &str) -> bool {
     rest.is_empty()
 }
 
+/// Instances of one generic function, all of them put in `.text.hot`
+/// when one runs if together they are no larger than this: a name without
+/// the hash survives rebuilds, and inlining choices that differ between
+/// builds, where a hashed one does not.
+const ALL_INSTANCES_UP_TO: u64 = 8 * 1024;
+
 /// The linker-script line that names one input section. `functions` are
-/// the names of every Rust function section of the link.
-fn pattern(s: &InputSection, functions: &[&str]) -> Option<String> {
+/// the names and sizes of every Rust function section of the link.
+fn pattern(s: &InputSection, functions: &[(&str, u64)]) -> Option<String> {
     if s.section != ".text" && !s.section.starts_with(".text.") && s.section != ".iplt" {
         return None;
     }
@@ -308,9 +314,14 @@ fn pattern(s: &InputSection, functions: &[&str]) -> Option<String> {
         // A legacy symbol hashes its generic arguments: without the hash
         // the name stands for every instance of a generic function in the
         // binary (Vec::from_iter, sort, HashMap::insert ...), most of which
-        // load never runs. Those keep their hash: a rebuild that changes
-        // it moves them back to .text until the script is made again.
-        if name.starts_with("_ZN") && functions.iter().filter(|f| glob_match(&p, f)).count() > 1 {
+        // load never runs. Small ones go in whole; large ones keep their
+        // hash: a rebuild that changes it moves them back to .text until
+        // the script is made again.
+        let (count, size) = functions
+            .iter()
+            .filter(|(f, _)| glob_match(&p, f))
+            .fold((0, 0), |(n, total), (_, size)| (n + 1, total + size));
+        if name.starts_with("_ZN") && count > 1 && size > ALL_INSTANCES_UP_TO {
             p = name.to_owned();
         }
         Some(format!("*(.text.{p} .text.unlikely.{p})"))
@@ -327,16 +338,13 @@ fn pattern(s: &InputSection, functions: &[&str]) -> Option<String> {
 pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
     let target_dir = root.join("target/hot-text");
     let map = target_dir.join("rawbpf.map");
-    // Built exactly as the bench builds it, only with a link map: the
-    // same profile gives the same symbol hashes, and so the same choice
-    // among the identical copies of a generic function that several crates
+    // Built exactly as the bench builds it, only with a link map (asked of
+    // loader/build.rs: in RUSTFLAGS it would change every symbol hash): the
+    // same flags give the same symbol hashes, and so the same choice among
+    // the identical copies of a generic function that several crates
     // instantiate (which copy callers end up calling varies with them).
     eprintln!("rawbpf-bench: static rawbpf with a link map ...");
-    crate::build_static(
-        root,
-        &target_dir,
-        &format!("{STATIC_RUSTFLAGS} -C link-arg=-Wl,-Map={}", map.display()),
-    )?;
+    crate::build_static(root, &target_dir, STATIC_RUSTFLAGS, Some(&map))?;
     let bin = target_dir.join(TARGET).join("release/rawbpf");
     let map_text = std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
     let inputs = parse_map(&map_text);
@@ -347,12 +355,14 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
         ));
     }
     let starts: Vec<u64> = inputs.iter().map(|s| s.start).collect();
-    let functions: Vec<&str> = inputs
+    let functions: Vec<(&str, u64)> = inputs
         .iter()
         .filter_map(|s| {
-            s.section
+            let name = s
+                .section
                 .strip_prefix(".text.unlikely.")
-                .or_else(|| s.section.strip_prefix(".text."))
+                .or_else(|| s.section.strip_prefix(".text."))?;
+            Some((name, s.end - s.start))
         })
         .collect();
     let mut lines: Vec<String> = Vec::new();

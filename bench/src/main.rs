@@ -75,7 +75,7 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
 
     eprintln!("rawbpf-bench: static rawbpf, libbpf anchor, static no-op ...");
     let target_dir = root.join("target/bench-static");
-    build_static(root, &target_dir, STATIC_RUSTFLAGS)?;
+    build_static(root, &target_dir, STATIC_RUSTFLAGS, None)?;
     let anchor_src = root.join("bench/anchor/libbpf_loader.c");
     let bins = Binaries {
         rawbpf: target_dir.join(TARGET).join("release/rawbpf"),
@@ -344,8 +344,19 @@ fn size_mib(p: &Path) -> f64 {
 
 /// Builds the static rawbpf as the bench measures it, into `target_dir`,
 /// with `rustflags`.
-pub(crate) fn build_static(root: &Path, target_dir: &Path, rustflags: &str) -> Result<String> {
-    sh(Command::new("cargo")
+/// With `link_map`, the linker writes its map there (through
+/// loader/build.rs, leaving the flags and so the symbol names alone).
+pub(crate) fn build_static(
+    root: &Path,
+    target_dir: &Path,
+    rustflags: &str,
+    link_map: Option<&Path>,
+) -> Result<String> {
+    let mut cargo = Command::new("cargo");
+    if let Some(map) = link_map {
+        cargo.env("RAWBPF_LINK_MAP", map);
+    }
+    sh(cargo
         .current_dir(root)
         .env("RUSTFLAGS", rustflags)
         .args([
