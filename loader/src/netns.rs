@@ -84,20 +84,51 @@ impl Drop for Return {
     }
 }
 
-/// Runs `f` in the named namespace (or right here for `None`), on the
-/// calling thread, which returns to its own namespace afterwards.
-pub fn run_in<T>(netns: Option<&str>, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
-    let Some(name) = netns else { return Ok(f()) };
+thread_local! {
+    /// The namespace [`enter`] moved the thread to for good.
+    static ENTERED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn entered(name: &str) -> bool {
+    ENTERED.with(|e| e.borrow().as_deref() == Some(name))
+}
+
+fn open_named(name: &str) -> Result<File, NetnsError> {
     if name.is_empty() || name.contains('/') {
         return Err(NetnsError::NotFound {
             name: name.to_owned(),
             source: io::Error::from_raw_os_error(libc::EINVAL),
         });
     }
-    let ns = File::open(path_of(name)).map_err(|source| NetnsError::NotFound {
+    File::open(path_of(name)).map_err(|source| NetnsError::NotFound {
         name: name.to_owned(),
         source,
-    })?;
+    })
+}
+
+/// Moves the calling thread into the named namespace for the rest of its
+/// life: [`run_in`] that namespace then runs its work right there, with no
+/// switching in and out. For a program that works in one namespace (the
+/// rawbpf CLI): switching back costs opening the thread's own namespace in
+/// procfs each time.
+pub fn enter(name: &str) -> Result<(), NetnsError> {
+    if entered(name) {
+        return Ok(());
+    }
+    let ns = open_named(name)?;
+    sys::setns_net(ns.as_fd()).map_err(failed(name, "entering it"))?;
+    ENTERED.with(|e| *e.borrow_mut() = Some(name.to_owned()));
+    Ok(())
+}
+
+/// Runs `f` in the named namespace (or right here for `None`, or when the
+/// thread [`enter`]ed it), on the calling thread, which returns to its own
+/// namespace afterwards.
+pub fn run_in<T>(netns: Option<&str>, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+    let Some(name) = netns.filter(|n| !entered(n)) else {
+        return Ok(f());
+    };
+    let ns = open_named(name)?;
     let own = own_namespace(name)?;
     sys::setns_net(ns.as_fd()).map_err(failed(name, "entering it"))?;
     // Only now is there somewhere to return from.

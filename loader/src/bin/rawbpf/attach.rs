@@ -35,17 +35,26 @@ fn target(p: &Parsed) -> Result<Target, Failure> {
 
 /// Runs a netlink command on a current-thread runtime: only attach,
 /// detach, list and demo start one.
-pub fn block_on<T>(
+fn block_on<T>(
+    netns: Option<&str>,
     f: impl std::future::Future<Output = Result<T, AttachError>>,
 ) -> Result<T, Failure> {
-    run_netlink(f)?.map_err(|e| attach_err(None, e))
+    run_netlink(netns, f)?.map_err(|e| attach_err(None, e))
 }
 
 /// Runs `f` on a current-thread runtime that is then left for the
 /// process's exit to tear down: the command ends right after, and exit
 /// closes the netlink socket anyway, so cancelling the connection task and
-/// deregistering the socket first would be work for nothing.
-fn run_netlink<T>(f: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+/// deregistering the socket first would be work for nothing. The command
+/// works in one namespace: the thread enters it once instead of in and out
+/// for each step (if it cannot, the step that needs it says why).
+fn run_netlink<T>(
+    netns: Option<&str>,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, Failure> {
+    if let Some(ns) = netns {
+        let _ = rawbpf::netns::enter(ns);
+    }
     let rt = rawbpf::blocking::runtime()
         .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?;
     let out = rt.block_on(f);
@@ -153,8 +162,11 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
     };
     let spec = ObjectSpec::from_file(file)?;
-    let a = run_netlink(attach::attach(Path::new(file), &spec, &opts))?
-        .map_err(|e| attach_err(Some(file), e))?;
+    let a = run_netlink(
+        target.netns.as_deref(),
+        attach::attach(Path::new(file), &spec, &opts),
+    )?
+    .map_err(|e| attach_err(Some(file), e))?;
     if p.switch("--json") {
         let doc = Json::Obj(vec![
             ("file", file.into()),
@@ -248,7 +260,7 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
     } else {
         Some(prio.unwrap_or(1))
     };
-    let d = block_on(attach::detach(&target, prio))?;
+    let d = block_on(target.netns.as_deref(), attach::detach(&target, prio))?;
     if p.switch("--json") {
         let doc = Json::Obj(vec![
             ("dev", target.dev.as_str().into()),
@@ -326,7 +338,7 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
 /// `rawbpf list [--dev IFACE] [--netns NAME] [--json]`
 pub fn list(p: &Parsed) -> Result<String, Failure> {
     let netns = p.value("--netns");
-    let listing = block_on(attach::list(netns, p.value("--dev")))?;
+    let listing = block_on(netns, attach::list(netns, p.value("--dev")))?;
     let found = &listing.attached;
     let leftovers: Vec<(String, String, String)> = listing
         .leftovers
