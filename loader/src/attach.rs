@@ -388,7 +388,7 @@ impl Attached {
                 tc.delete_filter(ifindex, direction, self.priority)
                     .await
                     .map_err(|source| target.netlink("deleting the filter", source))?;
-                view.hooks_changed();
+                view.filter_deleted(direction, self.priority);
                 done.priorities.push(self.priority);
                 // The qdisc this attach added, if nothing else uses it now.
                 if self.created_qdisc && view.has_filters().await.is_ok_and(|any| !any) {
@@ -1100,7 +1100,7 @@ async fn detach_tc(
                 tc.delete_filter(ifindex, direction, p)
                     .await
                     .map_err(|source| target.netlink("deleting the filter", source))?;
-                view.hooks_changed();
+                view.filter_deleted(direction, p);
             }
         }
         chain.remove();

@@ -98,6 +98,14 @@ impl<'t> DeviceView<'t> {
         self.clsact = None;
     }
 
+    /// The command deleted the filters at `priority` on one direction: the
+    /// direction holds what it held before but those.
+    pub fn filter_deleted(&mut self, d: Direction, priority: u16) {
+        if let Some(filters) = &mut self.filters[index(d)] {
+            filters.retain(|(prio, _, _)| *prio != priority);
+        }
+    }
+
     /// Whether any filter is on the device's clsact qdisc, either way.
     pub async fn has_filters(&mut self) -> Result<bool, AttachError> {
         Ok(!self.filters(Direction::Ingress).await?.is_empty()
