@@ -38,7 +38,7 @@ fn c_path(path: &Path) -> Result<std::ffi::CString, AttachError> {
 }
 
 pub use crate::pins::PIN_ROOT;
-use crate::pins::{ChainDir, DevicePins};
+use crate::pins::{ChainDir, DevicePins, LINK_PIN};
 
 mod view;
 use view::{pinned_link, DeviceView};
@@ -597,7 +597,8 @@ async fn reconcile(
     }
     let marker = pins.created_clsact();
     // An attach in progress makes the marker before the qdisc.
-    if hook != Hook::Xdp && tree.created_clsact && !tree.attach_in_progress() {
+    let in_progress = tree.attach_in_progress();
+    if hook != Hook::Xdp && tree.created_clsact && !in_progress {
         if !view.has_clsact().await? {
             found.push(leftover(&marker, LeftoverKind::QdiscGone));
             if !dry {
@@ -611,7 +612,7 @@ async fn reconcile(
             found.push(leftover(&marker, LeftoverKind::QdiscUnused));
         }
     }
-    if !tree.attach_in_progress() {
+    if !in_progress {
         // Directories a stopped attach made before it pinned anything.
         let hook_dir = pins.hook_dir(hook);
         for (dir, empty) in [
@@ -644,9 +645,9 @@ fn promote(
     final_dir: &Path,
 ) -> Result<(), AttachError> {
     if let Some(old) = old {
-        if !staged_link && old.has_link() {
-            if let Some(link) = pinned_link(&old.path) {
-                let pin = staged.join("link");
+        if !staged_link {
+            if let Some(link) = pinned_link(old) {
+                let pin = staged.join(LINK_PIN);
                 crate::sys::obj_pin(link.as_fd(), &c_path(&pin)?).map_err(|source| {
                     LoadError::Pin {
                         path: pin.clone(),
@@ -778,7 +779,6 @@ async fn hook(
         chain.pin(&staging)?;
     }
     let pin = pin.then_some(&staging);
-    let old_link = chain_dir.join("link");
     let replacing = opts.replace && existing.is_some() && pin.is_some();
     let replacing_tcx = replacing && existing.as_ref().is_some_and(|c| c.has_link());
     if replacing && target.hook != Hook::Xdp {
@@ -820,6 +820,7 @@ async fn hook(
             Made::Xdp { mode }
         }
         Some(_) if replacing_tcx => {
+            let old_link = existing.as_ref().map(|c| c.link_pin()).unwrap_or_default();
             let link = crate::sys::obj_get(&c_path(&old_link)?)
                 .map_err(|source| target.os("opening the pinned TCX link", source))?;
             crate::sys::link_update(link.as_fd(), prog_fd)
@@ -866,7 +867,7 @@ async fn hook(
         Made::Tcx { link } => match pin {
             // The link lives as long as a pin of it: pin it with the chain.
             Some(staging) => {
-                let pin = staging.join("link");
+                let pin = staging.join(LINK_PIN);
                 if let Err(source) = crate::sys::obj_pin(link.as_fd(), &c_path(&pin)?) {
                     return Err(LoadError::Pin {
                         path: pin,
@@ -1018,20 +1019,21 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
         Err(AttachError::NoDevice { .. })
         | Err(AttachError::Netns(crate::netns::NetnsError::NotFound { .. })) => {
             let tree = pins.read();
-            let slots: Vec<u16> = tree
+            let ours: Vec<&ChainDir> = tree
                 .chains(target.hook)
                 .iter()
                 .filter(|c| !c.stager_runs())
+                .collect();
+            let slots: Vec<u16> = ours
+                .iter()
                 .filter(|c| priority.is_none_or(|p| c.slot == target.slot(p)))
                 .map(|c| c.slot)
                 .collect();
             if slots.is_empty() {
                 return Err(target.not_attached(priority));
             }
-            for c in tree.chains(target.hook).iter().filter(|c| !c.stager_runs()) {
-                if slots.contains(&c.slot) {
-                    c.remove();
-                }
+            for c in ours.iter().filter(|c| slots.contains(&c.slot)) {
+                c.remove();
             }
             let _ = std::fs::remove_dir_all(pins.created_clsact());
             DevicePins::remove_empty_parents(&pins.chain(target.hook, 0));
@@ -1089,7 +1091,7 @@ async fn detach_tc(
         // A TCX link goes only when its last reference does, in a kernel
         // work item after the unpin: detach it now, so that when detach
         // returns, packets no longer see the chain.
-        if let Some(link) = chain.has_link().then(|| pinned_link(&chain.path)).flatten() {
+        if let Some(link) = pinned_link(chain) {
             let _ = crate::sys::link_detach(link.as_fd());
         } else {
             // Only a filter running this chain's programs is rawbpf's to
@@ -1131,7 +1133,11 @@ async fn detach_xdp(view: &mut DeviceView<'_>, target: &Target) -> Result<Detach
     let held = view.xdp().await?;
     let mut removed_xdp = false;
     // Another program replaced ours: leave it, remove only our pins.
-    if let Some(held) = held.filter(|h| view.chain_prog_ids(&chain).contains(&h.prog_id)) {
+    let running = held.map(|h| view::Running {
+        prog_id: h.prog_id,
+        entry: None,
+    });
+    if let Some(held) = held.filter(|_| view.chain_runs(&chain, &running)) {
         view.tc
             .set_xdp(view.ifindex, None, XdpMode::of_attached(held.mode))
             .await
@@ -1204,10 +1210,7 @@ fn program_as_filter(
 
 /// The TCX link pinned for a chain, described like a filter.
 fn pinned_tcx(chain: &ChainDir, ifindex: u32, direction: Direction) -> Option<BpfFilter> {
-    if !chain.has_link() {
-        return None;
-    }
-    let link = pinned_link(&chain.path)?;
+    let link = pinned_link(chain)?;
     let info = crate::sys::link_info(link.as_fd()).ok()?;
     if info.ifindex == 0 {
         return None;

@@ -25,7 +25,7 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/rawbpf";
 /// only pins and directories).
 const CREATED_CLSACT: &str = "created_clsact";
 /// The pin of a chain's TCX link.
-const LINK_PIN: &str = "link";
+pub const LINK_PIN: &str = "link";
 const STAGED: &str = "_new_";
 
 /// A name as a bpffs directory name: injective, no dots.
@@ -81,6 +81,14 @@ impl ChainDir {
         if std::fs::remove_dir(&self.path).is_err() {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+
+    /// The paths of the chain's programs and maps (every pin but the link).
+    pub fn object_pins(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.pins
+            .iter()
+            .filter(|p| *p != LINK_PIN)
+            .map(|p| self.path.join(p))
     }
 
     /// Whether a TCX link is pinned with the chain.

@@ -311,16 +311,6 @@ impl Tc {
         }
     }
 
-    /// Whether any filter is on the device's clsact qdisc, either way.
-    pub async fn has_filters(&self, ifindex: u32) -> Result<bool, NetlinkError> {
-        for d in [Direction::Ingress, Direction::Egress] {
-            if !self.filters(ifindex, d).await?.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Every filter on one direction of a device: (priority, kind, BPF
     /// details if a bpf filter).
     pub async fn filters(

@@ -183,10 +183,7 @@ impl<'t> DeviceView<'t> {
         chain: Option<&ChainDir>,
         hooked: &Option<Running>,
     ) -> Option<Running> {
-        match chain
-            .filter(|c| c.has_link())
-            .and_then(|c| pinned_link(&c.path))
-        {
+        match chain.and_then(pinned_link) {
             Some(link) => crate::sys::link_info(link.as_fd())
                 .ok()
                 .filter(|i| i.ifindex != 0)
@@ -213,20 +210,8 @@ impl<'t> DeviceView<'t> {
             return self.pinned_prog(&chain.path.join(pin)) == Some(running.prog_id);
         }
         chain
-            .pins
-            .iter()
-            .filter(|p| *p != "link")
-            .any(|p| self.pinned_prog(&chain.path.join(p)) == Some(running.prog_id))
-    }
-
-    /// The ids of the programs pinned in `chain`.
-    pub fn chain_prog_ids(&mut self, chain: &ChainDir) -> Vec<u32> {
-        chain
-            .pins
-            .iter()
-            .filter(|p| *p != "link")
-            .filter_map(|p| self.pinned_prog(&chain.path.join(p)))
-            .collect()
+            .object_pins()
+            .any(|p| self.pinned_prog(&p) == Some(running.prog_id))
     }
 
     fn pinned_prog(&mut self, pin: &Path) -> Option<u32> {
@@ -243,9 +228,12 @@ impl<'t> DeviceView<'t> {
     }
 }
 
-/// The TCX link pinned with the chain in `chain_dir`, if there is one.
-pub(super) fn pinned_link(chain_dir: &Path) -> Option<OwnedFd> {
-    crate::sys::obj_get(&c_path(&chain_dir.join("link")).ok()?).ok()
+/// The TCX link pinned with `chain`, if there is one.
+pub(super) fn pinned_link(chain: &ChainDir) -> Option<OwnedFd> {
+    if !chain.has_link() {
+        return None;
+    }
+    crate::sys::obj_get(&c_path(&chain.link_pin()).ok()?).ok()
 }
 
 /// The program name in a filter name rawbpf gave (`obj:[prog]`).
