@@ -1084,6 +1084,7 @@ async fn detach_tc(
             .collect(),
     };
     let mut done = Detached::default();
+    let mut unhooked = Vec::new();
     for p in prios {
         let Some(chain) = tree.hooked_chain(target.hook, p) else {
             continue;
@@ -1105,12 +1106,15 @@ async fn detach_tc(
                 view.filter_deleted(direction, p);
             }
         }
-        chain.remove();
-        view.pins_changed();
+        unhooked.push(chain);
         done.priorities.push(p);
     }
-    // An attach in progress may be about to put its filter on the qdisc.
-    let tree = view.tree();
+    // The qdisc rawbpf added, once no filter is left on it and no attach in
+    // progress (which stages its chain before it adds the qdisc) may be
+    // about to use it. Before the pins go: the unpin hands the prog arrays'
+    // clearing to a kernel work item that patches the programs' code on
+    // every CPU, and nothing here needs to wait behind it. A detach stopped
+    // between the two leaves unhooked pins, which the next one removes.
     if tree.created_clsact && !tree.attach_in_progress() && !view.has_filters().await? {
         match tc.delete_clsact(ifindex).await {
             Ok(()) => done.deleted_qdisc = true,
@@ -1121,6 +1125,12 @@ async fn detach_tc(
             }
         }
         let _ = std::fs::remove_dir(pins.created_clsact());
+        view.pins_changed();
+    }
+    for chain in &unhooked {
+        chain.remove();
+    }
+    if !unhooked.is_empty() {
         view.pins_changed();
     }
     Ok(done)
