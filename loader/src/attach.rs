@@ -1236,21 +1236,21 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
         dev: dev.unwrap_or("").to_owned(),
         hook: Hook::Ingress,
     };
-    let (tc, ifindex, ()) = match dev {
-        Some(_) => probe.connect(|_| Ok(()))?,
-        None => probe.in_ns(|| {
-            let tc = Tc::open().map_err(|e| probe.netlink("opening a netlink socket", e))?;
-            Ok((tc, 0, ()))
-        })?,
-    };
+    let tc =
+        probe.in_ns(|| Tc::open().map_err(|e| probe.netlink("opening a netlink socket", e)))?;
     let devices = match dev {
-        Some(d) => {
-            let xdp = tc
-                .xdp(ifindex)
-                .await
-                .map_err(|source| probe.netlink("reading the XDP program", source))?;
-            vec![(ifindex, d.to_owned(), xdp)]
-        }
+        // One request names the device's index and its XDP program.
+        Some(d) => match tc.link_by_name(d).await {
+            Ok((ifindex, xdp)) => vec![(ifindex, d.to_owned(), xdp)],
+            // (A name too long for any device is the kernel's EINVAL.)
+            Err(e) if e.errno() == Some(libc::ENODEV) || d.len() >= libc::IFNAMSIZ => {
+                return Err(AttachError::NoDevice {
+                    dev: d.to_owned(),
+                    netns: probe.netns.clone(),
+                })
+            }
+            Err(source) => return Err(probe.netlink("reading the device", source)),
+        },
         None => tc
             .devices()
             .await

@@ -352,6 +352,29 @@ impl Tc {
         }))
     }
 
+    /// A device by name: its index and XDP program, in one request (the
+    /// kernel answers `ENODEV` when there is no such device).
+    pub async fn link_by_name(
+        &self,
+        name: &str,
+    ) -> Result<(u32, Option<XdpAttached>), NetlinkError> {
+        let mut query = link_query(0);
+        query
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
+        let replies = self.request(RouteNetlinkMessage::GetLink(query), 0).await?;
+        replies
+            .into_iter()
+            .find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => Some((l.header.index, read_xdp(&l))),
+                _ => None,
+            })
+            .ok_or(NetlinkError::Kernel {
+                errno: libc::ENODEV,
+                ext_ack: None,
+            })
+    }
+
     /// Sets a device's XDP program (`IFLA_XDP`): `prog` with `flags`
     /// ([`crate::uapi::xdp_flags`]), or with `None`, removes the one in the
     /// mode `flags` names.
