@@ -30,11 +30,19 @@ use std::future::Future;
 use std::path::Path;
 
 /// A current-thread runtime with I/O: what the netlink functions need.
+/// They wait on one socket, so the driver's event buffer holds a few
+/// events, not tokio's default 1024 (12 KiB of heap a short-lived CLI
+/// process would fault in).
 pub fn runtime() -> Result<tokio::runtime::Runtime, NetlinkError> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .max_io_events_per_tick(IO_EVENTS)
         .build()?)
 }
+
+/// Events taken from epoll per wait: the netlink socket and tokio's own
+/// waker are all a netlink command registers.
+const IO_EVENTS: usize = 16;
 
 /// Runs `f` to completion on a new current-thread runtime.
 pub fn block_on<F: Future>(f: F) -> Result<F::Output, NetlinkError> {
