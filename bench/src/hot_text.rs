@@ -417,7 +417,7 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
          not name stay in .text. */\n\
          SECTIONS\n{{\n  {HOT_SECTION} :\n  {{"
     );
-    for line in &lines {
+    for line in lines.iter().chain(&cpu_siblings(&lines)) {
         let _ = writeln!(script, "    {line}");
     }
     let _ = writeln!(script, "  }}\n}}\nINSERT BEFORE .text;");
@@ -427,9 +427,77 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
     Ok(summary)
 }
 
+/// The C library's string functions come in one variant per instruction
+/// set, picked at startup for the CPU (IFUNC): the run above names the ones
+/// this machine picked. The others that a current x86-64 CPU would pick
+/// (AVX2 or EVEX/AVX-512) follow the rest, each instruction set's together,
+/// so that on another machine its variants share a block or two instead of
+/// lying in `.text` one fault apart.
+fn cpu_siblings(lines: &[String]) -> Vec<String> {
+    const SETS: [&[&str]; 2] = [&["avx2", "avx-"], &["evex", "avx512"]];
+    let mut families: Vec<&str> = Vec::new();
+    for line in lines {
+        let Some(member) = line.strip_prefix("*libc.a:") else {
+            continue;
+        };
+        let Some((family, variant)) = member.split_once('-') else {
+            continue;
+        };
+        if SETS
+            .iter()
+            .flat_map(|s| s.iter())
+            .any(|v| variant.starts_with(v.trim_end_matches('-')))
+            && !families.contains(&family)
+        {
+            families.push(family);
+        }
+    }
+    SETS.iter()
+        .flat_map(|set| {
+            set.iter().flat_map(|v| {
+                let v = v.trim_end_matches('-');
+                families.iter().map(move |f| {
+                    // "avx" must not also match avx2/avx512: its members
+                    // are named avx-<rest>.
+                    let glob = if v == "avx" {
+                        format!("{f}-avx-*")
+                    } else {
+                        format!("{f}-{v}*")
+                    };
+                    format!("*libc.a:{glob}.o(.text .text.*)")
+                })
+            })
+        })
+        .filter(|l| !lines.contains(l))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{glob_match, rust_pattern};
+    use super::{cpu_siblings, glob_match, rust_pattern};
+
+    #[test]
+    fn string_functions_for_other_cpus_follow() {
+        let lines = [
+            "*crt1.o(.text)".to_owned(),
+            "*libc.a:memmove-avx-unaligned-erms.o(.text.avx)".to_owned(),
+            "*libc.a:strlen-avx2.o(.text.avx)".to_owned(),
+            "*libc.a:malloc.o(.text)".to_owned(),
+        ];
+        assert_eq!(
+            cpu_siblings(&lines),
+            [
+                "*libc.a:memmove-avx2*.o(.text .text.*)",
+                "*libc.a:strlen-avx2*.o(.text .text.*)",
+                "*libc.a:memmove-avx-*.o(.text .text.*)",
+                "*libc.a:strlen-avx-*.o(.text .text.*)",
+                "*libc.a:memmove-evex*.o(.text .text.*)",
+                "*libc.a:strlen-evex*.o(.text .text.*)",
+                "*libc.a:memmove-avx512*.o(.text .text.*)",
+                "*libc.a:strlen-avx512*.o(.text .text.*)",
+            ]
+        );
+    }
 
     #[test]
     fn globs() {
