@@ -434,39 +434,30 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
 /// so that on another machine its variants share a block or two instead of
 /// lying in `.text` one fault apart.
 fn cpu_siblings(lines: &[String]) -> Vec<String> {
+    // Members are named <function>-<variant>.o: avx2, avx-unaligned-erms,
+    // evex, avx512-unaligned-erms, ... ("avx-" keeps avx from matching
+    // avx2 and avx512).
     const SETS: [&[&str]; 2] = [&["avx2", "avx-"], &["evex", "avx512"]];
     let mut families: Vec<&str> = Vec::new();
     for line in lines {
-        let Some(member) = line.strip_prefix("*libc.a:") else {
+        let Some((family, variant)) = line
+            .strip_prefix("*libc.a:")
+            .and_then(|member| member.split_once('-'))
+        else {
             continue;
         };
-        let Some((family, variant)) = member.split_once('-') else {
-            continue;
-        };
-        if SETS
-            .iter()
-            .flat_map(|s| s.iter())
-            .any(|v| variant.starts_with(v.trim_end_matches('-')))
+        if (variant.starts_with("avx") || variant.starts_with("evex"))
             && !families.contains(&family)
         {
             families.push(family);
         }
     }
     SETS.iter()
-        .flat_map(|set| {
-            set.iter().flat_map(|v| {
-                let v = v.trim_end_matches('-');
-                families.iter().map(move |f| {
-                    // "avx" must not also match avx2/avx512: its members
-                    // are named avx-<rest>.
-                    let glob = if v == "avx" {
-                        format!("{f}-avx-*")
-                    } else {
-                        format!("{f}-{v}*")
-                    };
-                    format!("*libc.a:{glob}.o(.text .text.*)")
-                })
-            })
+        .flat_map(|set| set.iter())
+        .flat_map(|v| {
+            families
+                .iter()
+                .map(move |f| format!("*libc.a:{f}-{v}*.o(.text .text.*)"))
         })
         .filter(|l| !lines.contains(l))
         .collect()

@@ -155,6 +155,13 @@ impl Target {
         }
     }
 
+    fn no_device(&self) -> AttachError {
+        AttachError::NoDevice {
+            dev: self.dev.clone(),
+            netns: self.netns.clone(),
+        }
+    }
+
     fn in_ns<T>(&self, f: impl FnOnce() -> Result<T, AttachError>) -> Result<T, AttachError> {
         netns::run_in(self.netns.as_deref(), f)?
     }
@@ -163,10 +170,7 @@ impl Target {
     fn ifindex(&self) -> Result<u32, AttachError> {
         match nix::net::if_::if_nametoindex(self.dev.as_str()) {
             Ok(i) => Ok(i),
-            Err(nix::errno::Errno::ENODEV) => Err(AttachError::NoDevice {
-                dev: self.dev.clone(),
-                netns: self.netns.clone(),
-            }),
+            Err(nix::errno::Errno::ENODEV) => Err(self.no_device()),
             Err(e) => Err(self.os("looking up the device", io::Error::from(e))),
         }
     }
@@ -1242,13 +1246,7 @@ pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, Att
         // One request names the device's index and its XDP program.
         Some(d) => match tc.link_by_name(d).await {
             Ok((ifindex, xdp)) => vec![(ifindex, d.to_owned(), xdp)],
-            // (A name too long for any device is the kernel's EINVAL.)
-            Err(e) if e.errno() == Some(libc::ENODEV) || d.len() >= libc::IFNAMSIZ => {
-                return Err(AttachError::NoDevice {
-                    dev: d.to_owned(),
-                    netns: probe.netns.clone(),
-                })
-            }
+            Err(e) if e.errno() == Some(libc::ENODEV) => return Err(probe.no_device()),
             Err(source) => return Err(probe.netlink("reading the device", source)),
         },
         None => tc

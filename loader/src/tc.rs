@@ -343,36 +343,42 @@ impl Tc {
     /// The XDP program attached to a device, if any: its id and the mode
     /// the kernel runs it in.
     pub async fn xdp(&self, ifindex: u32) -> Result<Option<XdpAttached>, NetlinkError> {
-        let replies = self
-            .request(RouteNetlinkMessage::GetLink(link_query(ifindex)), 0)
-            .await?;
-        Ok(replies.into_iter().find_map(|r| match r {
-            RouteNetlinkMessage::NewLink(l) => read_xdp(&l),
-            _ => None,
-        }))
+        Ok(self
+            .link(link_query(ifindex))
+            .await?
+            .and_then(|(_, xdp)| xdp))
     }
 
-    /// A device by name: its index and XDP program, in one request (the
-    /// kernel answers `ENODEV` when there is no such device).
+    /// A device by name: its index and XDP program, in one request. No
+    /// such device (or a name longer than any device's) is `ENODEV`.
     pub async fn link_by_name(
         &self,
         name: &str,
     ) -> Result<(u32, Option<XdpAttached>), NetlinkError> {
+        let no_device = NetlinkError::Kernel {
+            errno: libc::ENODEV,
+            ext_ack: None,
+        };
+        if name.len() >= libc::IFNAMSIZ {
+            return Err(no_device);
+        }
         let mut query = link_query(0);
         query
             .attributes
             .push(LinkAttribute::IfName(name.to_owned()));
+        self.link(query).await?.ok_or(no_device)
+    }
+
+    /// One `RTM_GETLINK`: the device's index and XDP program.
+    async fn link(
+        &self,
+        query: LinkMessage,
+    ) -> Result<Option<(u32, Option<XdpAttached>)>, NetlinkError> {
         let replies = self.request(RouteNetlinkMessage::GetLink(query), 0).await?;
-        replies
-            .into_iter()
-            .find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => Some((l.header.index, read_xdp(&l))),
-                _ => None,
-            })
-            .ok_or(NetlinkError::Kernel {
-                errno: libc::ENODEV,
-                ext_ack: None,
-            })
+        Ok(replies.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => Some((l.header.index, read_xdp(&l))),
+            _ => None,
+        }))
     }
 
     /// Sets a device's XDP program (`IFLA_XDP`): `prog` with `flags`
