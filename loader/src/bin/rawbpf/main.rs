@@ -1,13 +1,14 @@
 //! The `rawbpf` command. Exit status: 0 success, 1 a failure the user can act
 //! on (message on stderr), 2 bad usage.
 //!
-//! The C runtime calls our `main` directly (`#![no_main]`): std's start-up
-//! shim would read `/proc/self/maps` to place a stack guard and set up
-//! signal handlers, costing about a quarter of a no-op run's memory (940 vs
-//! 680 KiB peak RSS for a static hello-world). std still gets the arguments
-//! (glibc hands them to its initialiser) and all output is flushed by
-//! `print` before returning.
-#![cfg_attr(not(test), no_main)]
+//! With glibc the C runtime calls our `main` directly (`#![no_main]`): std's
+//! start-up shim would read `/proc/self/maps` to place a stack guard and set
+//! up signal handlers, costing about a quarter of a no-op run's memory (940
+//! vs 680 KiB peak RSS for a static hello-world). std still gets the
+//! arguments (glibc hands them to its initialiser) and all output is flushed
+//! by `print` before returning. Other C libraries (musl, the static build)
+//! hand them only to std's shim, which is cheap there: it is kept.
+#![cfg_attr(all(not(test), target_env = "gnu"), no_main)]
 // Under `cargo test` the harness has its own main and ours goes unused.
 #![cfg_attr(test, allow(dead_code))]
 
@@ -64,9 +65,9 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// The process entry point.
+/// The process entry point (glibc).
 // SAFETY (no_mangle): with `#![no_main]` this is the only `main` symbol.
-#[cfg(not(test))]
+#[cfg(all(not(test), target_env = "gnu"))]
 #[no_mangle]
 extern "C" fn main(
     _argc: std::ffi::c_int,
@@ -75,6 +76,13 @@ extern "C" fn main(
     // As std's shim does: a closed stdout is an EPIPE error we handle, not death.
     rawbpf::sys::ignore_sigpipe();
     std::ffi::c_int::from(real_main())
+}
+
+/// The process entry point (other C libraries), through std's shim, which
+/// ignores SIGPIPE itself.
+#[cfg(all(not(test), not(target_env = "gnu")))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(real_main())
 }
 
 fn real_main() -> u8 {
