@@ -1303,7 +1303,7 @@ fn raw_tracepoint_run_refusals() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).ends_with(
-            "program writable_noop: BPF_PROG_TEST_RUN failed: Unknown error 524 (os error 524) \
+            "program writable_noop: BPF_PROG_TEST_RUN failed: Not supported by this kernel (ENOTSUPP, os error 524) \
              (the kernel cannot test-run raw_tracepoint_writable programs)\n"
         ),
         "{}",

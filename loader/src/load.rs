@@ -245,10 +245,6 @@ pub enum RunInput {
 /// `MAX_BPF_FUNC_ARGS` (12) of them.
 pub const RAW_TP_CTX_MAX: usize = 12 * 8;
 
-/// The kernel's `ENOTSUPP` (not in libc: it never reaches user space
-/// elsewhere): "this program type has no test run".
-const ENOTSUPP: i32 = 524;
-
 impl RunInput {
     /// What a program of type `t` takes in a test run.
     pub fn of(t: ProgramType) -> RunInput {
@@ -371,7 +367,8 @@ impl Program {
     /// context-only runs.
     fn test_run_error(&self, source: io::Error, ctx: Option<(usize, usize)>) -> LoadError {
         let rule = match (source.raw_os_error(), ctx) {
-            (Some(ENOTSUPP), _) => Some(format!(
+            // ENOTSUPP: this program type has no test run.
+            _ if crate::sys::is_enotsupp(&source) => Some(format!(
                 "the kernel cannot test-run {} programs",
                 self.prog_type
             )),

@@ -47,6 +47,30 @@ mod cmd {
 /// Object names the kernel keeps: 15 bytes and a NUL (`BPF_OBJ_NAME_LEN`).
 pub const OBJ_NAME_LEN: usize = 16;
 
+/// The kernel's internal `ENOTSUPP` (524), which some `bpf(2)` commands
+/// return (a program type without a test run, for one). No C library names
+/// it: glibc prints "Unknown error 524", musl "No error information".
+pub const ENOTSUPP: i32 = 524;
+
+/// The error `bpf(2)` gives for [`ENOTSUPP`], with a name.
+#[derive(Debug)]
+struct KernelNotSupported;
+
+impl std::fmt::Display for KernelNotSupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Not supported by this kernel (ENOTSUPP, os error 524)")
+    }
+}
+
+impl std::error::Error for KernelNotSupported {}
+
+/// Whether `e` is the kernel's [`ENOTSUPP`].
+pub fn is_enotsupp(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ENOTSUPP)
+        || e.get_ref()
+            .is_some_and(|inner| inner.is::<KernelNotSupported>())
+}
+
 /// Calls `bpf(cmd, attr, sizeof(*attr))`.
 fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
     // SAFETY: `attr` is an exclusively borrowed, fully initialised #[repr(C)]
@@ -62,7 +86,14 @@ fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
         )
     };
     if ret < 0 {
-        Err(io::Error::last_os_error())
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(ENOTSUPP) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                KernelNotSupported,
+            ));
+        }
+        Err(e)
     } else {
         Ok(ret)
     }
