@@ -31,37 +31,91 @@ fn main() {
             Path::new(&map).display()
         );
     }
-    if links_with_rust_lld() {
-        // Identical code folding: the many monomorphic copies of the same
-        // machine code (netlink-packet-route's parsers, iterator adaptors)
-        // are kept once. ~25 KB of the static binary; LLD only.
-        println!("cargo:rustc-link-arg-bin=rawbpf=-Wl,--icf=all");
+    let gcc_ld = match linker() {
+        Linker::Other => return,
+        Linker::RustLld => None,
+        Linker::RustLldFor(dir) => Some(dir),
+    };
+    if let Some(dir) = gcc_ld {
+        // The musl target links with the C compiler's default (GNU ld);
+        // link it with the toolchain's own LLD, as rustc does for
+        // x86_64-unknown-linux-gnu, so that the static build gets the
+        // folding below.
+        println!("cargo:rustc-link-arg-bin=rawbpf=-fuse-ld=lld");
+        println!("cargo:rustc-link-arg-bin=rawbpf=-B{}", dir.display());
     }
+    // Identical code folding: the many monomorphic copies of the same
+    // machine code (netlink-packet-route's parsers, iterator adaptors) are
+    // kept once. ~25 KB of the static binary; LLD only.
+    println!("cargo:rustc-link-arg-bin=rawbpf=-Wl,--icf=all");
 }
 
-/// Whether the binary is linked by the rust-lld rustc uses by default for
-/// x86_64-unknown-linux-gnu (since 1.90), not a linker chosen in flags or
-/// the environment (GNU ld does not know `--icf`).
-fn links_with_rust_lld() -> bool {
-    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+/// Who links the binary.
+enum Linker {
+    /// A linker chosen in flags or the environment, or another target:
+    /// left alone.
+    Other,
+    /// The rust-lld rustc uses by default for x86_64-unknown-linux-gnu
+    /// (since 1.90).
+    RustLld,
+    /// The C compiler's default linker, which we replace with the rust-lld
+    /// in this `gcc-ld` directory (x86_64-unknown-linux-musl).
+    RustLldFor(std::path::PathBuf),
+}
+
+/// Who links the binary: see [`Linker`]. GNU ld does not know `--icf`, and
+/// other targets are left as they are.
+fn linker() -> Linker {
     let target = std::env::var("TARGET").unwrap_or_default();
+    let var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.to_uppercase().replace('-', "_")
+    );
+    println!("cargo:rerun-if-env-changed={var}");
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    let chosen_linker = flags.contains("linker")
-        || std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some();
+    if flags.contains("linker") || flags.contains("fuse-ld") || std::env::var_os(&var).is_some() {
+        return Linker::Other;
+    }
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let minor = std::process::Command::new(rustc)
-        .arg("-V")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let v = String::from_utf8(o.stdout).ok()?;
-            v.split_whitespace()
-                .nth(1)?
-                .split('.')
-                .nth(1)?
-                .parse::<u32>()
-                .ok()
-        })
-        .unwrap_or(0);
-    target == "x86_64-unknown-linux-gnu" && !chosen_linker && minor >= 90
+    let ask = |arg: &str| {
+        std::process::Command::new(&rustc)
+            .arg(arg)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+    };
+    match target.as_str() {
+        "x86_64-unknown-linux-gnu" => {
+            let minor = ask("-V")
+                .and_then(|v| {
+                    v.split_whitespace()
+                        .nth(1)?
+                        .split('.')
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .unwrap_or(0);
+            if minor >= 90 {
+                Linker::RustLld
+            } else {
+                Linker::Other
+            }
+        }
+        "x86_64-unknown-linux-musl" => {
+            let host = std::env::var("HOST").unwrap_or_default();
+            let gcc_ld = ask("--print=sysroot").map(|sysroot| {
+                Path::new(sysroot.trim())
+                    .join("lib/rustlib")
+                    .join(host)
+                    .join("bin/gcc-ld")
+            });
+            match gcc_ld {
+                Some(dir) if dir.join("ld.lld").exists() => Linker::RustLldFor(dir),
+                _ => Linker::Other,
+            }
+        }
+        _ => Linker::Other,
+    }
 }
