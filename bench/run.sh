@@ -9,7 +9,7 @@
 #                                     # bench/src/hot_text.rs)
 #
 # Installs what it needs (gcc, libbpf-dev and the static libraries it links
-# with, strace, linux-perf) when missing.
+# with, strace, linux-perf, Rust's musl target) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +31,13 @@ if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+# rawbpf's static build is musl (README "A static binary"); without Rust's
+# target for it the bench measures the glibc static build alone.
+musl=x86_64-unknown-linux-musl
+if [ ! -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ]; then
+    echo "bench/run.sh: adding Rust's $musl target"
+    rustup target add "$musl" >/dev/null ||
+        echo "bench/run.sh: no $musl target: measuring the glibc static build only" >&2
 fi
 exec cargo run -q --release -p rawbpf-bench -- "$@"

@@ -21,10 +21,10 @@
 //! correctness. `rawbpf-bench --hot-text` regenerates it; the bench's table
 //! shows how much of the load's code lies outside `.text.hot`.
 
-use crate::{Result, STATIC_RUSTFLAGS, TARGET};
+use crate::Result;
 use object::read::elf::{FileHeader as _, SectionHeader as _};
 use object::{elf, LittleEndian as LE};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -34,9 +34,17 @@ use std::process::{Command, Stdio};
 /// The output section the linker script makes.
 pub const HOT_SECTION: &str = ".text.hot";
 
-/// Runs `argv` single-stepped under ptrace: every distinct instruction
-/// address it executes in user space, in the order first executed.
-pub fn single_step(argv: &[OsString]) -> Result<Vec<u64>> {
+/// What a single-stepped run executed in user space.
+pub struct Stepped {
+    /// Every distinct instruction address, in the order first executed.
+    pub order: Vec<u64>,
+    /// How many CPUID instructions ran: on a virtual machine each one is a
+    /// VM exit, microseconds apiece.
+    pub cpuid: u64,
+}
+
+/// Runs `argv` single-stepped under ptrace.
+pub fn single_step(argv: &[OsString]) -> Result<Stepped> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).stdout(Stdio::null());
     // SAFETY: PTRACE_TRACEME only marks this (forked) process as traced by
@@ -51,8 +59,10 @@ pub fn single_step(argv: &[OsString]) -> Result<Vec<u64>> {
     }
     let child = cmd.spawn().map_err(|e| format!("starting {argv:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;
-    let mut seen = HashSet::new();
+    // Each address seen, and whether the instruction there is CPUID.
+    let mut seen = HashMap::new();
     let mut order = Vec::new();
+    let mut cpuid = 0;
     let mut status = 0;
     let wait = |status: &mut i32| {
         // SAFETY: waits for our own child; `status` is a valid out pointer.
@@ -72,9 +82,20 @@ pub fn single_step(argv: &[OsString]) -> Result<Vec<u64>> {
                 std::io::Error::last_os_error()
             ));
         }
-        if seen.insert(regs.rip) {
-            order.push(regs.rip);
-        }
+        let is_cpuid = match seen.get(&regs.rip) {
+            Some(&is) => is,
+            None => {
+                order.push(regs.rip);
+                // SAFETY: PTRACE_PEEKTEXT reads a word of the stopped
+                // tracee's memory and touches none of ours; -1 with errno
+                // set is an error, which a word at `rip` cannot be here.
+                let word = unsafe { libc::ptrace(libc::PTRACE_PEEKTEXT, pid, regs.rip, 0) };
+                let is = word & 0xffff == 0xa20f; // 0F A2, little-endian
+                seen.insert(regs.rip, is);
+                is
+            }
+        };
+        cpuid += u64::from(is_cpuid);
         // A signal other than the step's own trap goes on to the tracee.
         let sig = match libc::WSTOPSIG(status) {
             libc::SIGTRAP => 0,
@@ -92,7 +113,7 @@ pub fn single_step(argv: &[OsString]) -> Result<Vec<u64>> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("{argv:?} failed under ptrace (status {status:#x})"));
     }
-    Ok(order)
+    Ok(Stepped { order, cpuid })
 }
 
 /// Where a binary's sections lie: (name, start, end).
@@ -330,86 +351,148 @@ fn pattern(s: &InputSection, functions: &[(&str, u64)]) -> Option<String> {
     }
 }
 
+/// A static build linked with a map of its input sections.
+struct Linked {
+    label: &'static str,
+    bin: std::path::PathBuf,
+    inputs: Vec<InputSection>,
+    starts: Vec<u64>,
+}
+
+impl Linked {
+    /// Built exactly as the bench builds it, only with a link map (asked
+    /// of loader/build.rs: in RUSTFLAGS it would change every symbol hash):
+    /// the same flags give the same symbol hashes, and so the same choice
+    /// among the identical copies of a generic function that several
+    /// crates instantiate (which copy callers end up calling varies with
+    /// them).
+    fn build(root: &Path, target_dir: &Path, build: crate::StaticBuild) -> Result<Linked> {
+        let map = target_dir.join(format!("rawbpf-{}.map", build.label));
+        eprintln!(
+            "rawbpf-bench: static rawbpf ({}) with a link map ...",
+            build.label
+        );
+        let bin = crate::build_static(root, target_dir, build, Some(&map))?;
+        let map_text =
+            std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
+        let inputs = parse_map(&map_text);
+        if inputs.is_empty() {
+            return Err(format!(
+                "{}: no input sections found (is the linker LLD?)",
+                map.display()
+            ));
+        }
+        let starts = inputs.iter().map(|s| s.start).collect();
+        Ok(Linked {
+            label: build.label,
+            bin,
+            inputs,
+            starts,
+        })
+    }
+
+    /// The names and sizes of every Rust function section of the link.
+    fn functions(&self) -> Vec<(&str, u64)> {
+        self.inputs
+            .iter()
+            .filter_map(|s| {
+                let name = s
+                    .section
+                    .strip_prefix(".text.unlikely.")
+                    .or_else(|| s.section.strip_prefix(".text."))?;
+                Some((name, s.end - s.start))
+            })
+            .collect()
+    }
+}
+
 /// Builds the static rawbpf with a link map, single-steps it through
 /// `runs` (each the arguments of one `rawbpf` process, `load` first), and
 /// writes `loader/hot-text.ld`: every input section the runs execute, the
 /// first run's first and each in the order first executed, so that a later
-/// run's code only follows the load's. Returns a summary.
+/// run's code only follows the load's. Both static builds (musl, shipped;
+/// glibc) are stepped through each run, the shipped one first: their Rust
+/// code is named alike, their C libraries' code is not. Returns a summary.
 pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
     let target_dir = root.join("target/hot-text");
-    let map = target_dir.join("rawbpf.map");
-    // Built exactly as the bench builds it, only with a link map (asked of
-    // loader/build.rs: in RUSTFLAGS it would change every symbol hash): the
-    // same flags give the same symbol hashes, and so the same choice among
-    // the identical copies of a generic function that several crates
-    // instantiate (which copy callers end up calling varies with them).
-    eprintln!("rawbpf-bench: static rawbpf with a link map ...");
-    crate::build_static(root, &target_dir, STATIC_RUSTFLAGS, Some(&map))?;
-    let bin = target_dir.join(TARGET).join("release/rawbpf");
-    let map_text = std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
-    let inputs = parse_map(&map_text);
-    if inputs.is_empty() {
-        return Err(format!(
-            "{}: no input sections found (is the linker LLD?)",
-            map.display()
-        ));
+    let shipped = crate::shipped_build();
+    let mut builds = vec![shipped];
+    if shipped.target != crate::GLIBC.target {
+        builds.push(crate::GLIBC);
     }
-    let starts: Vec<u64> = inputs.iter().map(|s| s.start).collect();
-    let functions: Vec<(&str, u64)> = inputs
+    let linked = builds
         .iter()
-        .filter_map(|s| {
-            let name = s
-                .section
-                .strip_prefix(".text.unlikely.")
-                .or_else(|| s.section.strip_prefix(".text."))?;
-            Some((name, s.end - s.start))
+        .map(|&b| Linked::build(root, &target_dir, b))
+        .collect::<Result<Vec<_>>>()?;
+    let shown: Vec<String> = runs
+        .iter()
+        .map(|args| {
+            args.iter()
+                .map(|a| {
+                    let a = Path::new(a);
+                    a.strip_prefix(root).unwrap_or(a).display().to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect();
-    let mut lines: Vec<String> = Vec::new();
-    let mut seen = HashSet::new();
+    // Per build, per run: the patterns of the input sections it ran first.
+    // Each build goes through all the runs in turn (they change the
+    // device's state: attach, then detach).
+    let mut per_build = Vec::new();
     let mut summary = String::new();
-    let mut commands = String::new();
-    for args in runs {
-        let shown = args
-            .iter()
-            .map(|a| {
-                let a = Path::new(a);
-                a.strip_prefix(root).unwrap_or(a).display().to_string()
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        eprintln!("rawbpf-bench: single-stepping rawbpf {shown} ...");
-        let mut argv = vec![bin.clone().into_os_string()];
-        argv.extend(args.iter().cloned());
-        let ips = single_step(&argv)?;
-        let (mut sections, mut bytes) = (0, 0);
-        for ip in &ips {
-            let Some(i) = starts.partition_point(|&s| s <= *ip).checked_sub(1) else {
-                continue;
-            };
-            let s = &inputs[i];
-            if *ip >= s.end || !seen.insert(i) {
-                continue;
-            }
-            sections += 1;
-            bytes += s.end - s.start;
-            if let Some(line) = pattern(s, &functions) {
-                if !lines.contains(&line) {
-                    lines.push(line);
+    for build in &linked {
+        let mut seen = HashSet::new();
+        let mut per_run = Vec::new();
+        for (args, shown) in runs.iter().zip(&shown) {
+            eprintln!(
+                "rawbpf-bench: single-stepping rawbpf ({}) {shown} ...",
+                build.label
+            );
+            let mut argv = vec![build.bin.clone().into_os_string()];
+            argv.extend(args.iter().cloned());
+            let ips = single_step(&argv)?.order;
+            let functions = build.functions();
+            let (mut sections, mut bytes, mut patterns) = (0, 0, Vec::new());
+            for ip in &ips {
+                let Some(i) = build.starts.partition_point(|&s| s <= *ip).checked_sub(1) else {
+                    continue;
+                };
+                let s = &build.inputs[i];
+                if *ip >= s.end || !seen.insert(i) {
+                    continue;
                 }
+                sections += 1;
+                bytes += s.end - s.start;
+                patterns.extend(pattern(s, &functions));
+            }
+            let _ = writeln!(
+                summary,
+                "rawbpf ({}) {shown}: {sections} more input sections ({} KiB)",
+                build.label,
+                bytes / 1024
+            );
+            per_run.push(patterns);
+        }
+        per_build.push(per_run);
+    }
+    // Run by run, the shipped build's sections, then the other's.
+    let mut lines: Vec<String> = Vec::new();
+    for run in 0..runs.len() {
+        for line in per_build.iter().flat_map(|b| &b[run]) {
+            if !lines.contains(line) {
+                lines.push(line.clone());
             }
         }
-        let _ = writeln!(
-            summary,
-            "rawbpf {shown}: {sections} more input sections ({} KiB)",
-            bytes / 1024
-        );
+    }
+    let mut commands = String::new();
+    for args in runs {
         let _ = write!(commands, "\n     rawbpf {}", args[0].to_string_lossy());
     }
     let mut script = String::new();
     let _ = writeln!(
         script,
-        "/* Generated by `sudo bash bench/run.sh --hot-text` (bench/src/hot_text.rs). The\n   \
+        "/* Generated by `bash bench/run.sh --hot-text` (bench/src/hot_text.rs). The\n   \
          input sections these run, each in the order first run, the load's first:{commands}\n   \
          placed together ahead of .text, so that a load's code lies in a few 64 KiB\n   \
          blocks (the kernel maps text 64 KiB around each fault) and the other\n   \

@@ -1,7 +1,7 @@
 //! rawbpf-bench: rawbpf against a minimal libbpf loader (bench/anchor/) on
 //! the same job, in the same run, alternating the loaders run by run, so
 //! that machine noise moves both alike and the ratios hold. Prints one
-//! markdown table. Run it with `sudo bash bench/run.sh [--runs N]`.
+//! markdown table. Run it with `bash bench/run.sh [--runs N]`.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -12,7 +12,46 @@ use std::time::{Duration, Instant};
 mod hot_text;
 
 const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
-const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// A static build of rawbpf: one target, built with [`STATIC_RUSTFLAGS`].
+#[derive(Clone, Copy)]
+pub(crate) struct StaticBuild {
+    /// How the table names it.
+    pub(crate) label: &'static str,
+    pub(crate) target: &'static str,
+}
+
+/// The static build rawbpf ships and the budgets are checked on (README
+/// "A static binary"): musl's start-up runs no CPUID instruction, where
+/// static glibc's runs dozens (its CPU-feature and cache-size probes), each
+/// a VM exit that costs microseconds on a virtual machine.
+const MUSL: StaticBuild = StaticBuild {
+    label: "musl",
+    target: "x86_64-unknown-linux-musl",
+};
+
+/// The static build with glibc, for machines without Rust's musl target;
+/// measured beside it.
+pub(crate) const GLIBC: StaticBuild = StaticBuild {
+    label: "glibc",
+    target: "x86_64-unknown-linux-gnu",
+};
+
+/// The build the budgets are checked on: musl when its Rust target is
+/// installed (bench/run.sh asks rustup for it), else glibc.
+pub(crate) fn shipped_build() -> StaticBuild {
+    let installed = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", MUSL.target])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_dir());
+    if installed {
+        MUSL
+    } else {
+        GLIBC
+    }
+}
 
 /// The CO-RE object both loaders load for the CO-RE rows.
 const CORE_OBJECT: &str = "programs/obj/core_layout.bpf.o";
@@ -55,10 +94,16 @@ impl Drop for TempDir {
 }
 
 struct Binaries {
+    /// The shipped static build (see [`shipped_build`]).
     rawbpf: PathBuf,
+    shipped: StaticBuild,
+    /// The glibc static build when the shipped one is musl.
+    rawbpf_glibc: Option<PathBuf>,
     anchor_static: PathBuf,
     anchor_dynamic: PathBuf,
     noop_static: PathBuf,
+    /// A static no-op Rust program for musl, when rawbpf's build is musl.
+    noop_musl: Option<PathBuf>,
 }
 
 /// A release build of rawbpf from nothing (dependencies already
@@ -75,13 +120,22 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
 
     eprintln!("rawbpf-bench: static rawbpf, libbpf anchor, static no-op ...");
     let target_dir = root.join("target/bench-static");
-    build_static(root, &target_dir, STATIC_RUSTFLAGS, None)?;
+    let shipped = shipped_build();
+    let rawbpf = build_static(root, &target_dir, shipped, None)?;
+    let rawbpf_glibc = if shipped.target == GLIBC.target {
+        None
+    } else {
+        Some(build_static(root, &target_dir, GLIBC, None)?)
+    };
     let anchor_src = root.join("bench/anchor/libbpf_loader.c");
     let bins = Binaries {
-        rawbpf: target_dir.join(TARGET).join("release/rawbpf"),
+        rawbpf,
+        shipped,
+        rawbpf_glibc,
         anchor_static: work.join("libbpf_loader-static"),
         anchor_dynamic: work.join("libbpf_loader-dynamic"),
         noop_static: work.join("noop-static"),
+        noop_musl: (shipped.target == MUSL.target).then(|| work.join("noop-musl")),
     };
     sh(Command::new("gcc")
         .args(["-O2", "-Wall", "-static", "-s"])
@@ -102,6 +156,15 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
         .arg(&noop_src)
         .arg("-o")
         .arg(&bins.noop_static))?;
+    if let Some(noop) = &bins.noop_musl {
+        let src = work.join("noop.rs");
+        std::fs::write(&src, "fn main() {}\n").map_err(|e| e.to_string())?;
+        sh(Command::new("rustc")
+            .args(["-O", "-C", "strip=symbols", "--target", MUSL.target])
+            .arg(&src)
+            .arg("-o")
+            .arg(noop))?;
+    }
     Ok((clean, bins))
 }
 
@@ -357,23 +420,22 @@ fn size_mib(p: &Path) -> f64 {
     std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
 }
 
-/// Builds the static rawbpf as the bench measures it, into `target_dir`,
-/// with `rustflags`.
-/// With `link_map`, the linker writes its map there (through
+/// Builds a static rawbpf as the bench measures it, into `target_dir`: the
+/// binary's path. With `link_map`, the linker writes its map there (through
 /// loader/build.rs, leaving the flags and so the symbol names alone).
 pub(crate) fn build_static(
     root: &Path,
     target_dir: &Path,
-    rustflags: &str,
+    build: StaticBuild,
     link_map: Option<&Path>,
-) -> Result<String> {
+) -> Result<PathBuf> {
     let mut cargo = Command::new("cargo");
     if let Some(map) = link_map {
         cargo.env("RAWBPF_LINK_MAP", map);
     }
     sh(cargo
         .current_dir(root)
-        .env("RUSTFLAGS", rustflags)
+        .env("RUSTFLAGS", STATIC_RUSTFLAGS)
         .args([
             "build",
             "-q",
@@ -383,8 +445,9 @@ pub(crate) fn build_static(
             "--bin",
             "rawbpf",
         ])
-        .args(["--target", TARGET, "--target-dir"])
-        .arg(target_dir))
+        .args(["--target", build.target, "--target-dir"])
+        .arg(target_dir))?;
+    Ok(target_dir.join(build.target).join("release/rawbpf"))
 }
 
 /// Crates linked into the rawbpf binary (proc-macros run at build time only).
@@ -511,11 +574,11 @@ fn bench() -> Result<()> {
         name,
         steps: vec![argv(&[&bin, &"load", &core_obj])],
     };
-    let rawbpf_job = Job {
-        name: "rawbpf",
+    let rawbpf_job = |bin: &Path, name: &'static str| Job {
+        name,
         steps: vec![
             argv(&[
-                &bins.rawbpf,
+                &bin,
                 &"attach",
                 &obj,
                 &"--dev",
@@ -524,16 +587,8 @@ fn bench() -> Result<()> {
                 ns,
                 &"--ingress",
             ]),
-            argv(&[&bins.rawbpf, &"list", &"--dev", dev, &"--netns", ns]),
-            argv(&[
-                &bins.rawbpf,
-                &"detach",
-                &"--dev",
-                dev,
-                &"--netns",
-                ns,
-                &"--ingress",
-            ]),
+            argv(&[&bin, &"list", &"--dev", dev, &"--netns", ns]),
+            argv(&[&bin, &"detach", &"--dev", dev, &"--netns", ns, &"--ingress"]),
         ],
     };
     let anchor_job = |bin: &Path, name: &'static str| Job {
@@ -544,7 +599,8 @@ fn bench() -> Result<()> {
             argv(&[&bin, &"detach", ns, dev]),
         ],
     };
-    let load_jobs = [
+    // rawbpf's glibc build, when it is not the shipped one, runs last.
+    let mut load_jobs = vec![
         load(&bins.rawbpf, "rawbpf"),
         load(&bins.anchor_static, "libbpf static"),
         load(&bins.anchor_dynamic, "libbpf dynamic"),
@@ -553,8 +609,8 @@ fn bench() -> Result<()> {
             steps: vec![argv(&[&bins.noop_static])],
         },
     ];
-    let full_jobs = [
-        rawbpf_job,
+    let mut full_jobs = vec![
+        rawbpf_job(&bins.rawbpf, "rawbpf"),
         anchor_job(&bins.anchor_static, "libbpf static"),
         anchor_job(&bins.anchor_dynamic, "libbpf dynamic"),
         Job {
@@ -562,6 +618,14 @@ fn bench() -> Result<()> {
             steps: vec![argv(&[&bins.anchor_static, &"job", &obj, ns, dev])],
         },
     ];
+    if let (Some(glibc), Some(noop)) = (&bins.rawbpf_glibc, &bins.noop_musl) {
+        load_jobs.push(load(glibc, "rawbpf glibc"));
+        load_jobs.push(Job {
+            name: "static no-op, musl",
+            steps: vec![argv(&[noop])],
+        });
+        full_jobs.push(rawbpf_job(glibc, "rawbpf glibc"));
+    }
     eprintln!("rawbpf-bench: load-only, {runs} runs of each, interleaved ...");
     let load_samples = measure(&load_jobs, runs)?;
     let core_jobs = [
@@ -609,8 +673,14 @@ fn bench() -> Result<()> {
         vec![None; 4]
     };
     eprintln!("rawbpf-bench: where the code load runs lies (single-stepped) ...");
-    let load_ips = hot_text::single_step(&load_jobs[0].steps[0])?;
-    let code = hot_text::placement(&bins.rawbpf, &load_ips)?;
+    let stepped = hot_text::single_step(&load_jobs[0].steps[0])?;
+    let code = hot_text::placement(&bins.rawbpf, &stepped.order)?;
+    let anchor_cpuid = hot_text::single_step(&load_jobs[1].steps[0])?.cpuid;
+    let glibc_cpuid = match load_jobs.get(4) {
+        Some(j) => Some(hot_text::single_step(&j.steps[0])?.cpuid),
+        None => None,
+    };
+    let cpuid_us = cpuid_cost_us();
     eprintln!("rawbpf-bench: per-packet test runs ...");
     let (chain_ns, stage2_ns, in_process_us) = per_packet(&obj)?;
     let job_in_process_us = job_in_process(&obj, ns, dev, 50)?;
@@ -619,7 +689,11 @@ fn bench() -> Result<()> {
 
     let l: Vec<Stats> = load_samples.iter().map(|s| wall_us(s)).collect();
     let f: Vec<Stats> = full_samples.iter().map(|s| wall_us(s)).collect();
-    let noop = &l[3];
+    // The floor for rawbpf's own build: a no-op with the same C library.
+    let (noop, noop_what) = match l.get(5) {
+        Some(musl) => (musl, "Rust, musl"),
+        None => (&l[3], "C, glibc"),
+    };
     let ratio = |a: &Stats, b: &Stats| a.median / b.median;
     // The budgets' ratios: per round, then the median (see paired_ratio);
     // the ratio of the medians beside it.
@@ -643,12 +717,12 @@ fn bench() -> Result<()> {
     let _ = writeln!(
         t,
         "rawbpf vs libbpf {} on `programs/obj/pipeline.bpf.o`, {runs} runs of each, interleaved; \
-         kernel {}, {} CPUs ({cpu}); `sudo bash bench/run.sh --runs {runs}`.\n",
+         kernel {}, {} CPUs ({cpu}); `bash bench/run.sh --runs {runs}`.\n",
         libbpf_version(),
         kernel_release.trim(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    let _ = writeln!(t, "| measurement | rawbpf | libbpf static | libbpf dynamic | rawbpf / libbpf static (times: median of the per-round ratios) | target |");
+    let _ = writeln!(t, "| measurement | rawbpf (static, {}) | libbpf static | libbpf dynamic | rawbpf / libbpf static (times: median of the per-round ratios) | target |", bins.shipped.label);
     let _ = writeln!(t, "|---|---|---|---|---|---|");
     let (r_load, shown) = paired(&load_samples[0], &load_samples[1], &l[0], &l[1]);
     let _ = writeln!(
@@ -656,12 +730,28 @@ fn bench() -> Result<()> {
         "| load-only (`load`), whole process, median (p10–p90) | {} | {} | {} | {shown} | ≤ 0.90: {} |",
         us(&l[0]), us(&l[1]), us(&l[2]), check(r_load <= 0.90)
     );
+    if let (Some(s), Some(st)) = (load_samples.get(4), l.get(4)) {
+        let (_, shown) = paired(s, &load_samples[1], st, &l[1]);
+        let _ = writeln!(
+            t,
+            "| load-only, rawbpf's glibc static build | {} | | | {shown} | reported |",
+            us(st)
+        );
+    }
     let (r_full, shown) = paired(&full_samples[0], &full_samples[1], &f[0], &f[1]);
     let _ = writeln!(
         t,
         "| full job (`attach` + `list` + `detach`, 3 processes each), median (p10–p90) | {} | {} | {} | {shown} | ≤ 1.10: {} |",
         us(&f[0]), us(&f[1]), us(&f[2]), check(r_full <= 1.10)
     );
+    if let (Some(s), Some(st)) = (full_samples.get(4), f.get(4)) {
+        let (_, shown) = paired(s, &full_samples[1], st, &f[1]);
+        let _ = writeln!(
+            t,
+            "| full job, rawbpf's glibc static build | {} | | | {shown} | reported |",
+            us(st)
+        );
+    }
     let _ = writeln!(
         t,
         "| the same job in one libbpf process (load, attach, query, detach; nothing pinned) | | {} | | | |",
@@ -673,6 +763,19 @@ fn bench() -> Result<()> {
         load_rss[0], load_rss[1], load_rss[2],
         load_rss[0] as f64 / load_rss[1] as f64,
         check(load_rss[0] <= 1280)
+    );
+    if let Some(rss) = load_rss.get(4) {
+        let _ = writeln!(
+            t,
+            "| peak RSS, load-only, rawbpf's glibc static build | {rss} KiB | | | {:.2} | reported |",
+            *rss as f64 / load_rss[1] as f64,
+        );
+    }
+    let _ = writeln!(
+        t,
+        "| CPUID instructions a load runs (single-stepped), each a VM exit: one costs {cpuid_us:.1} µs here | {}{} | {anchor_cpuid} | | | |",
+        stepped.cpuid,
+        glibc_cpuid.map_or(String::new(), |n| format!(" (glibc build: {n})")),
     );
     let _ = writeln!(
         t,
@@ -743,10 +846,19 @@ fn bench() -> Result<()> {
         rs / as_,
         check(rs <= 2.2)
     );
+    if let Some(glibc) = &bins.rawbpf_glibc {
+        let gs = size_mib(glibc);
+        let _ = writeln!(
+            t,
+            "| stripped binary size, rawbpf's glibc static build | {gs:.2} MiB | | | {:.2} | reported |",
+            gs / as_
+        );
+    }
     let _ = writeln!(
         t,
-        "| linked in | {crates} crates ({}) + glibc | libbpf, libelf, libz, libzstd, glibc | the same, shared | | |",
-        crate_names.join(", ")
+        "| linked in | {crates} crates ({}) + {} | libbpf, libelf, libz, libzstd, glibc | the same, shared | | |",
+        crate_names.join(", "),
+        bins.shipped.label,
     );
     let _ = writeln!(
         t,
@@ -759,9 +871,16 @@ fn bench() -> Result<()> {
     );
     let _ = writeln!(
         t,
-        "| floor: static no-op process (C, glibc) | {} | | | | |",
+        "| floor: static no-op process ({noop_what}) | {} | | | | |",
         us(noop)
     );
+    if noop_what != "C, glibc" {
+        let _ = writeln!(
+            t,
+            "| static no-op process (C, glibc), as the libbpf anchor starts | {} | | | | |",
+            us(&l[3])
+        );
+    }
     let _ = writeln!(
         t,
         "| floor: `Collection::load` in-process, 50 × (BTF, map, 2 × verify+JIT, 2 slots, close), no exec, no parse | {in_process_us:.0} µs | | | | |"
@@ -804,6 +923,19 @@ fn make_hot_text(root: &Path) -> Result<()> {
     drop(lab);
     println!("{summary}");
     Ok(())
+}
+
+/// What one CPUID instruction costs here, in µs (median of 200): on a
+/// virtual machine the hypervisor answers it, so it is a VM exit.
+fn cpuid_cost_us() -> f64 {
+    let times = (0..200)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(std::arch::x86_64::__cpuid_count(4, 0));
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    stats(times).median
 }
 
 fn libbpf_version() -> String {
