@@ -101,8 +101,15 @@ fetch() { # package → path of the cached .deb
 }
 
 # --- Static test binaries --------------------------------------------------
-echo "vm: building static test binaries"
-TARGET=x86_64-unknown-linux-gnu
+# musl, as rawbpf's static build is (README "A static binary"); glibc when
+# rustup cannot add Rust's musl target (the host run tests glibc anyway).
+TARGET=x86_64-unknown-linux-musl
+if [ ! -d "$(rustc --print target-libdir --target "$TARGET" 2>/dev/null)" ] &&
+    ! rustup target add "$TARGET" >/dev/null; then
+    echo "vm: no Rust $TARGET target: the guests run glibc static binaries" >&2
+    TARGET=x86_64-unknown-linux-gnu
+fi
+echo "vm: building static test binaries ($TARGET)"
 export RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static'
 cargo build -q --release --target "$TARGET" -p rawbpf --bin rawbpf
 # A failed build must fail the run, not boot guests with fewer tests.
