@@ -87,8 +87,8 @@ pub fn single_step(argv: &[OsString]) -> Result<Stepped> {
             None => {
                 order.push(regs.rip);
                 // SAFETY: PTRACE_PEEKTEXT reads a word of the stopped
-                // tracee's memory and touches none of ours; -1 with errno
-                // set is an error, which a word at `rip` cannot be here.
+                // tracee's memory and writes none of ours. (On error it
+                // returns -1, which does not read as CPUID either.)
                 let word = unsafe { libc::ptrace(libc::PTRACE_PEEKTEXT, pid, regs.rip, 0) };
                 let is = word & 0xffff == 0xa20f; // 0F A2, little-endian
                 seen.insert(regs.rip, is);
