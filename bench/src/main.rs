@@ -97,14 +97,26 @@ struct Binaries {
     /// The shipped static build (see [`shipped_build`]).
     rawbpf: PathBuf,
     shipped: StaticBuild,
-    /// The glibc static build when the shipped one is musl.
-    rawbpf_glibc: Option<PathBuf>,
+    /// When the shipped build is musl: what is measured beside it.
+    musl: Option<BesideMusl>,
     anchor_static: PathBuf,
     anchor_dynamic: PathBuf,
     noop_static: PathBuf,
-    /// A static no-op Rust program for musl, when rawbpf's build is musl.
-    noop_musl: Option<PathBuf>,
 }
+
+/// Measured beside a musl rawbpf.
+struct BesideMusl {
+    /// rawbpf's glibc static build.
+    rawbpf_glibc: PathBuf,
+    /// A static no-op Rust program for musl: the floor.
+    noop: PathBuf,
+}
+
+/// Where the jobs of [`BesideMusl`] sit among the load-only jobs (rawbpf,
+/// libbpf static, libbpf dynamic, static no-op come first); the glibc
+/// build's full job sits at the same index among the full jobs.
+const GLIBC_JOB: usize = 4;
+const MUSL_NOOP_JOB: usize = 5;
 
 /// A release build of rawbpf from nothing (dependencies already
 /// downloaded), timed; then the static binary that is measured.
@@ -122,20 +134,22 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
     let target_dir = root.join("target/bench-static");
     let shipped = shipped_build();
     let rawbpf = build_static(root, &target_dir, shipped, None)?;
-    let rawbpf_glibc = if shipped.target == GLIBC.target {
-        None
+    let musl = if shipped.target == MUSL.target {
+        Some(BesideMusl {
+            rawbpf_glibc: build_static(root, &target_dir, GLIBC, None)?,
+            noop: work.join("noop-musl"),
+        })
     } else {
-        Some(build_static(root, &target_dir, GLIBC, None)?)
+        None
     };
     let anchor_src = root.join("bench/anchor/libbpf_loader.c");
     let bins = Binaries {
         rawbpf,
         shipped,
-        rawbpf_glibc,
+        musl,
         anchor_static: work.join("libbpf_loader-static"),
         anchor_dynamic: work.join("libbpf_loader-dynamic"),
         noop_static: work.join("noop-static"),
-        noop_musl: (shipped.target == MUSL.target).then(|| work.join("noop-musl")),
     };
     sh(Command::new("gcc")
         .args(["-O2", "-Wall", "-static", "-s"])
@@ -156,7 +170,7 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
         .arg(&noop_src)
         .arg("-o")
         .arg(&bins.noop_static))?;
-    if let Some(noop) = &bins.noop_musl {
+    if let Some(BesideMusl { noop, .. }) = &bins.musl {
         let src = work.join("noop.rs");
         std::fs::write(&src, "fn main() {}\n").map_err(|e| e.to_string())?;
         sh(Command::new("rustc")
@@ -618,13 +632,15 @@ fn bench() -> Result<()> {
             steps: vec![argv(&[&bins.anchor_static, &"job", &obj, ns, dev])],
         },
     ];
-    if let (Some(glibc), Some(noop)) = (&bins.rawbpf_glibc, &bins.noop_musl) {
-        load_jobs.push(load(glibc, "rawbpf glibc"));
+    if let Some(musl) = &bins.musl {
+        load_jobs.push(load(&musl.rawbpf_glibc, "rawbpf glibc"));
         load_jobs.push(Job {
             name: "static no-op, musl",
-            steps: vec![argv(&[noop])],
+            steps: vec![argv(&[&musl.noop])],
         });
-        full_jobs.push(rawbpf_job(glibc, "rawbpf glibc"));
+        full_jobs.push(rawbpf_job(&musl.rawbpf_glibc, "rawbpf glibc"));
+        debug_assert_eq!(load_jobs.len(), MUSL_NOOP_JOB + 1);
+        debug_assert_eq!(full_jobs.len(), GLIBC_JOB + 1);
     }
     eprintln!("rawbpf-bench: load-only, {runs} runs of each, interleaved ...");
     let load_samples = measure(&load_jobs, runs)?;
@@ -676,7 +692,7 @@ fn bench() -> Result<()> {
     let stepped = hot_text::single_step(&load_jobs[0].steps[0])?;
     let code = hot_text::placement(&bins.rawbpf, &stepped.order)?;
     let anchor_cpuid = hot_text::single_step(&load_jobs[1].steps[0])?.cpuid;
-    let glibc_cpuid = match load_jobs.get(4) {
+    let glibc_cpuid = match load_jobs.get(GLIBC_JOB) {
         Some(j) => Some(hot_text::single_step(&j.steps[0])?.cpuid),
         None => None,
     };
@@ -690,7 +706,7 @@ fn bench() -> Result<()> {
     let l: Vec<Stats> = load_samples.iter().map(|s| wall_us(s)).collect();
     let f: Vec<Stats> = full_samples.iter().map(|s| wall_us(s)).collect();
     // The floor for rawbpf's own build: a no-op with the same C library.
-    let (noop, noop_what) = match l.get(5) {
+    let (noop, noop_what) = match l.get(MUSL_NOOP_JOB) {
         Some(musl) => (musl, "Rust, musl"),
         None => (&l[3], "C, glibc"),
     };
@@ -730,7 +746,7 @@ fn bench() -> Result<()> {
         "| load-only (`load`), whole process, median (p10–p90) | {} | {} | {} | {shown} | ≤ 0.90: {} |",
         us(&l[0]), us(&l[1]), us(&l[2]), check(r_load <= 0.90)
     );
-    if let (Some(s), Some(st)) = (load_samples.get(4), l.get(4)) {
+    if let (Some(s), Some(st)) = (load_samples.get(GLIBC_JOB), l.get(GLIBC_JOB)) {
         let (_, shown) = paired(s, &load_samples[1], st, &l[1]);
         let _ = writeln!(
             t,
@@ -744,7 +760,7 @@ fn bench() -> Result<()> {
         "| full job (`attach` + `list` + `detach`, 3 processes each), median (p10–p90) | {} | {} | {} | {shown} | ≤ 1.10: {} |",
         us(&f[0]), us(&f[1]), us(&f[2]), check(r_full <= 1.10)
     );
-    if let (Some(s), Some(st)) = (full_samples.get(4), f.get(4)) {
+    if let (Some(s), Some(st)) = (full_samples.get(GLIBC_JOB), f.get(GLIBC_JOB)) {
         let (_, shown) = paired(s, &full_samples[1], st, &f[1]);
         let _ = writeln!(
             t,
@@ -764,7 +780,7 @@ fn bench() -> Result<()> {
         load_rss[0] as f64 / load_rss[1] as f64,
         check(load_rss[0] <= 1280)
     );
-    if let Some(rss) = load_rss.get(4) {
+    if let Some(rss) = load_rss.get(GLIBC_JOB) {
         let _ = writeln!(
             t,
             "| peak RSS, load-only, rawbpf's glibc static build | {rss} KiB | | | {:.2} | reported |",
@@ -846,8 +862,8 @@ fn bench() -> Result<()> {
         rs / as_,
         check(rs <= 2.2)
     );
-    if let Some(glibc) = &bins.rawbpf_glibc {
-        let gs = size_mib(glibc);
+    if let Some(musl) = &bins.musl {
+        let gs = size_mib(&musl.rawbpf_glibc);
         let _ = writeln!(
             t,
             "| stripped binary size, rawbpf's glibc static build | {gs:.2} MiB | | | {:.2} | reported |",
@@ -874,7 +890,7 @@ fn bench() -> Result<()> {
         "| floor: static no-op process ({noop_what}) | {} | | | | |",
         us(noop)
     );
-    if l.get(5).is_some() {
+    if l.get(MUSL_NOOP_JOB).is_some() {
         let _ = writeln!(
             t,
             "| static no-op process (C, glibc), as the libbpf anchor starts | {} | | | | |",

@@ -26,7 +26,7 @@
 //! kernel knows and the module it lives in.
 //!
 //! The attach targets of tracing, LSM, iterator and freplace programs are
-//! resolved against it in [`attach`] (re-exported here).
+//! resolved against it in the private `attach` module (what it exports is re-exported here).
 
 mod attach;
 

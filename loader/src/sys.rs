@@ -50,9 +50,9 @@ pub const OBJ_NAME_LEN: usize = 16;
 /// The kernel's internal `ENOTSUPP` (524), which some `bpf(2)` commands
 /// return (a program type without a test run, for one). No C library names
 /// it: glibc prints "Unknown error 524", musl "No error information".
-pub const ENOTSUPP: i32 = 524;
+const ENOTSUPP: i32 = 524;
 
-/// The error `bpf(2)` gives for [`ENOTSUPP`], with a name.
+/// The error `bpf(2)` gives for ENOTSUPP, with a name.
 #[derive(Debug)]
 struct KernelNotSupported;
 
@@ -64,11 +64,10 @@ impl std::fmt::Display for KernelNotSupported {
 
 impl std::error::Error for KernelNotSupported {}
 
-/// Whether `e` is the kernel's [`ENOTSUPP`].
+/// Whether `e` is the kernel's ENOTSUPP, as `bpf()` returns it.
 pub fn is_enotsupp(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(ENOTSUPP)
-        || e.get_ref()
-            .is_some_and(|inner| inner.is::<KernelNotSupported>())
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<KernelNotSupported>())
 }
 
 /// Calls `bpf(cmd, attr, sizeof(*attr))`.
