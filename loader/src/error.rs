@@ -2,20 +2,7 @@
 //! symbol, map, program or byte offset — so that the message alone tells a
 //! user where to look.
 
-/// Errors print their message under `{:?}` too (what `unwrap` and `main`
-/// show): one formatting path, and no derived Debug code for every field
-/// of every variant in the binary.
-macro_rules! debug_is_display {
-    ($($t:ty),* $(,)?) => {
-        $(impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Display::fmt(self, f)
-            }
-        })*
-    };
-}
-pub(crate) use debug_is_display;
-
+use crate::errno::{denied, if_denied, NEEDS_BPF, NEEDS_NET_ADMIN};
 use crate::obj::btf::BtfError;
 use crate::obj::btf_ext::BtfExtError;
 use std::path::PathBuf;
@@ -154,28 +141,6 @@ pub enum AttachError {
         source: std::io::Error,
     },
 }
-
-/// `hint` when `e` is `EPERM` or `EACCES`, which usually mean missing
-/// privileges; nothing otherwise.
-pub(crate) fn if_denied(e: &std::io::Error, hint: &'static str) -> &'static str {
-    denied(e.raw_os_error(), hint)
-}
-
-/// `hint` when `errno` is `EPERM` or `EACCES`.
-fn denied(errno: Option<i32>, hint: &'static str) -> &'static str {
-    match errno {
-        Some(libc::EPERM) | Some(libc::EACCES) => hint,
-        _ => "",
-    }
-}
-
-/// What bpf(2) needs.
-const NEEDS_BPF: &str =
-    " (bpf(2) needs root, or CAP_BPF plus CAP_NET_ADMIN for networking programs)";
-/// What changing qdiscs, filters and links needs.
-const NEEDS_NET_ADMIN: &str = " (needs root or CAP_NET_ADMIN)";
-/// What entering or making a network namespace needs.
-pub(crate) const NEEDS_SYS_ADMIN: &str = " (needs root, or CAP_SYS_ADMIN)";
 
 /// What went wrong turning a spec into kernel objects. Messages name the map,
 /// program or pin at fault; a verifier rejection carries the verifier's log.
@@ -613,4 +578,4 @@ impl From<object::Error> for ParseError {
     }
 }
 
-crate::error::debug_is_display!(Error, AttachError, LoadError, ParseError);
+debug_is_display!(Error, AttachError, LoadError, ParseError);

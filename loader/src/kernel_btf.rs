@@ -1572,4 +1572,4 @@ mod tests {
     }
 }
 
-crate::error::debug_is_display!(KernelBtfError);
+debug_is_display!(KernelBtfError);

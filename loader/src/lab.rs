@@ -300,4 +300,4 @@ mod tests {
     }
 }
 
-crate::error::debug_is_display!(LabError);
+debug_is_display!(LabError);

@@ -48,8 +48,22 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Errors print their message under `{:?}` too (what `unwrap` and `main`
+/// show): one formatting path, and no derived Debug code for every field
+/// of every variant in the binary.
+macro_rules! debug_is_display {
+    ($($t:ty),* $(,)?) => {
+        $(impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        })*
+    };
+}
+
 pub mod attach;
 pub mod blocking;
+mod errno;
 pub mod error;
 pub mod kconfig;
 pub mod kernel_btf;

@@ -32,7 +32,7 @@ pub enum NetnsError {
     /// Something else failed.
     #[error(
         "network namespace {name}: {action}: {source}{}",
-        crate::error::if_denied(source, crate::error::NEEDS_SYS_ADMIN)
+        crate::errno::if_denied(source, crate::errno::NEEDS_SYS_ADMIN)
     )]
     Failed {
         /// The name.
@@ -171,4 +171,4 @@ pub fn delete(name: &str) -> Result<(), NetnsError> {
     std::fs::remove_file(&path).map_err(failed(name, "removing its mount point"))
 }
 
-crate::error::debug_is_display!(NetnsError);
+debug_is_display!(NetnsError);

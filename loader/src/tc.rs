@@ -619,4 +619,4 @@ mod tests {
     }
 }
 
-crate::error::debug_is_display!(NetlinkError);
+debug_is_display!(NetlinkError);

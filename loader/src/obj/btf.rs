@@ -1326,4 +1326,4 @@ pub(crate) mod tests {
     }
 }
 
-crate::error::debug_is_display!(BtfError);
+debug_is_display!(BtfError);

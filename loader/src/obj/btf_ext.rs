@@ -484,4 +484,4 @@ mod tests {
     }
 }
 
-crate::error::debug_is_display!(BtfExtError);
+debug_is_display!(BtfExtError);

@@ -2252,4 +2252,4 @@ mod essential_tests {
     }
 }
 
-crate::error::debug_is_display!(CoreError);
+debug_is_display!(CoreError);

@@ -251,4 +251,4 @@ impl ProgramSpec {
     }
 }
 
-crate::error::debug_is_display!(LinkError);
+debug_is_display!(LinkError);
