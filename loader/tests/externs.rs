@@ -10,7 +10,7 @@ use rawbpf::kconfig::{self, KernelConfig};
 use rawbpf::obj::btf::{Btf, BtfKind, BtfMember, BtfParam, BtfType, BtfTypeData};
 use rawbpf::obj::externs::{self, KsymValue};
 use rawbpf::obj::link::{ExternValue, POISON_CALL_KFUNC_BASE};
-use rawbpf::obj::{ExternKind, ExternSpec, KconfigType, RelocTarget};
+use rawbpf::obj::{ExternError, ExternKind, ExternSpec, KconfigType, RelocTarget};
 use rawbpf::uapi::{insn, MapType, BPF_F_RDONLY_PROG};
 use rawbpf::ObjectSpec;
 
@@ -777,7 +777,7 @@ fn ksyms_resolve_against_kernel_types() {
 #[test]
 fn incompatible_kernel_types_are_refused_naming_both() {
     let err = |k: &Btf, object: &str| match externs::resolve_btf(&spec(object), k) {
-        Err(LoadError::Extern { name, reason }) => format!("{name}: {reason}"),
+        Err(ExternError { name, kind }) => format!("{name}: {kind}"),
         other => panic!("{other:?}"),
     };
     // A struct here, an int there.

@@ -4,8 +4,8 @@
 
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::btf_ext::BtfExt;
+use super::ParseError;
 use super::{externs, maps, programs, relocs, ObjectSpec};
-use crate::error::ParseError;
 use object::elf;
 use object::read::elf::{FileHeader, Rel as _, SectionHeader as _, Sym as _};
 use object::LittleEndian as LE;

@@ -5,8 +5,8 @@
 
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::elf::{Elf, Section, Symbol};
+use super::ParseError;
 use super::{InitialSlot, MapOrigin, MapSpec, Pinning, SlotTarget};
-use crate::error::ParseError;
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 use object::elf;
 use std::borrow::Cow;

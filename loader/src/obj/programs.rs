@@ -6,8 +6,8 @@ use super::btf::Btf;
 use super::btf_ext::{BtfExt, CoreRelo, FuncInfo, LineInfo};
 use super::core::{CoreReloKind, CoreReloSpec};
 use super::elf::Elf;
+use super::ParseError;
 use super::{FunctionSpec, ProgramSpec, RelocTarget};
-use crate::error::ParseError;
 use crate::uapi::{
     insn::SIZE as INSN_SIZE, AttachType as A, Insn, ProgramType as P, BPF_F_SLEEPABLE,
     BPF_F_XDP_HAS_FRAGS,

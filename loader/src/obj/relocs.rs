@@ -6,8 +6,8 @@ use super::elf::{Elf, RelEntry, Symbol};
 use super::externs::{ExternKind, Externs, KCONFIG_SECTION};
 use super::maps::{is_data_section, Maps};
 use super::programs::Functions;
+use super::ParseError;
 use super::{RelocTarget, Relocation};
-use crate::error::ParseError;
 use crate::uapi::insn::{PSEUDO_FUNC, SIZE as INSN_SIZE};
 use std::collections::HashSet;
 
