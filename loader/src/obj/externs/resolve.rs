@@ -19,8 +19,9 @@ const MAX_DEPTH: u32 = 32;
 pub struct ExternError {
     /// The extern's name.
     pub name: String,
-    /// What went wrong.
-    pub kind: ExternErrorKind,
+    /// What went wrong (boxed: the error stays small on the success path
+    /// of every function that may return it).
+    pub kind: Box<ExternErrorKind>,
 }
 
 /// What went wrong resolving an extern.
@@ -144,7 +145,7 @@ pub fn resolve_btf(
     for e in &spec.externs {
         let value = resolve_one(e, local, kernel).map_err(|kind| ExternError {
             name: e.name.clone(),
-            kind,
+            kind: Box::new(kind),
         })?;
         if let Some(value) = value {
             out.push((e.name.clone(), value));
@@ -385,7 +386,7 @@ pub fn resolve_kallsyms(
     sort_by(&mut wanted, &|a, b| a.name.cmp(&b.name));
     let found = kallsyms_addresses(&wanted, kallsyms).map_err(|(at, kind)| ExternError {
         name: at.map_or(first, |k| wanted[k].name.clone()),
-        kind,
+        kind: Box::new(kind),
     })?;
     let mut out = Vec::with_capacity(wanted.len());
     for (e, addr) in wanted.into_iter().zip(found) {
@@ -397,7 +398,7 @@ pub fn resolve_kallsyms(
         };
         let value = value.map_err(|kind| ExternError {
             name: e.name.clone(),
-            kind,
+            kind: Box::new(kind),
         })?;
         out.push((e.name.clone(), value));
     }
