@@ -15,7 +15,9 @@ mod error;
 pub mod externs;
 pub mod link;
 mod maps;
+mod opcode;
 mod programs;
+pub mod reach;
 mod relocs;
 
 pub use externs::{ExternError, ExternKind, ExternSpec, KconfigType};
