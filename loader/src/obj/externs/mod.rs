@@ -195,122 +195,177 @@ fn collect_some(
     symbols: Vec<&Symbol<'_>>,
     btf: Option<&mut Btf>,
 ) -> Result<Externs, ParseError> {
-    let first = symbols[0];
-    let bad = |name: &str, reason: String| ParseError::BadExtern {
-        name: name.to_owned(),
-        reason,
-    };
     let Some(btf) = btf else {
-        return Err(bad(
-            first.name,
+        return Err(bad_extern(
+            symbols[0].name,
             "the object has no .BTF to say what it is (compile with clang -g)".into(),
         ));
     };
-    // The first VAR or FUNC of each extern's name, and the DATASEC that
-    // holds it: one pass over the types each, names and ids found by
-    // binary search (externs are few, types many).
-    let mut names: Vec<&str> = symbols.iter().map(|s| s.name).collect();
-    sort_by(&mut names, &|a, b| a.cmp(b));
-    names.dedup();
-    let mut ids: Vec<Option<u32>> = vec![None; names.len()];
-    for (id, t) in btf.types() {
-        if matches!(t.kind, BtfKind::Var | BtfKind::Func) {
-            if let Ok(k) = names.binary_search(&btf.string(t.name_off)?) {
-                ids[k].get_or_insert(id);
-            }
-        }
+    let found_btf = ExternBtf::find(btf, &symbols)?;
+    // (spec, alignment) in symbol order; sorted below.
+    let mut found: Vec<(ExternSpec, u32)> = Vec::with_capacity(symbols.len());
+    let mut sections = ExternSections::default();
+    for sym in symbols {
+        found.push(classify(btf, sym, &found_btf, &mut sections)?);
     }
-    let mut datasec_of: Vec<(u32, Option<u32>)> =
-        ids.iter().flatten().map(|&id| (id, None)).collect();
-    sort_by(&mut datasec_of, &|a, b| a.0.cmp(&b.0));
-    for (id, t) in btf.types() {
-        if let BtfTypeData::Datasec(vars) = &t.data {
-            for v in vars {
-                if let Ok(k) = datasec_of.binary_search_by_key(&v.type_id, |e| e.0) {
-                    datasec_of[k].1.get_or_insert(id);
+    let kconfig_size = lay_out(&mut found)?;
+    none.specs = found.into_iter().map(|(e, _)| e).collect();
+    let mut by_name: Vec<usize> = (0..none.specs.len()).collect();
+    sort_by(&mut by_name, &|&a, &b| {
+        none.specs[a].name.cmp(&none.specs[b].name)
+    });
+    none.by_name = by_name;
+    if let Some(sec) = sections.ksyms {
+        fix_ksyms_datasec(btf, sec, &none)?;
+    }
+    if let Some(sec) = sections.kconfig {
+        fix_kconfig_datasec(btf, sec, &none, kconfig_size)?;
+        none.kconfig_map = Some(kconfig_map(sec, kconfig_size));
+    }
+    Ok(none)
+}
+
+fn bad_extern(name: &str, reason: String) -> ParseError {
+    ParseError::BadExtern {
+        name: name.to_owned(),
+        reason,
+    }
+}
+
+/// The DATASECs that hold externs, once seen.
+#[derive(Default)]
+struct ExternSections {
+    kconfig: Option<u32>,
+    ksyms: Option<u32>,
+}
+
+/// The first VAR or FUNC of each extern's name, and the DATASEC that holds
+/// it: one pass over the types each, names and ids found by binary search
+/// (externs are few, types many).
+struct ExternBtf<'a> {
+    /// Extern names, sorted and unique.
+    names: Vec<&'a str>,
+    /// The VAR or FUNC of each of `names`.
+    ids: Vec<Option<u32>>,
+    /// (VAR or FUNC id, its DATASEC), sorted by id.
+    datasec_of: Vec<(u32, Option<u32>)>,
+}
+
+impl<'a> ExternBtf<'a> {
+    fn find(btf: &Btf, symbols: &[&Symbol<'a>]) -> Result<ExternBtf<'a>, ParseError> {
+        let mut names: Vec<&str> = symbols.iter().map(|s| s.name).collect();
+        sort_by(&mut names, &|a, b| a.cmp(b));
+        names.dedup();
+        let mut ids: Vec<Option<u32>> = vec![None; names.len()];
+        for (id, t) in btf.types() {
+            if matches!(t.kind, BtfKind::Var | BtfKind::Func) {
+                if let Ok(k) = names.binary_search(&btf.string(t.name_off)?) {
+                    ids[k].get_or_insert(id);
                 }
             }
         }
-    }
-    // (spec, alignment) in symbol order; sorted below.
-    let mut found: Vec<(ExternSpec, u32)> = Vec::with_capacity(symbols.len());
-    let mut sections: [Option<u32>; 2] = [None, None]; // .kconfig, .ksyms
-    for sym in symbols {
-        let name = sym.name;
-        let found_id = names.binary_search(&name).ok().and_then(|k| ids[k]);
-        let id = found_id.ok_or_else(|| {
-            bad(
-                name,
-                "no BTF VAR or FUNC of that name (compile with clang -g)".into(),
-            )
-        })?;
-        let t = btf.type_by_id(id)?;
-        let extern_linkage = match t.data {
-            BtfTypeData::Var { linkage } => linkage == VAR_GLOBAL_EXTERN,
-            _ => t.func_linkage() == FUNC_EXTERN,
-        };
-        if !extern_linkage {
-            return Err(bad(
-                name,
-                format!(
-                    "BTF {} {name} [{id}] is not declared extern, yet the symbol is undefined",
-                    t.kind
-                ),
-            ));
+        let mut datasec_of: Vec<(u32, Option<u32>)> =
+            ids.iter().flatten().map(|&id| (id, None)).collect();
+        sort_by(&mut datasec_of, &|a, b| a.0.cmp(&b.0));
+        for (id, t) in btf.types() {
+            if let BtfTypeData::Datasec(vars) = &t.data {
+                for v in vars {
+                    if let Ok(k) = datasec_of.binary_search_by_key(&v.type_id, |e| e.0) {
+                        datasec_of[k].1.get_or_insert(id);
+                    }
+                }
+            }
         }
-        let in_datasec = datasec_of
+        Ok(ExternBtf {
+            names,
+            ids,
+            datasec_of,
+        })
+    }
+
+    fn id(&self, name: &str) -> Option<u32> {
+        self.names
+            .binary_search(&name)
+            .ok()
+            .and_then(|k| self.ids[k])
+    }
+
+    fn datasec(&self, id: u32) -> Option<u32> {
+        self.datasec_of
             .binary_search_by_key(&id, |e| e.0)
             .ok()
-            .and_then(|k| datasec_of[k].1);
-        let Some(sec) = in_datasec else {
-            return Err(bad(
-                name,
-                format!(
-                    "BTF {} [{id}] is in no DATASEC (declare it __kconfig or __ksym)",
-                    t.kind
-                ),
-            ));
-        };
-        let sec_name = btf.type_name(sec)?;
-        let is_func = t.kind == BtfKind::Func;
-        let (kind, align) = match sec_name {
-            KCONFIG_SECTION if is_func => {
-                return Err(bad(name, "a function cannot be __kconfig".into()));
-            }
-            KCONFIG_SECTION => {
-                sections[0] = Some(sec);
-                kconfig_kind(btf, t.size_or_type).map_err(|reason| bad(name, reason))?
-            }
-            KSYMS_SECTION if is_func => (ExternKind::Kfunc { func_id: id }, 0),
-            KSYMS_SECTION => {
-                sections[1] = Some(sec);
-                let ty = btf.strip_modifiers(t.size_or_type)?;
-                let typed = (btf.type_by_id(ty)?.kind != BtfKind::Void).then_some(ty);
-                (ExternKind::Ksym { typed }, 0)
-            }
-            other => {
-                return Err(bad(
-                    name,
-                    format!("it is in section {other}; externs live in .kconfig or .ksyms"),
-                ))
-            }
-        };
-        if is_func {
-            sections[1] = Some(sec);
-        }
-        found.push((
-            ExternSpec {
-                name: name.to_owned(),
-                weak: sym.weak,
-                btf_id: id,
-                kind,
-            },
-            align,
-        ));
+            .and_then(|k| self.datasec_of[k].1)
     }
-    // libbpf's cmp_externs: kconfig first, largest alignment first, then
-    // smallest size, then name; ksyms and kfuncs by name.
-    sort_by(&mut found, &|(a, a_align), (b, b_align)| {
+}
+
+/// One extern symbol: what its BTF says it is, and its alignment (for a
+/// kconfig value; 0 otherwise). Notes the DATASEC it is in.
+fn classify(
+    btf: &Btf,
+    sym: &Symbol<'_>,
+    found: &ExternBtf<'_>,
+    sections: &mut ExternSections,
+) -> Result<(ExternSpec, u32), ParseError> {
+    let name = sym.name;
+    let bad = |reason: String| bad_extern(name, reason);
+    let id = found
+        .id(name)
+        .ok_or_else(|| bad("no BTF VAR or FUNC of that name (compile with clang -g)".into()))?;
+    let t = btf.type_by_id(id)?;
+    let extern_linkage = match t.data {
+        BtfTypeData::Var { linkage } => linkage == VAR_GLOBAL_EXTERN,
+        _ => t.func_linkage() == FUNC_EXTERN,
+    };
+    if !extern_linkage {
+        return Err(bad(format!(
+            "BTF {} {name} [{id}] is not declared extern, yet the symbol is undefined",
+            t.kind
+        )));
+    }
+    let Some(sec) = found.datasec(id) else {
+        return Err(bad(format!(
+            "BTF {} [{id}] is in no DATASEC (declare it __kconfig or __ksym)",
+            t.kind
+        )));
+    };
+    let is_func = t.kind == BtfKind::Func;
+    let (kind, align) = match btf.type_name(sec)? {
+        KCONFIG_SECTION if is_func => return Err(bad("a function cannot be __kconfig".into())),
+        KCONFIG_SECTION => {
+            sections.kconfig = Some(sec);
+            kconfig_kind(btf, t.size_or_type).map_err(bad)?
+        }
+        KSYMS_SECTION if is_func => {
+            sections.ksyms = Some(sec);
+            (ExternKind::Kfunc { func_id: id }, 0)
+        }
+        KSYMS_SECTION => {
+            sections.ksyms = Some(sec);
+            let ty = btf.strip_modifiers(t.size_or_type)?;
+            let typed = (btf.type_by_id(ty)?.kind != BtfKind::Void).then_some(ty);
+            (ExternKind::Ksym { typed }, 0)
+        }
+        other => {
+            return Err(bad(format!(
+                "it is in section {other}; externs live in .kconfig or .ksyms"
+            )))
+        }
+    };
+    let spec = ExternSpec {
+        name: name.to_owned(),
+        weak: sym.weak,
+        btf_id: id,
+        kind,
+    };
+    Ok((spec, align))
+}
+
+/// Sorts externs as libbpf's `cmp_externs` does (kconfig first, largest
+/// alignment first, then smallest size, then name; ksyms and kfuncs by
+/// name) and gives each kconfig value its offset in the `.kconfig` map.
+/// Returns the map's size.
+fn lay_out(found: &mut Vec<(ExternSpec, u32)>) -> Result<u32, ParseError> {
+    sort_by(found, &|(a, a_align), (b, b_align)| {
         let key = |e: &ExternSpec, align: u32| match e.kind {
             ExternKind::Kconfig { size, .. } => (0, u32::MAX - align, size),
             _ => (1, 0, 0),
@@ -320,7 +375,7 @@ fn collect_some(
             .then_with(|| a.name.cmp(&b.name))
     });
     let mut offset: u32 = 0;
-    for (e, align) in &mut found {
+    for (e, align) in found.iter_mut() {
         if let ExternKind::Kconfig {
             offset: at, size, ..
         } = &mut e.kind
@@ -329,7 +384,7 @@ fn collect_some(
                 .checked_next_multiple_of((*align).max(1))
                 .filter(|at| at.checked_add(*size).is_some_and(|end| end <= KCONFIG_MAX))
                 .ok_or_else(|| {
-                    bad(
+                    bad_extern(
                         &e.name,
                         format!("the .kconfig map would be larger than {KCONFIG_MAX} bytes"),
                     )
@@ -337,20 +392,7 @@ fn collect_some(
             offset = *at + *size;
         }
     }
-    none.specs = found.into_iter().map(|(e, _)| e).collect();
-    let mut by_name: Vec<usize> = (0..none.specs.len()).collect();
-    sort_by(&mut by_name, &|&a, &b| {
-        none.specs[a].name.cmp(&none.specs[b].name)
-    });
-    none.by_name = by_name;
-    if let Some(sec) = sections[1] {
-        fix_ksyms_datasec(btf, sec, &none)?;
-    }
-    if let Some(sec) = sections[0] {
-        fix_kconfig_datasec(btf, sec, &none, offset)?;
-        none.kconfig_map = Some(kconfig_map(sec, offset));
-    }
-    Ok(none)
+    Ok(offset)
 }
 
 /// Sorts `items` by `cmp`, every caller sharing one copy of the standard
