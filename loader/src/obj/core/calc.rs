@@ -4,7 +4,7 @@
 use super::spec::AccessSpec;
 use super::types::*;
 use super::{CoreReloKind, CoreResult, BTF_INT_SIGNED, MAX_DEPTH};
-use crate::obj::btf::BtfKind;
+use crate::obj::btf::{BtfKind, BtfType};
 
 /// What libbpf's `bpf_core_calc_field_relo` computes for one side.
 pub(super) struct FieldValue {
@@ -26,38 +26,16 @@ pub(super) fn calc_field(
         .acc
         .last()
         .ok_or_else(|| side.invalid("the access has no steps".into()))?;
-    let innermost_elem_size = |id: u32| -> CoreResult<u32> {
-        let (mut eid, mut t) = side.skip(id)?;
-        for _ in 0..=MAX_DEPTH {
-            let Some((elem, _)) = array(&t) else { break };
-            (eid, t) = side.skip(elem)?;
-        }
-        side.size(eid)
-    };
+    if acc.name.is_none() {
+        // The access ends at an array element (or the root itself).
+        return element_value(side, kind, spec, acc.type_id);
+    }
     let mut out = FieldValue {
         val: 0,
         mem_size: 0,
         type_id: 0,
         validate: true,
     };
-    if acc.name.is_none() {
-        // The access ends at an array element (or the root itself).
-        match kind {
-            FieldByteOffset => {
-                out.val = spec.bit_offset / 8;
-                out.mem_size = innermost_elem_size(acc.type_id)?;
-                out.type_id = acc.type_id;
-            }
-            FieldByteSize => out.val = u64::from(side.size(acc.type_id)?),
-            _ => {
-                return Err(side.invalid(format!(
-                    "a {} relocation cannot apply to an array element or a whole type (only byte_off and byte_sz can)",
-                    kind.name()
-                )))
-            }
-        }
-        return Ok(out);
-    }
     let t = side.ty(acc.type_id)?;
     let m = *members(&t).get(acc.idx as usize).ok_or_else(|| {
         side.invalid(format!(
@@ -70,32 +48,9 @@ pub(super) fn calc_field(
     let bit_off = spec.bit_offset as u32;
     let mut bit_sz = member_bitfield_size(&t, &m);
     let bitfield = bit_sz > 0;
-    let (mut byte_off, mut byte_sz);
+    let (byte_off, byte_sz);
     if bitfield {
-        if !matches!(mt.kind, BtfKind::Int | BtfKind::Enum | BtfKind::Enum64)
-            || mt.size_or_type == 0
-        {
-            return Err(side.invalid(format!(
-                "bitfield {} has type {}, which is not an integer",
-                spec.path(side),
-                side.label(field_type_id)
-            )));
-        }
-        byte_sz = mt.size_or_type;
-        byte_off = bit_off / 8 / byte_sz * byte_sz;
-        // The smallest power-of-two load that holds the whole bitfield.
-        while u64::from(bit_off) + u64::from(bit_sz) - u64::from(byte_off) * 8
-            > u64::from(byte_sz) * 8
-        {
-            if byte_sz >= 8 {
-                return Err(side.invalid(format!(
-                    "bitfield {} cannot be read with one 64-bit load",
-                    spec.path(side)
-                )));
-            }
-            byte_sz *= 2;
-            byte_off = bit_off / 8 / byte_sz * byte_sz;
-        }
+        (byte_off, byte_sz) = bitfield_load(side, spec, (field_type_id, &mt), bit_sz)?;
     } else {
         byte_sz = side.size(field_type_id)?;
         byte_off = bit_off / 8;
@@ -108,7 +63,7 @@ pub(super) fn calc_field(
         FieldByteOffset => {
             out.val = u64::from(byte_off);
             if !bitfield {
-                out.mem_size = innermost_elem_size(field_type_id)?;
+                out.mem_size = innermost_elem_size(side, field_type_id)?;
                 out.type_id = field_type_id;
             }
         }
@@ -136,6 +91,81 @@ pub(super) fn calc_field(
         _ => return Err(side.invalid(format!("{} is not a field relocation", kind.name()))),
     }
     Ok(out)
+}
+
+/// [`calc_field`] for an access that ends at an array element of type
+/// `elem` (or at the root type itself): only `byte_off` and `byte_sz` apply.
+fn element_value(
+    side: CoreBtf<'_>,
+    kind: CoreReloKind,
+    spec: &AccessSpec,
+    elem: u32,
+) -> CoreResult<FieldValue> {
+    let mut out = FieldValue {
+        val: 0,
+        mem_size: 0,
+        type_id: 0,
+        validate: true,
+    };
+    match kind {
+        CoreReloKind::FieldByteOffset => {
+            out.val = spec.bit_offset / 8;
+            out.mem_size = innermost_elem_size(side, elem)?;
+            out.type_id = elem;
+        }
+        CoreReloKind::FieldByteSize => out.val = u64::from(side.size(elem)?),
+        _ => {
+            return Err(side.invalid(format!(
+                "a {} relocation cannot apply to an array element or a whole type (only byte_off and byte_sz can)",
+                kind.name()
+            )))
+        }
+    }
+    Ok(out)
+}
+
+/// The size of the innermost element of a (nested) array type; a
+/// non-array's own size.
+fn innermost_elem_size(side: CoreBtf<'_>, id: u32) -> CoreResult<u32> {
+    let (mut eid, mut t) = side.skip(id)?;
+    for _ in 0..=MAX_DEPTH {
+        let Some((elem, _)) = array(&t) else { break };
+        (eid, t) = side.skip(elem)?;
+    }
+    side.size(eid)
+}
+
+/// The (byte offset, byte size) of the smallest power-of-two load, from a
+/// multiple of its own size, that holds a bitfield of `bit_sz` bits at the
+/// spec's bit offset, starting from the size of its integer type `ty`.
+fn bitfield_load(
+    side: CoreBtf<'_>,
+    spec: &AccessSpec,
+    (type_id, ty): (u32, &BtfType),
+    bit_sz: u32,
+) -> CoreResult<(u32, u32)> {
+    if !matches!(ty.kind, BtfKind::Int | BtfKind::Enum | BtfKind::Enum64) || ty.size_or_type == 0 {
+        return Err(side.invalid(format!(
+            "bitfield {} has type {}, which is not an integer",
+            spec.path(side),
+            side.label(type_id)
+        )));
+    }
+    let bit_off = spec.bit_offset as u32;
+    let mut byte_sz = ty.size_or_type;
+    let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
+    while u64::from(bit_off) + u64::from(bit_sz) - u64::from(byte_off) * 8 > u64::from(byte_sz) * 8
+    {
+        if byte_sz >= 8 {
+            return Err(side.invalid(format!(
+                "bitfield {} cannot be read with one 64-bit load",
+                spec.path(side)
+            )));
+        }
+        byte_sz *= 2;
+        byte_off = bit_off / 8 / byte_sz * byte_sz;
+    }
+    Ok((byte_off, byte_sz))
 }
 
 pub(super) fn enum_value(side: CoreBtf<'_>, spec: &AccessSpec) -> CoreResult<u64> {

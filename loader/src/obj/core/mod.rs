@@ -295,6 +295,40 @@ pub fn validate(local: &Btf, relo: &CoreReloSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// A candidate that matches after `first` did must give the same offset
+/// and value, or the relocation is ambiguous (libbpf refuses it).
+fn check_same_result(
+    t: CoreBtf<'_>,
+    first: &(u32, AccessSpec, ComputedRelo),
+    (cand, tspec, calc): (u32, &AccessSpec, &ComputedRelo),
+) -> CoreResult<()> {
+    let (first, fspec, fcalc) = first;
+    let both = || {
+        format!(
+            "{} [{first}] and {} [{cand}]",
+            t.label(*first),
+            t.label(cand)
+        )
+    };
+    if tspec.bit_offset != fspec.bit_offset {
+        return Err(Problem::Fatal(format!(
+            "ambiguous: candidates {} give different offsets (bit {} vs {})",
+            both(),
+            fspec.bit_offset,
+            tspec.bit_offset
+        )));
+    }
+    if calc.poison != fcalc.poison || calc.new != fcalc.new {
+        return Err(Problem::Fatal(format!(
+            "ambiguous: candidates {} give different values ({} vs {})",
+            both(),
+            fcalc.new,
+            calc.new
+        )));
+    }
+    Ok(())
+}
+
 /// The relocation in words, from the object's BTF: `struct task_struct::pid
 /// (0:17)`, `enum bpf_prog_type::BPF_PROG_TYPE_NETFILTER (31)`, `struct foo
 /// (0)`. Never fails: a relocation that does not walk is shown by its root
@@ -605,8 +639,13 @@ pub fn plan(spec: &ObjectSpec, target: &dyn TargetTypes) -> Result<CorePlan, Cor
     Ok(out)
 }
 
+/// A relocation's values, or why it has none.
 type Outcome = Result<FixupValues, CoreFailure>;
 
+/// One relocation against the target, as libbpf's
+/// `bpf_core_calc_relo_insn`: every candidate of the root type is matched;
+/// those that match must agree (offset and value), and later relocations
+/// of the same root see only them (`cache`).
 fn plan_one(
     l: CoreBtf<'_>,
     t: CoreBtf<'_>,
@@ -654,30 +693,8 @@ fn plan_one(
             }
         };
         let calc = calc_relo(l, t, relo.kind, &lspec, Some(&tspec))?;
-        if let Some((first, fspec, fcalc)) = &chosen {
-            let both = || {
-                format!(
-                    "{} [{first}] and {} [{cand}]",
-                    t.label(*first),
-                    t.label(cand)
-                )
-            };
-            if tspec.bit_offset != fspec.bit_offset {
-                return Err(Problem::Fatal(format!(
-                    "ambiguous: candidates {} give different offsets (bit {} vs {})",
-                    both(),
-                    fspec.bit_offset,
-                    tspec.bit_offset
-                )));
-            }
-            if calc.poison != fcalc.poison || calc.new != fcalc.new {
-                return Err(Problem::Fatal(format!(
-                    "ambiguous: candidates {} give different values ({} vs {})",
-                    both(),
-                    fcalc.new,
-                    calc.new
-                )));
-            }
+        if let Some(first) = &chosen {
+            check_same_result(t, first, (cand, &tspec, &calc))?;
         } else {
             chosen = Some((cand, tspec, calc));
         }

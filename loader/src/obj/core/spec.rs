@@ -3,6 +3,7 @@
 
 use super::types::*;
 use super::{CoreReloSpec, CoreResult, Problem, MAX_SPEC_LEN};
+use crate::obj::btf::BtfType;
 use std::fmt::Write as _;
 
 /// One step of a parsed access that means something: a named member or an
@@ -127,30 +128,7 @@ pub(super) fn parse_spec(l: CoreBtf<'_>, relo: &CoreReloSpec) -> CoreResult<Acce
     let (mut id, t) = l.skip(relo.type_id)?;
     let first = spec.raw[0];
     if relo.kind.is_enumval() {
-        if !is_any_enum(&t) {
-            return Err(bad(format!(
-                "an enumerator relocation needs an enum, {} is not one",
-                l.label(relo.type_id)
-            )));
-        }
-        if spec.raw.len() > 1 {
-            return Err(bad(format!(
-                "access string \"{}\": an enumerator relocation takes one index",
-                relo.access
-            )));
-        }
-        let (name_off, _) = enumerator(&t, first as usize).ok_or_else(|| {
-            bad(format!(
-                "index {first} is past the {} enumerators of {}",
-                vlen(&t),
-                l.label(id)
-            ))
-        })?;
-        spec.acc.push(Accessor {
-            type_id: id,
-            idx: first,
-            name: Some(l.name(name_off)?.into_owned()),
-        });
+        spec.acc.push(enumerator_accessor(l, relo, &spec, id, &t)?);
         return Ok(spec);
     }
     spec.acc.push(Accessor {
@@ -162,58 +140,108 @@ pub(super) fn parse_spec(l: CoreBtf<'_>, relo: &CoreReloSpec) -> CoreResult<Acce
     spec.add_bits(l, elem_bits(first, size))?;
     let raw = spec.raw.clone();
     for &idx in &raw[1..] {
-        let (tid, t) = l.skip(id)?;
-        id = tid;
-        if is_composite(&t) {
-            let m = *members(&t).get(idx as usize).ok_or_else(|| {
-                bad(format!(
-                    "access string \"{}\": index {idx} is past the {} members of {}",
-                    relo.access,
-                    vlen(&t),
-                    spec.path(l)
-                ))
-            })?;
-            spec.add_bits(l, u64::from(member_bit_offset(&t, &m)))?;
-            if m.name_off != 0 {
-                let name = l.name(m.name_off)?;
-                if name.is_empty() {
-                    return Err(bad(format!(
-                        "member {idx} of {} has an empty name",
-                        l.label(id)
-                    )));
-                }
-                spec.acc.push(Accessor {
-                    type_id: id,
-                    idx,
-                    name: Some(name.into_owned()),
-                });
-            }
-            id = m.type_id;
-        } else if let Some((elem, nelems)) = array(&t) {
-            let (eid, _) = l.skip(elem)?;
-            if !is_flex_arr(l, spec.acc.last(), nelems)? && idx >= nelems {
+        id = walk_index(l, relo, &mut spec, id, idx)?;
+    }
+    Ok(spec)
+}
+
+/// The one accessor of an enumerator relocation: enumerator `raw[0]` of
+/// enum `id` (`t`).
+fn enumerator_accessor(
+    l: CoreBtf<'_>,
+    relo: &CoreReloSpec,
+    spec: &AccessSpec,
+    id: u32,
+    t: &BtfType,
+) -> CoreResult<Accessor> {
+    let bad = Problem::Local;
+    let first = spec.raw[0];
+    if !is_any_enum(t) {
+        return Err(bad(format!(
+            "an enumerator relocation needs an enum, {} is not one",
+            l.label(relo.type_id)
+        )));
+    }
+    if spec.raw.len() > 1 {
+        return Err(bad(format!(
+            "access string \"{}\": an enumerator relocation takes one index",
+            relo.access
+        )));
+    }
+    let (name_off, _) = enumerator(t, first as usize).ok_or_else(|| {
+        bad(format!(
+            "index {first} is past the {} enumerators of {}",
+            vlen(t),
+            l.label(id)
+        ))
+    })?;
+    Ok(Accessor {
+        type_id: id,
+        idx: first,
+        name: Some(l.name(name_off)?.into_owned()),
+    })
+}
+
+/// One index of the access string after the first: member `idx` of the
+/// struct or union `id`, or element `idx` of the array `id`. Extends `spec`
+/// and returns the type reached.
+fn walk_index(
+    l: CoreBtf<'_>,
+    relo: &CoreReloSpec,
+    spec: &mut AccessSpec,
+    id: u32,
+    idx: u32,
+) -> CoreResult<u32> {
+    let bad = Problem::Local;
+    let (id, t) = l.skip(id)?;
+    if is_composite(&t) {
+        let m = *members(&t).get(idx as usize).ok_or_else(|| {
+            bad(format!(
+                "access string \"{}\": index {idx} is past the {} members of {}",
+                relo.access,
+                vlen(&t),
+                spec.path(l)
+            ))
+        })?;
+        spec.add_bits(l, u64::from(member_bit_offset(&t, &m)))?;
+        if m.name_off != 0 {
+            let name = l.name(m.name_off)?;
+            if name.is_empty() {
                 return Err(bad(format!(
-                    "access string \"{}\": index {idx} is out of bounds of {} ({nelems} elements)",
-                    relo.access,
-                    spec.path(l)
+                    "member {idx} of {} has an empty name",
+                    l.label(id)
                 )));
             }
-            id = eid;
             spec.acc.push(Accessor {
                 type_id: id,
                 idx,
-                name: None,
+                name: Some(name.into_owned()),
             });
-            let size = l.size(id)?;
-            spec.add_bits(l, elem_bits(idx, size))?;
-        } else {
+        }
+        Ok(m.type_id)
+    } else if let Some((elem, nelems)) = array(&t) {
+        let (eid, _) = l.skip(elem)?;
+        if !is_flex_arr(l, spec.acc.last(), nelems)? && idx >= nelems {
             return Err(bad(format!(
-                "access string \"{}\": index {idx} reaches {} ({}), which has no members or elements",
+                "access string \"{}\": index {idx} is out of bounds of {} ({nelems} elements)",
                 relo.access,
-                spec.path(l),
-                l.label(id)
+                spec.path(l)
             )));
         }
+        spec.acc.push(Accessor {
+            type_id: eid,
+            idx,
+            name: None,
+        });
+        let size = l.size(eid)?;
+        spec.add_bits(l, elem_bits(idx, size))?;
+        Ok(eid)
+    } else {
+        Err(bad(format!(
+            "access string \"{}\": index {idx} reaches {} ({}), which has no members or elements",
+            relo.access,
+            spec.path(l),
+            l.label(id)
+        )))
     }
-    Ok(spec)
 }
