@@ -102,59 +102,70 @@ fn step(insns: &[Insn], pc: usize, mut regs: Regs) -> Vec<(usize, Regs)> {
             }
             vec![(pc + 1, regs)]
         }
-        BPF_JMP | BPF_JMP32 => {
-            let op = ins.code & 0xf0;
-            match op {
-                0x00 => {
-                    // ja (gotol in JMP32 takes its offset from imm).
-                    let off = if class == BPF_JMP32 {
-                        i64::from(ins.imm)
-                    } else {
-                        i64::from(ins.off)
-                    };
-                    jump(off).map(|t| vec![(t, regs)]).unwrap_or_default()
+        BPF_JMP | BPF_JMP32 => jump_successors(pc, ins, regs),
+        _ => vec![(pc + 1, regs)],
+    }
+}
+
+/// [`step`] for a jump-class instruction: `ja`, `exit`, calls (bpf-to-bpf
+/// calls are followed with unknown registers) and conditional jumps, which
+/// take only the way a condition on known values decides.
+fn jump_successors(pc: usize, ins: Insn, mut regs: Regs) -> Vec<(usize, Regs)> {
+    let class = ins.code & 7;
+    let (dst, src) = (
+        usize::from(ins.dst()).min(10),
+        usize::from(ins.src()).min(10),
+    );
+    let jump = |off: i64| -> Option<usize> { usize::try_from(pc as i64 + 1 + off).ok() };
+    let op = ins.code & 0xf0;
+    match op {
+        0x00 => {
+            // ja (gotol in JMP32 takes its offset from imm).
+            let off = if class == BPF_JMP32 {
+                i64::from(ins.imm)
+            } else {
+                i64::from(ins.off)
+            };
+            jump(off).map(|t| vec![(t, regs)]).unwrap_or_default()
+        }
+        0x90 => Vec::new(), // exit
+        0x80 => {
+            let mut out = Vec::new();
+            if ins.is_pseudo_call() {
+                if let Some(t) = jump(i64::from(ins.imm)) {
+                    out.push((t, [None; 11]));
                 }
-                0x90 => Vec::new(), // exit
-                0x80 => {
-                    let mut out = Vec::new();
-                    if ins.is_pseudo_call() {
-                        if let Some(t) = jump(i64::from(ins.imm)) {
-                            out.push((t, [None; 11]));
-                        }
+            }
+            for r in regs.iter_mut().take(6) {
+                *r = None;
+            }
+            out.push((pc + 1, regs));
+            out
+        }
+        _ => {
+            let a = regs[dst];
+            let b = if ins.code & BPF_X != 0 {
+                regs[src]
+            } else {
+                Some(ins.imm as i64 as u64)
+            };
+            let taken = jump(i64::from(ins.off));
+            let decided = match (a, b) {
+                (Some(a), Some(b)) => condition(op, class == BPF_JMP32, a, b),
+                _ => None,
+            };
+            match decided {
+                Some(true) => taken.map(|t| vec![(t, regs)]).unwrap_or_default(),
+                Some(false) => vec![(pc + 1, regs)],
+                None => {
+                    let mut out = vec![(pc + 1, regs)];
+                    if let Some(t) = taken {
+                        out.push((t, regs));
                     }
-                    for r in regs.iter_mut().take(6) {
-                        *r = None;
-                    }
-                    out.push((pc + 1, regs));
                     out
-                }
-                _ => {
-                    let a = regs[dst];
-                    let b = if ins.code & BPF_X != 0 {
-                        regs[src]
-                    } else {
-                        Some(ins.imm as i64 as u64)
-                    };
-                    let taken = jump(i64::from(ins.off));
-                    let decided = match (a, b) {
-                        (Some(a), Some(b)) => condition(op, class == BPF_JMP32, a, b),
-                        _ => None,
-                    };
-                    match decided {
-                        Some(true) => taken.map(|t| vec![(t, regs)]).unwrap_or_default(),
-                        Some(false) => vec![(pc + 1, regs)],
-                        None => {
-                            let mut out = vec![(pc + 1, regs)];
-                            if let Some(t) = taken {
-                                out.push((t, regs));
-                            }
-                            out
-                        }
-                    }
                 }
             }
         }
-        _ => vec![(pc + 1, regs)],
     }
 }
 

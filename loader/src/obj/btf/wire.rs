@@ -319,13 +319,28 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<BtfType, BtfError> {
             kind: kind_num,
         })?;
     let vlen = (info & 0xffff) as usize;
-    use BtfKind::*;
     let (per_item, fixed) = record_shape(kind);
     // Check the whole record fits before allocating anything for its members.
     let need = 12 + fixed as u64 + per_item as u64 * vlen as u64;
     if need > (len - start) as u64 {
         return Err(truncated(kind.name(), need));
     }
+    let data = parse_data(r, kind, vlen, per_item);
+    let has_items = per_item != 0;
+    Ok(BtfType {
+        name_off,
+        kind,
+        kind_flag: info & (1 << 31) != 0,
+        vlen_extra: if has_items { 0 } else { vlen as u16 },
+        size_or_type,
+        data,
+    })
+}
+
+/// The kind-specific part of a type record (after the common 12 bytes),
+/// whose length the caller has checked: `vlen` items of `per_item` bytes.
+fn parse_data(r: &mut Reader<'_>, kind: BtfKind, vlen: usize, per_item: usize) -> BtfTypeData {
+    use BtfKind::*;
     let mut items = |n: usize| -> Vec<[u32; 3]> {
         (0..n)
             .map(|_| {
@@ -336,7 +351,7 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<BtfType, BtfError> {
             })
             .collect()
     };
-    let data = match kind {
+    match kind {
         Int => {
             let v = r.u32();
             BtfTypeData::Int {
@@ -399,16 +414,7 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<BtfType, BtfError> {
             component_idx: r.u32() as i32,
         },
         _ => BtfTypeData::None,
-    };
-    let has_items = per_item != 0;
-    Ok(BtfType {
-        name_off,
-        kind,
-        kind_flag: info & (1 << 31) != 0,
-        vlen_extra: if has_items { 0 } else { vlen as u16 },
-        size_or_type,
-        data,
-    })
+    }
 }
 
 fn encode_type(t: &BtfType, out: &mut Vec<u8>) {
