@@ -474,7 +474,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
     if let Some(ext) = &btf_ext {
         programs::attach_btf_ext(&mut functions, ext, btf.as_ref().unwrap_or(&Btf::new()))?;
     }
-    let (programs, subprograms) = programs::finish(functions)?;
+    let (programs, subprograms) = programs::split_programs(functions)?;
 
     let mut maps = maps.into_specs();
     maps.extend(externs.kconfig_map.clone());

@@ -23,7 +23,7 @@ const LEGACY_DEF_SIZE: usize = 20;
 pub(super) struct Maps {
     specs: Vec<MapSpec>,
     /// Per spec: where its definition is.
-    places: Vec<Place>,
+    places: Vec<DefinitionPlace>,
     /// (section, offset) → the first spec defined there, and section → its
     /// global-data map: relocations find their map in O(1), not by a search
     /// of every map each.
@@ -33,7 +33,7 @@ pub(super) struct Maps {
 
 /// Where a map's definition lies.
 #[derive(Clone, Copy)]
-struct Place {
+struct DefinitionPlace {
     section: usize,
     offset: u64,
     size: u64,
@@ -41,9 +41,9 @@ struct Place {
     values_offset: Option<u64>,
 }
 
-impl Place {
-    fn new(section: usize, offset: u64, size: u64) -> Place {
-        Place {
+impl DefinitionPlace {
+    fn new(section: usize, offset: u64, size: u64) -> DefinitionPlace {
+        DefinitionPlace {
             section,
             offset,
             size,
@@ -53,7 +53,7 @@ impl Place {
 }
 
 impl Maps {
-    fn push(&mut self, place: Place, spec: MapSpec) {
+    fn push(&mut self, place: DefinitionPlace, spec: MapSpec) {
         let i = self.specs.len();
         self.starts
             .entry((place.section, place.offset))
@@ -98,7 +98,7 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&Btf>) -> Result<Maps, ParseErr
     }
     for section in &elf.sections {
         if let Some(spec) = data_map(section, btf) {
-            maps.push(Place::new(section.index, 0, section.size), spec);
+            maps.push(DefinitionPlace::new(section.index, 0, section.size), spec);
         }
     }
     Ok(maps)
@@ -189,9 +189,9 @@ fn btf_maps(
         let def = btf.strip_modifiers(var_type.size_or_type)?;
         let (spec, values_offset) = btf_map_def(btf, name, def, false)?;
         maps.push(
-            Place {
+            DefinitionPlace {
                 values_offset,
-                ..Place::new(section.index, offset, size)
+                ..DefinitionPlace::new(section.index, offset, size)
             },
             spec,
         );
@@ -615,7 +615,7 @@ fn legacy_maps(elf: &Elf<'_>, section: &Section<'_>, maps: &mut Maps) -> Result<
             });
         }
         maps.push(
-            Place::new(section.index, sym.value, def_size as u64),
+            DefinitionPlace::new(section.index, sym.value, def_size as u64),
             MapSpec {
                 map_type: MapType(field(0)),
                 key_size: field(1),
@@ -696,7 +696,7 @@ impl MapSpec {
             return (Cow::Borrowed(self), warnings);
         }
         let mut fixed = self.clone();
-        if fix_up(&mut fixed, possible_cpus, page_size, &mut warnings) {
+        if fix_for_kernel(&mut fixed, possible_cpus, page_size, &mut warnings) {
             (Cow::Owned(fixed), warnings)
         } else {
             (Cow::Borrowed(self), warnings)
@@ -721,7 +721,12 @@ fn needs_fixups(m: &MapSpec) -> bool {
 }
 
 /// Applies the fix-ups to `m` in place; returns whether anything changed.
-fn fix_up(m: &mut MapSpec, possible_cpus: u32, page_size: u32, warnings: &mut Vec<String>) -> bool {
+fn fix_for_kernel(
+    m: &mut MapSpec,
+    possible_cpus: u32,
+    page_size: u32,
+    warnings: &mut Vec<String>,
+) -> bool {
     let shape = |m: &MapSpec| {
         (
             m.key_size,
@@ -779,7 +784,7 @@ fn fix_up(m: &mut MapSpec, possible_cpus: u32, page_size: u32, warnings: &mut Ve
         m.btf_value_type_id = 0;
     }
     let inner_changed = match m.inner.as_deref_mut() {
-        Some(inner) => fix_up(inner, possible_cpus, page_size, warnings),
+        Some(inner) => fix_for_kernel(inner, possible_cpus, page_size, warnings),
         None => false,
     };
     inner_changed || shape(m) != before

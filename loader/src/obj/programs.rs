@@ -667,7 +667,7 @@ fn core_relo_spec(
 
 /// Separates programs from `.text` subprograms and works out, for each
 /// program, which subprograms it reaches through calls and callbacks.
-pub(super) fn finish(
+pub(super) fn split_programs(
     functions: Functions,
 ) -> Result<(Vec<ProgramSpec>, Vec<FunctionSpec>), ParseError> {
     let (progs, subs): (Vec<_>, Vec<_>) = functions

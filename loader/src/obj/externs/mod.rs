@@ -206,9 +206,9 @@ fn collect_some(
     let mut found: Vec<(ExternSpec, u32)> = Vec::with_capacity(symbols.len());
     let mut sections = ExternSections::default();
     for sym in symbols {
-        found.push(classify(btf, sym, &found_btf, &mut sections)?);
+        found.push(extern_of_symbol(btf, sym, &found_btf, &mut sections)?);
     }
-    let kconfig_size = lay_out(&mut found)?;
+    let kconfig_size = lay_out_kconfig(&mut found)?;
     none.specs = found.into_iter().map(|(e, _)| e).collect();
     let mut by_name: Vec<usize> = (0..none.specs.len()).collect();
     sort_by(&mut by_name, &|&a, &b| {
@@ -300,7 +300,7 @@ impl<'a> ExternBtf<'a> {
 
 /// One extern symbol: what its BTF says it is, and its alignment (for a
 /// kconfig value; 0 otherwise). Notes the DATASEC it is in.
-fn classify(
+fn extern_of_symbol(
     btf: &Btf,
     sym: &Symbol<'_>,
     found: &ExternBtf<'_>,
@@ -364,7 +364,7 @@ fn classify(
 /// alignment first, then smallest size, then name; ksyms and kfuncs by
 /// name) and gives each kconfig value its offset in the `.kconfig` map.
 /// Returns the map's size.
-fn lay_out(found: &mut Vec<(ExternSpec, u32)>) -> Result<u32, ParseError> {
+fn lay_out_kconfig(found: &mut Vec<(ExternSpec, u32)>) -> Result<u32, ParseError> {
     sort_by(found, &|(a, a_align), (b, b_align)| {
         let key = |e: &ExternSpec, align: u32| match e.kind {
             ExternKind::Kconfig { size, .. } => (0, u32::MAX - align, size),
