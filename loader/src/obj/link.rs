@@ -149,20 +149,52 @@ impl LinkedProgram {
 /// Why a program cannot be linked (the spec is inconsistent: a parser bug or
 /// a hand-built spec).
 #[derive(thiserror::Error, PartialEq, Eq)]
-#[error("program {program}: {reason}")]
+#[error("program {program}: {kind}")]
 pub struct LinkError {
     /// The program.
     pub program: String,
     /// What is wrong.
-    pub reason: String,
+    pub kind: LinkErrorKind,
+}
+
+/// What is wrong with a program's links.
+#[derive(thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkErrorKind {
+    /// The program calls a subprogram the spec does not have.
+    #[error("needs subprogram {name}, which the object lacks")]
+    MissingSubprogram {
+        /// The subprogram.
+        name: String,
+    },
+    /// A call of a function that is not among the program's subprograms.
+    #[error("calls {function}, which is not linked in")]
+    NotLinkedIn {
+        /// The callee.
+        function: String,
+    },
+    /// A call offset that does not fit the instruction's immediate.
+    #[error("call offset {offset} out of range")]
+    CallOutOfRange {
+        /// The offset, in instructions.
+        offset: i64,
+    },
+    /// An extern's `ld_imm64` cut short.
+    #[error("the ld_imm64 of extern {name} at instruction {insn} has no second half")]
+    TruncatedLdImm64 {
+        /// The extern.
+        name: String,
+        /// The instruction, in the linked program.
+        insn: usize,
+    },
 }
 
 impl ProgramSpec {
     /// Lays the program out with its subprograms and fixes call offsets.
     pub fn link(&self, spec: &ObjectSpec) -> Result<LinkedProgram, LinkError> {
-        let err = |reason: String| LinkError {
+        let err = |kind: LinkErrorKind| LinkError {
             program: self.name().to_owned(),
-            reason,
+            kind,
         };
         let mut linked = LinkedProgram {
             insns: self.function.insns.clone(),
@@ -195,13 +227,13 @@ impl ProgramSpec {
         &'a self,
         spec: &'a ObjectSpec,
         linked: &mut LinkedProgram,
-    ) -> Result<Vec<(&'a FunctionSpec, usize)>, String> {
+    ) -> Result<Vec<(&'a FunctionSpec, usize)>, LinkErrorKind> {
         let subprograms = super::by_name(&spec.subprograms);
         let mut layout: Vec<(&FunctionSpec, usize)> = vec![(&self.function, 0)];
         for name in &self.subprograms {
             let sub = *subprograms
                 .get(name.as_str())
-                .ok_or_else(|| format!("needs subprogram {name}, which the object lacks"))?;
+                .ok_or_else(|| LinkErrorKind::MissingSubprogram { name: name.clone() })?;
             let start = linked.insns.len();
             let shift = |off: u32| off + start as u32;
             linked.insns.extend_from_slice(&sub.insns);
@@ -231,14 +263,15 @@ impl LinkedProgram {
         at: usize,
         target: &RelocTarget,
         start_of: &dyn Fn(&str) -> Option<usize>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkErrorKind> {
         match target {
             RelocTarget::Call { function } | RelocTarget::FuncAddr { function } => {
-                let callee = start_of(function)
-                    .ok_or_else(|| format!("calls {function}, which is not linked in"))?;
+                let callee = start_of(function).ok_or_else(|| LinkErrorKind::NotLinkedIn {
+                    function: function.clone(),
+                })?;
                 let rel = callee as i64 - (at as i64 + 1);
-                self.insns[at].imm =
-                    i32::try_from(rel).map_err(|_| format!("call offset {rel} out of range"))?;
+                self.insns[at].imm = i32::try_from(rel)
+                    .map_err(|_| LinkErrorKind::CallOutOfRange { offset: rel })?;
                 if matches!(target, RelocTarget::FuncAddr { .. }) {
                     // A callback's address: pc-relative like a call,
                     // marked BPF_PSEUDO_FUNC (clang leaves src_reg 0).
@@ -261,9 +294,10 @@ impl LinkedProgram {
             RelocTarget::Extern { name } => {
                 let call = self.insns[at].is_call();
                 if !call && at + 1 >= self.insns.len() {
-                    return Err(format!(
-                        "the ld_imm64 of extern {name} at instruction {at} has no second half"
-                    ));
+                    return Err(LinkErrorKind::TruncatedLdImm64 {
+                        name: name.clone(),
+                        insn: at,
+                    });
                 }
                 self.extern_refs.push(ExternRef {
                     insn: at,
@@ -276,4 +310,4 @@ impl LinkedProgram {
     }
 }
 
-debug_is_display!(LinkError);
+debug_is_display!(LinkError, LinkErrorKind);
