@@ -237,6 +237,7 @@ fn externs_need_btf() {
     d[at + 3] = b'X'; // .BTF -> .BTX
     match ObjectSpec::parse(&d) {
         Err(ParseError::BadExtern { name, reason }) => {
+            let reason = reason.to_string();
             assert!(
                 name.starts_with("CONFIG_") || name.starts_with("LINUX_"),
                 "{name}"
@@ -879,6 +880,7 @@ fn huge_kconfig_values_are_refused() {
     common::put_u32(&mut d, array_of_16 + 20, 0x7fff_ffff);
     match ObjectSpec::parse(&d) {
         Err(ParseError::BadExtern { name, reason }) => {
+            let reason = reason.to_string();
             assert_eq!(name, "CONFIG_DEFAULT_HOSTNAME");
             assert!(reason.contains("larger than 1048576 bytes"), "{reason}");
         }

@@ -2,7 +2,7 @@
 //! that parsing needs nothing outside `obj` (the top-level error wraps it
 //! with the file's path).
 
-use super::btf::BtfError;
+use super::btf::{BtfError, BtfKind};
 use super::btf_ext::BtfExtError;
 
 /// What is wrong with a BPF ELF object. Messages start lower-case and name the
@@ -234,7 +234,7 @@ pub enum ParseError {
         /// The extern's name.
         name: String,
         /// What is wrong.
-        reason: String,
+        reason: BadExternReason,
     },
     /// A bpf-to-bpf call that lands somewhere other than the start of a `.text` function.
     #[error("function {function}: call at instruction {insn} targets {target}")]
@@ -246,6 +246,68 @@ pub enum ParseError {
         /// Where it leads, in words.
         target: String,
     },
+}
+
+/// Why an extern symbol cannot be resolved from the object alone.
+#[derive(thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BadExternReason {
+    /// The object has no `.BTF` at all.
+    #[error("the object has no .BTF to say what it is (compile with clang -g)")]
+    NoBtf,
+    /// No BTF `VAR` or `FUNC` of the symbol's name.
+    #[error("no BTF VAR or FUNC of that name (compile with clang -g)")]
+    NoBtfEntry,
+    /// The BTF entry does not have extern linkage.
+    #[error("BTF {kind} {name} [{id}] is not declared extern, yet the symbol is undefined")]
+    NotDeclaredExtern {
+        /// `VAR` or `FUNC`.
+        kind: BtfKind,
+        /// The extern's name.
+        name: String,
+        /// Its BTF id.
+        id: u32,
+    },
+    /// The BTF entry is in no DATASEC.
+    #[error("BTF {kind} [{id}] is in no DATASEC (declare it __kconfig or __ksym)")]
+    NoDatasec {
+        /// `VAR` or `FUNC`.
+        kind: BtfKind,
+        /// Its BTF id.
+        id: u32,
+    },
+    /// A function in `.kconfig`.
+    #[error("a function cannot be __kconfig")]
+    KconfigFunction,
+    /// A DATASEC other than `.kconfig` and `.ksyms`.
+    #[error("it is in section {section}; externs live in .kconfig or .ksyms")]
+    WrongSection {
+        /// The DATASEC's name.
+        section: String,
+    },
+    /// A `__kconfig` value of a type libbpf does not fill.
+    #[error("a __kconfig value cannot be {what} (it can be bool, char, an integer of 1, 2, 4 or 8 bytes, enum libbpf_tristate, or a char array)")]
+    KconfigType {
+        /// The type, in words (`a 3-byte integer`, `struct s`).
+        what: String,
+    },
+    /// The `.kconfig` values would not fit the map.
+    #[error("the .kconfig map would be larger than {max} bytes")]
+    KconfigTooLarge {
+        /// The most bytes allowed.
+        max: u32,
+    },
+    /// A DATASEC entry with no undefined symbol of its name.
+    #[error("BTF {kind} in {datasec} has no undefined symbol of that name")]
+    NoSymbol {
+        /// The entry's kind.
+        kind: BtfKind,
+        /// `.kconfig` or `.ksyms`.
+        datasec: &'static str,
+    },
+    /// The extern's type cannot be read.
+    #[error("{0}")]
+    Btf(BtfError),
 }
 
 impl From<BtfError> for ParseError {
@@ -266,4 +328,4 @@ impl From<object::Error> for ParseError {
     }
 }
 
-debug_is_display!(ParseError);
+debug_is_display!(ParseError, BadExternReason);

@@ -26,7 +26,7 @@ pub use programs::{section_def, SectionDef};
 use crate::uapi::{AttachType, Insn, MapType, ProgramType};
 use btf::Btf;
 use btf_ext::{FuncInfo, LineInfo};
-pub use error::ParseError;
+pub use error::{BadExternReason, ParseError};
 
 /// Everything a BPF object declares.
 #[derive(Debug, Clone)]

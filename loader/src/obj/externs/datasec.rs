@@ -3,10 +3,11 @@
 //! allocated (the kernel refuses extern linkage), and the `.kconfig` map.
 
 use super::{
-    ExternKind, Externs, DUMMY_KSYM, FUNC_GLOBAL, INT_SIGNED, KCONFIG_SECTION, VAR_GLOBAL_ALLOCATED,
+    ExternKind, Externs, DUMMY_KSYM, FUNC_GLOBAL, INT_SIGNED, KCONFIG_SECTION, KSYMS_SECTION,
+    VAR_GLOBAL_ALLOCATED,
 };
 use crate::obj::btf::{Btf, BtfKind, BtfType, BtfTypeData};
-use crate::obj::{MapOrigin, MapSpec, ParseError, Pinning};
+use crate::obj::{BadExternReason, MapOrigin, MapSpec, ParseError, Pinning};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 
 /// The first 32-bit INT of the BTF, added if there is none (libbpf's
@@ -53,10 +54,10 @@ pub(super) fn fix_ksyms_datasec(
         if externs.get(&name).is_none() {
             return Err(ParseError::BadExtern {
                 name,
-                reason: format!(
-                    "BTF {} in .ksyms has no undefined symbol of that name",
-                    t.kind
-                ),
+                reason: BadExternReason::NoSymbol {
+                    kind: t.kind,
+                    datasec: KSYMS_SECTION,
+                },
             });
         }
         if t.kind == BtfKind::Func {
@@ -118,7 +119,10 @@ pub(super) fn fix_kconfig_datasec(
         let Some(ExternKind::Kconfig { offset, .. }) = externs.get(&name).map(|e| e.kind) else {
             return Err(ParseError::BadExtern {
                 name,
-                reason: "BTF VAR in .kconfig has no undefined symbol of that name".into(),
+                reason: BadExternReason::NoSymbol {
+                    kind: BtfKind::Var,
+                    datasec: KCONFIG_SECTION,
+                },
             });
         };
         v.offset = offset;

@@ -38,7 +38,7 @@ pub use resolve::{
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::core::essential_name;
 use super::elf::{Elf, Symbol};
-use super::{MapSpec, ParseError};
+use super::{BadExternReason, MapSpec, ParseError};
 use datasec::{fix_kconfig_datasec, fix_ksyms_datasec, kconfig_map};
 
 /// The DATASEC (and map) of `__kconfig` externs.
@@ -196,10 +196,7 @@ fn collect_some(
     btf: Option<&mut Btf>,
 ) -> Result<Externs, ParseError> {
     let Some(btf) = btf else {
-        return Err(bad_extern(
-            symbols[0].name,
-            "the object has no .BTF to say what it is (compile with clang -g)".into(),
-        ));
+        return Err(bad_extern(symbols[0].name, BadExternReason::NoBtf));
     };
     let found_btf = ExternBtf::find(btf, &symbols)?;
     // (spec, alignment) in symbol order; sorted below.
@@ -225,7 +222,7 @@ fn collect_some(
     Ok(none)
 }
 
-fn bad_extern(name: &str, reason: String) -> ParseError {
+fn bad_extern(name: &str, reason: BadExternReason) -> ParseError {
     ParseError::BadExtern {
         name: name.to_owned(),
         reason,
@@ -307,30 +304,28 @@ fn extern_of_symbol(
     sections: &mut ExternSections,
 ) -> Result<(ExternSpec, u32), ParseError> {
     let name = sym.name;
-    let bad = |reason: String| bad_extern(name, reason);
+    let bad = |reason: BadExternReason| bad_extern(name, reason);
     let id = found
         .id(name)
-        .ok_or_else(|| bad("no BTF VAR or FUNC of that name (compile with clang -g)".into()))?;
+        .ok_or_else(|| bad(BadExternReason::NoBtfEntry))?;
     let t = btf.type_by_id(id)?;
     let extern_linkage = match t.data {
         BtfTypeData::Var { linkage } => linkage == VAR_GLOBAL_EXTERN,
         _ => t.func_linkage() == FUNC_EXTERN,
     };
     if !extern_linkage {
-        return Err(bad(format!(
-            "BTF {} {name} [{id}] is not declared extern, yet the symbol is undefined",
-            t.kind
-        )));
+        return Err(bad(BadExternReason::NotDeclaredExtern {
+            kind: t.kind,
+            name: name.to_owned(),
+            id,
+        }));
     }
     let Some(sec) = found.datasec(id) else {
-        return Err(bad(format!(
-            "BTF {} [{id}] is in no DATASEC (declare it __kconfig or __ksym)",
-            t.kind
-        )));
+        return Err(bad(BadExternReason::NoDatasec { kind: t.kind, id }));
     };
     let is_func = t.kind == BtfKind::Func;
     let (kind, align) = match btf.type_name(sec)? {
-        KCONFIG_SECTION if is_func => return Err(bad("a function cannot be __kconfig".into())),
+        KCONFIG_SECTION if is_func => return Err(bad(BadExternReason::KconfigFunction)),
         KCONFIG_SECTION => {
             sections.kconfig = Some(sec);
             kconfig_kind(btf, t.size_or_type).map_err(bad)?
@@ -346,9 +341,9 @@ fn extern_of_symbol(
             (ExternKind::Ksym { typed }, 0)
         }
         other => {
-            return Err(bad(format!(
-                "it is in section {other}; externs live in .kconfig or .ksyms"
-            )))
+            return Err(bad(BadExternReason::WrongSection {
+                section: other.to_owned(),
+            }))
         }
     };
     let spec = ExternSpec {
@@ -386,7 +381,7 @@ fn lay_out_kconfig(found: &mut Vec<(ExternSpec, u32)>) -> Result<u32, ParseError
                 .ok_or_else(|| {
                     bad_extern(
                         &e.name,
-                        format!("the .kconfig map would be larger than {KCONFIG_MAX} bytes"),
+                        BadExternReason::KconfigTooLarge { max: KCONFIG_MAX },
                     )
                 })?;
             offset = *at + *size;
@@ -412,13 +407,11 @@ fn sorted_indices(n: usize, cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering) ->
 
 /// A kconfig extern's kind and alignment, from its VAR's type (libbpf's
 /// `find_kcfg_type` and `btf__align_of`).
-fn kconfig_kind(btf: &Btf, type_id: u32) -> Result<(ExternKind, u32), String> {
-    let unsupported = |what: String| {
-        format!("a __kconfig value cannot be {what} (it can be bool, char, an integer of 1, 2, 4 or 8 bytes, enum libbpf_tristate, or a char array)")
-    };
-    let size = btf.resolve_size(type_id).map_err(|e| e.to_string())?;
-    let id = btf.strip_modifiers(type_id).map_err(|e| e.to_string())?;
-    let t = btf.type_by_id(id).map_err(|e| e.to_string())?;
+fn kconfig_kind(btf: &Btf, type_id: u32) -> Result<(ExternKind, u32), BadExternReason> {
+    let unsupported = |what: String| BadExternReason::KconfigType { what };
+    let size = btf.resolve_size(type_id).map_err(BadExternReason::Btf)?;
+    let id = btf.strip_modifiers(type_id).map_err(BadExternReason::Btf)?;
+    let t = btf.type_by_id(id).map_err(BadExternReason::Btf)?;
     let described = describe_type(btf, id);
     let (ty, align) = match (&t.kind, &t.data) {
         (BtfKind::Int, BtfTypeData::Int { encoding, .. }) => {
@@ -456,7 +449,7 @@ fn kconfig_kind(btf: &Btf, type_id: u32) -> Result<(ExternKind, u32), String> {
             let elem = btf
                 .strip_modifiers(*elem_type)
                 .and_then(|e| btf.type_by_id(e))
-                .map_err(|e| e.to_string())?;
+                .map_err(BadExternReason::Btf)?;
             let is_char = matches!(elem.data, BtfTypeData::Int { encoding, .. } if encoding & INT_BOOL == 0)
                 && elem.size_or_type == 1;
             if *nelems == 0 || !is_char {
@@ -510,7 +503,7 @@ mod tests {
     }
 
     fn kind(b: &Btf, id: u32) -> Result<(KconfigType, u32, u32), String> {
-        match kconfig_kind(b, id)? {
+        match kconfig_kind(b, id).map_err(|e| e.to_string())? {
             (ExternKind::Kconfig { ty, size, .. }, align) => Ok((ty, size, align)),
             other => panic!("{other:?}"),
         }
