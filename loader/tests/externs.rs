@@ -10,7 +10,7 @@ use rawbpf::kconfig::{self, KernelConfig};
 use rawbpf::obj::btf::{Btf, BtfKind, BtfMember, BtfParam, BtfType, BtfTypeData};
 use rawbpf::obj::externs::{self, KsymValue};
 use rawbpf::obj::link::{ExternValue, POISON_CALL_KFUNC_BASE};
-use rawbpf::obj::{ExternKind, ExternSpec, KconfigType, RelocTarget};
+use rawbpf::obj::{ExternError, ExternKind, ExternSpec, KconfigType, RelocTarget};
 use rawbpf::uapi::{insn, MapType, BPF_F_RDONLY_PROG};
 use rawbpf::ObjectSpec;
 
@@ -237,6 +237,7 @@ fn externs_need_btf() {
     d[at + 3] = b'X'; // .BTF -> .BTX
     match ObjectSpec::parse(&d) {
         Err(ParseError::BadExtern { name, reason }) => {
+            let reason = reason.to_string();
             assert!(
                 name.starts_with("CONFIG_") || name.starts_with("LINUX_"),
                 "{name}"
@@ -777,7 +778,7 @@ fn ksyms_resolve_against_kernel_types() {
 #[test]
 fn incompatible_kernel_types_are_refused_naming_both() {
     let err = |k: &Btf, object: &str| match externs::resolve_btf(&spec(object), k) {
-        Err(LoadError::Extern { name, reason }) => format!("{name}: {reason}"),
+        Err(ExternError { name, kind }) => format!("{name}: {kind}"),
         other => panic!("{other:?}"),
     };
     // A struct here, an int there.
@@ -879,6 +880,7 @@ fn huge_kconfig_values_are_refused() {
     common::put_u32(&mut d, array_of_16 + 20, 0x7fff_ffff);
     match ObjectSpec::parse(&d) {
         Err(ParseError::BadExtern { name, reason }) => {
+            let reason = reason.to_string();
             assert_eq!(name, "CONFIG_DEFAULT_HOSTNAME");
             assert!(reason.contains("larger than 1048576 bytes"), "{reason}");
         }

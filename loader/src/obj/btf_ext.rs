@@ -180,24 +180,7 @@ type Block<'a> = Vec<(String, Vec<&'a [u8]>)>;
 impl BtfExt {
     /// Parses `.BTF.ext`; section names are resolved in `btf`'s strings.
     pub fn parse(data: &[u8], btf: &Btf) -> Result<BtfExt, BtfExtError> {
-        if data.len() < MIN_HEADER as usize {
-            return Err(BtfExtError::Truncated {
-                what: "the header".into(),
-                end: u64::from(MIN_HEADER),
-                len: data.len(),
-            });
-        }
-        let magic = u16::from_le_bytes([data[0], data[1]]);
-        if magic != MAGIC {
-            return Err(BtfExtError::BadMagic(magic));
-        }
-        if data[2] != 1 {
-            return Err(BtfExtError::Version(data[2]));
-        }
-        let hdr_len = le_u32(data, 4).unwrap_or(0);
-        if hdr_len < MIN_HEADER {
-            return Err(BtfExtError::HeaderLen(hdr_len));
-        }
+        let hdr_len = header_len(data)?;
         let field = |at: usize| {
             if at + 4 <= hdr_len as usize {
                 le_u32(data, at).unwrap_or(0)
@@ -205,103 +188,115 @@ impl BtfExt {
                 0
             }
         };
-
-        let funcs = block(
-            data,
-            btf,
-            hdr_len,
-            field(8),
-            field(12),
-            "func_info",
-            FUNC_INFO_MIN,
-        )?;
-        let lines = block(
-            data,
-            btf,
-            hdr_len,
-            field(16),
-            field(20),
-            "line_info",
-            LINE_INFO_MIN,
-        )?;
-        let relos = block(
-            data,
-            btf,
-            hdr_len,
-            field(24),
-            field(28),
-            "core_relo",
-            CORE_RELO_MIN,
-        )?;
-
-        let count = btf.len();
-        let mut func_info = Vec::with_capacity(funcs.len());
-        for (section, recs) in funcs {
-            let mut records = Vec::with_capacity(recs.len());
-            for r in recs {
-                let rec = FuncInfo {
-                    insn_off: le_u32(r, 0).unwrap_or(0),
-                    type_id: le_u32(r, 4).unwrap_or(0),
-                };
-                if rec.type_id >= count {
-                    return Err(BtfExtError::BadFuncType {
-                        section,
-                        type_id: rec.type_id,
-                        count,
-                    });
-                }
-                records.push(rec);
-            }
-            func_info.push(SecFuncInfo { section, records });
-        }
-        let line_info = lines
-            .into_iter()
-            .map(|(section, recs)| SecLineInfo {
-                section,
-                records: recs
-                    .into_iter()
-                    .map(|r| LineInfo {
-                        insn_off: le_u32(r, 0).unwrap_or(0),
-                        file_name_off: le_u32(r, 4).unwrap_or(0),
-                        line_off: le_u32(r, 8).unwrap_or(0),
-                        line_col: le_u32(r, 12).unwrap_or(0),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let mut core_relos = Vec::with_capacity(relos.len());
-        for (section, recs) in relos {
-            let mut records = Vec::with_capacity(recs.len());
-            for r in recs {
-                let rec = CoreRelo {
-                    insn_off: le_u32(r, 0).unwrap_or(0),
-                    type_id: le_u32(r, 4).unwrap_or(0),
-                    access_str_off: le_u32(r, 8).unwrap_or(0),
-                    kind: le_u32(r, 12).unwrap_or(0),
-                };
-                if rec.type_id >= count {
-                    return Err(BtfExtError::BadCoreType {
-                        section,
-                        type_id: rec.type_id,
-                        count,
-                    });
-                }
-                if btf.string(rec.access_str_off).is_err() {
-                    return Err(BtfExtError::BadAccessString {
-                        section,
-                        offset: rec.access_str_off,
-                    });
-                }
-                records.push(rec);
-            }
-            core_relos.push(SecCoreRelo { section, records });
-        }
+        let block_at =
+            |at: usize, what, min| block(data, btf, hdr_len, field(at), field(at + 4), what, min);
+        let funcs = block_at(8, "func_info", FUNC_INFO_MIN)?;
+        let lines = block_at(16, "line_info", LINE_INFO_MIN)?;
+        let relos = block_at(24, "core_relo", CORE_RELO_MIN)?;
         Ok(BtfExt {
-            func_info,
-            line_info,
-            core_relos,
+            func_info: func_infos(funcs, btf.len())?,
+            line_info: line_infos(lines),
+            core_relos: core_relos(relos, btf)?,
         })
     }
+}
+
+/// The header's length, after checking its magic and version.
+fn header_len(data: &[u8]) -> Result<u32, BtfExtError> {
+    if data.len() < MIN_HEADER as usize {
+        return Err(BtfExtError::Truncated {
+            what: "the header".into(),
+            end: u64::from(MIN_HEADER),
+            len: data.len(),
+        });
+    }
+    let magic = u16::from_le_bytes([data[0], data[1]]);
+    if magic != MAGIC {
+        return Err(BtfExtError::BadMagic(magic));
+    }
+    if data[2] != 1 {
+        return Err(BtfExtError::Version(data[2]));
+    }
+    let hdr_len = le_u32(data, 4).unwrap_or(0);
+    if hdr_len < MIN_HEADER {
+        return Err(BtfExtError::HeaderLen(hdr_len));
+    }
+    Ok(hdr_len)
+}
+
+/// func_info records; each type id must be one of the `count` types.
+fn func_infos(funcs: Block<'_>, count: u32) -> Result<Vec<SecFuncInfo>, BtfExtError> {
+    let mut func_info = Vec::with_capacity(funcs.len());
+    for (section, recs) in funcs {
+        let mut records = Vec::with_capacity(recs.len());
+        for r in recs {
+            let rec = FuncInfo {
+                insn_off: le_u32(r, 0).unwrap_or(0),
+                type_id: le_u32(r, 4).unwrap_or(0),
+            };
+            if rec.type_id >= count {
+                return Err(BtfExtError::BadFuncType {
+                    section,
+                    type_id: rec.type_id,
+                    count,
+                });
+            }
+            records.push(rec);
+        }
+        func_info.push(SecFuncInfo { section, records });
+    }
+    Ok(func_info)
+}
+
+fn line_infos(lines: Block<'_>) -> Vec<SecLineInfo> {
+    lines
+        .into_iter()
+        .map(|(section, recs)| SecLineInfo {
+            section,
+            records: recs
+                .into_iter()
+                .map(|r| LineInfo {
+                    insn_off: le_u32(r, 0).unwrap_or(0),
+                    file_name_off: le_u32(r, 4).unwrap_or(0),
+                    line_off: le_u32(r, 8).unwrap_or(0),
+                    line_col: le_u32(r, 12).unwrap_or(0),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// core_relo records; type ids and access strings must be in `btf`.
+fn core_relos(relos: Block<'_>, btf: &Btf) -> Result<Vec<SecCoreRelo>, BtfExtError> {
+    let count = btf.len();
+    let mut core_relos = Vec::with_capacity(relos.len());
+    for (section, recs) in relos {
+        let mut records = Vec::with_capacity(recs.len());
+        for r in recs {
+            let rec = CoreRelo {
+                insn_off: le_u32(r, 0).unwrap_or(0),
+                type_id: le_u32(r, 4).unwrap_or(0),
+                access_str_off: le_u32(r, 8).unwrap_or(0),
+                kind: le_u32(r, 12).unwrap_or(0),
+            };
+            if rec.type_id >= count {
+                return Err(BtfExtError::BadCoreType {
+                    section,
+                    type_id: rec.type_id,
+                    count,
+                });
+            }
+            if btf.string(rec.access_str_off).is_err() {
+                return Err(BtfExtError::BadAccessString {
+                    section,
+                    offset: rec.access_str_off,
+                });
+            }
+            records.push(rec);
+        }
+        core_relos.push(SecCoreRelo { section, records });
+    }
+    Ok(core_relos)
 }
 
 /// Reads one info block: a u32 record size, then per section its name

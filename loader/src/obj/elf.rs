@@ -4,8 +4,8 @@
 
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::btf_ext::BtfExt;
+use super::ParseError;
 use super::{externs, maps, programs, relocs, ObjectSpec};
-use crate::error::ParseError;
 use object::elf;
 use object::read::elf::{FileHeader, Rel as _, SectionHeader as _, Sym as _};
 use object::LittleEndian as LE;
@@ -137,9 +137,27 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, ParseError> {
     })
 }
 
+/// The section header table of an ELF64 little-endian file.
+type SectionTable<'a> = object::read::elf::SectionTable<'a, elf::FileHeader64<LE>>;
+
 /// Reads sections, symbols and relocation tables, checking that every
 /// section's bytes are in the file and that no two sections overlap.
 pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
+    let (table, endian) = section_table(data)?;
+    let sections = read_sections(&table, endian, data)?;
+    check_overlaps(&sections, &table, endian)?;
+    let symbols = read_symbols(&table, endian, data)?;
+    let rels = read_rels(&table, endian, data, &sections)?;
+    Ok(Elf {
+        sections,
+        symbols,
+        rels,
+    })
+}
+
+/// The file header checked (a relocatable BPF object), and the section
+/// header table it points to.
+fn section_table(data: &[u8]) -> Result<(SectionTable<'_>, LE), ParseError> {
     check_ident(data)?;
     if (data.len() as u64) < EHDR_SIZE {
         return Err(ParseError::Truncated {
@@ -174,8 +192,15 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
             file_len: data.len(),
         });
     }
-    let table = header.sections(endian, data)?;
+    Ok((header.sections(endian, data)?, endian))
+}
 
+/// Every section with its name and bytes, the bytes checked to be in the file.
+fn read_sections<'a>(
+    table: &SectionTable<'a>,
+    endian: LE,
+    data: &'a [u8],
+) -> Result<Vec<Section<'a>>, ParseError> {
     let mut sections = Vec::with_capacity(table.len());
     for (index, sh) in table.iter().enumerate() {
         let name = table.section_name(endian, sh).map_err(|_| {
@@ -214,36 +239,49 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
             data: bytes,
         });
     }
-    check_overlaps(&sections, &table, endian)?;
+    Ok(sections)
+}
 
-    let mut symbols = Vec::new();
+/// The symbol table.
+fn read_symbols<'a>(
+    table: &SectionTable<'a>,
+    endian: LE,
+    data: &'a [u8],
+) -> Result<Vec<Symbol<'a>>, ParseError> {
     let symtab = table.symbols(endian, data, elf::SHT_SYMTAB)?;
-    {
-        let strings = symtab.strings();
-        symbols.reserve(symtab.len());
-        for (index, sym) in symtab.iter().enumerate() {
-            let name = sym.name(endian, strings).map_err(|_| {
-                ParseError::Elf(format!(
-                    "symbol #{index}: name offset {} is outside the symbol string table",
-                    sym.st_name(endian)
-                ))
-            })?;
-            let name = utf8(name, "a symbol name")?;
-            let shndx = sym.st_shndx(endian);
-            symbols.push(Symbol {
-                name,
-                section: shndx.index().map(usize::from),
-                undefined: shndx == elf::SHN_UNDEF,
-                value: sym.st_value(endian),
-                size: sym.st_size(endian),
-                st_type: sym.st_type().0,
-                global: sym.st_bind() != elf::STB_LOCAL,
-                weak: sym.st_bind() == elf::STB_WEAK,
-                hidden: sym.st_visibility() == elf::STV_HIDDEN,
-            });
-        }
+    let strings = symtab.strings();
+    let mut symbols = Vec::with_capacity(symtab.len());
+    for (index, sym) in symtab.iter().enumerate() {
+        let name = sym.name(endian, strings).map_err(|_| {
+            ParseError::Elf(format!(
+                "symbol #{index}: name offset {} is outside the symbol string table",
+                sym.st_name(endian)
+            ))
+        })?;
+        let name = utf8(name, "a symbol name")?;
+        let shndx = sym.st_shndx(endian);
+        symbols.push(Symbol {
+            name,
+            section: shndx.index().map(usize::from),
+            undefined: shndx == elf::SHN_UNDEF,
+            value: sym.st_value(endian),
+            size: sym.st_size(endian),
+            st_type: sym.st_type().0,
+            global: sym.st_bind() != elf::STB_LOCAL,
+            weak: sym.st_bind() == elf::STB_WEAK,
+            hidden: sym.st_visibility() == elf::STV_HIDDEN,
+        });
     }
+    Ok(symbols)
+}
 
+/// The REL tables, by the section they relocate; RELA for code is refused.
+fn read_rels(
+    table: &SectionTable<'_>,
+    endian: LE,
+    data: &[u8],
+    sections: &[Section<'_>],
+) -> Result<Vec<(usize, Vec<RelEntry>)>, ParseError> {
     let mut rels = Vec::new();
     for (index, sh) in table.iter().enumerate() {
         match sh.sh_type(endian) {
@@ -276,18 +314,14 @@ pub(super) fn read(data: &[u8]) -> Result<Elf<'_>, ParseError> {
             _ => {}
         }
     }
-    Ok(Elf {
-        sections,
-        symbols,
-        rels,
-    })
+    Ok(rels)
 }
 
 /// No two sections (nor a section and the ELF header or the section header
 /// table) may claim the same bytes.
 fn check_overlaps(
     sections: &[Section<'_>],
-    table: &object::read::elf::SectionTable<'_, elf::FileHeader64<LE>>,
+    table: &SectionTable<'_>,
     endian: LE,
 ) -> Result<(), ParseError> {
     let mut ranges: Vec<(u64, u64, &str)> = Vec::with_capacity(sections.len() + 1);
@@ -440,7 +474,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
     if let Some(ext) = &btf_ext {
         programs::attach_btf_ext(&mut functions, ext, btf.as_ref().unwrap_or(&Btf::new()))?;
     }
-    let (programs, subprograms) = programs::finish(functions)?;
+    let (programs, subprograms) = programs::split_programs(functions)?;
 
     let mut maps = maps.into_specs();
     maps.extend(externs.kconfig_map.clone());

@@ -149,25 +149,53 @@ impl LinkedProgram {
 /// Why a program cannot be linked (the spec is inconsistent: a parser bug or
 /// a hand-built spec).
 #[derive(thiserror::Error, PartialEq, Eq)]
-#[error("program {program}: {reason}")]
+#[error("program {program}: {kind}")]
 pub struct LinkError {
     /// The program.
     pub program: String,
     /// What is wrong.
-    pub reason: String,
+    pub kind: LinkErrorKind,
+}
+
+/// What is wrong with a program's links.
+#[derive(thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkErrorKind {
+    /// The program calls a subprogram the spec does not have.
+    #[error("needs subprogram {name}, which the object lacks")]
+    MissingSubprogram {
+        /// The subprogram.
+        name: String,
+    },
+    /// A call of a function that is not among the program's subprograms.
+    #[error("calls {function}, which is not linked in")]
+    NotLinkedIn {
+        /// The callee.
+        function: String,
+    },
+    /// A call offset that does not fit the instruction's immediate.
+    #[error("call offset {offset} out of range")]
+    CallOutOfRange {
+        /// The offset, in instructions.
+        offset: i64,
+    },
+    /// An extern's `ld_imm64` cut short.
+    #[error("the ld_imm64 of extern {name} at instruction {insn} has no second half")]
+    TruncatedLdImm64 {
+        /// The extern.
+        name: String,
+        /// The instruction, in the linked program.
+        insn: usize,
+    },
 }
 
 impl ProgramSpec {
     /// Lays the program out with its subprograms and fixes call offsets.
     pub fn link(&self, spec: &ObjectSpec) -> Result<LinkedProgram, LinkError> {
-        let err = |reason: String| LinkError {
+        let err = |kind: LinkErrorKind| LinkError {
             program: self.name().to_owned(),
-            reason,
+            kind,
         };
-        // Names to subprograms and to start offsets, so linking is linear in
-        // what is linked, not subprograms × relocations.
-        let subprograms = super::by_name(&spec.subprograms);
-        let mut layout: Vec<(&FunctionSpec, usize)> = vec![(&self.function, 0)];
         let mut linked = LinkedProgram {
             insns: self.function.insns.clone(),
             func_info: self.function.func_info.clone(),
@@ -175,10 +203,37 @@ impl ProgramSpec {
             map_refs: Vec::new(),
             extern_refs: Vec::new(),
         };
+        let layout = self.append_subprograms(spec, &mut linked).map_err(err)?;
+        // Names to start offsets, so linking is linear in what is linked,
+        // not subprograms × relocations.
+        let mut starts: HashMap<&str, usize> = HashMap::new();
+        for &(f, start) in layout.iter().rev() {
+            starts.insert(f.name.as_str(), start); // the first of a name wins
+        }
+        let start_of = |name: &str| starts.get(name).copied();
+        for &(f, start) in &layout {
+            for r in &f.relocations {
+                linked
+                    .relocate(start + r.insn, &r.target, &start_of)
+                    .map_err(err)?;
+            }
+        }
+        Ok(linked)
+    }
+
+    /// Appends the program's subprograms to its code (and their func_info
+    /// and line_info, shifted); returns each function with its start.
+    fn append_subprograms<'a>(
+        &'a self,
+        spec: &'a ObjectSpec,
+        linked: &mut LinkedProgram,
+    ) -> Result<Vec<(&'a FunctionSpec, usize)>, LinkErrorKind> {
+        let subprograms = super::by_name(&spec.subprograms);
+        let mut layout: Vec<(&FunctionSpec, usize)> = vec![(&self.function, 0)];
         for name in &self.subprograms {
             let sub = *subprograms
                 .get(name.as_str())
-                .ok_or_else(|| err(format!("needs subprogram {name}, which the object lacks")))?;
+                .ok_or_else(|| LinkErrorKind::MissingSubprogram { name: name.clone() })?;
             let start = linked.insns.len();
             let shift = |off: u32| off + start as u32;
             linked.insns.extend_from_slice(&sub.insns);
@@ -196,59 +251,63 @@ impl ProgramSpec {
                 }));
             layout.push((sub, start));
         }
-        let mut starts: HashMap<&str, usize> = HashMap::new();
-        for &(f, start) in layout.iter().rev() {
-            starts.insert(f.name.as_str(), start); // the first of a name wins
-        }
-        let start_of = |name: &str| starts.get(name).copied();
-        for &(f, start) in &layout {
-            for r in &f.relocations {
-                let at = start + r.insn;
-                match &r.target {
-                    RelocTarget::Call { function } | RelocTarget::FuncAddr { function } => {
-                        let target = start_of(function).ok_or_else(|| {
-                            err(format!("calls {function}, which is not linked in"))
-                        })?;
-                        let rel = target as i64 - (at as i64 + 1);
-                        linked.insns[at].imm = i32::try_from(rel)
-                            .map_err(|_| err(format!("call offset {rel} out of range")))?;
-                        if matches!(r.target, RelocTarget::FuncAddr { .. }) {
-                            // A callback's address: pc-relative like a call,
-                            // marked BPF_PSEUDO_FUNC (clang leaves src_reg 0).
-                            linked.insns[at].set_src(insn::PSEUDO_FUNC);
-                            if let Some(second) = linked.insns.get_mut(at + 1) {
-                                second.imm = 0;
-                            }
-                        }
-                    }
-                    RelocTarget::Map { map } => linked.map_refs.push(MapRef {
-                        insn: at,
-                        map: map.clone(),
-                        value_offset: None,
-                    }),
-                    RelocTarget::MapValue { map, offset } => linked.map_refs.push(MapRef {
-                        insn: at,
-                        map: map.clone(),
-                        value_offset: Some(*offset),
-                    }),
-                    RelocTarget::Extern { name } => {
-                        let call = linked.insns[at].is_call();
-                        if !call && at + 1 >= linked.insns.len() {
-                            return Err(err(format!(
-                                "the ld_imm64 of extern {name} at instruction {at} has no second half"
-                            )));
-                        }
-                        linked.extern_refs.push(ExternRef {
-                            insn: at,
-                            name: name.clone(),
-                            call,
-                        })
-                    }
-                }
-            }
-        }
-        Ok(linked)
+        Ok(layout)
     }
 }
 
-debug_is_display!(LinkError);
+impl LinkedProgram {
+    /// Applies one relocation at instruction `at`: a call's or callback's
+    /// offset now, a map or extern reference noted for the loader.
+    fn relocate(
+        &mut self,
+        at: usize,
+        target: &RelocTarget,
+        start_of: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<(), LinkErrorKind> {
+        match target {
+            RelocTarget::Call { function } | RelocTarget::FuncAddr { function } => {
+                let callee = start_of(function).ok_or_else(|| LinkErrorKind::NotLinkedIn {
+                    function: function.clone(),
+                })?;
+                let rel = callee as i64 - (at as i64 + 1);
+                self.insns[at].imm = i32::try_from(rel)
+                    .map_err(|_| LinkErrorKind::CallOutOfRange { offset: rel })?;
+                if matches!(target, RelocTarget::FuncAddr { .. }) {
+                    // A callback's address: pc-relative like a call,
+                    // marked BPF_PSEUDO_FUNC (clang leaves src_reg 0).
+                    self.insns[at].set_src(insn::PSEUDO_FUNC);
+                    if let Some(second) = self.insns.get_mut(at + 1) {
+                        second.imm = 0;
+                    }
+                }
+            }
+            RelocTarget::Map { map } => self.map_refs.push(MapRef {
+                insn: at,
+                map: map.clone(),
+                value_offset: None,
+            }),
+            RelocTarget::MapValue { map, offset } => self.map_refs.push(MapRef {
+                insn: at,
+                map: map.clone(),
+                value_offset: Some(*offset),
+            }),
+            RelocTarget::Extern { name } => {
+                let call = self.insns[at].is_call();
+                if !call && at + 1 >= self.insns.len() {
+                    return Err(LinkErrorKind::TruncatedLdImm64 {
+                        name: name.clone(),
+                        insn: at,
+                    });
+                }
+                self.extern_refs.push(ExternRef {
+                    insn: at,
+                    name: name.clone(),
+                    call,
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+debug_is_display!(LinkError, LinkErrorKind);

@@ -5,8 +5,8 @@
 
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::elf::{Elf, Section, Symbol};
+use super::ParseError;
 use super::{InitialSlot, MapOrigin, MapSpec, Pinning, SlotTarget};
-use crate::error::ParseError;
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 use object::elf;
 use std::borrow::Cow;
@@ -23,7 +23,7 @@ const LEGACY_DEF_SIZE: usize = 20;
 pub(super) struct Maps {
     specs: Vec<MapSpec>,
     /// Per spec: where its definition is.
-    places: Vec<Place>,
+    places: Vec<DefinitionPlace>,
     /// (section, offset) → the first spec defined there, and section → its
     /// global-data map: relocations find their map in O(1), not by a search
     /// of every map each.
@@ -33,7 +33,7 @@ pub(super) struct Maps {
 
 /// Where a map's definition lies.
 #[derive(Clone, Copy)]
-struct Place {
+struct DefinitionPlace {
     section: usize,
     offset: u64,
     size: u64,
@@ -41,9 +41,9 @@ struct Place {
     values_offset: Option<u64>,
 }
 
-impl Place {
-    fn new(section: usize, offset: u64, size: u64) -> Place {
-        Place {
+impl DefinitionPlace {
+    fn new(section: usize, offset: u64, size: u64) -> DefinitionPlace {
+        DefinitionPlace {
             section,
             offset,
             size,
@@ -53,7 +53,7 @@ impl Place {
 }
 
 impl Maps {
-    fn push(&mut self, place: Place, spec: MapSpec) {
+    fn push(&mut self, place: DefinitionPlace, spec: MapSpec) {
         let i = self.specs.len();
         self.starts
             .entry((place.section, place.offset))
@@ -98,7 +98,7 @@ pub(super) fn collect(elf: &Elf<'_>, btf: Option<&Btf>) -> Result<Maps, ParseErr
     }
     for section in &elf.sections {
         if let Some(spec) = data_map(section, btf) {
-            maps.push(Place::new(section.index, 0, section.size), spec);
+            maps.push(DefinitionPlace::new(section.index, 0, section.size), spec);
         }
     }
     Ok(maps)
@@ -189,20 +189,24 @@ fn btf_maps(
         let def = btf.strip_modifiers(var_type.size_or_type)?;
         let (spec, values_offset) = btf_map_def(btf, name, def, false)?;
         maps.push(
-            Place {
+            DefinitionPlace {
                 values_offset,
-                ..Place::new(section.index, offset, size)
+                ..DefinitionPlace::new(section.index, offset, size)
             },
             spec,
         );
     }
-    // No two definitions may share bytes: a `.values` relocation must lie in
-    // exactly one. Sorted by start, an overlap shows between neighbours.
+    check_no_overlap(maps, section.index)
+}
+
+/// No two definitions may share bytes: a `.values` relocation must lie in
+/// exactly one. Sorted by start, an overlap shows between neighbours.
+fn check_no_overlap(maps: &Maps, section: usize) -> Result<(), ParseError> {
     let mut ranges: Vec<(u64, u64, usize)> = maps
         .places
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.section == section.index)
+        .filter(|(_, p)| p.section == section)
         .map(|(i, p)| (p.offset, p.offset + p.size, i))
         .collect();
     ranges.sort_unstable();
@@ -255,37 +259,12 @@ fn btf_map_def(
             "map_extra" => spec.map_extra = u64::from(uint()?),
             "key_size" => set_size(&mut spec.key_size, uint()?, name, "key")?,
             "value_size" => set_size(&mut spec.value_size, uint()?, name, "value")?,
-            "key" | "value" => {
-                let target = btf
-                    .pointee(m.type_id)
-                    .map_err(|e| bad(name, format!("field {field}: {e}")))?;
-                let size = btf
-                    .resolve_size(target)
-                    .map_err(|e| bad(name, format!("field {field}: {e}")))?;
-                if field == "key" {
-                    set_size(&mut spec.key_size, size, name, "key")?;
-                    spec.btf_key_type_id = target;
-                } else {
-                    set_size(&mut spec.value_size, size, name, "value")?;
-                    spec.btf_value_type_id = target;
-                }
-            }
+            "key" | "value" => key_or_value_type(btf, &mut spec, field, m.type_id)?,
             "pinning" => {
                 if is_inner {
                     return Err(bad(name, "an inner map definition cannot be pinned"));
                 }
-                spec.pinning = match uint()? {
-                    0 => Pinning::None,
-                    1 => Pinning::ByName,
-                    v => {
-                        return Err(bad(
-                            name,
-                            format!(
-                                "pinning {v} is not LIBBPF_PIN_NONE (0) or LIBBPF_PIN_BY_NAME (1)"
-                            ),
-                        ))
-                    }
-                };
+                spec.pinning = pinning(name, uint()?)?;
             }
             "values" => {
                 if is_inner {
@@ -315,6 +294,39 @@ fn btf_map_def(
         });
     }
     Ok((spec, values_offset))
+}
+
+/// `__type(key, ...)` or `__type(value, ...)`: the type, and its size.
+fn key_or_value_type(
+    btf: &Btf,
+    spec: &mut MapSpec,
+    field: &str,
+    type_id: u32,
+) -> Result<(), ParseError> {
+    let name = spec.name.clone();
+    let field_err = |e| bad(&name, format!("field {field}: {e}"));
+    let target = btf.pointee(type_id).map_err(field_err)?;
+    let size = btf.resolve_size(target).map_err(field_err)?;
+    if field == "key" {
+        set_size(&mut spec.key_size, size, &name, "key")?;
+        spec.btf_key_type_id = target;
+    } else {
+        set_size(&mut spec.value_size, size, &name, "value")?;
+        spec.btf_value_type_id = target;
+    }
+    Ok(())
+}
+
+/// `__uint(pinning, ...)`.
+fn pinning(map: &str, v: u32) -> Result<Pinning, ParseError> {
+    match v {
+        0 => Ok(Pinning::None),
+        1 => Ok(Pinning::ByName),
+        v => Err(bad(
+            map,
+            format!("pinning {v} is not LIBBPF_PIN_NONE (0) or LIBBPF_PIN_BY_NAME (1)"),
+        )),
+    }
 }
 
 fn set_size(slot: &mut u32, size: u32, map: &str, what: &str) -> Result<(), ParseError> {
@@ -441,51 +453,15 @@ fn values_relocations(
                 expected: "R_BPF_64_ABS64 (2) for a .values slot",
             });
         }
-        let after = by_start.partition_point(|&(start, _)| start <= offset);
-        let Some(i) = after
-            .checked_sub(1)
-            .map(|k| by_start[k].1)
-            .filter(|&i| offset - maps.places[i].offset < maps.places[i].size)
-        else {
-            return Err(bad_rel("it lies in no map definition".into()));
-        };
-        let place = maps.places[i];
+        let (i, slot) = slot_at(&by_start, maps, offset).map_err(bad_rel)?;
         let map_name = maps.specs[i].name.clone();
-        let Some(values_off) = place.values_offset else {
-            return Err(bad_rel(format!(
-                "map {map_name} has no values field to initialise"
-            )));
-        };
-        let rel_in_map = offset - place.offset;
-        let slot = rel_in_map
-            .checked_sub(values_off)
-            .filter(|d| d.is_multiple_of(PTR_SIZE))
-            .map(|d| d / PTR_SIZE)
-            .ok_or_else(|| {
-                bad_rel(format!(
-                    "offset {rel_in_map} in map {map_name} is not a slot of its values array"
-                ))
-            })?;
-        let target = if maps.specs[i].map_type == MapType::PROG_ARRAY {
-            let in_program_section = sym
-                .section
-                .and_then(|s| elf.section(s))
-                .is_some_and(|s| s.is_code() && s.name != ".text");
-            if !sym.is_func() || !in_program_section {
-                return Err(bad_rel(format!(
-                    "prog array {map_name} slot {slot} must point to a program, and {} is not one",
-                    sym.name
-                )));
-            }
-            SlotTarget::Program(sym.name.to_owned())
-        } else {
-            let inner = sym
-                .section
-                .filter(|&s| s == section.index)
-                .and_then(|s| maps.defined_at(s, sym.value))
-                .ok_or_else(|| bad_rel(format!("map-in-map {map_name} slot {slot} must point to a map in .maps, and {} is not one", sym.name)))?;
-            SlotTarget::Map(inner.name.clone())
-        };
+        let target = slot_target(elf, section, maps, i, sym).map_err(|why| {
+            bad_rel(format!(
+                "{why} {map_name} slot {slot} must point to {}, and {} is not one",
+                why.wanted(),
+                sym.name
+            ))
+        })?;
         let index =
             u32::try_from(slot).map_err(|_| bad_rel(format!("slot {slot} is out of range")))?;
         if index >= maps.specs[i].max_entries {
@@ -507,6 +483,87 @@ fn values_relocations(
         slots.dedup_by_key(|s| s.index);
     }
     Ok(())
+}
+
+/// The map (index in `maps`) and `.values` slot at byte `offset` of the
+/// section, whose definitions `by_start` lists by start offset.
+fn slot_at(by_start: &[(u64, usize)], maps: &Maps, offset: u64) -> Result<(usize, u64), String> {
+    let after = by_start.partition_point(|&(start, _)| start <= offset);
+    let Some(i) = after
+        .checked_sub(1)
+        .map(|k| by_start[k].1)
+        .filter(|&i| offset - maps.places[i].offset < maps.places[i].size)
+    else {
+        return Err("it lies in no map definition".into());
+    };
+    let place = maps.places[i];
+    let map_name = &maps.specs[i].name;
+    let Some(values_off) = place.values_offset else {
+        return Err(format!("map {map_name} has no values field to initialise"));
+    };
+    let rel_in_map = offset - place.offset;
+    let slot = rel_in_map
+        .checked_sub(values_off)
+        .filter(|d| d.is_multiple_of(PTR_SIZE))
+        .map(|d| d / PTR_SIZE)
+        .ok_or_else(|| {
+            format!("offset {rel_in_map} in map {map_name} is not a slot of its values array")
+        })?;
+    Ok((i, slot))
+}
+
+/// A `.values` slot whose symbol is not what the map holds.
+#[derive(Clone, Copy)]
+enum WrongSlot {
+    /// A prog array's slot that names no program.
+    ProgArray,
+    /// A map-in-map's slot that names no map in `.maps`.
+    MapInMap,
+}
+
+impl WrongSlot {
+    fn wanted(self) -> &'static str {
+        match self {
+            WrongSlot::ProgArray => "a program",
+            WrongSlot::MapInMap => "a map in .maps",
+        }
+    }
+}
+
+impl std::fmt::Display for WrongSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WrongSlot::ProgArray => "prog array",
+            WrongSlot::MapInMap => "map-in-map",
+        })
+    }
+}
+
+/// What `sym` puts in a slot of map `i`: a program (prog array) or a map
+/// defined in the same `.maps` section (map-in-map).
+fn slot_target(
+    elf: &Elf<'_>,
+    section: &Section<'_>,
+    maps: &Maps,
+    i: usize,
+    sym: &Symbol<'_>,
+) -> Result<SlotTarget, WrongSlot> {
+    if maps.specs[i].map_type == MapType::PROG_ARRAY {
+        let in_program_section = sym
+            .section
+            .and_then(|s| elf.section(s))
+            .is_some_and(|s| s.is_code() && s.name != ".text");
+        if !sym.is_func() || !in_program_section {
+            return Err(WrongSlot::ProgArray);
+        }
+        return Ok(SlotTarget::Program(sym.name.to_owned()));
+    }
+    let inner = sym
+        .section
+        .filter(|&s| s == section.index)
+        .and_then(|s| maps.defined_at(s, sym.value))
+        .ok_or(WrongSlot::MapInMap)?;
+    Ok(SlotTarget::Map(inner.name.clone()))
 }
 
 /// The legacy `maps` section: an array of `struct bpf_map_def`, one per
@@ -558,7 +615,7 @@ fn legacy_maps(elf: &Elf<'_>, section: &Section<'_>, maps: &mut Maps) -> Result<
             });
         }
         maps.push(
-            Place::new(section.index, sym.value, def_size as u64),
+            DefinitionPlace::new(section.index, sym.value, def_size as u64),
             MapSpec {
                 map_type: MapType(field(0)),
                 key_size: field(1),
@@ -639,7 +696,7 @@ impl MapSpec {
             return (Cow::Borrowed(self), warnings);
         }
         let mut fixed = self.clone();
-        if fix_up(&mut fixed, possible_cpus, page_size, &mut warnings) {
+        if fix_for_kernel(&mut fixed, possible_cpus, page_size, &mut warnings) {
             (Cow::Owned(fixed), warnings)
         } else {
             (Cow::Borrowed(self), warnings)
@@ -664,7 +721,12 @@ fn needs_fixups(m: &MapSpec) -> bool {
 }
 
 /// Applies the fix-ups to `m` in place; returns whether anything changed.
-fn fix_up(m: &mut MapSpec, possible_cpus: u32, page_size: u32, warnings: &mut Vec<String>) -> bool {
+fn fix_for_kernel(
+    m: &mut MapSpec,
+    possible_cpus: u32,
+    page_size: u32,
+    warnings: &mut Vec<String>,
+) -> bool {
     let shape = |m: &MapSpec| {
         (
             m.key_size,
@@ -722,7 +784,7 @@ fn fix_up(m: &mut MapSpec, possible_cpus: u32, page_size: u32, warnings: &mut Ve
         m.btf_value_type_id = 0;
     }
     let inner_changed = match m.inner.as_deref_mut() {
-        Some(inner) => fix_up(inner, possible_cpus, page_size, warnings),
+        Some(inner) => fix_for_kernel(inner, possible_cpus, page_size, warnings),
         None => false,
     };
     inner_changed || shape(m) != before

@@ -11,19 +11,22 @@ pub mod btf;
 pub mod btf_ext;
 pub mod core;
 mod elf;
+mod error;
 pub mod externs;
 pub mod link;
 mod maps;
+mod opcode;
 mod programs;
+pub mod reach;
 mod relocs;
 
-pub use externs::{ExternKind, ExternSpec, KconfigType};
+pub use externs::{ExternError, ExternKind, ExternSpec, KconfigType};
 pub use programs::{section_def, SectionDef};
 
-use crate::error::ParseError;
 use crate::uapi::{AttachType, Insn, MapType, ProgramType};
 use btf::Btf;
 use btf_ext::{FuncInfo, LineInfo};
+pub use error::{BadExternReason, ParseError};
 
 /// Everything a BPF object declares.
 #[derive(Debug, Clone)]

@@ -5,9 +5,9 @@
 use super::btf::Btf;
 use super::btf_ext::{BtfExt, CoreRelo, FuncInfo, LineInfo};
 use super::core::{CoreReloKind, CoreReloSpec};
-use super::elf::Elf;
+use super::elf::{Elf, Section, Symbol};
+use super::ParseError;
 use super::{FunctionSpec, ProgramSpec, RelocTarget};
-use crate::error::ParseError;
 use crate::uapi::{
     insn::SIZE as INSN_SIZE, AttachType as A, Insn, ProgramType as P, BPF_F_SLEEPABLE,
     BPF_F_XDP_HAS_FRAGS,
@@ -463,42 +463,10 @@ pub(super) fn collect_functions(elf: &Elf<'_>) -> Result<Functions, ParseError> 
                 })?,
             )
         };
-        let mut prev_end = 0u64;
-        let mut prev_name = "";
+        let mut prev = (0u64, "");
         for sym in syms {
-            let end = sym.value.checked_add(sym.size);
-            let aligned = sym.value.is_multiple_of(INSN_SIZE as u64)
-                && sym.size.is_multiple_of(INSN_SIZE as u64);
-            let Some(end) = end.filter(|&e| e <= section.size && aligned) else {
-                return Err(ParseError::FunctionOutOfSection {
-                    section: sname.to_owned(),
-                    symbol: sym.name.to_owned(),
-                    start: sym.value,
-                    end: end.unwrap_or(u64::MAX),
-                    size: section.size,
-                });
-            };
-            if sym.size == 0 {
-                return Err(ParseError::EmptyProgram {
-                    what: if is_text { "function" } else { "program" },
-                    section: sname.to_owned(),
-                    symbol: sym.name.to_owned(),
-                });
-            }
-            if !is_text && !sym.global {
-                return Err(ParseError::StaticProgram {
-                    section: sname.to_owned(),
-                    symbol: sym.name.to_owned(),
-                });
-            }
-            if sym.value < prev_end {
-                return Err(ParseError::FunctionsOverlap {
-                    section: sname.to_owned(),
-                    first: prev_name.to_owned(),
-                    second: sym.name.to_owned(),
-                });
-            }
-            (prev_end, prev_name) = (end, sym.name);
+            let end = check_function_symbol(section, sym, is_text, prev)?;
+            prev = (end, sym.name);
             // In bounds: `end <= section.size == data.len()` was checked above.
             let code = &section.data[sym.value as usize..end as usize];
             list.push(Function {
@@ -522,6 +490,51 @@ pub(super) fn collect_functions(elf: &Elf<'_>) -> Result<Functions, ParseError> 
     Ok(Functions::new(list))
 }
 
+/// A function symbol of a code section: whole instructions inside the
+/// section, not empty, global if it is a program, and after the previous
+/// function (`prev`: its end and name). Returns its end offset.
+fn check_function_symbol(
+    section: &Section<'_>,
+    sym: &Symbol<'_>,
+    is_text: bool,
+    (prev_end, prev_name): (u64, &str),
+) -> Result<u64, ParseError> {
+    let sname = section.name;
+    let end = sym.value.checked_add(sym.size);
+    let aligned =
+        sym.value.is_multiple_of(INSN_SIZE as u64) && sym.size.is_multiple_of(INSN_SIZE as u64);
+    let Some(end) = end.filter(|&e| e <= section.size && aligned) else {
+        return Err(ParseError::FunctionOutOfSection {
+            section: sname.to_owned(),
+            symbol: sym.name.to_owned(),
+            start: sym.value,
+            end: end.unwrap_or(u64::MAX),
+            size: section.size,
+        });
+    };
+    if sym.size == 0 {
+        return Err(ParseError::EmptyProgram {
+            what: if is_text { "function" } else { "program" },
+            section: sname.to_owned(),
+            symbol: sym.name.to_owned(),
+        });
+    }
+    if !is_text && !sym.global {
+        return Err(ParseError::StaticProgram {
+            section: sname.to_owned(),
+            symbol: sym.name.to_owned(),
+        });
+    }
+    if sym.value < prev_end {
+        return Err(ParseError::FunctionsOverlap {
+            section: sname.to_owned(),
+            first: prev_name.to_owned(),
+            second: sym.name.to_owned(),
+        });
+    }
+    Ok(end)
+}
+
 /// Hands each function the `.BTF.ext` func_info and line_info records that fall
 /// inside it, converted from byte offsets in the section to instruction indices
 /// relative to the function (the unit `BPF_PROG_LOAD` takes).
@@ -535,39 +548,6 @@ pub(super) fn attach_btf_ext(
     ext: &BtfExt,
     btf: &Btf,
 ) -> Result<(), ParseError> {
-    fn by_section<'a, T: Copy + 'a>(
-        blocks: impl Iterator<Item = (&'a str, &'a [T])>,
-        off: impl Fn(&T) -> u32,
-    ) -> HashMap<&'a str, Vec<T>> {
-        let mut out: HashMap<&str, Vec<T>> = HashMap::new();
-        for (section, records) in blocks {
-            out.entry(section).or_default().extend_from_slice(records);
-        }
-        for records in out.values_mut() {
-            records.sort_by_key(&off);
-        }
-        out
-    }
-    /// The records with byte offsets in `start..end` that are whole
-    /// instructions, as instruction indices from `start`.
-    fn within<T: Copy>(
-        records: Option<&Vec<T>>,
-        (start, end): (u64, u64),
-        off: impl Fn(&T) -> u32,
-        with_off: impl Fn(T, u32) -> T,
-    ) -> Vec<T> {
-        let records = records.map_or(&[][..], |r| &r[..]);
-        let lo = records.partition_point(|r| u64::from(off(r)) < start);
-        let hi = records.partition_point(|r| u64::from(off(r)) < end);
-        records[lo..hi.max(lo)]
-            .iter()
-            .filter_map(|&r| {
-                let rel = u64::from(off(&r)) - start;
-                rel.is_multiple_of(INSN_SIZE as u64)
-                    .then(|| with_off(r, (rel / INSN_SIZE as u64) as u32))
-            })
-            .collect()
-    }
     let funcs = by_section(
         ext.func_info
             .iter()
@@ -614,33 +594,80 @@ pub(super) fn attach_btf_ext(
             |r| r.insn_off,
             |r, insn_off| CoreRelo { insn_off, ..r },
         ) {
-            let bad = |reason: String| ParseError::CoreRelo {
-                section: section.to_owned(),
-                insn: f.spec.section_offset + r.insn_off as usize,
-                reason,
-            };
-            let kind = CoreReloKind::from_u32(r.kind)
-                .ok_or_else(|| bad(format!("unknown CO-RE relocation kind {}", r.kind)))?;
-            let access = btf
-                .string(r.access_str_off)
-                .map_err(|e| bad(e.to_string()))?
-                .to_owned();
-            let relo = CoreReloSpec {
-                insn: r.insn_off as usize,
-                type_id: r.type_id,
-                access,
-                kind,
-            };
-            super::core::validate(btf, &relo).map_err(bad)?;
+            let relo = core_relo_spec(btf, section, f.spec.section_offset, r)?;
             f.spec.core_relos.push(relo);
         }
     }
     Ok(())
 }
 
+/// `.BTF.ext` records of one kind gathered per section, sorted by offset.
+fn by_section<'a, T: Copy + 'a>(
+    blocks: impl Iterator<Item = (&'a str, &'a [T])>,
+    off: impl Fn(&T) -> u32,
+) -> HashMap<&'a str, Vec<T>> {
+    let mut out: HashMap<&str, Vec<T>> = HashMap::new();
+    for (section, records) in blocks {
+        out.entry(section).or_default().extend_from_slice(records);
+    }
+    for records in out.values_mut() {
+        records.sort_by_key(&off);
+    }
+    out
+}
+/// The records with byte offsets in `start..end` that are whole
+/// instructions, as instruction indices from `start`.
+fn within<T: Copy>(
+    records: Option<&Vec<T>>,
+    (start, end): (u64, u64),
+    off: impl Fn(&T) -> u32,
+    with_off: impl Fn(T, u32) -> T,
+) -> Vec<T> {
+    let records = records.map_or(&[][..], |r| &r[..]);
+    let lo = records.partition_point(|r| u64::from(off(r)) < start);
+    let hi = records.partition_point(|r| u64::from(off(r)) < end);
+    records[lo..hi.max(lo)]
+        .iter()
+        .filter_map(|&r| {
+            let rel = u64::from(off(&r)) - start;
+            rel.is_multiple_of(INSN_SIZE as u64)
+                .then(|| with_off(r, (rel / INSN_SIZE as u64) as u32))
+        })
+        .collect()
+}
+
+/// A `.BTF.ext` CO-RE record of the function at `func_offset` (in
+/// instructions) of `section`, checked against the object's BTF.
+fn core_relo_spec(
+    btf: &Btf,
+    section: &str,
+    func_offset: usize,
+    r: CoreRelo,
+) -> Result<CoreReloSpec, ParseError> {
+    let bad = |reason: String| ParseError::CoreRelo {
+        section: section.to_owned(),
+        insn: func_offset + r.insn_off as usize,
+        reason,
+    };
+    let kind = CoreReloKind::from_u32(r.kind)
+        .ok_or_else(|| bad(format!("unknown CO-RE relocation kind {}", r.kind)))?;
+    let access = btf
+        .string(r.access_str_off)
+        .map_err(|e| bad(e.to_string()))?
+        .to_owned();
+    let relo = CoreReloSpec {
+        insn: r.insn_off as usize,
+        type_id: r.type_id,
+        access,
+        kind,
+    };
+    super::core::validate(btf, &relo).map_err(bad)?;
+    Ok(relo)
+}
+
 /// Separates programs from `.text` subprograms and works out, for each
 /// program, which subprograms it reaches through calls and callbacks.
-pub(super) fn finish(
+pub(super) fn split_programs(
     functions: Functions,
 ) -> Result<(Vec<ProgramSpec>, Vec<FunctionSpec>), ParseError> {
     let (progs, subs): (Vec<_>, Vec<_>) = functions

@@ -6,9 +6,10 @@ use super::elf::{Elf, RelEntry, Symbol};
 use super::externs::{ExternKind, Externs, KCONFIG_SECTION};
 use super::maps::{is_data_section, Maps};
 use super::programs::Functions;
-use super::{RelocTarget, Relocation};
-use crate::error::ParseError;
+use super::ParseError;
+use super::{FunctionSpec, RelocTarget, Relocation};
 use crate::uapi::insn::{PSEUDO_FUNC, SIZE as INSN_SIZE};
+use crate::uapi::Insn;
 use std::collections::HashSet;
 
 /// `R_BPF_NONE`.
@@ -83,19 +84,18 @@ fn code_relocation(
             index: rel.sym,
             count: elf.symbols.len(),
         })?;
-    let bad = |reason: String| ParseError::BadRelocation {
-        section: section_name.to_owned(),
-        offset: rel.offset,
-        symbol: sym.name.to_owned(),
-        reason,
-    };
     let section_insns = elf.section(section_index).map_or(0, |s| s.size) / INSN_SIZE as u64;
     if !rel.offset.is_multiple_of(INSN_SIZE as u64)
         || rel.offset / INSN_SIZE as u64 >= section_insns
     {
-        return Err(bad(format!(
-            "offset is not an instruction of the section ({section_insns} instructions)"
-        )));
+        return Err(ParseError::BadRelocation {
+            section: section_name.to_owned(),
+            offset: rel.offset,
+            symbol: sym.name.to_owned(),
+            reason: format!(
+                "offset is not an instruction of the section ({section_insns} instructions)"
+            ),
+        });
     }
     let section_insn = (rel.offset / INSN_SIZE as u64) as usize;
     let Some(f) = functions.containing(section_index, section_insn) else {
@@ -103,118 +103,30 @@ fn code_relocation(
     };
     let func = &functions.list[f].spec;
     let insn_idx = section_insn - func.section_offset;
-    let insn = func.insns[insn_idx];
-    if sym.undefined {
-        let target = extern_target(externs, sym, insn, rel, section_name, &bad)?;
-        if insn.is_ld_imm64() && insn_idx + 1 >= func.insns.len() {
-            return Err(bad(format!(
-                "the ld_imm64 at instruction {insn_idx} of {} has no second half",
-                func.name
-            )));
+    let site = RelocSite {
+        elf,
+        functions,
+        section_name,
+        rel,
+        sym,
+        func,
+        insn_idx,
+        insn: func.insns[insn_idx],
+    };
+    let target = if sym.undefined {
+        let target = extern_target(externs, &site)?;
+        if site.insn.is_ld_imm64() {
+            site.check_second_half()?;
         }
-        return Ok(Some((
-            f,
-            Relocation {
-                insn: insn_idx,
-                symbol: sym.name.to_owned(),
-                target,
-            },
-        )));
-    }
-    let target_section = sym.section.and_then(|s| elf.section(s));
-    let target_name = target_section.map_or("(none)", |s| s.name);
-
-    let target = if insn.is_call() {
-        if rel.r_type != R_BPF_64_32 {
-            return Err(wrong_type(section_name, rel, "R_BPF_64_32 (10) on a call"));
-        }
-        if !insn.is_pseudo_call() {
-            return Err(bad(format!(
-                "the call at instruction {insn_idx} of {} is not a bpf-to-bpf call (src_reg {})",
-                func.name,
-                insn.src()
-            )));
-        }
-        // For a global callee `imm` is -1 and the symbol is the function; for
-        // a static one the symbol is the section and `imm` the distance.
-        let target = i64::try_from(sym.value / INSN_SIZE as u64)
-            .ok()
-            .and_then(|v| v.checked_add(i64::from(insn.imm) + 1));
-        RelocTarget::Call {
-            function: text_function(elf, functions, sym, target, func.name.as_str(), insn_idx)?,
-        }
-    } else if insn.is_ld_imm64() {
-        if rel.r_type != R_BPF_64_64 {
-            return Err(wrong_type(
-                section_name,
-                rel,
-                "R_BPF_64_64 (1) on an ld_imm64",
-            ));
-        }
-        if insn_idx + 1 >= func.insns.len() {
-            return Err(bad(format!(
-                "the ld_imm64 at instruction {insn_idx} of {} has no second half",
-                func.name
-            )));
-        }
-        let Some(target_section) = target_section else {
-            return Err(bad("the symbol is not defined in any section".into()));
-        };
-        // clang writes a callback's address (`bpf_loop(n, cb, ...)`) as an
-        // ld_imm64 with src_reg 0 relocated against the .text function (or
-        // the .text section symbol plus imm bytes); the loader marks it
-        // BPF_PSEUDO_FUNC, as libbpf does.
-        if target_section.name == ".text" {
-            let byte = sym.value.checked_add_signed(i64::from(insn.imm));
-            let target = byte
-                .filter(|b| b.is_multiple_of(INSN_SIZE as u64))
-                .and_then(|b| i64::try_from(b / INSN_SIZE as u64).ok());
-            RelocTarget::FuncAddr {
-                function: text_function(elf, functions, sym, target, func.name.as_str(), insn_idx)?,
-            }
-        } else if target_section.name == ".maps" || target_section.name == "maps" {
-            let map = maps
-                .defined_at(target_section.index, sym.value)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "no map definition starts at offset {} of section {}",
-                        sym.value, target_section.name
-                    ))
-                })?;
-            RelocTarget::Map {
-                map: map.name.clone(),
-            }
-        } else if is_data_section(target_section) {
-            let map = maps.data_map(target_section.index).ok_or_else(|| {
-                bad(format!(
-                    "section {} is not a global-data map",
-                    target_section.name
-                ))
-            })?;
-            let offset = sym
-                .value
-                .checked_add_signed(i64::from(insn.imm))
-                .filter(|&o| o < target_section.size)
-                .and_then(|o| u32::try_from(o).ok())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "offset {} + {} lies outside section {} ({} bytes)",
-                        sym.value, insn.imm, target_section.name, target_section.size
-                    ))
-                })?;
-            RelocTarget::MapValue {
-                map: map.name.clone(),
-                offset,
-            }
-        } else {
-            return Err(bad(format!(
-                "the symbol is in section {target_name}, which holds no map, global data or .text function"
-            )));
-        }
+        target
+    } else if site.insn.is_call() {
+        call_target(&site)?
+    } else if site.insn.is_ld_imm64() {
+        ld_imm64_target(&site, maps)?
     } else {
-        return Err(bad(format!(
+        return Err(site.bad(format!(
             "instruction {insn_idx} of {} (opcode {:#04x}) is neither ld_imm64 nor call",
-            func.name, insn.code
+            func.name, site.insn.code
         )));
     };
     Ok(Some((
@@ -227,47 +139,179 @@ fn code_relocation(
     )))
 }
 
+/// The instruction a relocation entry lands on, and what the entry says:
+/// what the functions that work out its target need, and their messages.
+struct RelocSite<'a, 'd> {
+    elf: &'a Elf<'d>,
+    functions: &'a Functions,
+    section_name: &'d str,
+    rel: &'a RelEntry,
+    sym: &'a Symbol<'d>,
+    func: &'a FunctionSpec,
+    /// The instruction's index in `func`.
+    insn_idx: usize,
+    insn: Insn,
+}
+
+impl RelocSite<'_, '_> {
+    fn bad(&self, reason: String) -> ParseError {
+        ParseError::BadRelocation {
+            section: self.section_name.to_owned(),
+            offset: self.rel.offset,
+            symbol: self.sym.name.to_owned(),
+            reason,
+        }
+    }
+
+    /// The entry's type is not `expected`.
+    fn wrong_type(&self, expected: &'static str) -> ParseError {
+        wrong_type(self.section_name, self.rel, expected)
+    }
+
+    fn check_second_half(&self) -> Result<(), ParseError> {
+        if self.insn_idx + 1 >= self.func.insns.len() {
+            return Err(self.bad(format!(
+                "the ld_imm64 at instruction {} of {} has no second half",
+                self.insn_idx, self.func.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `.text` function starting at instruction `target` of `.text`.
+    fn text_function(&self, target: Option<i64>) -> Result<String, ParseError> {
+        text_function(
+            self.elf,
+            self.functions,
+            self.sym,
+            target,
+            &self.func.name,
+            self.insn_idx,
+        )
+    }
+}
+
+/// A bpf-to-bpf call relocated against a `.text` function.
+fn call_target(site: &RelocSite<'_, '_>) -> Result<RelocTarget, ParseError> {
+    let (sym, insn) = (site.sym, site.insn);
+    if site.rel.r_type != R_BPF_64_32 {
+        return Err(site.wrong_type("R_BPF_64_32 (10) on a call"));
+    }
+    if !insn.is_pseudo_call() {
+        return Err(site.bad(format!(
+            "the call at instruction {} of {} is not a bpf-to-bpf call (src_reg {})",
+            site.insn_idx,
+            site.func.name,
+            insn.src()
+        )));
+    }
+    // For a global callee `imm` is -1 and the symbol is the function; for
+    // a static one the symbol is the section and `imm` the distance.
+    let target = i64::try_from(sym.value / INSN_SIZE as u64)
+        .ok()
+        .and_then(|v| v.checked_add(i64::from(insn.imm) + 1));
+    Ok(RelocTarget::Call {
+        function: site.text_function(target)?,
+    })
+}
+
+/// An `ld_imm64` of a defined symbol: a callback's address, a map, or an
+/// address in a global-data map.
+fn ld_imm64_target(site: &RelocSite<'_, '_>, maps: &Maps) -> Result<RelocTarget, ParseError> {
+    let (sym, insn) = (site.sym, site.insn);
+    if site.rel.r_type != R_BPF_64_64 {
+        return Err(site.wrong_type("R_BPF_64_64 (1) on an ld_imm64"));
+    }
+    site.check_second_half()?;
+    let Some(target_section) = sym.section.and_then(|s| site.elf.section(s)) else {
+        return Err(site.bad("the symbol is not defined in any section".into()));
+    };
+    // clang writes a callback's address (`bpf_loop(n, cb, ...)`) as an
+    // ld_imm64 with src_reg 0 relocated against the .text function (or
+    // the .text section symbol plus imm bytes); the loader marks it
+    // BPF_PSEUDO_FUNC, as libbpf does.
+    if target_section.name == ".text" {
+        let byte = sym.value.checked_add_signed(i64::from(insn.imm));
+        let target = byte
+            .filter(|b| b.is_multiple_of(INSN_SIZE as u64))
+            .and_then(|b| i64::try_from(b / INSN_SIZE as u64).ok());
+        return Ok(RelocTarget::FuncAddr {
+            function: site.text_function(target)?,
+        });
+    }
+    if target_section.name == ".maps" || target_section.name == "maps" {
+        let map = maps
+            .defined_at(target_section.index, sym.value)
+            .ok_or_else(|| {
+                site.bad(format!(
+                    "no map definition starts at offset {} of section {}",
+                    sym.value, target_section.name
+                ))
+            })?;
+        return Ok(RelocTarget::Map {
+            map: map.name.clone(),
+        });
+    }
+    if !is_data_section(target_section) {
+        return Err(site.bad(format!(
+            "the symbol is in section {}, which holds no map, global data or .text function",
+            target_section.name
+        )));
+    }
+    let map = maps.data_map(target_section.index).ok_or_else(|| {
+        site.bad(format!(
+            "section {} is not a global-data map",
+            target_section.name
+        ))
+    })?;
+    let offset = sym
+        .value
+        .checked_add_signed(i64::from(insn.imm))
+        .filter(|&o| o < target_section.size)
+        .and_then(|o| u32::try_from(o).ok())
+        .ok_or_else(|| {
+            site.bad(format!(
+                "offset {} + {} lies outside section {} ({} bytes)",
+                sym.value, insn.imm, target_section.name, target_section.size
+            ))
+        })?;
+    Ok(RelocTarget::MapValue {
+        map: map.name.clone(),
+        offset,
+    })
+}
+
 /// A relocation against an extern: a kfunc `call`, an `ld_imm64` of a ksym
 /// or kfunc (filled in at load time), or an `ld_imm64` of a kconfig value,
 /// which is an address in the `.kconfig` map.
-fn extern_target(
-    externs: &Externs,
-    sym: &Symbol<'_>,
-    insn: crate::uapi::Insn,
-    rel: &RelEntry,
-    section_name: &str,
-    bad: &dyn Fn(String) -> ParseError,
-) -> Result<RelocTarget, ParseError> {
-    let Some(ext) = externs.get(sym.name) else {
-        return Err(bad(
+fn extern_target(externs: &Externs, site: &RelocSite<'_, '_>) -> Result<RelocTarget, ParseError> {
+    let insn = site.insn;
+    let Some(ext) = externs.get(site.sym.name) else {
+        return Err(site.bad(
             "the symbol is undefined, and not an extern (__kconfig, __ksym) the object's BTF declares"
                 .into(),
         ));
     };
     let name = ext.name.clone();
     if insn.is_call() {
-        if rel.r_type != R_BPF_64_32 {
-            return Err(wrong_type(section_name, rel, "R_BPF_64_32 (10) on a call"));
+        if site.rel.r_type != R_BPF_64_32 {
+            return Err(site.wrong_type("R_BPF_64_32 (10) on a call"));
         }
         if !matches!(ext.kind, ExternKind::Kfunc { .. }) {
-            return Err(bad(format!(
+            return Err(site.bad(format!(
                 "a call of extern {name}, which is a variable, not a kfunc"
             )));
         }
         return Ok(RelocTarget::Extern { name });
     }
     if !insn.is_ld_imm64() {
-        return Err(bad(format!(
+        return Err(site.bad(format!(
             "extern {name} is used by an instruction (opcode {:#04x}) that is neither ld_imm64 nor call",
             insn.code
         )));
     }
-    if rel.r_type != R_BPF_64_64 {
-        return Err(wrong_type(
-            section_name,
-            rel,
-            "R_BPF_64_64 (1) on an ld_imm64",
-        ));
+    if site.rel.r_type != R_BPF_64_64 {
+        return Err(site.wrong_type("R_BPF_64_64 (1) on an ld_imm64"));
     }
     match ext.kind {
         ExternKind::Kconfig { offset, size, .. } => {
@@ -275,7 +319,7 @@ fn extern_target(
             // inside the value) is honoured if it stays inside it.
             let inside = i64::from(insn.imm) >= 0 && i64::from(insn.imm) < i64::from(size);
             if !inside {
-                return Err(bad(format!(
+                return Err(site.bad(format!(
                     "offset {} lies outside kconfig value {name} ({size} bytes)",
                     insn.imm
                 )));
