@@ -36,7 +36,7 @@ impl Net {
                 .await
                 .unwrap()
                 .into_iter()
-                .filter(|(prio, kind, _)| *prio == 1 && kind == "bpf")
+                .filter(|f| f.priority == 1 && f.kind == "bpf")
                 .count();
             let clsact = tc
                 .qdisc_kinds(*ifindex)
