@@ -79,36 +79,7 @@ fn main() -> ExitCode {
 }
 
 fn run(object: &str) -> Result<(), Box<dyn Error>> {
-    // 1. Parse the object (pure: no kernel involved) and load it: maps are
-    //    created, programs verified, and the prog array is filled from the
-    //    object's own `.values` (slot 0 mark_packet, slot 1 inspect_and_drop).
-    let file = std::path::Path::new(object);
-    let spec = ObjectSpec::from_file(file)?;
-    log::info!(
-        "parsed {object}: {} programs, {} maps",
-        spec.programs.len(),
-        spec.maps.len()
-    );
-    let chain = Collection::load(&spec, &LoadOptions::for_file(file))?;
-    for p in &chain.programs {
-        log::info!("loaded program {} (kernel id {})", p.name, p.id);
-    }
-
-    // 2. Read a map: a prog array answers a lookup with the id of the
-    //    program in the slot.
-    let prog_array = chain.map("prog_array")?;
-    for slot in 0u32..2 {
-        let id = prog_array
-            .lookup(&slot.to_le_bytes())?
-            .map(|v| u32::from_le_bytes(v[..4].try_into().expect("4-byte value")));
-        let name = chain
-            .programs
-            .iter()
-            .find(|p| Some(p.id) == id)
-            .map(|p| p.name.as_str());
-        log::info!("prog_array[{slot}] = {}", name.unwrap_or("(empty)"));
-    }
-
+    let chain = load_and_read(object)?;
     // SETUP: a throwaway network namespace whose loopback device carries
     // the traffic. Dropping `ns` deletes it, also when a step below fails.
     let ns = Namespace::create(&format!("rawbpf-example-{}", std::process::id()))?;
@@ -170,6 +141,41 @@ fn run(object: &str) -> Result<(), Box<dyn Error>> {
         return Err(format!("after detach every datagram should arrive; {arrived} did").into());
     }
     Ok(())
+}
+
+/// Steps 1 and 2: the loaded chain, its prog array read and logged.
+fn load_and_read(object: &str) -> Result<Collection, Box<dyn Error>> {
+    // 1. Parse the object (pure: no kernel involved) and load it: maps are
+    //    created, programs verified, and the prog array is filled from the
+    //    object's own `.values` (slot 0 mark_packet, slot 1 inspect_and_drop).
+    let file = std::path::Path::new(object);
+    let spec = ObjectSpec::from_file(file)?;
+    log::info!(
+        "parsed {object}: {} programs, {} maps",
+        spec.programs.len(),
+        spec.maps.len()
+    );
+    let chain = Collection::load(&spec, &LoadOptions::for_file(file))?;
+    for p in &chain.programs {
+        log::info!("loaded program {} (kernel id {})", p.name, p.id);
+    }
+
+    // 2. Read a map: a prog array answers a lookup with the id of the
+    //    program in the slot.
+    let prog_array = chain.map("prog_array")?;
+    for slot in 0u32..2 {
+        let id = prog_array
+            .lookup(&slot.to_le_bytes())?
+            .map(|v| u32::from_le_bytes(v[..4].try_into().expect("4-byte value")));
+        let name = chain
+            .programs
+            .iter()
+            .find(|p| Some(p.id) == id)
+            .map(|p| p.name.as_str());
+        log::info!("prog_array[{slot}] = {}", name.unwrap_or("(empty)"));
+    }
+
+    Ok(chain)
 }
 
 /// SETUP: a named network namespace (`/run/netns/NAME`), deleted on drop.

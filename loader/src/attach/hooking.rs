@@ -79,33 +79,55 @@ pub(super) async fn hook_chain(
     };
     drop(view);
     drop(tc);
-    let (created_qdisc, mode, xdp_mode, link) = match hooked {
-        HookedBy::Filter { created_qdisc } => (created_qdisc, Mode::Tc, None, None),
-        HookedBy::Xdp { mode } => (false, Mode::Xdp, Some(mode), None),
-        // The link lives as long as a pin of it: pin it with the chain.
-        HookedBy::TcxLink { link } => match staged.path() {
-            Some(dir) => {
-                pin_tcx_link(&link, dir)?;
-                (false, Mode::Tcx, None, None)
+    let mut attached = describe(chain, entry, program.id, ifindex, filter_name, opts);
+    match hooked {
+        HookedBy::Filter { created_qdisc } => attached.created_qdisc = created_qdisc,
+        HookedBy::Xdp { mode } => {
+            attached.mode = Mode::Xdp;
+            attached.xdp_mode = Some(mode);
+        }
+        HookedBy::TcxLink { link } => {
+            attached.mode = Mode::Tcx;
+            // The link lives as long as a pin of it: pin it with the chain.
+            match staged.path() {
+                Some(dir) => pin_tcx_link(&link, dir)?,
+                None => attached.link = Some(link),
             }
-            None => (false, Mode::Tcx, None, Some(link)),
-        },
-    };
-    // The hook now runs the new chain: its pins replace the old ones.
-    let chain_dir = target.pins().chain(target.hook, slot);
-    if let Some(dir) = staged.path() {
-        promote(dir, mode == Mode::Tcx, existing.as_ref(), &chain_dir)?;
+        }
     }
-    let pin_dir = staged.path().map(|_| chain_dir);
+    // The hook now runs the new chain: its pins replace the old ones.
+    if let Some(dir) = staged.path() {
+        let chain_dir = target.pins().chain(target.hook, slot);
+        promote(
+            dir,
+            attached.mode == Mode::Tcx,
+            existing.as_ref(),
+            &chain_dir,
+        )?;
+        attached.pin_dir = Some(chain_dir);
+    }
     staged.keep();
-    Ok(Attached {
+    Ok(attached)
+}
+
+/// What [`hook_chain`] reports of a chain hooked by a cls_bpf filter, not
+/// pinned; the caller fills in what else it did.
+fn describe(
+    chain: &Collection,
+    entry: &str,
+    prog_id: u32,
+    ifindex: u32,
+    filter_name: &str,
+    opts: &AttachOptions,
+) -> Attached {
+    Attached {
         program: entry.to_owned(),
-        prog_id: program.id,
+        prog_id,
         ifindex,
-        created_qdisc,
-        mode,
-        xdp_mode,
-        pin_dir,
+        created_qdisc: false,
+        mode: Mode::Tc,
+        xdp_mode: None,
+        pin_dir: None,
         filter_name: filter_name.to_owned(),
         programs: chain
             .programs
@@ -114,10 +136,10 @@ pub(super) async fn hook_chain(
             .collect(),
         maps: chain.maps.iter().map(|m| (m.name.clone(), m.id)).collect(),
         warnings: chain.warnings.clone(),
-        target: target.clone(),
+        target: opts.target.clone(),
         priority: opts.priority,
-        link,
-    })
+        link: None,
+    }
 }
 
 /// Reconciles the hook, then finds the chain rawbpf pinned in `slot`: one
