@@ -134,7 +134,7 @@ async fn detach_tc(
             if view.chain_runs(chain, &hooked) {
                 tc.delete_filter(ifindex, direction, p)
                     .await
-                    .map_err(|source| target.netlink("deleting the filter", source))?;
+                    .map_err(|source| target.netlink_failed("deleting the filter", source))?;
                 view.filter_deleted(direction, p);
             }
         }
@@ -153,7 +153,7 @@ async fn detach_tc(
             // Gone already (a detach stopped after deleting it).
             Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
             Err(source) => {
-                return Err(target.netlink("deleting the clsact qdisc", source));
+                return Err(target.netlink_failed("deleting the clsact qdisc", source));
             }
         }
         let _ = std::fs::remove_dir(pins.created_clsact());
@@ -185,7 +185,7 @@ async fn detach_xdp(view: &mut DeviceView<'_>, target: &Target) -> Result<Detach
         view.tc
             .set_xdp(view.ifindex, None, XdpMode::of_attached(held.mode))
             .await
-            .map_err(|source| target.netlink("removing the XDP program", source))?;
+            .map_err(|source| target.netlink_failed("removing the XDP program", source))?;
         view.xdp_changed();
         removed_xdp = true;
     }
@@ -209,7 +209,7 @@ impl Attached {
         let target = &self.target;
         if let Some(link) = &self.link {
             crate::sys::link_detach(link.as_fd())
-                .map_err(|source| target.os("detaching the TCX link", source))?;
+                .map_err(|source| target.syscall_failed("detaching the TCX link", source))?;
             return Ok(Detached {
                 priorities: vec![self.priority],
                 ..Detached::default()
@@ -227,7 +227,7 @@ impl Attached {
             Some(direction) => {
                 tc.delete_filter(ifindex, direction, self.priority)
                     .await
-                    .map_err(|source| target.netlink("deleting the filter", source))?;
+                    .map_err(|source| target.netlink_failed("deleting the filter", source))?;
                 view.filter_deleted(direction, self.priority);
                 done.priorities.push(self.priority);
                 // The qdisc this attach added, if nothing else uses it now.
@@ -242,7 +242,7 @@ impl Attached {
                     XdpMode::of_attached(self.xdp_mode.unwrap_or("")),
                 )
                 .await
-                .map_err(|source| target.netlink("removing the XDP program", source))?;
+                .map_err(|source| target.netlink_failed("removing the XDP program", source))?;
                 done.removed_xdp = true;
             }
         }

@@ -192,10 +192,10 @@ async fn set_xdp(
                     prog_id: h.prog_id,
                     mode: h.mode,
                 },
-                _ => target.netlink("setting the XDP program", e),
+                _ => target.netlink_failed("setting the XDP program", e),
             });
         }
-        Err(e) => return Err(target.netlink("setting the XDP program", e)),
+        Err(e) => return Err(target.netlink_failed("setting the XDP program", e)),
     }
     let mode = match tc.xdp(ifindex).await {
         Ok(Some(x)) => x.mode,
@@ -213,9 +213,9 @@ fn update_tcx_link(
 ) -> Result<HookedBy, AttachError> {
     let old_link = existing.map(|c| c.link_pin()).unwrap_or_default();
     let link = crate::sys::obj_get(&c_path(&old_link)?)
-        .map_err(|source| target.os("opening the pinned TCX link", source))?;
+        .map_err(|source| target.syscall_failed("opening the pinned TCX link", source))?;
     crate::sys::link_update(link.as_fd(), prog_fd)
-        .map_err(|source| target.os("updating the TCX link", source))?;
+        .map_err(|source| target.syscall_failed("updating the TCX link", source))?;
     Ok(HookedBy::TcxLink { link })
 }
 
@@ -256,7 +256,7 @@ fn create_tcx_link(
             Ok(link) => Ok(Some(link)),
             // An older kernel does not know TCX: auto falls back to tc.
             Err(e) if opts.mode == Mode::Auto && e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
-            Err(source) => Err(target.os("creating the TCX link", source)),
+            Err(source) => Err(target.syscall_failed("creating the TCX link", source)),
         },
     )
 }
@@ -301,7 +301,7 @@ async fn add_filter(
         created = tc
             .ensure_clsact(ifindex)
             .await
-            .map_err(|source| target.netlink("adding the clsact qdisc", source))?;
+            .map_err(|source| target.netlink_failed("adding the clsact qdisc", source))?;
     }
     let added = tc
         .add_bpf_filter(
@@ -327,7 +327,7 @@ async fn add_filter(
         }
         return Err(match source.errno() {
             Some(libc::EEXIST) => target.already_attached(opts.priority),
-            _ => target.netlink("adding the bpf filter", source),
+            _ => target.netlink_failed("adding the bpf filter", source),
         });
     }
     Ok(HookedBy::Filter {

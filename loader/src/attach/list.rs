@@ -78,29 +78,29 @@ fn pinned_tcx(chain: &ChainDir, ifindex: u32, direction: Direction) -> Option<Bp
 /// BPF filters, TCX links and XDP programs on every device (or one) of a
 /// namespace, and what rawbpf left half-done there. Changes nothing.
 pub async fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, AttachError> {
-    let probe = Target {
+    let namespace = Target {
         netns: netns.map(str::to_owned),
         dev: dev.unwrap_or("").to_owned(),
         hook: Hook::Ingress,
     };
-    let tc = probe.in_ns(|| probe.open_netlink())?;
+    let tc = namespace.in_ns(|| namespace.open_netlink())?;
     let devices = match dev {
         // One request names the device's index and its XDP program.
         Some(d) => match tc.link_by_name(d).await {
             Ok((ifindex, xdp)) => vec![(ifindex, d.to_owned(), xdp)],
-            Err(e) if e.errno() == Some(libc::ENODEV) => return Err(probe.no_device()),
-            Err(source) => return Err(probe.netlink("reading the device", source)),
+            Err(e) if e.errno() == Some(libc::ENODEV) => return Err(namespace.no_device()),
+            Err(source) => return Err(namespace.netlink_failed("reading the device", source)),
         },
         None => tc
             .devices()
             .await
-            .map_err(|source| probe.netlink("listing devices", source))?,
+            .map_err(|source| namespace.netlink_failed("listing devices", source))?,
     };
     let mut out = Listing::default();
     for (ifindex, name, xdp) in devices {
         let device = Target {
             dev: name,
-            ..probe.clone()
+            ..namespace.clone()
         };
         let mut view = device.view(&tc, ifindex).knowing_xdp(xdp);
         list_device(&mut view, &device, xdp, &mut out).await?;

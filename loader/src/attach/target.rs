@@ -87,7 +87,7 @@ impl Target {
         }
     }
 
-    pub(super) fn netlink(&self, action: &'static str, source: NetlinkError) -> AttachError {
+    pub(super) fn netlink_failed(&self, action: &'static str, source: NetlinkError) -> AttachError {
         AttachError::Netlink {
             dev: self.dev.clone(),
             action,
@@ -95,7 +95,7 @@ impl Target {
         }
     }
 
-    pub(super) fn os(&self, action: &'static str, source: io::Error) -> AttachError {
+    pub(super) fn syscall_failed(&self, action: &'static str, source: io::Error) -> AttachError {
         AttachError::Device {
             dev: self.dev.clone(),
             action,
@@ -116,7 +116,7 @@ impl Target {
         match nix::net::if_::if_nametoindex(self.dev.as_str()) {
             Ok(i) => Ok(i),
             Err(nix::errno::Errno::ENODEV) => Err(self.no_device()),
-            Err(e) => Err(self.os("looking up the device", io::Error::from(e))),
+            Err(e) => Err(self.syscall_failed("looking up the device", io::Error::from(e))),
         }
     }
 
@@ -131,7 +131,7 @@ impl Target {
 
     /// A netlink connection in the calling thread's namespace.
     pub(super) fn open_netlink(&self) -> Result<Tc, AttachError> {
-        Tc::open().map_err(|e| self.netlink("opening a netlink socket", e))
+        Tc::open().map_err(|e| self.netlink_failed("opening a netlink socket", e))
     }
 
     /// What this command reads of the target's device, read once.

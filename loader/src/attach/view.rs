@@ -58,7 +58,7 @@ impl<'t> DeviceView<'t> {
         }
     }
 
-    fn netlink(&self, action: &'static str, source: NetlinkError) -> AttachError {
+    fn netlink_failed(&self, action: &'static str, source: NetlinkError) -> AttachError {
         AttachError::Netlink {
             dev: self.dev.clone(),
             action,
@@ -84,7 +84,7 @@ impl<'t> DeviceView<'t> {
                 .tc
                 .filters(self.ifindex, d)
                 .await
-                .map_err(|source| self.netlink("listing filters", source))?;
+                .map_err(|source| self.netlink_failed("listing filters", source))?;
             self.filters[index(d)] = Some(read);
         }
         Ok(self.filters[index(d)].as_deref().unwrap_or_default())
@@ -122,7 +122,7 @@ impl<'t> DeviceView<'t> {
                 .tc
                 .qdisc_kinds(self.ifindex)
                 .await
-                .map_err(|source| self.netlink("listing qdiscs", source))?
+                .map_err(|source| self.netlink_failed("listing qdiscs", source))?
                 .iter()
                 .any(|k| k == "clsact");
         self.clsact = Some(c);
@@ -136,7 +136,7 @@ impl<'t> DeviceView<'t> {
                 .tc
                 .xdp(self.ifindex)
                 .await
-                .map_err(|source| self.netlink("reading the XDP program", source))?;
+                .map_err(|source| self.netlink_failed("reading the XDP program", source))?;
             self.xdp = Some(read);
         }
         Ok(self.xdp.flatten())
