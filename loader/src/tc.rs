@@ -94,10 +94,25 @@ pub enum NetlinkError {
     /// The connection ended before the kernel answered, or answered with
     /// something other than the request's reply.
     #[error("netlink: {0}")]
-    Protocol(String),
+    Protocol(ProtocolError),
     /// A netlink function was called outside a tokio runtime.
     #[error("rawbpf's netlink functions run on a tokio runtime (rawbpf::blocking runs them without one)")]
     NoRuntime,
+}
+
+/// How a netlink exchange went wrong without an errno from the kernel.
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The kernel answered with something other than the request's reply.
+    #[error("an unexpected reply")]
+    UnexpectedReply,
+    /// The connection stopped before the reply came.
+    #[error("the connection stopped before the reply")]
+    ConnectionStopped,
+    /// The request or the reply could not be encoded or decoded.
+    #[error("an invalid request or reply")]
+    InvalidMessage,
 }
 
 impl NetlinkError {
@@ -140,12 +155,12 @@ impl NetlinkError {
             // Not `to_string`: that prints a whole message with `{:?}`,
             // which links the Debug code of every message type.
             rtnetlink::Error::UnexpectedMessage(_) => {
-                NetlinkError::Protocol("an unexpected reply".into())
+                NetlinkError::Protocol(ProtocolError::UnexpectedReply)
             }
             rtnetlink::Error::RequestFailed => {
-                NetlinkError::Protocol("the connection stopped before the reply".into())
+                NetlinkError::Protocol(ProtocolError::ConnectionStopped)
             }
-            _ => NetlinkError::Protocol("an invalid request or reply".into()),
+            _ => NetlinkError::Protocol(ProtocolError::InvalidMessage),
         }
     }
 }
@@ -613,4 +628,4 @@ mod tests {
     }
 }
 
-debug_is_display!(NetlinkError);
+debug_is_display!(NetlinkError, ProtocolError);
