@@ -111,7 +111,8 @@ fn open_named(name: &str) -> Result<File, NetnsError> {
 
 /// The calling thread's stay in a namespace [`enter`] moved it to. Dropping
 /// it moves the thread back where it was. It cannot go to another thread:
-/// the thread that entered is the one that must leave.
+/// the thread that entered is the one that must leave. Guards nest: drop
+/// them in the reverse order of entering, as scopes do.
 #[must_use = "dropping the guard moves the thread back at once"]
 pub struct Entered {
     /// Held for its `Drop`, which moves the thread back; `None` when the
