@@ -595,7 +595,7 @@ fn wrong_hook_names_the_one_needed() {
 /// `Attached::detach` unhooks it. The same through XDP.
 #[test]
 fn embedder_hooks_a_loaded_collection_without_pins() {
-    use rawbpf::attach::{attach_loaded, AttachOptions, Hook, Target};
+    use rawbpf::attach::{AttachOptions, Hook, Pinning, Target};
     use rawbpf::{Collection, LoadOptions, ObjectSpec};
     if !kernel("embedder_hooks_a_loaded_collection_without_pins") {
         return;
@@ -603,7 +603,7 @@ fn embedder_hooks_a_loaded_collection_without_pins() {
     let net = Net::new("embed");
     let ns_pins =
         std::path::Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{}", net.lab.ns_b));
-    let rt = rawbpf::blocking::runtime().unwrap();
+    let netlink = rawbpf::blocking::Netlink::new().unwrap();
 
     let spec = ObjectSpec::from_file(obj("pipeline.bpf.o")).unwrap();
     let chain = Collection::load(&spec, &LoadOptions::default()).unwrap();
@@ -611,13 +611,13 @@ fn embedder_hooks_a_loaded_collection_without_pins() {
         target: Target::new(net.lab.dev_b.clone(), Hook::Ingress).in_netns(net.lab.ns_b.clone()),
         ..AttachOptions::default()
     };
-    let hooked = rt
-        .block_on(attach_loaded(&chain, "mark_packet", &opts, false))
+    let hooked = netlink
+        .attach_loaded(&chain, "mark_packet", &opts, Pinning::Unpinned)
         .unwrap();
     assert!(hooked.pin_dir.is_none());
     assert_eq!(net.batch().count, 0, "the whole chain runs");
     assert!(!ns_pins.exists(), "nothing pinned");
-    rt.block_on(hooked.detach()).unwrap();
+    netlink.detach_attached(hooked).unwrap();
     assert_eq!(net.batch().count, 10, "unhooked");
 
     let xdp_spec = ObjectSpec::from_file(obj("xdp.bpf.o")).unwrap();
@@ -626,18 +626,18 @@ fn embedder_hooks_a_loaded_collection_without_pins() {
         target: Target::new(net.lab.dev_b.clone(), Hook::Xdp).in_netns(net.lab.ns_b.clone()),
         ..AttachOptions::default()
     };
-    let wrong = rt.block_on(attach_loaded(&chain, "mark_packet", &xdp_opts, false));
+    let wrong = netlink.attach_loaded(&chain, "mark_packet", &xdp_opts, Pinning::Unpinned);
     assert!(wrong
         .unwrap_err()
         .to_string()
         .contains("a device's XDP hook runs xdp programs"),);
     let dropped = net.lab.receiver(4242).unwrap();
-    let hooked = rt
-        .block_on(attach_loaded(&xdp, "xdp_drop_port", &xdp_opts, false))
+    let hooked = netlink
+        .attach_loaded(&xdp, "xdp_drop_port", &xdp_opts, Pinning::Unpinned)
         .unwrap();
     net.tx.send_batch(4242, 10).unwrap();
     assert_eq!(dropped.collect_batch().unwrap().count, 0);
-    rt.block_on(hooked.detach()).unwrap();
+    netlink.detach_attached(hooked).unwrap();
     net.tx.send_batch(4242, 10).unwrap();
     assert_eq!(dropped.collect_batch().unwrap().count, 10);
     assert!(!ns_pins.exists(), "nothing pinned");

@@ -45,7 +45,7 @@
 
 mod support;
 
-use rawbpf::tc::{Direction, Tc};
+use rawbpf::tc::{Direction, Tc, TcFilter};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -293,13 +293,19 @@ impl<'a> Hook<'a> {
         State {
             filters: filters
                 .into_iter()
-                .map(|(prio, kind, bpf)| {
-                    let (name, id) = match bpf {
-                        Some(f) => (f.name, Some(f.prog_id)),
-                        None => (String::new(), None),
-                    };
-                    (prio, kind, name, id)
-                })
+                .map(
+                    |TcFilter {
+                         priority: prio,
+                         kind,
+                         bpf,
+                     }| {
+                        let (name, id) = match bpf {
+                            Some(f) => (f.name, Some(f.prog_id)),
+                            None => (String::new(), None),
+                        };
+                        (prio, kind, name, id)
+                    },
+                )
                 .collect(),
             qdiscs,
             tcx: tcx_ingress_progs(self.ns(), ifindex),

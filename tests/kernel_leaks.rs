@@ -84,9 +84,14 @@ fn thousand_failing_attaches_leave_nothing() {
         target,
         ..AttachOptions::default()
     };
+    // One runtime for every attach, made before the fds are counted.
+    let netlink = blocking::Netlink::new().unwrap();
+    let attach = |path: &Path, spec: &ObjectSpec, opts: &AttachOptions| {
+        netlink.attach(path, spec, &LoadOptions::for_file(path), opts)
+    };
     // A chain on ingress, so priority 1 there is taken.
     let taken = opts(target(&lab.dev_b, Hook::Ingress));
-    blocking::attach(&pipeline_path, &pipeline, &taken).unwrap();
+    attach(&pipeline_path, &pipeline, &taken).unwrap();
     // What the kernel and bpffs hold now.
     let state = || {
         let (filters, qdiscs) = blocking::block_on(async {
@@ -123,13 +128,13 @@ fn thousand_failing_attaches_leave_nothing() {
     let fds = open_fds();
     for i in 0..ROUNDS {
         let err = match i % 3 {
-            0 => blocking::attach(
+            0 => attach(
                 &reject_path,
                 &reject,
                 &opts(target(&lab.dev_b, Hook::Egress)),
             ),
-            1 => blocking::attach(&pipeline_path, &pipeline, &taken),
-            _ => blocking::attach(
+            1 => attach(&pipeline_path, &pipeline, &taken),
+            _ => attach(
                 &pipeline_path,
                 &pipeline,
                 &opts(target("nodev0", Hook::Egress)),
@@ -147,7 +152,7 @@ fn thousand_failing_attaches_leave_nothing() {
         state() == before,
         "filters, qdiscs, pins or namespaces changed"
     );
-    blocking::detach(&taken.target, Some(1)).unwrap();
+    netlink.detach(&taken.target, Some(1)).unwrap();
     let _ = std::fs::remove_dir_all(
         Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{}", lab.ns_b)),
     );

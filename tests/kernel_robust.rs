@@ -36,7 +36,7 @@ impl Net {
                 .await
                 .unwrap()
                 .into_iter()
-                .filter(|(prio, kind, _)| *prio == 1 && kind == "bpf")
+                .filter(|f| f.priority == 1 && f.kind == "bpf")
                 .count();
             let clsact = tc
                 .qdisc_kinds(*ifindex)
@@ -215,4 +215,37 @@ fn commands_without_capabilities_say_what_they_need() {
         .collect();
     assert_eq!(chains, vec![std::ffi::OsString::from("1")]);
     assert!(net.on_b(&["detach"]).status.success());
+}
+
+/// Entering a namespace never leaves the thread in it: the guard `enter`
+/// returns moves the thread back when dropped, `run_in` inside the guard
+/// runs right there, and `run_in` elsewhere comes back to the guard's
+/// namespace.
+#[test]
+fn entering_a_namespace_ends_with_its_guard() {
+    use std::os::unix::fs::MetadataExt;
+    if !kernel("entering_a_namespace_ends_with_its_guard") {
+        return;
+    }
+    let current = || std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+    let net = Net::new("enter");
+    let (a, b) = (net.lab.ns_a.as_str(), net.lab.ns_b.as_str());
+    let own = current();
+    let in_a = rawbpf::netns::run_in(Some(a), current).unwrap();
+    let in_b = rawbpf::netns::run_in(Some(b), current).unwrap();
+    assert!(own != in_a && own != in_b && in_a != in_b);
+    assert_eq!(current(), own, "run_in returns");
+
+    let inside = rawbpf::netns::enter(b).unwrap();
+    assert_eq!(current(), in_b);
+    assert_eq!(rawbpf::netns::run_in(Some(b), current).unwrap(), in_b);
+    assert_eq!(rawbpf::netns::run_in(Some(a), current).unwrap(), in_a);
+    assert_eq!(current(), in_b, "run_in elsewhere comes back to b");
+    let again = rawbpf::netns::enter(b).unwrap();
+    drop(again);
+    assert_eq!(current(), in_b, "entering b from b and leaving stays in b");
+    drop(inside);
+    assert_eq!(current(), own, "the guard moved the thread back");
+    assert!(rawbpf::netns::enter("no/such").is_err());
+    assert_eq!(current(), own);
 }

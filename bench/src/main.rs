@@ -534,7 +534,7 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
     let start = Instant::now();
     for _ in 0..runs {
         rt.block_on(async {
-            attach::attach(obj, &spec, &opts).await?;
+            attach::attach(obj, &spec, &rawbpf::LoadOptions::for_file(obj), &opts).await?;
             attach::list(Some(ns), Some(dev)).await?;
             attach::detach(&target, Some(1)).await
         })

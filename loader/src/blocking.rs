@@ -1,10 +1,14 @@
-//! The netlink operations for programs without a tokio runtime: each call
-//! starts a current-thread runtime, runs the `async` function on it, and
-//! drops it (and the netlink socket with it) before returning.
+//! The netlink operations for programs without a tokio runtime. A
+//! [`Netlink`] holds one current-thread runtime: create it once and call
+//! it for every attach, detach and list; each call runs the `async`
+//! function on that runtime and returns when it is done. Nothing is kept
+//! between calls but the runtime (each call opens its netlink socket in
+//! the target's namespace and closes it before returning).
 //!
 //! ```no_run
 //! use rawbpf::attach::{AttachOptions, Hook, Target, XdpMode};
-//! use rawbpf::ObjectSpec;
+//! use rawbpf::blocking::Netlink;
+//! use rawbpf::{LoadOptions, ObjectSpec};
 //!
 //! // The XDP program of veth-b in namespace demo-b, in generic mode.
 //! let file = std::path::Path::new("programs/obj/xdp.bpf.o");
@@ -14,16 +18,19 @@
 //!     xdp_mode: XdpMode::Generic,
 //!     ..AttachOptions::default()
 //! };
-//! let attached = rawbpf::blocking::attach(file, &spec, &opts)?;
+//! let netlink = Netlink::new()?;
+//! let attached = netlink.attach(file, &spec, &LoadOptions::for_file(file), &opts)?;
 //! println!("kernel runs it in {} mode", attached.xdp_mode.unwrap_or("?"));
-//! let listing = rawbpf::blocking::list(Some("demo-b"), None)?;
+//! let listing = netlink.list(Some("demo-b"), None)?;
 //! assert!(listing.leftovers.is_empty());
-//! rawbpf::blocking::detach(&opts.target, None)?;
-//! # Ok::<(), rawbpf::Error>(())
+//! netlink.detach(&opts.target, None)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::attach::{self, AttachOptions, Attached, Detached, Listing, Target};
-use crate::error::AttachError;
+use crate::attach::{
+    self, AttachError, AttachOptions, Attached, Detached, Listing, Pinning, Target,
+};
+use crate::load::{Collection, LoadOptions};
 use crate::obj::ObjectSpec;
 use crate::tc::NetlinkError;
 use std::future::Future;
@@ -44,34 +51,72 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, NetlinkError> {
 /// waker are all a netlink command registers.
 const IO_EVENTS: usize = 16;
 
-/// Runs `f` to completion on a new current-thread runtime.
+/// Runs `f` to completion on a new current-thread runtime, for one-off
+/// work; [`Netlink`] keeps its runtime for many calls.
 pub fn block_on<F: Future>(f: F) -> Result<F::Output, NetlinkError> {
     Ok(runtime()?.block_on(f))
 }
 
-fn run<T>(dev: &str, f: impl Future<Output = Result<T, AttachError>>) -> Result<T, AttachError> {
-    block_on(f).map_err(|source| AttachError::Netlink {
-        dev: dev.to_owned(),
-        action: "starting the netlink runtime",
-        source,
-    })?
+/// rawbpf's netlink operations on a runtime of their own, made once and
+/// used for every call.
+pub struct Netlink {
+    runtime: tokio::runtime::Runtime,
 }
 
-/// [`attach::attach`] without a runtime.
-pub fn attach(
-    file: &Path,
-    spec: &ObjectSpec,
-    opts: &AttachOptions,
-) -> Result<Attached, AttachError> {
-    run(&opts.target.dev, attach::attach(file, spec, opts))
-}
+impl Netlink {
+    /// Starts the runtime (a current-thread one, on the calling thread).
+    pub fn new() -> Result<Netlink, NetlinkError> {
+        Ok(Netlink {
+            runtime: runtime()?,
+        })
+    }
 
-/// [`attach::detach`] without a runtime.
-pub fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
-    run(&target.dev, attach::detach(target, priority))
-}
+    /// Runs `f` to completion, then lets the netlink connections it dropped
+    /// close their sockets: one `yield` hands the runtime to their tasks,
+    /// which end once their handles are gone. Without it each socket would
+    /// stay open until the next call.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(async {
+            let out = f.await;
+            tokio::task::yield_now().await;
+            out
+        })
+    }
 
-/// [`attach::list`] without a runtime.
-pub fn list(netns: Option<&str>, dev: Option<&str>) -> Result<Listing, AttachError> {
-    run(dev.unwrap_or(""), attach::list(netns, dev))
+    /// [`attach::attach`], here.
+    pub fn attach(
+        &self,
+        file: &Path,
+        spec: &ObjectSpec,
+        load: &LoadOptions,
+        opts: &AttachOptions,
+    ) -> Result<Attached, AttachError> {
+        self.block_on(attach::attach(file, spec, load, opts))
+    }
+
+    /// [`attach::attach_loaded`], here.
+    pub fn attach_loaded(
+        &self,
+        chain: &Collection,
+        entry: &str,
+        opts: &AttachOptions,
+        pinning: Pinning,
+    ) -> Result<Attached, AttachError> {
+        self.block_on(attach::attach_loaded(chain, entry, opts, pinning))
+    }
+
+    /// [`attach::detach`], here.
+    pub fn detach(&self, target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
+        self.block_on(attach::detach(target, priority))
+    }
+
+    /// [`Attached::detach`], here.
+    pub fn detach_attached(&self, attached: Attached) -> Result<Detached, AttachError> {
+        self.block_on(attached.detach())
+    }
+
+    /// [`attach::list`], here.
+    pub fn list(&self, netns: Option<&str>, dev: Option<&str>) -> Result<Listing, AttachError> {
+        self.block_on(attach::list(netns, dev))
+    }
 }

@@ -2,7 +2,7 @@
 //! symbol, map, program or byte offset — so that the message alone tells a
 //! user where to look.
 
-use crate::errno::{denied, if_denied, NEEDS_BPF, NEEDS_NET_ADMIN};
+use crate::errno::{if_denied, NEEDS_BPF};
 use std::path::PathBuf;
 
 /// Any rawbpf error.
@@ -37,108 +37,9 @@ pub enum Error {
     Attach(#[from] AttachError),
 }
 
-/// What went wrong attaching, detaching or listing.
-#[derive(thiserror::Error)]
-#[non_exhaustive]
-pub enum AttachError {
-    /// Loading the chain failed.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// The network namespace is missing or could not be entered.
-    #[error(transparent)]
-    Netns(#[from] crate::netns::NetnsError),
-    /// No device of that name.
-    #[error("no network device {dev}{}", .netns.as_ref().map_or(String::new(), |n| format!(" in network namespace {n}")))]
-    NoDevice {
-        /// Device name.
-        dev: String,
-        /// Namespace.
-        netns: Option<String>,
-    },
-    /// The object has no program the hook runs.
-    #[error("the object has no {} program to attach to {}", .hook.program_type(), .hook.describe())]
-    NoProgramFor {
-        /// The hook.
-        hook: crate::attach::Hook,
-    },
-    /// The chosen entry program is not of the type the hook runs.
-    #[error("program {program} is of type {prog_type}{}; {} runs {} programs", crate::attach::Hook::for_program(*prog_type).map_or(String::new(), |h| format!(", which attaches to {}", h.describe())), .hook.describe(), .hook.program_type())]
-    WrongProgramType {
-        /// Program name.
-        program: String,
-        /// Its type.
-        prog_type: crate::uapi::ProgramType,
-        /// The hook asked for.
-        hook: crate::attach::Hook,
-    },
-    /// Something is already attached there.
-    #[error("{dev} {direction}: {}", if *.direction == "xdp" { "rawbpf has a chain attached there".to_owned() } else { format!("a filter is already attached at priority {priority}") })]
-    AlreadyAttached {
-        /// Device.
-        dev: String,
-        /// Direction.
-        direction: &'static str,
-        /// Priority.
-        priority: u16,
-    },
-    /// The device runs an XDP program already.
-    #[error("{dev}: an XDP program (id {prog_id}, {mode}) is already attached (detach it, or replace it)")]
-    XdpBusy {
-        /// Device.
-        dev: String,
-        /// The attached program's id.
-        prog_id: u32,
-        /// The mode it runs in.
-        mode: &'static str,
-    },
-    /// Nothing to detach.
-    #[error("{dev} {direction}: nothing attached{}", .priority.map_or(String::new(), |p| format!(" at priority {p}")))]
-    NotAttached {
-        /// Device.
-        dev: String,
-        /// Direction.
-        direction: &'static str,
-        /// Priority.
-        priority: Option<u16>,
-    },
-    /// A replacement in another mode than the chain it replaces.
-    #[error("{dev}: the chain attached there is a {attached} attachment, and a replacement keeps the mode")]
-    ModeMismatch {
-        /// Device.
-        dev: String,
-        /// The attached chain's mode.
-        attached: &'static str,
-    },
-    /// A stage swap that cannot be made; nothing was changed.
-    #[error("swap {spec}: {reason}; nothing was changed")]
-    SwapRefused {
-        /// The argument as given.
-        spec: String,
-        /// Why.
-        reason: String,
-    },
-    /// A netlink request failed.
-    #[error("{dev}: {action}: {source}{}", denied(source.errno(), NEEDS_NET_ADMIN))]
-    Netlink {
-        /// Device.
-        dev: String,
-        /// What was being done.
-        action: &'static str,
-        /// The kernel's answer.
-        source: crate::tc::NetlinkError,
-    },
-    /// A system call on the device's behalf failed (a TCX link, the device's
-    /// index).
-    #[error("{dev}: {action}: {source}{}", if_denied(source, NEEDS_NET_ADMIN))]
-    Device {
-        /// Device.
-        dev: String,
-        /// What was being done.
-        action: &'static str,
-        /// errno.
-        source: std::io::Error,
-    },
-}
+/// What went wrong attaching, detaching or listing: the attach layer's
+/// error, defined with it.
+pub use crate::attach::AttachError;
 
 /// What went wrong turning a spec into kernel objects. Messages name the map,
 /// program or pin at fault; a verifier rejection carries the verifier's log.
@@ -321,4 +222,4 @@ pub enum LoadError {
 
 pub use crate::obj::ParseError;
 
-debug_is_display!(Error, AttachError, LoadError);
+debug_is_display!(Error, LoadError);

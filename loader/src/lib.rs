@@ -24,11 +24,13 @@
 //!
 //! Attach a chain to a device so that it outlives the process (its pins
 //! keep the prog arrays filled), then remove it. [`attach`]'s functions are
-//! `async` (netlink on a tokio runtime); [`blocking`] runs them without one:
+//! `async` (netlink on a tokio runtime); a [`blocking::Netlink`] runs them
+//! on a runtime of its own, made once:
 //!
 //! ```no_run
 //! use rawbpf::attach::{AttachOptions, Hook, Target};
-//! use rawbpf::ObjectSpec;
+//! use rawbpf::blocking::Netlink;
+//! use rawbpf::{LoadOptions, ObjectSpec};
 //!
 //! let file = std::path::Path::new("programs/obj/pipeline.bpf.o");
 //! let spec = ObjectSpec::from_file(file)?;
@@ -36,11 +38,15 @@
 //!     target: Target::new("eth0", Hook::Ingress),
 //!     ..AttachOptions::default()
 //! };
-//! let attached = rawbpf::blocking::attach(file, &spec, &opts)?;
+//! let netlink = Netlink::new()?;
+//! let attached = netlink.attach(file, &spec, &LoadOptions::for_file(file), &opts)?;
 //! println!("{} runs, pinned under {:?}", attached.program, attached.pin_dir);
-//! rawbpf::blocking::detach(&opts.target, Some(opts.priority))?;
-//! # Ok::<(), rawbpf::Error>(())
+//! netlink.detach(&opts.target, Some(opts.priority))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! `loader/examples/pipeline.rs` does the whole job an embedder does: load,
+//! attach to a device in a network namespace, read a map, detach.
 //!
 //! `sys`, `lab` and `packet` are rawbpf's internals, public only for its
 //! CLI and tests: they are not part of the API and may change.
@@ -65,6 +71,7 @@ pub mod attach;
 pub mod blocking;
 mod errno;
 pub mod error;
+pub mod hook;
 pub mod kconfig;
 pub mod kernel_btf;
 #[doc(hidden)]

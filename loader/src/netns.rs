@@ -2,15 +2,20 @@
 //!
 //! Work inside a namespace runs on the calling thread, which enters it with
 //! `setns` and goes back to its own namespace when the work is done (also
-//! when it panics); other threads of the caller never change namespace.
+//! when it panics), or when the guard [`enter`] returns is dropped; other
+//! threads of the caller never change namespace, and no function here
+//! leaves the thread in another namespace after it returns.
 //! Sockets (netlink included) stay in the namespace they were created in,
 //! whatever namespace the thread that uses them is in later. No thread is
 //! spawned: that was a tenth of `rawbpf attach`'s time.
 
-use crate::sys;
-use std::ffi::CString;
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use std::cell::RefCell;
 use std::fs::File;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -48,15 +53,6 @@ fn path_of(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// The namespace's path as a C string, for mount(2).
-fn c_path_of(name: &str, path: &Path) -> Result<CString, NetnsError> {
-    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NetnsError::Failed {
-        name: name.to_owned(),
-        action: "naming it",
-        source: io::Error::from_raw_os_error(libc::EINVAL),
-    })
-}
-
 fn failed<'a>(name: &'a str, action: &'static str) -> impl FnOnce(io::Error) -> NetnsError + 'a {
     move |source| NetnsError::Failed {
         name: name.to_owned(),
@@ -65,17 +61,24 @@ fn failed<'a>(name: &'a str, action: &'static str) -> impl FnOnce(io::Error) -> 
     }
 }
 
-/// The calling thread's own namespace, entered again when dropped.
-struct Return(File);
+/// Moves the calling thread into the network namespace `ns` refers to.
+fn setns_net(ns: impl AsFd) -> io::Result<()> {
+    setns(ns, CloneFlags::CLONE_NEWNET)?;
+    Ok(())
+}
+
+/// Holds the calling thread's own namespace and moves the thread back into
+/// it when dropped: the guard of every switch this module makes.
+struct BackToOwnNamespace(File);
 
 /// The calling thread's namespace, to return to once it has left it.
 fn own_namespace(name: &str) -> Result<File, NetnsError> {
     File::open("/proc/thread-self/ns/net").map_err(failed(name, "opening the current namespace"))
 }
 
-impl Drop for Return {
+impl Drop for BackToOwnNamespace {
     fn drop(&mut self) {
-        if let Err(e) = sys::setns_net(self.0.as_fd()) {
+        if let Err(e) = setns_net(&self.0) {
             // The thread would go on in the wrong namespace: nothing it does
             // after this could be trusted.
             eprintln!("rawbpf: cannot return to the original network namespace: {e}");
@@ -85,8 +88,8 @@ impl Drop for Return {
 }
 
 thread_local! {
-    /// The namespace [`enter`] moved the thread to for good.
-    static ENTERED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// The namespace the thread is in through an [`Entered`] guard.
+    static ENTERED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 fn entered(name: &str) -> bool {
@@ -97,7 +100,7 @@ fn open_named(name: &str) -> Result<File, NetnsError> {
     if name.is_empty() || name.contains('/') {
         return Err(NetnsError::NotFound {
             name: name.to_owned(),
-            source: io::Error::from_raw_os_error(libc::EINVAL),
+            source: io::Error::from(Errno::EINVAL),
         });
     }
     File::open(path_of(name)).map_err(|source| NetnsError::NotFound {
@@ -106,33 +109,79 @@ fn open_named(name: &str) -> Result<File, NetnsError> {
     })
 }
 
-/// Moves the calling thread into the named namespace for the rest of its
-/// life: [`run_in`] that namespace then runs its work right there, with no
-/// switching in and out. For a program that works in one namespace (the
-/// rawbpf CLI): switching back costs opening the thread's own namespace in
-/// procfs each time.
-pub fn enter(name: &str) -> Result<(), NetnsError> {
-    if entered(name) {
-        return Ok(());
-    }
-    let ns = open_named(name)?;
-    sys::setns_net(ns.as_fd()).map_err(failed(name, "entering it"))?;
-    ENTERED.with(|e| *e.borrow_mut() = Some(name.to_owned()));
-    Ok(())
+/// The calling thread's stay in a namespace [`enter`] moved it to. Dropping
+/// it moves the thread back where it was. It cannot go to another thread:
+/// the thread that entered is the one that must leave. Guards nest: drop
+/// them in the reverse order of entering, as scopes do.
+#[must_use = "dropping the guard moves the thread back at once"]
+pub struct Entered {
+    /// Held for its `Drop`, which moves the thread back; `None` when the
+    /// thread was in the namespace already.
+    _back: Option<BackToOwnNamespace>,
+    /// What [`run_in`] took for the thread's namespace before.
+    previous: Option<String>,
+    not_send: PhantomData<*const ()>,
 }
 
-/// Runs `f` in the named namespace (or right here for `None`, or when the
-/// thread [`enter`]ed it), on the calling thread, which returns to its own
-/// namespace afterwards.
+impl Entered {
+    /// Leaves the namespace now (what dropping the guard does).
+    pub fn leave(self) {}
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        ENTERED.with(|e| *e.borrow_mut() = previous);
+        // `_back` drops after this: the thread returns.
+    }
+}
+
+/// Moves the calling thread into the named namespace until the returned
+/// guard is dropped: [`run_in`] that namespace meanwhile runs its work right
+/// there, with no switching in and out. For work that stays in one
+/// namespace (a rawbpf CLI command) instead of entering and leaving it at
+/// every step.
+///
+/// ```no_run
+/// let inside = rawbpf::netns::enter("blue")?;
+/// // Sockets opened here are blue's.
+/// drop(inside); // back in the thread's own namespace
+/// # Ok::<(), rawbpf::netns::NetnsError>(())
+/// ```
+pub fn enter(name: &str) -> Result<Entered, NetnsError> {
+    let previous = ENTERED.with(|e| e.borrow().clone());
+    if previous.as_deref() == Some(name) {
+        return Ok(Entered {
+            _back: None,
+            previous,
+            not_send: PhantomData,
+        });
+    }
+    let ns = open_named(name)?;
+    let own = own_namespace(name)?;
+    setns_net(&ns).map_err(failed(name, "entering it"))?;
+    // Only now is there somewhere to return from.
+    let back = BackToOwnNamespace(own);
+    ENTERED.with(|e| *e.borrow_mut() = Some(name.to_owned()));
+    Ok(Entered {
+        _back: Some(back),
+        previous,
+        not_send: PhantomData,
+    })
+}
+
+/// Runs `f` in the named namespace (or right here for `None`, or inside an
+/// [`Entered`] guard of that namespace), on the calling thread, which
+/// returns to its own namespace afterwards, also when `f` panics.
 pub fn run_in<T>(netns: Option<&str>, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
     let Some(name) = netns.filter(|n| !entered(n)) else {
         return Ok(f());
     };
     let ns = open_named(name)?;
     let own = own_namespace(name)?;
-    sys::setns_net(ns.as_fd()).map_err(failed(name, "entering it"))?;
+    setns_net(&ns).map_err(failed(name, "entering it"))?;
     // Only now is there somewhere to return from.
-    let back = Return(own);
+    let back = BackToOwnNamespace(own);
     let out = f();
     drop(back);
     Ok(out)
@@ -147,12 +196,18 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
         .create_new(true)
         .open(&path)
         .map_err(failed(name, "creating its mount point"))?;
-    let target = c_path_of(name, &path)?;
     let made = own_namespace(name).and_then(|own| {
-        sys::unshare_net().map_err(failed(name, "creating it"))?;
-        let back = Return(own);
-        sys::bind_mount(c"/proc/thread-self/ns/net", &target)
-            .map_err(failed(name, "creating it"))?;
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| failed(name, "creating it")(e.into()))?;
+        let back = BackToOwnNamespace(own);
+        // `mount --bind`: the file keeps the namespace alive.
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| failed(name, "creating it")(e.into()))?;
         drop(back);
         Ok(())
     });
@@ -166,9 +221,26 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
 /// itself goes when nothing else holds it).
 pub fn delete(name: &str) -> Result<(), NetnsError> {
     let path = path_of(name);
-    let target = c_path_of(name, &path)?;
-    sys::umount_detach(&target).map_err(failed(name, "unmounting it"))?;
+    // `umount -l`.
+    umount2(&path, MntFlags::MNT_DETACH).map_err(|e| failed(name, "unmounting it")(e.into()))?;
     std::fs::remove_file(&path).map_err(failed(name, "removing its mount point"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_slashes_are_no_namespace() {
+        for bad in ["", "a/b", "../x"] {
+            assert!(matches!(enter(bad), Err(NetnsError::NotFound { .. })));
+            assert!(matches!(
+                run_in(Some(bad), || ()),
+                Err(NetnsError::NotFound { .. })
+            ));
+        }
+        assert!(run_in(None, || 7).is_ok_and(|v| v == 7));
+    }
 }
 
 debug_is_display!(NetnsError);

@@ -16,7 +16,7 @@
 //! `_` becomes `__` and `.` becomes `_2e` (`eth0.100` → `eth0_2e100`,
 //! `eth0_100` → `eth0__100`).
 
-use crate::attach::Hook;
+use crate::hook::Hook;
 use std::path::{Path, PathBuf};
 
 /// Where rawbpf pins attached chains.
@@ -215,7 +215,7 @@ impl DevicePins {
             created_clsact: top.iter().any(|n| n == CREATED_CLSACT),
             hooks: Default::default(),
         };
-        for hook in [Hook::Ingress, Hook::Egress, Hook::Xdp] {
+        for hook in Hook::ALL {
             if !top.iter().any(|n| n == hook.name()) {
                 continue;
             }

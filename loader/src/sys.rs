@@ -935,41 +935,6 @@ pub fn mount_bpffs(path: &CStr) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves the calling thread into the network namespace `ns` refers to.
-/// Only this thread changes namespace; callers run it on a thread of its own.
-pub fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::sched::{setns, CloneFlags};
-    setns(ns, CloneFlags::CLONE_NEWNET)?;
-    Ok(())
-}
-
-/// Gives the calling thread a new, empty network namespace.
-pub fn unshare_net() -> io::Result<()> {
-    use nix::sched::{unshare, CloneFlags};
-    unshare(CloneFlags::CLONE_NEWNET)?;
-    Ok(())
-}
-
-/// `mount --bind src dst` (keeps a namespace alive at a path, as `ip netns add` does).
-pub fn bind_mount(src: &CStr, dst: &CStr) -> io::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    mount(
-        Some(src),
-        dst,
-        None::<&CStr>,
-        MsFlags::MS_BIND,
-        None::<&CStr>,
-    )?;
-    Ok(())
-}
-
-/// `umount -l path`.
-pub fn umount_detach(path: &CStr) -> io::Result<()> {
-    use nix::mount::{umount2, MntFlags};
-    umount2(path, MntFlags::MNT_DETACH)?;
-    Ok(())
-}
-
 /// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
 pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt::IpRecvTos};

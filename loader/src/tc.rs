@@ -2,11 +2,14 @@
 //! device's XDP program, as tc, ip and libbpf make them.
 //!
 //! Every message is a netlink-packet-route type, exchanged through an
-//! `rtnetlink` [`Handle`](rtnetlink::Handle) whose connection runs on the
-//! caller's tokio runtime: the functions here are `async`. Programs without
-//! a runtime use [`crate::blocking`]. rtnetlink's builders have no clsact kind
-//! and no cls_bpf option, so those requests are built from
-//! netlink-packet-route's [`TcMessage`] and sent with `Handle::request`.
+//! rtnetlink handle whose connection runs on the caller's tokio runtime:
+//! the functions here are `async`. Programs without a runtime use
+//! [`crate::blocking`]. rtnetlink's builders have no clsact kind and no
+//! cls_bpf option, so those requests are built from netlink-packet-route's
+//! `TcMessage` and sent with the handle's `request`. None of those types
+//! is part of rawbpf's API: [`Tc`] takes and returns rawbpf's own
+//! ([`Direction`], [`TcFilter`], [`BpfFilter`], [`XdpAttached`]), and
+//! [`NetlinkError`] carries the kernel's errno and words.
 //!
 //! A [`Tc`] talks to the network namespace it was opened in, whatever
 //! namespace the runtime's threads are in later.
@@ -31,37 +34,13 @@ const CLSACT_HANDLE: TcHandle = TcHandle {
     minor: 0,
 };
 
-/// Which way packets go through the filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Packets the device receives (`ffff:fff2`).
-    Ingress,
-    /// Packets the device sends (`ffff:fff3`).
-    Egress,
-}
+pub use crate::hook::Direction;
 
-impl Direction {
-    /// The filter's parent handle on clsact.
-    pub fn parent(self) -> u32 {
-        u32::from(self.handle())
-    }
-
-    fn handle(self) -> TcHandle {
-        TcHandle {
-            major: 0xFFFF,
-            minor: match self {
-                Direction::Ingress => TcHandle::MIN_INGRESS,
-                Direction::Egress => TcHandle::MIN_EGRESS,
-            },
-        }
-    }
-
-    /// "ingress" or "egress".
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        }
+/// The clsact parent a direction's filters hang on.
+fn parent_handle(d: Direction) -> TcHandle {
+    TcHandle {
+        major: 0xFFFF,
+        minor: d.parent_minor(),
     }
 }
 
@@ -86,6 +65,17 @@ pub struct BpfFilter {
     pub direct_action: bool,
 }
 
+/// One filter on a clsact direction, as a dump lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcFilter {
+    /// Its priority (tc's `prio`).
+    pub priority: u16,
+    /// Its kind (`bpf`, `u32`, `flower`, ...).
+    pub kind: String,
+    /// For a `bpf` filter: its program and flags.
+    pub bpf: Option<BpfFilter>,
+}
+
 /// A netlink request that failed.
 #[derive(thiserror::Error)]
 pub enum NetlinkError {
@@ -104,10 +94,25 @@ pub enum NetlinkError {
     /// The connection ended before the kernel answered, or answered with
     /// something other than the request's reply.
     #[error("netlink: {0}")]
-    Protocol(String),
+    Protocol(ProtocolError),
     /// A netlink function was called outside a tokio runtime.
     #[error("rawbpf's netlink functions run on a tokio runtime (rawbpf::blocking runs them without one)")]
     NoRuntime,
+}
+
+/// How a netlink exchange went wrong without an errno from the kernel.
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The kernel answered with something other than the request's reply.
+    #[error("an unexpected reply")]
+    UnexpectedReply,
+    /// The connection stopped before the reply came.
+    #[error("the connection stopped before the reply")]
+    ConnectionStopped,
+    /// The request or the reply could not be encoded or decoded.
+    #[error("an invalid request or reply")]
+    InvalidMessage,
 }
 
 impl NetlinkError {
@@ -150,12 +155,12 @@ impl NetlinkError {
             // Not `to_string`: that prints a whole message with `{:?}`,
             // which links the Debug code of every message type.
             rtnetlink::Error::UnexpectedMessage(_) => {
-                NetlinkError::Protocol("an unexpected reply".into())
+                NetlinkError::Protocol(ProtocolError::UnexpectedReply)
             }
             rtnetlink::Error::RequestFailed => {
-                NetlinkError::Protocol("the connection stopped before the reply".into())
+                NetlinkError::Protocol(ProtocolError::ConnectionStopped)
             }
-            _ => NetlinkError::Protocol("an invalid request or reply".into()),
+            _ => NetlinkError::Protocol(ProtocolError::InvalidMessage),
         }
     }
 }
@@ -183,14 +188,15 @@ impl Tc {
         Ok(Tc { handle })
     }
 
-    /// rtnetlink's handle, for its request builders.
-    pub fn handle(&self) -> &rtnetlink::Handle {
+    /// rtnetlink's handle, for its request builders (the lab's veth pair
+    /// and addresses). Not public: rtnetlink's types are not rawbpf's API.
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
         &self.handle
     }
 
     /// Sends one request and collects the replies; an `NLMSG_ERROR` with an
     /// errno becomes [`NetlinkError::Kernel`].
-    pub async fn request(
+    async fn request(
         &self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -299,7 +305,7 @@ impl Tc {
         priority: u16,
     ) -> Result<bool, NetlinkError> {
         let mut msg = TcMessage::with_index(ifindex as i32);
-        msg.header.parent = direction.handle();
+        msg.header.parent = parent_handle(direction);
         msg.header.info = u32::from(priority) << 16;
         match self
             .request(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK)
@@ -311,15 +317,14 @@ impl Tc {
         }
     }
 
-    /// Every filter on one direction of a device: (priority, kind, BPF
-    /// details if a bpf filter).
+    /// Every filter on one direction of a device.
     pub async fn filters(
         &self,
         ifindex: u32,
         direction: Direction,
-    ) -> Result<Vec<(u16, String, Option<BpfFilter>)>, NetlinkError> {
+    ) -> Result<Vec<TcFilter>, NetlinkError> {
         let mut msg = TcMessage::with_index(ifindex as i32);
-        msg.header.parent = direction.handle();
+        msg.header.parent = parent_handle(direction);
         let replies = match self
             .request(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP)
             .await
@@ -471,7 +476,7 @@ fn filter_message(
     name: &str,
 ) -> TcMessage {
     let mut msg = TcMessage::with_index(ifindex as i32);
-    msg.header.parent = direction.handle();
+    msg.header.parent = parent_handle(direction);
     msg.header.handle = TcHandle::from(1);
     msg.header.info = (u32::from(priority) << 16) | u32::from((libc::ETH_P_ALL as u16).to_be());
     msg.attributes.push(TcAttribute::Kind("bpf".into()));
@@ -483,13 +488,9 @@ fn filter_message(
     msg
 }
 
-/// One entry of a filter dump: (priority, kind, BPF details). The dump
-/// lists each priority's chain head too, without options: that is skipped.
-fn read_filter(
-    m: &TcMessage,
-    ifindex: u32,
-    direction: Direction,
-) -> Option<(u16, String, Option<BpfFilter>)> {
+/// One entry of a filter dump. The dump lists each priority's chain head
+/// too, without options: that is skipped.
+fn read_filter(m: &TcMessage, ifindex: u32, direction: Direction) -> Option<TcFilter> {
     let priority = (m.header.info >> 16) as u16;
     let kind = kind_of(m).unwrap_or_default();
     let options: Vec<&TcFilterBpfOption> = m
@@ -506,7 +507,11 @@ fn read_filter(
         })
         .collect();
     if kind != "bpf" {
-        return Some((priority, kind, None));
+        return Some(TcFilter {
+            priority,
+            kind,
+            bpf: None,
+        });
     }
     if options.is_empty() {
         return None;
@@ -530,7 +535,11 @@ fn read_filter(
             _ => {}
         }
     }
-    Some((priority, kind, Some(bpf)))
+    Some(TcFilter {
+        priority,
+        kind,
+        bpf: Some(bpf),
+    })
 }
 
 #[cfg(test)]
@@ -557,9 +566,9 @@ mod tests {
         else {
             panic!("not a filter: {back:?}");
         };
-        let (prio, kind, bpf) = read_filter(&back, 7, Direction::Egress).unwrap();
-        assert_eq!((prio, kind.as_str()), (3, "bpf"));
-        let bpf = bpf.unwrap();
+        let filter = read_filter(&back, 7, Direction::Egress).unwrap();
+        assert_eq!((filter.priority, filter.kind.as_str()), (3, "bpf"));
+        let bpf = filter.bpf.unwrap();
         assert_eq!(bpf.name, "pipeline.bpf.o:[mark_packet]");
         assert!(bpf.direct_action);
     }
@@ -619,4 +628,4 @@ mod tests {
     }
 }
 
-debug_is_display!(NetlinkError);
+debug_is_display!(NetlinkError, ProtocolError);

@@ -4,16 +4,17 @@
 //! `list` decide from the same reads instead of asking the kernel and
 //! bpffs the same question at every step.
 
-use super::{c_path, Hook};
-use crate::error::AttachError;
+use super::{c_path, AttachError};
+use crate::hook::{Direction, Hook};
 use crate::pins::{ChainDir, DevicePins, PinTree};
-use crate::tc::{BpfFilter, Direction, NetlinkError, Tc, XdpAttached};
+use crate::tc::{NetlinkError, Tc, TcFilter, XdpAttached};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// The program a hook runs, as far as a chain is concerned.
+/// The program a hook runs (a filter's, a TCX link's or the device's XDP
+/// program), as far as a chain is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Running {
+pub(super) struct HookedProgram {
     /// Its kernel id.
     pub prog_id: u32,
     /// The entry program's name, when the hook says it (a filter named
@@ -21,15 +22,12 @@ pub(super) struct Running {
     pub entry: Option<String>,
 }
 
-/// One filter on a direction: priority, kind, BPF details.
-pub(super) type Filter = (u16, String, Option<BpfFilter>);
-
 pub(super) struct DeviceView<'t> {
     pub tc: &'t Tc,
     pub ifindex: u32,
     dev: String,
     pins: DevicePins,
-    filters: [Option<Vec<Filter>>; 2],
+    filters: [Option<Vec<TcFilter>>; 2],
     clsact: Option<bool>,
     xdp: Option<Option<XdpAttached>>,
     tree: Option<PinTree>,
@@ -60,7 +58,7 @@ impl<'t> DeviceView<'t> {
         }
     }
 
-    fn netlink(&self, action: &'static str, source: NetlinkError) -> AttachError {
+    fn netlink_failed(&self, action: &'static str, source: NetlinkError) -> AttachError {
         AttachError::Netlink {
             dev: self.dev.clone(),
             action,
@@ -80,13 +78,13 @@ impl<'t> DeviceView<'t> {
     }
 
     /// The filters on one direction.
-    pub async fn filters(&mut self, d: Direction) -> Result<&[Filter], AttachError> {
+    pub async fn filters(&mut self, d: Direction) -> Result<&[TcFilter], AttachError> {
         if self.filters[index(d)].is_none() {
             let read = self
                 .tc
                 .filters(self.ifindex, d)
                 .await
-                .map_err(|source| self.netlink("listing filters", source))?;
+                .map_err(|source| self.netlink_failed("listing filters", source))?;
             self.filters[index(d)] = Some(read);
         }
         Ok(self.filters[index(d)].as_deref().unwrap_or_default())
@@ -102,7 +100,7 @@ impl<'t> DeviceView<'t> {
     /// direction holds what it held before but those.
     pub fn filter_deleted(&mut self, d: Direction, priority: u16) {
         if let Some(filters) = &mut self.filters[index(d)] {
-            filters.retain(|(prio, _, _)| *prio != priority);
+            filters.retain(|f| f.priority != priority);
         }
     }
 
@@ -124,7 +122,7 @@ impl<'t> DeviceView<'t> {
                 .tc
                 .qdisc_kinds(self.ifindex)
                 .await
-                .map_err(|source| self.netlink("listing qdiscs", source))?
+                .map_err(|source| self.netlink_failed("listing qdiscs", source))?
                 .iter()
                 .any(|k| k == "clsact");
         self.clsact = Some(c);
@@ -138,7 +136,7 @@ impl<'t> DeviceView<'t> {
                 .tc
                 .xdp(self.ifindex)
                 .await
-                .map_err(|source| self.netlink("reading the XDP program", source))?;
+                .map_err(|source| self.netlink_failed("reading the XDP program", source))?;
             self.xdp = Some(read);
         }
         Ok(self.xdp.flatten())
@@ -157,18 +155,22 @@ impl<'t> DeviceView<'t> {
 
     /// The program the kernel runs at a hook's slot: the filter at
     /// priority `slot`, or the device's XDP program.
-    pub async fn hooked(&mut self, hook: Hook, slot: u16) -> Result<Option<Running>, AttachError> {
+    pub async fn hooked(
+        &mut self,
+        hook: Hook,
+        slot: u16,
+    ) -> Result<Option<HookedProgram>, AttachError> {
         Ok(match hook.direction() {
             Some(d) => self
                 .filters(d)
                 .await?
                 .iter()
-                .find_map(|(prio, _, bpf)| bpf.as_ref().filter(|_| *prio == slot))
-                .map(|b| Running {
+                .find_map(|f| f.bpf.as_ref().filter(|_| f.priority == slot))
+                .map(|b| HookedProgram {
                     prog_id: b.prog_id,
                     entry: entry_of(&b.name),
                 }),
-            None => self.xdp().await?.map(|x| Running {
+            None => self.xdp().await?.map(|x| HookedProgram {
                 prog_id: x.prog_id,
                 entry: None,
             }),
@@ -178,16 +180,16 @@ impl<'t> DeviceView<'t> {
     /// What a hook runs, as far as `chain` is concerned: the program of
     /// the chain's own TCX link if it pinned one (and the link is still
     /// attached), else `hooked`.
-    pub fn running_for(
+    pub fn effective_program(
         &self,
         chain: Option<&ChainDir>,
-        hooked: &Option<Running>,
-    ) -> Option<Running> {
+        hooked: &Option<HookedProgram>,
+    ) -> Option<HookedProgram> {
         match chain.and_then(pinned_link) {
             Some(link) => crate::sys::link_info(link.as_fd())
                 .ok()
                 .filter(|i| i.ifindex != 0)
-                .map(|i| Running {
+                .map(|i| HookedProgram {
                     prog_id: i.prog_id,
                     entry: None,
                 }),
@@ -197,7 +199,7 @@ impl<'t> DeviceView<'t> {
 
     /// Whether `running` is one of the programs pinned in `chain`. The
     /// entry program's pin, when the hook names it, is the only one read.
-    pub fn chain_runs(&mut self, chain: &ChainDir, running: &Option<Running>) -> bool {
+    pub fn chain_runs(&mut self, chain: &ChainDir, running: &Option<HookedProgram>) -> bool {
         let Some(running) = running else {
             return false;
         };

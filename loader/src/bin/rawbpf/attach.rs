@@ -5,7 +5,7 @@ use crate::json::Json;
 use crate::Failure;
 use rawbpf::attach::{self, AttachOptions, Hook, Mode, Target, XdpMode};
 use rawbpf::load::hex;
-use rawbpf::{AttachError, ObjectSpec};
+use rawbpf::{AttachError, LoadOptions, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -52,9 +52,7 @@ fn run_netlink<T>(
     netns: Option<&str>,
     f: impl std::future::Future<Output = T>,
 ) -> Result<T, Failure> {
-    if let Some(ns) = netns {
-        let _ = rawbpf::netns::enter(ns);
-    }
+    let _inside = netns.and_then(|ns| rawbpf::netns::enter(ns).ok());
     let rt = rawbpf::blocking::runtime()
         .map_err(|e| Failure::Error(format!("starting the netlink runtime: {e}")))?;
     let out = rt.block_on(f);
@@ -81,14 +79,16 @@ fn attach_err(file: Option<&str>, e: AttachError) -> Failure {
             Some(_) => " (use --ingress or --egress)".to_owned(),
             None => String::new(),
         },
-        AttachError::AlreadyAttached { direction, .. } if *direction == "xdp" => {
-            " (detach it, or pass --replace)".to_owned()
-        }
+        AttachError::AlreadyAttached {
+            hook: Hook::Xdp, ..
+        } => " (detach it, or pass --replace)".to_owned(),
         AttachError::AlreadyAttached { .. } => {
             " (detach it, pass --replace, or choose another --priority)".to_owned()
         }
         AttachError::XdpBusy { .. } => " (pass --replace to replace it)".to_owned(),
-        AttachError::ModeMismatch { attached, .. } => format!(" (pass --mode {attached})"),
+        AttachError::ModeMismatch { attached, .. } => {
+            format!(" (pass --mode {})", attached.name())
+        }
         _ => String::new(),
     };
     match (file, &e) {
@@ -154,17 +154,20 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let opts = AttachOptions {
         target: target.clone(),
         program: p.value("--prog").map(str::to_owned),
-        tails,
         priority: priority(p)?.unwrap_or(1),
         replace: p.switch("--replace"),
         mode: if xdp { Mode::Xdp } else { mode },
         xdp_mode,
+    };
+    let load = LoadOptions {
+        tails,
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
+        ..LoadOptions::for_file(Path::new(file))
     };
     let spec = ObjectSpec::from_file(file)?;
     let a = run_netlink(
         target.netns.as_deref(),
-        attach::attach(Path::new(file), &spec, &opts),
+        attach::attach(Path::new(file), &spec, &load, &opts),
     )?
     .map_err(|e| attach_err(Some(file), e))?;
     if p.switch("--json") {

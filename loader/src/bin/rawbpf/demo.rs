@@ -3,8 +3,9 @@
 
 use crate::Failure;
 use rawbpf::attach::{self, AttachOptions, Hook, Target};
+use rawbpf::blocking::Netlink;
 use rawbpf::lab::{Arrivals, Lab, Receiver, Sender};
-use rawbpf::ObjectSpec;
+use rawbpf::{LoadOptions, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -53,9 +54,9 @@ pub fn demo() -> Result<String, Failure> {
         hook: Hook::Ingress,
     };
     // One runtime for the demo's netlink; Lab::create ran its own.
-    let rt = rawbpf::blocking::runtime().map_err(fail)?;
+    let netlink = Netlink::new().map_err(fail)?;
     // Detach on the way out, whatever happens after the first attach.
-    let guard = DetachGuard(Some(target.clone()));
+    let guard = DetachGuard(&netlink, Some(target.clone()));
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -70,23 +71,23 @@ pub fn demo() -> Result<String, Failure> {
     let mut opts = AttachOptions {
         target: target.clone(),
         program: Some("mark_packet".into()),
+        priority: 1,
+        replace: false,
+        mode: attach::Mode::Tc,
+        xdp_mode: attach::XdpMode::Auto,
+    };
+    let mut load = LoadOptions {
         // Slot 1 empty: stage one alone.
         tails: vec![rawbpf::TailSlot {
             map: "prog_array".into(),
             key: 1,
             program: None,
         }],
-        priority: 1,
-        replace: false,
-        mode: attach::Mode::Tc,
-        xdp_mode: attach::XdpMode::Auto,
-        target_btf: None,
+        ..LoadOptions::for_file(file)
     };
     let p1 = phase(&mut out, 1, "nothing attached", &sender, &receiver)?;
 
-    let stage1 = rt
-        .block_on(attach::attach(file, &spec, &opts))
-        .map_err(fail)?;
+    let stage1 = netlink.attach(file, &spec, &load, &opts).map_err(fail)?;
     let p2 = phase(
         &mut out,
         2,
@@ -95,11 +96,9 @@ pub fn demo() -> Result<String, Failure> {
         &receiver,
     )?;
 
-    opts.tails.clear();
+    load.tails.clear();
     opts.replace = true;
-    let chain = rt
-        .block_on(attach::attach(file, &spec, &opts))
-        .map_err(fail)?;
+    let chain = netlink.attach(file, &spec, &load, &opts).map_err(fail)?;
     let p3 = phase(
         &mut out,
         3,
@@ -108,9 +107,7 @@ pub fn demo() -> Result<String, Failure> {
         &receiver,
     )?;
 
-    let detached = rt
-        .block_on(attach::detach(&target, Some(1)))
-        .map_err(fail)?;
+    let detached = netlink.detach(&target, Some(1)).map_err(fail)?;
     guard.disarm();
     let p4 = phase(&mut out, 4, "detached", &sender, &receiver)?;
 
@@ -164,18 +161,18 @@ pub fn demo() -> Result<String, Failure> {
 }
 
 /// Detaches the demo's filter if the demo stops before it does.
-struct DetachGuard(Option<Target>);
+struct DetachGuard<'n>(&'n Netlink, Option<Target>);
 
-impl DetachGuard {
+impl DetachGuard<'_> {
     fn disarm(mut self) {
-        self.0 = None;
+        self.1 = None;
     }
 }
 
-impl Drop for DetachGuard {
+impl Drop for DetachGuard<'_> {
     fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            let _ = rawbpf::blocking::detach(t, Some(1));
+        if let Some(t) = &self.1 {
+            let _ = self.0.detach(t, Some(1));
         }
     }
 }
