@@ -905,7 +905,11 @@ async fn hook(
             .iter()
             .map(|p| (p.name.clone(), p.id))
             .collect(),
-        maps: chain.maps.iter().map(|m| (m.name.clone(), m.id)).collect(),
+        maps: chain
+            .maps
+            .iter()
+            .map(|m| (m.name().to_owned(), m.id()))
+            .collect(),
         warnings: chain.warnings.clone(),
         target: target.clone(),
         priority: opts.priority,

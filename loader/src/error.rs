@@ -2,7 +2,7 @@
 //! symbol, map, program or byte offset — so that the message alone tells a
 //! user where to look.
 
-use crate::errno::{denied, if_denied, NEEDS_BPF, NEEDS_NET_ADMIN};
+use crate::errno::{denied, if_denied, NEEDS_NET_ADMIN};
 use crate::obj::btf::BtfError;
 use crate::obj::btf_ext::BtfExtError;
 use std::path::PathBuf;
@@ -142,180 +142,7 @@ pub enum AttachError {
     },
 }
 
-/// What went wrong turning a spec into kernel objects. Messages name the map,
-/// program or pin at fault; a verifier rejection carries the verifier's log.
-#[derive(thiserror::Error)]
-#[non_exhaustive]
-pub enum LoadError {
-    /// A CO-RE relocation that cannot be applied at all (libbpf refuses
-    /// the object too): two kernel candidates disagree, an offset does not
-    /// fit the instruction, the object's own data is inconsistent.
-    #[error(transparent)]
-    Core(#[from] Box<crate::obj::core::CoreError>),
-    /// The kernel BTF that CO-RE relocations, externs or attach targets need
-    /// cannot be read or parsed.
-    #[error("kernel BTF {}: {reason}", path.display())]
-    KernelBtf {
-        /// The file (`/sys/kernel/btf/vmlinux` or `--btf FILE`).
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A program's BTF attach target (fentry/fexit/fmod_ret function,
-    /// tp_btf tracepoint, LSM hook, iterator, freplace function) cannot be
-    /// found or used.
-    #[error("program {program}: {reason}")]
-    AttachTarget {
-        /// Program name.
-        program: String,
-        /// What is missing, naming the target.
-        reason: String,
-    },
-    /// `BPF_MAP_CREATE` failed.
-    #[error(
-        "map {map}: the kernel refused to create it: {source}{}{}",
-        rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
-        if_denied(source, NEEDS_BPF)
-    )]
-    MapCreate {
-        /// Map name.
-        map: String,
-        /// errno.
-        source: std::io::Error,
-        /// The kernel rule the map breaks, when rawbpf knows it.
-        rule: Option<String>,
-    },
-    /// Writing an element failed.
-    #[error("map {map}: writing {what}: {source}{}", if_denied(source, NEEDS_BPF))]
-    MapUpdate {
-        /// Map name.
-        map: String,
-        /// Which element, in words.
-        what: String,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// Reading a map failed.
-    #[error("map {map}: reading it: {source}")]
-    MapRead {
-        /// Map name.
-        map: String,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// The verifier rejected a program.
-    #[error("program {program}: the verifier rejected it ({source}):\n{log}")]
-    Verifier {
-        /// Program name.
-        program: String,
-        /// errno.
-        source: std::io::Error,
-        /// The verifier's log.
-        log: String,
-    },
-    /// `BPF_PROG_LOAD` failed without a verifier log.
-    #[error(
-        "program {program}: the kernel refused to load it: {source}{}",
-        if_denied(source, NEEDS_BPF)
-    )]
-    ProgLoad {
-        /// Program name.
-        program: String,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// Something the object needs that this loader cannot do yet.
-    #[error("program {program}: {what} is not supported yet")]
-    Unsupported {
-        /// Program name.
-        program: String,
-        /// What.
-        what: String,
-    },
-    /// Something the whole object needs that this loader cannot do yet.
-    #[error("the object has {what}, which rawbpf does not apply yet")]
-    ObjectUnsupported {
-        /// What.
-        what: String,
-    },
-    /// A spec that does not hold together (a name it uses is missing).
-    #[error("{0}")]
-    Link(#[from] crate::obj::link::LinkError),
-    /// A prog-array slot that cannot be set as asked.
-    #[error("prog array slot {spec}: {reason}")]
-    Tail {
-        /// The argument as given.
-        spec: String,
-        /// Why.
-        reason: String,
-    },
-    /// Pinning or opening a pin failed.
-    #[error("{}: {action}: {source}{}", path.display(), if_denied(source, NEEDS_BPF))]
-    Pin {
-        /// The bpffs path.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// A pinned map exists but does not match the object's definition.
-    #[error("map {map}: the map pinned at {} does not match its definition ({reason}); remove the pin or pin elsewhere", path.display())]
-    PinMismatch {
-        /// Map name.
-        map: String,
-        /// The pin.
-        path: PathBuf,
-        /// What differs.
-        reason: String,
-    },
-    /// A test run failed.
-    #[error("program {program}: BPF_PROG_TEST_RUN failed: {source}")]
-    TestRun {
-        /// Program name.
-        program: String,
-        /// errno.
-        source: std::io::Error,
-    },
-    /// An extern (`__kconfig`, `__ksym`, kfunc) that cannot be resolved
-    /// against this kernel: a strong one it lacks, a value of the wrong type,
-    /// a local type that does not match the kernel's.
-    #[error("extern {name}: {reason}")]
-    Extern {
-        /// The extern's name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// `CONFIG_*` externs need the kernel's config, and none could be read.
-    #[error("extern {needed_by} needs the kernel config, which cannot be read: {reason}")]
-    KernelConfig {
-        /// The first `CONFIG_*` extern that needs it.
-        needed_by: String,
-        /// What was tried and what failed.
-        reason: String,
-    },
-    /// A test run the kernel refused (or would refuse), with the rule it broke.
-    #[error("program {program}: BPF_PROG_TEST_RUN failed: {source} ({rule})")]
-    TestRunRule {
-        /// Program name.
-        program: String,
-        /// The rule, in words.
-        rule: String,
-        /// errno (for a run refused before the call: the kernel's answer to it).
-        source: std::io::Error,
-    },
-    /// A name that is not in the object.
-    #[error("no {kind} named {name} in the object (it has: {known})")]
-    NotFound {
-        /// "program" or "map".
-        kind: &'static str,
-        /// The name asked for.
-        name: String,
-        /// The names it has.
-        known: String,
-    },
-}
+pub use crate::load::LoadError;
 
 /// What is wrong with a BPF ELF object. Messages start lower-case and name the
 /// section, symbol or offset at fault; [`Error::Parse`] puts the file name first.
@@ -578,4 +405,4 @@ impl From<object::Error> for ParseError {
     }
 }
 
-debug_is_display!(Error, AttachError, LoadError, ParseError);
+debug_is_display!(Error, AttachError, ParseError);

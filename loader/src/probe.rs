@@ -190,6 +190,28 @@ pub fn probe_prog_type(t: ProgramType) -> Option<bool> {
     Some(load(t, &[mov_r0_0(), exit()], false).is_ok())
 }
 
+/// Whether the kernel loads an fentry program (a trampoline) on the
+/// vmlinux function of BTF id `btf_func_id`: `Ok` if it does, else the
+/// kernel's answer (kernels without trampolines, or that refuse them,
+/// answer EPERM, ENOTSUPP or EINVAL). The program returns 0 and is closed
+/// at once.
+pub fn probe_fentry(btf_func_id: u32) -> std::io::Result<()> {
+    let code: Vec<u8> = [mov_r0_0(), exit()]
+        .iter()
+        .flat_map(|i| i.to_bytes())
+        .collect();
+    let attrs = sys::ProgLoad {
+        prog_type: ProgramType::TRACING.0,
+        expected_attach_type: AttachType::TRACE_FENTRY.0,
+        name: "probe",
+        insns: &code,
+        license: c"GPL",
+        attach_btf_id: btf_func_id,
+        ..Default::default()
+    };
+    sys::prog_load(&attrs, None).map(drop)
+}
+
 fn create_map(
     t: MapType,
     key: u32,
@@ -480,7 +502,7 @@ pub fn probe_feature(f: Feature) -> bool {
                 Err(e) if e.raw_os_error() == Some(libc::ENODEV)
             )
         }
-        Feature::Bpffs => sys::is_bpffs(c"/sys/fs/bpf").unwrap_or(false),
+        Feature::Bpffs => crate::load::pin::is_bpffs(c"/sys/fs/bpf").unwrap_or(false),
     }
 }
 
