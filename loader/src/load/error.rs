@@ -16,13 +16,10 @@ pub enum LoadError {
     Core(#[from] Box<crate::obj::core::CoreError>),
     /// The kernel BTF that CO-RE relocations, externs or attach targets need
     /// cannot be read or parsed.
-    #[error("kernel BTF {}: {reason}", path.display())]
-    KernelBtf {
-        /// The file (`/sys/kernel/btf/vmlinux` or `--btf FILE`).
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    /// It names the file (`/sys/kernel/btf/vmlinux`, a module's, or
+    /// `--btf FILE`) and carries the I/O or BTF error.
+    #[error("kernel BTF {0}")]
+    KernelBtf(#[from] crate::kernel_btf::KernelBtfError),
     /// A program's BTF attach target (fentry/fexit/fmod_ret function,
     /// tp_btf tracepoint, LSM hook, iterator, freplace function) cannot be
     /// found or used.

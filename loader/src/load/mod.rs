@@ -6,7 +6,7 @@
 //! what was made, so nothing leaks.
 //!
 //! Its rooms: [`map`] (creating and using maps), [`program`] (loading,
-//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution), [`error`].
+//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution), `error` ([`LoadError`]).
 
 mod error;
 pub mod externs;
@@ -93,11 +93,7 @@ pub fn kernel_types(
     let btf = match &opts.target_btf {
         Some(path) => KernelBtf::open(path, wanted),
         None => KernelBtf::open_kernel(wanted),
-    }
-    .map_err(|e| LoadError::KernelBtf {
-        path: e.path().to_owned(),
-        reason: e.reason(),
-    })?;
+    }?;
     Ok(Box::new(btf))
 }
 
