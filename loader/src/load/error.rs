@@ -103,10 +103,10 @@ pub enum LoadError {
     /// A prog-array slot that cannot be set as asked.
     #[error("prog array slot {spec}: {reason}")]
     Tail {
-        /// The argument as given.
+        /// The argument as given (`MAP:KEY=PROGRAM`).
         spec: String,
         /// Why.
-        reason: String,
+        reason: TailSlotError,
     },
     /// Pinning or opening a pin failed.
     #[error("{}: {action}: {source}{}", path.display(), if_denied(source, NEEDS_BPF))]
@@ -203,4 +203,40 @@ pub enum LoadError {
     },
 }
 
-debug_is_display!(LoadError);
+/// Why a prog-array slot cannot be set as asked.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum TailSlotError {
+    /// The object has no such map.
+    #[error("no map {map} in the object")]
+    NoMap {
+        /// The map asked for.
+        map: String,
+    },
+    /// The map is not a prog array.
+    #[error("map {map} is a {map_type}, not a prog_array")]
+    NotProgArray {
+        /// The map.
+        map: String,
+        /// Its type.
+        map_type: crate::uapi::MapType,
+    },
+    /// The key is outside the array.
+    #[error("key {key} is past max_entries {max_entries} of {map}")]
+    KeyPastEnd {
+        /// The map.
+        map: String,
+        /// The key asked for.
+        key: u32,
+        /// The array's size.
+        max_entries: u32,
+    },
+    /// The object has no such program.
+    #[error("no program {program} in the object")]
+    NoProgram {
+        /// The program asked for.
+        program: String,
+    },
+}
+
+debug_is_display!(LoadError, TailSlotError);

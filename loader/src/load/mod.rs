@@ -14,7 +14,7 @@ pub mod map;
 pub mod pin;
 pub mod program;
 
-pub use error::LoadError;
+pub use error::{LoadError, TailSlotError};
 pub use externs::{resolve_externs, ResolvedExterns};
 pub use map::{possible_cpus, Entry, Map};
 pub use pin::{ensure_bpffs_dir, pin_name};
@@ -374,28 +374,29 @@ fn slot_plan(spec: &ObjectSpec, tails: &[TailSlot]) -> Result<Vec<PlannedSlot>, 
     }
     for t in tails {
         let spec_text = format!("{}:{}={}", t.map, t.key, t.program.as_deref().unwrap_or(""));
-        let bad = |reason: String| LoadError::Tail {
+        let bad = |reason: TailSlotError| LoadError::Tail {
             spec: spec_text.clone(),
             reason,
         };
         let m = spec
             .map(&t.map)
-            .ok_or_else(|| bad(format!("no map {} in the object", t.map)))?;
+            .ok_or_else(|| bad(TailSlotError::NoMap { map: t.map.clone() }))?;
         if m.map_type != MapType::PROG_ARRAY {
-            return Err(bad(format!(
-                "map {} is a {}, not a prog_array",
-                m.name, m.map_type
-            )));
+            return Err(bad(TailSlotError::NotProgArray {
+                map: m.name.clone(),
+                map_type: m.map_type,
+            }));
         }
         if t.key >= m.max_entries {
-            return Err(bad(format!(
-                "key {} is past max_entries {} of {}",
-                t.key, m.max_entries, m.name
-            )));
+            return Err(bad(TailSlotError::KeyPastEnd {
+                map: m.name.clone(),
+                key: t.key,
+                max_entries: m.max_entries,
+            }));
         }
         if let Some(p) = &t.program {
             spec.program(p)
-                .ok_or_else(|| bad(format!("no program {p} in the object")))?;
+                .ok_or_else(|| bad(TailSlotError::NoProgram { program: p.clone() }))?;
         }
         plan.retain(|(name, key, _)| !(*name == m.name && *key == t.key));
         plan.push((
