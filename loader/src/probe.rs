@@ -489,7 +489,13 @@ pub fn probe_feature(f: Feature) -> bool {
             };
             let frame = crate::packet::ipv4_udp_frame(0);
             let mut out = [0u8; 128];
-            sys::prog_test_run(prog.as_fd(), &frame, &mut out, 1).is_ok()
+            let bufs = sys::TestRunBufs {
+                data_in: &frame,
+                data_out: &mut out,
+                repeat: 1,
+                ..sys::TestRunBufs::default()
+            };
+            sys::prog_test_run(prog.as_fd(), bufs).is_ok()
         }
         Feature::Tcx => {
             // Index 0 names no device: a kernel with TCX says ENODEV, one

@@ -545,26 +545,8 @@ pub struct TestRunBufs<'a> {
     pub repeat: u32,
 }
 
-/// `BPF_PROG_TEST_RUN` of a program on a packet, `repeat` times.
-pub fn prog_test_run(
-    fd: BorrowedFd<'_>,
-    data_in: &[u8],
-    data_out: &mut [u8],
-    repeat: u32,
-) -> io::Result<TestRun> {
-    prog_test_run_with(
-        fd,
-        TestRunBufs {
-            data_in,
-            data_out,
-            repeat,
-            ..TestRunBufs::default()
-        },
-    )
-}
-
 /// `BPF_PROG_TEST_RUN` with a context as well as (or instead of) a packet.
-pub fn prog_test_run_with(fd: BorrowedFd<'_>, bufs: TestRunBufs<'_>) -> io::Result<TestRun> {
+pub fn prog_test_run(fd: BorrowedFd<'_>, bufs: TestRunBufs<'_>) -> io::Result<TestRun> {
     fn in_ptr(s: &[u8]) -> u64 {
         if s.is_empty() {
             0

@@ -173,8 +173,7 @@ impl Program {
             ctx_out: &mut ctx_out,
             repeat,
         };
-        let run =
-            sys::prog_test_run_with(self.fd(), bufs).map_err(|e| self.test_run_error(e, None))?;
+        let run = sys::prog_test_run(self.fd(), bufs).map_err(|e| self.test_run_error(e, None))?;
         out.truncate((run.data_size_out as usize).min(out.len()));
         ctx_out.truncate((run.ctx_size_out as usize).min(ctx_out.len()));
         Ok(TestRunResult {
@@ -211,7 +210,7 @@ impl Program {
             ctx_in: ctx,
             ..sys::TestRunBufs::default()
         };
-        let run = sys::prog_test_run_with(self.fd(), bufs)
+        let run = sys::prog_test_run(self.fd(), bufs)
             .map_err(|e| self.test_run_error(e, Some((ctx.len(), max))))?;
         Ok(TestRunResult {
             retval: run.retval,
