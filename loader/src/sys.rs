@@ -545,7 +545,7 @@ pub struct TestRunBufs<'a> {
     pub repeat: u32,
 }
 
-/// `BPF_PROG_TEST_RUN` with a context as well as (or instead of) a packet.
+/// `BPF_PROG_TEST_RUN` of a program on a packet, a context, or both.
 pub fn prog_test_run(fd: BorrowedFd<'_>, bufs: TestRunBufs<'_>) -> io::Result<TestRun> {
     fn in_ptr(s: &[u8]) -> u64 {
         if s.is_empty() {
