@@ -465,6 +465,17 @@ fn pinning() {
     names.sort();
     assert_eq!(names, ["_bss", "_data", "_rodata", "count_and_verdict"]);
     assert_eq!(doc.get("pinned").array().len(), 4);
+    // A pinned program, as the kernel describes it; a map's pin is not one.
+    let pinned = rawbpf::Program::from_pin(dir.0.join("count_and_verdict")).unwrap();
+    let id = |p: &support::json::Value| p.get("id").num();
+    assert_eq!(
+        u64::from(pinned.id),
+        id(&doc.get("programs").array()[0]),
+        "{doc:?}"
+    );
+    assert_eq!(pinned.name, "count_and_verdi");
+    let err = rawbpf::Program::from_pin(dir.0.join("_bss")).unwrap_err();
+    assert!(err.to_string().contains("not a pinned program"), "{err}");
 
     let dir = BpffsDir::new("byname");
     let first = rawbpf_json(&[

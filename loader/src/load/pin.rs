@@ -3,7 +3,7 @@
 
 use super::map::Map;
 use super::program::Program;
-use super::Collection;
+use super::{fd_number, Collection};
 use crate::error::LoadError;
 use crate::obj::{MapSpec, ObjectSpec, Pinning};
 use crate::sys;
@@ -203,6 +203,16 @@ impl Program {
     pub fn from_pin(path: impl AsRef<Path>) -> Result<Program, LoadError> {
         let path = path.as_ref();
         let fd = open_pin(path, "opening the pinned program")?;
+        // BPF_OBJ_GET_INFO_BY_FD answers for maps and links too, in their
+        // own layout: make sure it is a program first (where /proc says).
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd_number(fd.as_fd())));
+        if link.is_ok_and(|l| l.as_os_str() != "anon_inode:bpf-prog") {
+            return Err(LoadError::Pin {
+                path: path.to_owned(),
+                action: "not a pinned program",
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
         Program::from_fd(fd).map_err(|source| LoadError::Pin {
             path: path.to_owned(),
             action: "reading the pinned program",
