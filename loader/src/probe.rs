@@ -190,6 +190,22 @@ pub fn probe_prog_type(t: ProgramType) -> Option<bool> {
     Some(load(t, &[mov_r0_0(), exit()], false).is_ok())
 }
 
+/// Whether `BPF_PROG_TEST_RUN` runs a TC program on a packet.
+fn probe_test_run() -> bool {
+    let Ok(prog) = load(ProgramType::SCHED_CLS, &[mov_r0_0(), exit()], false) else {
+        return false;
+    };
+    let frame = crate::packet::ipv4_udp_frame(0);
+    let mut out = [0u8; 128];
+    let bufs = sys::TestRunBufs {
+        data_in: &frame,
+        data_out: &mut out,
+        repeat: 1,
+        ..sys::TestRunBufs::default()
+    };
+    sys::prog_test_run(prog.as_fd(), bufs).is_ok()
+}
+
 /// Whether the kernel loads an fentry program (a trampoline) on the
 /// vmlinux function of BTF id `btf_func_id`: `Ok` if it does, else the
 /// kernel's answer (kernels without trampolines, or that refuse them,
@@ -483,20 +499,7 @@ pub fn probe_feature(f: Feature) -> bool {
             let [ld0, ld1] = ld_map(1, op::PSEUDO_MAP_VALUE, &array);
             load(sock, &[ld0, ld1, mov_r0_0(), exit()], false).is_ok()
         }
-        Feature::TestRun => {
-            let Ok(prog) = load(ProgramType::SCHED_CLS, &[mov_r0_0(), exit()], false) else {
-                return false;
-            };
-            let frame = crate::packet::ipv4_udp_frame(0);
-            let mut out = [0u8; 128];
-            let bufs = sys::TestRunBufs {
-                data_in: &frame,
-                data_out: &mut out,
-                repeat: 1,
-                ..sys::TestRunBufs::default()
-            };
-            sys::prog_test_run(prog.as_fd(), bufs).is_ok()
-        }
+        Feature::TestRun => probe_test_run(),
         Feature::Tcx => {
             // Index 0 names no device: a kernel with TCX says ENODEV, one
             // without does not know the attach type (EINVAL).
