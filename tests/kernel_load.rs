@@ -476,6 +476,13 @@ fn pinning() {
     assert_eq!(pinned.name, "count_and_verdi");
     let err = rawbpf::Program::from_pin(dir.0.join("_bss")).unwrap_err();
     assert!(err.to_string().contains("not a pinned program"), "{err}");
+    // A pinned map, with the kernel's sizes; a program's pin is not one.
+    let bss = rawbpf::Map::from_pin(dir.0.join("_bss")).unwrap();
+    assert_eq!((bss.key_size(), bss.max_entries()), (4, 1));
+    let value = bss.lookup(&0u32.to_le_bytes()).unwrap().unwrap();
+    assert_eq!(value.len(), bss.value_size() as usize);
+    let err = rawbpf::Map::from_pin(dir.0.join("count_and_verdict")).unwrap_err();
+    assert!(err.to_string().contains("not a pinned map"), "{err}");
 
     let dir = BpffsDir::new("byname");
     let first = rawbpf_json(&[

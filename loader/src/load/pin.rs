@@ -203,22 +203,56 @@ impl Program {
     pub fn from_pin(path: impl AsRef<Path>) -> Result<Program, LoadError> {
         let path = path.as_ref();
         let fd = open_pin(path, "opening the pinned program")?;
-        // BPF_OBJ_GET_INFO_BY_FD answers for maps and links too, in their
-        // own layout: make sure it is a program first (where /proc says).
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd_number(fd.as_fd())));
-        if link.is_ok_and(|l| l.as_os_str() != "anon_inode:bpf-prog") {
-            return Err(LoadError::Pin {
-                path: path.to_owned(),
-                action: "not a pinned program",
-                source: io::Error::from_raw_os_error(libc::EINVAL),
-            });
-        }
+        ensure_kind(fd.as_fd(), path, "bpf-prog", "not a pinned program")?;
         Program::from_fd(fd).map_err(|source| LoadError::Pin {
             path: path.to_owned(),
             action: "reading the pinned program",
             source,
         })
     }
+}
+
+impl Map {
+    /// The map pinned at `path`, with the type and sizes the kernel
+    /// reports for it; its name is the kernel's (at most 15 bytes).
+    pub fn from_pin(path: impl AsRef<Path>) -> Result<Map, LoadError> {
+        let path = path.as_ref();
+        let fd = open_pin(path, "opening the pinned map")?;
+        ensure_kind(fd.as_fd(), path, "bpf-map", "not a pinned map")?;
+        let info = sys::map_info(fd.as_fd()).map_err(|source| LoadError::Pin {
+            path: path.to_owned(),
+            action: "reading the pinned map",
+            source,
+        })?;
+        let end = info
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(info.name.len());
+        let name = String::from_utf8_lossy(&info.name[..end]).into_owned();
+        Map::from_fd(&name, &name, fd, &info)
+    }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` answers for programs, maps and links alike,
+/// each in its own layout: where /proc says which one `fd` is, refuse
+/// another `kind` (`bpf-prog`, `bpf-map`) than the one asked for.
+fn ensure_kind(
+    fd: BorrowedFd<'_>,
+    path: &Path,
+    kind: &str,
+    action: &'static str,
+) -> Result<(), LoadError> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd_number(fd)));
+    let expected = format!("anon_inode:{kind}");
+    if link.is_ok_and(|l| l.as_os_str() != expected.as_str()) {
+        return Err(LoadError::Pin {
+            path: path.to_owned(),
+            action,
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
+    Ok(())
 }
 
 /// `BPF_LINK_DETACH` of the link pinned at `path`: its program stops
