@@ -42,6 +42,7 @@ pub fn interrupted() -> bool {
 /// SIGPIPE (what std's start-up does for `fn main`, by ignoring it; the
 /// glibc entry point, `#![no_main]`, starts without it). Blocked rather
 /// than ignored: the same for `write`, with no handler to install.
+#[cfg(target_env = "gnu")]
 pub fn ignore_sigpipe() {
     // Cannot fail: SIGPIPE is a valid signal and may be blocked.
     let _ = SigSet::from(Signal::SIGPIPE).thread_block();
