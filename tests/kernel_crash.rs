@@ -49,7 +49,6 @@ use rawbpf::tc::{Direction, Tc, TcFilter};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::os::fd::AsFd as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -317,9 +316,7 @@ impl<'a> Hook<'a> {
     /// priority 1, if there is one.
     fn pinned_entry(&self) -> Option<u32> {
         let path = self.net.pin_dir("ingress").join("mark_packet");
-        let c = std::ffi::CString::new(path.to_str()?).ok()?;
-        let fd = rawbpf::sys::obj_get(&c).ok()?;
-        Some(rawbpf::sys::prog_info(fd.as_fd()).ok()?.id)
+        Some(rawbpf::Program::from_pin(path).ok()?.id)
     }
 
     /// Why this state is half-done (neither bare nor one whole chain with
@@ -410,10 +407,7 @@ impl<'a> Hook<'a> {
     fn force_clean(&self) {
         for p in tree(&self.ns_dir) {
             if p.ends_with("/link") {
-                let c = std::ffi::CString::new(self.ns_dir.join(&p).to_str().unwrap()).unwrap();
-                if let Ok(fd) = rawbpf::sys::obj_get(&c) {
-                    let _ = rawbpf::sys::link_detach(fd.as_fd());
-                }
+                let _ = rawbpf::pin::link_detach(self.ns_dir.join(&p));
             }
         }
         let _ = std::fs::remove_dir_all(&self.ns_dir);

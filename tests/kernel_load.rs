@@ -260,7 +260,7 @@ fn map_in_map_values() {
         return;
     }
     let c = load("map_types.bpf.o", &[]).unwrap();
-    let id = |m: &str| c.map(m).unwrap().id;
+    let id = |m: &str| c.map(m).unwrap().id();
     let outer = c.map("outer").unwrap().entries().unwrap();
     let ids: Vec<(u32, u32)> = outer
         .iter()
@@ -465,6 +465,24 @@ fn pinning() {
     names.sort();
     assert_eq!(names, ["_bss", "_data", "_rodata", "count_and_verdict"]);
     assert_eq!(doc.get("pinned").array().len(), 4);
+    // A pinned program, as the kernel describes it; a map's pin is not one.
+    let pinned = rawbpf::Program::from_pin(dir.0.join("count_and_verdict")).unwrap();
+    let id = |p: &support::json::Value| p.get("id").num();
+    assert_eq!(
+        u64::from(pinned.id),
+        id(&doc.get("programs").array()[0]),
+        "{doc:?}"
+    );
+    assert_eq!(pinned.name, "count_and_verdi");
+    let err = rawbpf::Program::from_pin(dir.0.join("_bss")).unwrap_err();
+    assert!(err.to_string().contains("not a pinned program"), "{err}");
+    // A pinned map, with the kernel's sizes; a program's pin is not one.
+    let bss = rawbpf::Map::from_pin(dir.0.join("_bss")).unwrap();
+    assert_eq!((bss.key_size(), bss.max_entries()), (4, 1));
+    let value = bss.lookup(&0u32.to_le_bytes()).unwrap().unwrap();
+    assert_eq!(value.len(), bss.value_size() as usize);
+    let err = rawbpf::Map::from_pin(dir.0.join("count_and_verdict")).unwrap_err();
+    assert!(err.to_string().contains("not a pinned map"), "{err}");
 
     let dir = BpffsDir::new("byname");
     let first = rawbpf_json(&[
@@ -606,24 +624,11 @@ fn vmlinux_id(kind: rawbpf::obj::btf::BtfKind, name: &str) -> Option<u32> {
 /// parse. Some kernels refuse them (this project's build machine says EPERM).
 fn trampolines(test: &str) -> bool {
     use rawbpf::obj::btf::BtfKind;
-    use rawbpf::uapi::{AttachType, ProgramType};
     let refused = match vmlinux_id(BtfKind::Func, "bpf_fentry_test1") {
         None => Some("bpf_fentry_test1 in vmlinux BTF".to_owned()),
-        Some(id) => {
-            let code = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-            let attrs = rawbpf::sys::ProgLoad {
-                prog_type: ProgramType::TRACING.0,
-                expected_attach_type: AttachType::TRACE_FENTRY.0,
-                name: "probe",
-                insns: &code,
-                license: c"GPL",
-                attach_btf_id: id,
-                ..Default::default()
-            };
-            rawbpf::sys::prog_load(&attrs, None)
-                .err()
-                .map(|e| format!("trampoline programs (an fentry stub on bpf_fentry_test1: {e})"))
-        }
+        Some(id) => rawbpf::probe::probe_fentry(id)
+            .err()
+            .map(|e| format!("trampoline programs (an fentry stub on bpf_fentry_test1: {e})")),
     };
     match refused {
         None => true,
@@ -746,10 +751,10 @@ fn fentry_fexit_and_fmod_ret_load_and_run() {
     let entry = c.program("on_test1").unwrap();
     let exit = c.program("on_test1_exit").unwrap();
     let _links = [
-        rawbpf::sys::raw_tracepoint_open(entry.fd(), None).expect("attach fentry"),
-        rawbpf::sys::raw_tracepoint_open(exit.fd(), None).expect("attach fexit"),
+        entry.raw_tracepoint_open(None).expect("attach fentry"),
+        exit.raw_tracepoint_open(None).expect("attach fexit"),
     ];
-    rawbpf::sys::prog_test_run(entry.fd(), &[], &mut [], 1).expect("test-run fentry");
+    entry.test_run_ctx(&[]).expect("test-run fentry");
     let seen = c
         .map(".bss")
         .unwrap()
@@ -853,7 +858,10 @@ fn freplace_needs_and_replaces_a_target_function() {
         }
         Err(e) => panic!("{e}"),
     };
-    let link = rawbpf::sys::link_create_ifindex(ext.program("new_pick").unwrap().fd(), 0, 0, 0)
+    let link = ext
+        .program("new_pick")
+        .unwrap()
+        .link_create()
         .expect("BPF_LINK_CREATE of the freplace program");
     assert_eq!(
         retval(&target, "entry", &frame),
@@ -1361,12 +1369,14 @@ fn map_fixups() {
         return;
     }
     let file = obj("map_fixups.bpf.o");
-    let page = rawbpf::sys::page_size();
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .unwrap()
+        .unwrap() as u32;
     let mut ring = page;
     while ring <= 10_000 {
         ring *= 2;
     }
-    let cpus = rawbpf::load::possible_cpus() as u64;
+    let cpus = rawbpf::load::possible_cpus().unwrap() as u64;
     let warnings = [
         "map events_rb: key size 4 and value size 4 changed to 0: a ring buffer has no keys or values \
          (declare only its type and max_entries)"
@@ -1416,12 +1426,18 @@ fn map_fixups() {
 
     // What the kernel holds, read back from it.
     let c = load("map_fixups.bpf.o", &[]).unwrap();
-    let info = |name: &str| rawbpf::sys::map_info(c.map(name).unwrap().fd()).unwrap();
-    let rb = info("events_rb");
-    assert_eq!((rb.key_size, rb.value_size, rb.max_entries), (0, 0, ring));
-    let perf = info("events_perf");
+    let rb = c.map("events_rb").unwrap();
     assert_eq!(
-        (perf.key_size, perf.value_size, u64::from(perf.max_entries)),
+        (rb.key_size(), rb.value_size(), rb.max_entries()),
+        (0, 0, ring)
+    );
+    let perf = c.map("events_perf").unwrap();
+    assert_eq!(
+        (
+            perf.key_size(),
+            perf.value_size(),
+            u64::from(perf.max_entries())
+        ),
         (4, 4, cpus)
     );
     assert_eq!(c.warnings, warnings);

@@ -557,7 +557,7 @@ fn bench() -> Result<()> {
         }
         _ => return Err("usage: rawbpf-bench [--runs N] | rawbpf-bench --hot-text".into()),
     };
-    if rawbpf::sys::euid() != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err("needs root: it loads BPF programs and makes network namespaces".into());
     }
     let root = workspace();

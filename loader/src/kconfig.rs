@@ -99,8 +99,46 @@ pub fn fill(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, LoadError> {
     let mut data = vec![0u8; size as usize];
-    // CONFIG_ externs, sorted by name: (extern, slot, set yet).
-    let mut wanted: Vec<(&ExternSpec, Slot, bool)> = Vec::new();
+    let mut wanted = set_linux_values(externs, &mut data, linux)?;
+    crate::obj::externs::sort_by(&mut wanted, &|a, b| a.spec.name.cmp(&b.spec.name));
+    let Some(first) = wanted.first() else {
+        return Ok(data);
+    };
+    let Some(config) = config else {
+        return Err(LoadError::KernelConfig {
+            needed_by: first.spec.name.clone(),
+            reason: "no config was given".into(),
+        });
+    };
+    set_config_values(config, &mut wanted, &mut data, warnings)?;
+    if let Some(c) = wanted.iter().find(|c| !c.spec.weak && !c.set) {
+        return Err(LoadError::Extern {
+            name: c.spec.name.clone(),
+            reason: format!(
+                "the kernel config ({}) does not set it (declare it __weak to read 0 instead)",
+                config.source.display()
+            ),
+        });
+    }
+    Ok(data)
+}
+
+/// A `CONFIG_*` extern, where its value goes, and whether the config has
+/// set it yet.
+struct ConfigExtern<'a> {
+    spec: &'a ExternSpec,
+    slot: Slot,
+    set: bool,
+}
+
+/// Checks every extern's slot against the map's value, writes the
+/// `LINUX_*` values, and returns the `CONFIG_*` externs, still unset.
+fn set_linux_values<'a>(
+    externs: &[&'a ExternSpec],
+    data: &mut [u8],
+    linux: &dyn Fn(&str) -> Option<Result<u64, String>>,
+) -> Result<Vec<ConfigExtern<'a>>, LoadError> {
+    let mut wanted = Vec::new();
     for &e in externs {
         let ExternKind::Kconfig { ty, offset, size } = e.kind else {
             continue;
@@ -117,11 +155,15 @@ pub fn fill(
             )));
         }
         if e.name.starts_with("CONFIG_") {
-            wanted.push((e, slot, false));
+            wanted.push(ConfigExtern {
+                spec: e,
+                slot,
+                set: false,
+            });
             continue;
         }
         match linux(&e.name) {
-            Some(Ok(v)) => slot.set_number(&mut data, v).map_err(err)?,
+            Some(Ok(v)) => slot.set_number(data, v).map_err(err)?,
             Some(Err(reason)) => return Err(err(reason)),
             None if e.name.starts_with("LINUX_") && e.weak => {}
             None if e.name.starts_with("LINUX_") => {
@@ -134,16 +176,17 @@ pub fn fill(
             }
         }
     }
-    crate::obj::externs::sort_by(&mut wanted, &|a, b| a.0.name.cmp(&b.0.name));
-    let Some((first, ..)) = wanted.first() else {
-        return Ok(data);
-    };
-    let Some(config) = config else {
-        return Err(LoadError::KernelConfig {
-            needed_by: first.name.clone(),
-            reason: "no config was given".into(),
-        });
-    };
+    Ok(wanted)
+}
+
+/// Writes the value of each `CONFIG_*` extern in `wanted` (sorted by name)
+/// that the config sets; the first line of a name counts, as in libbpf.
+fn set_config_values(
+    config: &KernelConfig,
+    wanted: &mut [ConfigExtern<'_>],
+    data: &mut [u8],
+    warnings: &mut Vec<String>,
+) -> Result<(), LoadError> {
     for line in config.text.lines() {
         let Some(rest) = line.strip_prefix("CONFIG_") else {
             continue;
@@ -152,33 +195,26 @@ pub fn fill(
             Some((n, v)) => (&line[..n.len() + 7], v),
             None => (line, ""),
         };
-        let Ok(k) = wanted.binary_search_by(|w| w.0.name.as_str().cmp(name)) else {
+        let Ok(k) = wanted.binary_search_by(|w| w.spec.name.as_str().cmp(name)) else {
             continue;
         };
-        let (e, slot, set) = &mut wanted[k];
-        if *set {
-            continue; // the first line of a name counts, as in libbpf
+        let c = &mut wanted[k];
+        if c.set {
+            continue;
         }
         let err = |reason: String| LoadError::Extern {
-            name: e.name.clone(),
+            name: c.spec.name.clone(),
             reason: format!("{} has {line:?}: {reason}", config.source.display()),
         };
         if value.is_empty() {
             return Err(err("no value".into()));
         }
-        slot.set(&mut data, value, warnings, &e.name).map_err(err)?;
-        *set = true;
+        c.slot
+            .set(data, value, warnings, &c.spec.name)
+            .map_err(err)?;
+        c.set = true;
     }
-    if let Some((e, ..)) = wanted.iter().find(|(e, _, set)| !e.weak && !set) {
-        return Err(LoadError::Extern {
-            name: e.name.clone(),
-            reason: format!(
-                "the kernel config ({}) does not set it (declare it __weak to read 0 instead)",
-                config.source.display()
-            ),
-        });
-    }
-    Ok(data)
+    Ok(())
 }
 
 /// Where one kconfig value goes and how it is stored.

@@ -11,7 +11,7 @@ use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 /// What went wrong building or using the lab.
@@ -113,7 +113,7 @@ impl Lab {
     pub fn receiver(&self, port: u16) -> Result<Receiver, LabError> {
         netns::run_in(Some(&self.ns_b), || -> Result<Receiver, LabError> {
             let v4 = UdpSocket::bind((ADDR_B, port)).map_err(io_err("binding the receiver"))?;
-            crate::sys::set_recv_tos(v4.as_fd()).map_err(io_err("asking for IP_RECVTOS"))?;
+            set_recv_tos(v4.as_fd()).map_err(io_err("asking for IP_RECVTOS"))?;
             let port = v4
                 .local_addr()
                 .map_err(io_err("reading the receiver's port"))?
@@ -255,7 +255,7 @@ impl Receiver {
             tos: Vec::new(),
         };
         loop {
-            match crate::sys::recv_with_tos(self.v4.as_fd(), &mut buf) {
+            match recv_with_tos(self.v4.as_fd(), &mut buf) {
                 Ok((_, tos)) => {
                     arrivals.count += 1;
                     arrivals.tos.push(tos.unwrap_or(0));
@@ -267,6 +267,39 @@ impl Receiver {
         self.v4.set_nonblocking(false).map_err(io_err("polling"))?;
         Ok(arrivals)
     }
+}
+
+/// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
+fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::IpRecvTos};
+    setsockopt(&sock, IpRecvTos, &true)?;
+    Ok(())
+}
+
+/// Receives one datagram into `buf`; returns its length and, if the socket
+/// has `IP_RECVTOS` on, the TOS byte it carried.
+fn recv_with_tos(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    // Room for the one cmsg asked for: IP_TOS, a byte (padded as cmsgs are).
+    let mut control = nix::cmsg_space!(u8);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )?;
+    // A truncated control buffer (MSG_CTRUNC) is an error to nix: no TOS then.
+    let tos = msg
+        .cmsgs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .find_map(|c| match c {
+            ControlMessageOwned::Ipv4Tos(tos) => Some(tos),
+            _ => None,
+        });
+    Ok((msg.bytes, tos))
 }
 
 #[cfg(test)]

@@ -2,8 +2,13 @@
 //!
 //! The data flows one way: bytes → [`ObjectSpec`] (pure, [`obj`]) → live
 //! kernel objects ([`Collection`], [`load`]) → attachment. Every `unsafe` is
-//! in [`sys`]: one safe function per `bpf(2)` command, and the few POSIX
-//! calls that nix (which wraps all the others) leaves unsafe.
+//! in the crate's private `sys` module: one safe function per `bpf(2)`
+//! command, and the mapping of the BTF the kernel exports; nix makes every
+//! other POSIX call. `sys` is not reachable from outside the crate:
+//!
+//! ```compile_fail,E0603
+//! let _ = rawbpf::sys::obj_get(c"/sys/fs/bpf/x"); // error[E0603]: module `sys` is private
+//! ```
 //!
 //! Load the shipped pipeline, let its `.values` wire the prog array, and run
 //! the entry program on a packet:
@@ -48,8 +53,8 @@
 //! `loader/examples/pipeline.rs` does the whole job an embedder does: load,
 //! attach to a device in a network namespace, read a map, detach.
 //!
-//! `sys`, `lab` and `packet` are rawbpf's internals, public only for its
-//! CLI and tests: they are not part of the API and may change.
+//! `lab` and `packet` are rawbpf's internals, public only for its CLI and
+//! tests: they are not part of the API and may change.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -83,13 +88,13 @@ pub mod obj;
 pub mod packet;
 pub mod pins;
 pub mod probe;
-#[doc(hidden)]
-pub mod sys;
+mod sys;
 pub mod tc;
 pub mod uapi;
 
 pub use error::{AttachError, Error, LoadError, ParseError};
-pub use load::{Collection, LoadOptions, TailSlot};
+pub use load::pin;
+pub use load::{Collection, LoadOptions, Map, Program, TailSlot};
 pub use obj::{MapSpec, ObjectSpec, ProgramSpec};
 
 use std::path::Path;

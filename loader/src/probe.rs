@@ -190,6 +190,44 @@ pub fn probe_prog_type(t: ProgramType) -> Option<bool> {
     Some(load(t, &[mov_r0_0(), exit()], false).is_ok())
 }
 
+/// Whether `BPF_PROG_TEST_RUN` runs a TC program on a packet.
+fn probe_test_run() -> bool {
+    let Ok(prog) = load(ProgramType::SCHED_CLS, &[mov_r0_0(), exit()], false) else {
+        return false;
+    };
+    let frame = crate::packet::ipv4_udp_frame(0);
+    let mut out = [0u8; 128];
+    let bufs = sys::TestRunBufs {
+        data_in: &frame,
+        data_out: &mut out,
+        repeat: 1,
+        ..sys::TestRunBufs::default()
+    };
+    sys::prog_test_run(prog.as_fd(), bufs).is_ok()
+}
+
+/// Whether the kernel loads an fentry program (a trampoline) on the
+/// vmlinux function of BTF id `btf_func_id`: `Ok` if it does, else the
+/// kernel's answer (kernels without trampolines, or that refuse them,
+/// answer EPERM, ENOTSUPP or EINVAL). The program returns 0 and is closed
+/// at once.
+pub fn probe_fentry(btf_func_id: u32) -> std::io::Result<()> {
+    let code: Vec<u8> = [mov_r0_0(), exit()]
+        .iter()
+        .flat_map(|i| i.to_bytes())
+        .collect();
+    let attrs = sys::ProgLoad {
+        prog_type: ProgramType::TRACING.0,
+        expected_attach_type: AttachType::TRACE_FENTRY.0,
+        name: "probe",
+        insns: &code,
+        license: c"GPL",
+        attach_btf_id: btf_func_id,
+        ..Default::default()
+    };
+    sys::prog_load(&attrs, None).map(drop)
+}
+
 fn create_map(
     t: MapType,
     key: u32,
@@ -220,7 +258,7 @@ fn array_map() -> std::io::Result<OwnedFd> {
 /// need BTF or other setup rawbpf does not probe.
 pub fn probe_map_type(t: MapType) -> Option<bool> {
     const NO_PREALLOC: u32 = 1;
-    let made = match t {
+    let created = match t {
         MapType::ARRAY
         | MapType::PERCPU_ARRAY
         | MapType::PROG_ARRAY
@@ -250,7 +288,7 @@ pub fn probe_map_type(t: MapType) -> Option<bool> {
         }
         _ => return None,
     };
-    Some(made.is_ok())
+    Some(created.is_ok())
 }
 
 /// Whether helper `id` is available to programs of type `t`: the verifier
@@ -461,14 +499,7 @@ pub fn probe_feature(f: Feature) -> bool {
             let [ld0, ld1] = ld_map(1, op::PSEUDO_MAP_VALUE, &array);
             load(sock, &[ld0, ld1, mov_r0_0(), exit()], false).is_ok()
         }
-        Feature::TestRun => {
-            let Ok(prog) = load(ProgramType::SCHED_CLS, &[mov_r0_0(), exit()], false) else {
-                return false;
-            };
-            let frame = crate::packet::ipv4_udp_frame(0);
-            let mut out = [0u8; 128];
-            sys::prog_test_run(prog.as_fd(), &frame, &mut out, 1).is_ok()
-        }
+        Feature::TestRun => probe_test_run(),
         Feature::Tcx => {
             // Index 0 names no device: a kernel with TCX says ENODEV, one
             // without does not know the attach type (EINVAL).
@@ -480,7 +511,7 @@ pub fn probe_feature(f: Feature) -> bool {
                 Err(e) if e.raw_os_error() == Some(libc::ENODEV)
             )
         }
-        Feature::Bpffs => sys::is_bpffs(c"/sys/fs/bpf").unwrap_or(false),
+        Feature::Bpffs => crate::load::pin::is_bpffs(c"/sys/fs/bpf").unwrap_or(false),
     }
 }
 
@@ -650,12 +681,35 @@ pub fn program_helpers(spec: &ObjectSpec) -> Vec<(ProgramType, BTreeSet<u32>)> {
 /// probed features, or with made-up ones in tests.
 pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
     let mut report = CheckReport::default();
-    let problem = |report: &mut CheckReport, program: &str, reason: String| {
-        report.problems.push(Problem {
+    let btf = check_btf(spec, features, &mut report);
+    check_maps(spec, features, &mut report);
+    let helpers = program_helpers(spec);
+    for (p, (_, ids)) in spec.programs.iter().zip(helpers) {
+        check_program(p, &ids, spec, features, btf, &mut report);
+    }
+    report
+}
+
+impl CheckReport {
+    fn problem(&mut self, program: &str, reason: String) {
+        self.problems.push(Problem {
             program: program.to_owned(),
             reason,
         })
-    };
+    }
+}
+
+/// What the object's BTF means on this kernel.
+#[derive(Clone, Copy)]
+struct BtfOutlook {
+    /// The kernel will refuse the object's BTF (it loads without it).
+    refused: bool,
+    /// Global functions need BTF the kernel does not check.
+    globals_need_btf: bool,
+}
+
+/// Whether the kernel takes the object's BTF (a note if not).
+fn check_btf(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) -> BtfOutlook {
     let btf_missing: Vec<&str> = spec
         .btf
         .as_ref()
@@ -667,14 +721,14 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
                 .collect()
         })
         .unwrap_or_default();
-    let btf_refused = !btf_missing.is_empty()
+    let refused = !btf_missing.is_empty()
         || (spec.btf.is_some()
             && !features
                 .btf_kinds
                 .get(&BtfKind::Func)
                 .copied()
                 .unwrap_or(true));
-    if btf_refused {
+    if refused {
         report.notes.push(format!(
             "the kernel lacks BTF kinds {}: the object loads without its BTF (no func/line info)",
             btf_missing.join(" ")
@@ -684,17 +738,23 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
         b.types()
             .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
     }) && !features.btf_global_func;
+    BtfOutlook {
+        refused,
+        globals_need_btf,
+    }
+}
+
+/// Whether the kernel creates each map of the object.
+fn check_maps(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) {
     for m in &spec.maps {
         if let Some(rule) = m.kernel_rule_broken() {
-            problem(
-                &mut report,
+            report.problem(
                 "(object)",
                 format!("map {}: {rule}; the kernel will refuse it", m.name),
             );
         }
         match features.map_type(m.map_type) {
-            Some(false) => problem(
-                &mut report,
+            Some(false) => report.problem(
                 "(object)",
                 format!(
                     "map {} is a {}, which this kernel cannot create",
@@ -711,8 +771,7 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
             .as_ref()
             .is_some_and(|i| features.map_type(i.map_type) == Some(false))
         {
-            problem(
-                &mut report,
+            report.problem(
                 "(object)",
                 format!(
                     "map {}: its inner maps' type cannot be created here",
@@ -721,85 +780,111 @@ pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
             );
         }
     }
-    let helpers = program_helpers(spec);
-    for (p, (_, ids)) in spec.programs.iter().zip(helpers) {
-        let name = p.name();
-        let mut needs = Vec::new();
-        match features.prog_type(p.prog_type) {
-            Some(false) => problem(
-                &mut report,
+}
+
+/// What program `p` needs (its type, the helpers `ids` it calls, global
+/// data, bpf-to-bpf calls, TCX), and what of that this kernel lacks.
+fn check_program(
+    p: &crate::obj::ProgramSpec,
+    ids: &BTreeSet<u32>,
+    spec: &ObjectSpec,
+    features: &Features,
+    btf: BtfOutlook,
+    report: &mut CheckReport,
+) {
+    let name = p.name();
+    let mut needs = Vec::new();
+    match features.prog_type(p.prog_type) {
+        Some(false) => report.problem(
+            name,
+            format!(
+                "program type {} is not supported by this kernel",
+                p.prog_type
+            ),
+        ),
+        None => report.notes.push(format!(
+            "{name}: program type {} was not probed",
+            p.prog_type
+        )),
+        _ => {}
+    }
+    for id in ids {
+        let label =
+            helper_name(*id).map_or_else(|| format!("helper #{id}"), |n| format!("{n} (#{id})"));
+        needs.push(label.clone());
+        if features.helpers.get(&p.prog_type).and_then(|h| h.get(id)) == Some(&false) {
+            report.problem(
                 name,
                 format!(
-                    "program type {} is not supported by this kernel",
+                    "helper {label} is not available to {} programs on this kernel",
                     p.prog_type
                 ),
-            ),
-            None => report.notes.push(format!(
-                "{name}: program type {} was not probed",
-                p.prog_type
-            )),
-            _ => {}
+            );
         }
-        for id in &ids {
-            let label = helper_name(*id)
-                .map_or_else(|| format!("helper #{id}"), |n| format!("{n} (#{id})"));
-            needs.push(label.clone());
-            if features.helpers.get(&p.prog_type).and_then(|h| h.get(id)) == Some(&false) {
-                problem(
-                    &mut report,
-                    name,
-                    format!(
-                        "helper {label} is not available to {} programs on this kernel",
-                        p.prog_type
-                    ),
-                );
-            }
-        }
-        if p.functions(spec)
-            .flat_map(|f| &f.relocations)
-            .any(|r| matches!(r.target, RelocTarget::MapValue { .. }))
-        {
-            needs.push("global data".into());
-            if !features.has(Feature::GlobalData) {
-                problem(
-                    &mut report,
-                    name,
-                    "global data (map value addresses) needs kernel 5.2".into(),
-                );
-            }
-        }
-        if !p.subprograms.is_empty() {
-            needs.push("bpf2bpf calls".into());
-            if !features.has(Feature::Bpf2BpfCalls) {
-                problem(
-                    &mut report,
-                    name,
-                    "bpf-to-bpf calls are not supported by this kernel".into(),
-                );
-            }
-            if ids.contains(&12) {
-                needs.push("bpf2bpf calls with tail calls".into());
-                if !features.has(Feature::Bpf2BpfWithTailCalls) {
-                    problem(&mut report, name, "tail calls in a program with bpf-to-bpf calls need kernel 5.10 (x86-64 JIT)".into());
-                }
-            }
-            let calls_global = p.functions(spec).skip(1).any(|f| f.global);
-            if calls_global && (btf_refused || globals_need_btf) {
-                problem(&mut report, name, "it calls a global function, which the verifier checks against BTF this kernel refuses".into());
-            }
-        }
-        if matches!(
-            p.attach_type,
-            Some(AttachType::TCX_INGRESS) | Some(AttachType::TCX_EGRESS)
-        ) {
-            needs.push("tcx attach".into());
-            if !features.has(Feature::Tcx) {
-                report.notes.push(format!("{name}: section {} names a TCX attachment, which needs kernel 6.6; attach it as a clsact filter (tc mode) here", p.section()));
-            }
-        }
-        report.needs.push((name.to_owned(), p.prog_type, needs));
     }
-    report
+    if p.functions(spec)
+        .flat_map(|f| &f.relocations)
+        .any(|r| matches!(r.target, RelocTarget::MapValue { .. }))
+    {
+        needs.push("global data".into());
+        if !features.has(Feature::GlobalData) {
+            report.problem(
+                name,
+                "global data (map value addresses) needs kernel 5.2".into(),
+            );
+        }
+    }
+    if !p.subprograms.is_empty() {
+        check_calls(p, ids, spec, features, btf, &mut needs, report);
+    }
+    if matches!(
+        p.attach_type,
+        Some(AttachType::TCX_INGRESS) | Some(AttachType::TCX_EGRESS)
+    ) {
+        needs.push("tcx attach".into());
+        if !features.has(Feature::Tcx) {
+            report.notes.push(format!("{name}: section {} names a TCX attachment, which needs kernel 6.6; attach it as a clsact filter (tc mode) here", p.section()));
+        }
+    }
+    report.needs.push((name.to_owned(), p.prog_type, needs));
+}
+
+/// What a program with bpf-to-bpf calls needs of the kernel.
+fn check_calls(
+    p: &crate::obj::ProgramSpec,
+    ids: &BTreeSet<u32>,
+    spec: &ObjectSpec,
+    features: &Features,
+    btf: BtfOutlook,
+    needs: &mut Vec<String>,
+    report: &mut CheckReport,
+) {
+    let name = p.name();
+    needs.push("bpf2bpf calls".into());
+    if !features.has(Feature::Bpf2BpfCalls) {
+        report.problem(
+            name,
+            "bpf-to-bpf calls are not supported by this kernel".into(),
+        );
+    }
+    if ids.contains(&12) {
+        needs.push("bpf2bpf calls with tail calls".into());
+        if !features.has(Feature::Bpf2BpfWithTailCalls) {
+            report.problem(
+                name,
+                "tail calls in a program with bpf-to-bpf calls need kernel 5.10 (x86-64 JIT)"
+                    .into(),
+            );
+        }
+    }
+    let calls_global = p.functions(spec).skip(1).any(|f| f.global);
+    if calls_global && (btf.refused || btf.globals_need_btf) {
+        report.problem(
+            name,
+            "it calls a global function, which the verifier checks against BTF this kernel refuses"
+                .into(),
+        );
+    }
 }
 
 /// What CO-RE relocation against `types` (this kernel's BTF, or `--btf`)

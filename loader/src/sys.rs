@@ -1,8 +1,10 @@
-//! The only `unsafe` in rawbpf: one safe function per `bpf(2)` command we
-//! use, and the few POSIX calls that stay unsafe under nix (mapping sysfs
-//! files, installing signal handlers). Every other POSIX call (namespaces,
-//! mounts, statfs, sockets, rlimits) is nix's safe wrapper, with its
-//! `Errno` turned into the `io::Error` callers expect.
+//! bpf(2), and mapping the memory of kernel BPF objects: one safe function
+//! per `bpf(2)` command rawbpf uses, and the read-only mapping of the BTF
+//! the kernel exports in sysfs. This is the only `unsafe` of the library.
+//! Every other POSIX call goes through nix where it is used. The module is
+//! private to the crate: callers outside rawbpf use [`Map`](crate::load::Map),
+//! [`Program`](crate::load::Program) and [`pin`](crate::load::pin), whose
+//! buffers come from the kernel's own description of each object.
 //!
 //! Each attr struct is `#[repr(C)]`, laid out as its part of the kernel's
 //! `union bpf_attr`, and zero-filled to its full size (the kernel requires
@@ -543,26 +545,8 @@ pub struct TestRunBufs<'a> {
     pub repeat: u32,
 }
 
-/// `BPF_PROG_TEST_RUN` of a program on a packet, `repeat` times.
-pub fn prog_test_run(
-    fd: BorrowedFd<'_>,
-    data_in: &[u8],
-    data_out: &mut [u8],
-    repeat: u32,
-) -> io::Result<TestRun> {
-    prog_test_run_with(
-        fd,
-        TestRunBufs {
-            data_in,
-            data_out,
-            repeat,
-            ..TestRunBufs::default()
-        },
-    )
-}
-
-/// `BPF_PROG_TEST_RUN` with a context as well as (or instead of) a packet.
-pub fn prog_test_run_with(fd: BorrowedFd<'_>, bufs: TestRunBufs<'_>) -> io::Result<TestRun> {
+/// `BPF_PROG_TEST_RUN` of a program on a packet, a context, or both.
+pub fn prog_test_run(fd: BorrowedFd<'_>, bufs: TestRunBufs<'_>) -> io::Result<TestRun> {
     fn in_ptr(s: &[u8]) -> u64 {
         if s.is_empty() {
             0
@@ -914,131 +898,6 @@ impl Drop for SysfsMap {
         // of it outlives `self`.
         let _ = unsafe { nix::sys::mman::munmap(self.ptr, self.len) };
     }
-}
-
-/// Whether `path` is on a bpffs mount.
-pub fn is_bpffs(path: &CStr) -> io::Result<bool> {
-    use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
-    Ok(statfs(path)?.filesystem_type() == BPF_FS_MAGIC)
-}
-
-/// Mounts bpffs at `path` (mode 0700, as `mount -t bpf bpf PATH` does).
-pub fn mount_bpffs(path: &CStr) -> io::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    mount(
-        Some(c"bpf"),
-        path,
-        Some(c"bpf"),
-        MsFlags::empty(),
-        Some(c"mode=0700"),
-    )?;
-    Ok(())
-}
-
-/// Asks a UDP socket to report each datagram's IPv4 TOS byte (`IP_RECVTOS`).
-pub fn set_recv_tos(sock: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::sys::socket::{setsockopt, sockopt::IpRecvTos};
-    setsockopt(&sock, IpRecvTos, &true)?;
-    Ok(())
-}
-
-/// Receives one datagram into `buf`; returns its length and, if the socket
-/// has `IP_RECVTOS` on, the TOS byte it carried.
-pub fn recv_with_tos(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut iov = [io::IoSliceMut::new(buf)];
-    // Room for the one cmsg asked for: IP_TOS, a byte (padded as cmsgs are).
-    let mut control = nix::cmsg_space!(u8);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut control),
-        MsgFlags::empty(),
-    )?;
-    // A truncated control buffer (MSG_CTRUNC) is an error to nix: no TOS then.
-    let tos = msg
-        .cmsgs()
-        .ok()
-        .into_iter()
-        .flatten()
-        .find_map(|c| match c {
-            ControlMessageOwned::Ipv4Tos(tos) => Some(tos),
-            _ => None,
-        });
-    Ok((msg.bytes, tos))
-}
-
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// The handlers [`set_dispositions`] may install: nothing else is ever given
-/// to `sigaction`, which is what its safety argument rests on.
-#[derive(Clone, Copy)]
-enum Disposition {
-    /// `SIG_IGN`.
-    Ignore,
-    /// [`on_interrupt`], without `SA_RESTART`.
-    SetInterrupted,
-}
-
-/// Installs each signal's disposition with `sigaction`.
-fn set_dispositions(dispositions: &[(nix::sys::signal::Signal, Disposition)]) -> io::Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
-    for &(sig, disposition) in dispositions {
-        let handler = match disposition {
-            Disposition::Ignore => SigHandler::SigIgn,
-            Disposition::SetInterrupted => SigHandler::Handler(on_interrupt),
-        };
-        let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
-        // SAFETY: the handler is SIG_IGN or `on_interrupt`, which only stores
-        // to an atomic (async-signal-safe) and touches no other state; the
-        // previous disposition returned is dropped, never called.
-        unsafe { sigaction(sig, &action) }?;
-    }
-    Ok(())
-}
-
-/// Turns SIGINT and SIGTERM into a flag ([`interrupted`]) instead of death,
-/// so that cleanup code runs. Without `SA_RESTART`: a blocked read or
-/// receive returns `EINTR`.
-pub fn catch_interrupts() -> io::Result<()> {
-    use nix::sys::signal::Signal;
-    set_dispositions(&[
-        (Signal::SIGINT, Disposition::SetInterrupted),
-        (Signal::SIGTERM, Disposition::SetInterrupted),
-    ])
-}
-
-/// Whether SIGINT or SIGTERM arrived since [`catch_interrupts`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Ignores `SIGPIPE`, so that writing to a closed pipe is an `EPIPE` error
-/// (what Rust's own start-up does; `rawbpf` starts without it).
-pub fn ignore_sigpipe() {
-    use nix::sys::signal::Signal;
-    // Cannot fail: SIGPIPE is a valid signal that may be ignored.
-    let _ = set_dispositions(&[(Signal::SIGPIPE, Disposition::Ignore)]);
-}
-
-/// The page size (a ring buffer's size is a power-of-2 multiple of it).
-pub fn page_size() -> u32 {
-    use nix::unistd::{sysconf, SysconfVar};
-    sysconf(SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(4096)
-}
-
-/// The effective user id (root can do everything bpf(2) asks).
-pub fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
 }
 
 #[cfg(test)]

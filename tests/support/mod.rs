@@ -96,7 +96,7 @@ impl Drop for BpffsDir {
 /// prints why and returns false so the test can return early — except under
 /// `CI=true`, where a skipped kernel test is a failure.
 pub fn kernel(test: &str) -> bool {
-    let reason = if rawbpf::sys::euid() != 0 {
+    let reason = if !nix::unistd::geteuid().is_root() {
         Some("not root".to_owned())
     } else {
         rawbpf::probe::Features::usable()

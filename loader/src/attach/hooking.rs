@@ -134,7 +134,11 @@ fn describe(
             .iter()
             .map(|p| (p.name.clone(), p.id))
             .collect(),
-        maps: chain.maps.iter().map(|m| (m.name.clone(), m.id)).collect(),
+        maps: chain
+            .maps
+            .iter()
+            .map(|m| (m.name().to_owned(), m.id()))
+            .collect(),
         warnings: chain.warnings.clone(),
         target: opts.target.clone(),
         priority: opts.priority,

@@ -15,7 +15,7 @@ const PIPELINE: &[u8] = include_bytes!("../../../../programs/obj/pipeline.bpf.o"
 const BATCH: usize = 20;
 
 fn fail(e: impl std::fmt::Display) -> Failure {
-    if rawbpf::sys::interrupted() {
+    if crate::signals::interrupted() {
         Failure::Error("demo: interrupted; removed everything it had made".into())
     } else {
         Failure::Error(format!("demo: {e}"))
@@ -29,6 +29,10 @@ fn phase(
     sender: &Sender,
     receiver: &Receiver,
 ) -> Result<Arrivals, Failure> {
+    // SIGINT and SIGTERM are held until here (see `catch_interrupts`).
+    if crate::signals::interrupted() {
+        return Err(fail("interrupted"));
+    }
     sender.send_batch(receiver.port, BATCH).map_err(fail)?;
     let got = receiver.collect_batch().map_err(fail)?;
     let marked = got.tos.iter().filter(|&&t| t & 0x01 != 0).count();
@@ -43,7 +47,7 @@ fn phase(
 /// Runs the demo; everything it makes is removed when it returns, also on
 /// error or Ctrl-C.
 pub fn demo() -> Result<String, Failure> {
-    rawbpf::sys::catch_interrupts().map_err(fail)?;
+    crate::signals::catch_interrupts().map_err(fail)?;
     let spec = ObjectSpec::parse(PIPELINE).map_err(fail)?;
     let lab = Lab::create(&format!("rawbpf-demo-{}", std::process::id())).map_err(fail)?;
     let receiver = lab.receiver(0).map_err(fail)?;

@@ -74,12 +74,12 @@ pub fn load(p: &Parsed) -> Result<String, Failure> {
         let _ = writeln!(
             out,
             "  map     {:<20} {:<12} id {:<6} key {} value {} max_entries {}",
-            m.name,
-            m.map_type.to_string(),
-            m.id,
-            m.key_size,
-            m.value_size,
-            m.max_entries
+            m.name(),
+            m.map_type().to_string(),
+            m.id(),
+            m.key_size(),
+            m.value_size(),
+            m.max_entries()
         );
     }
     match pinned {
@@ -124,13 +124,13 @@ fn load_json(file: &str, c: &Collection, pinned: Option<&[PathBuf]>) -> String {
                     .iter()
                     .map(|m| {
                         Json::Obj(vec![
-                            ("name", m.name.as_str().into()),
-                            ("kernel_name", m.kernel_name.as_str().into()),
-                            ("type", m.map_type.to_string().into()),
-                            ("id", m.id.into()),
-                            ("key_size", m.key_size.into()),
-                            ("value_size", m.value_size.into()),
-                            ("max_entries", m.max_entries.into()),
+                            ("name", m.name().into()),
+                            ("kernel_name", m.kernel_name().into()),
+                            ("type", m.map_type().to_string().into()),
+                            ("id", m.id().into()),
+                            ("key_size", m.key_size().into()),
+                            ("value_size", m.value_size().into()),
+                            ("max_entries", m.max_entries().into()),
                         ])
                     })
                     .collect(),

@@ -19,6 +19,7 @@ mod inspect;
 mod json;
 mod load;
 mod probe;
+mod signals;
 
 use cli::{Parsed, Request};
 use std::io::Write;
@@ -74,7 +75,7 @@ extern "C" fn main(
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
     // As std's shim does: a closed stdout is an EPIPE error we handle, not death.
-    rawbpf::sys::ignore_sigpipe();
+    signals::ignore_sigpipe();
     std::ffi::c_int::from(real_main())
 }
 

@@ -118,7 +118,7 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
     for t in types {
         f.probe_helpers(t, 1..MAX_HELPER);
     }
-    if f.prog_types.values().all(|v| *v != Some(true)) && rawbpf::sys::euid() != 0 {
+    if f.prog_types.values().all(|v| *v != Some(true)) && !nix::unistd::geteuid().is_root() {
         return Err(Failure::Error(
             "probe: no program type loads: bpf(2) needs root, or CAP_BPF".into(),
         ));

@@ -1,0 +1,437 @@
+//! The live half: an [`ObjectSpec`] becomes kernel objects. BTF is loaded
+//! first, then maps (global data written, `.rodata` frozen, pinned maps
+//! reused), then each program is linked, given its map fds and loaded, and
+//! last the prog arrays and map-in-maps get their slots. Everything is held
+//! by [`Collection`]; dropping it closes every fd. A failure part-way drops
+//! what was made, so nothing leaks.
+//!
+//! Its rooms: [`map`] (creating and using maps), [`program`] (loading,
+//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution), `error` ([`LoadError`]).
+
+mod error;
+pub mod externs;
+pub mod map;
+pub mod pin;
+pub mod program;
+
+pub use error::{LoadError, TailSlotError};
+pub use externs::{resolve_externs, ResolvedExterns};
+pub use map::{possible_cpus, Entry, Map};
+pub use pin::{ensure_bpffs_dir, pin_name};
+pub use program::{Program, RunInput, TestRunResult, RAW_TP_CTX_MAX};
+
+use crate::obj::core::TargetTypes;
+use crate::obj::{ObjectSpec, ProgramSpec, SlotTarget};
+use crate::sys;
+use crate::uapi::MapType;
+use map::{create_map, find_map, map_not_found};
+use program::load_program;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Verifier log sizes: the first retry's buffer, and the most we grow it to.
+pub(super) const LOG_START: usize = 64 * 1024;
+pub(super) const LOG_MAX: usize = 64 * 1024 * 1024;
+
+/// A prog-array slot to set (or, with no program, to leave empty) after
+/// the object's own `.values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailSlot {
+    /// The prog array.
+    pub map: String,
+    /// The index.
+    pub key: u32,
+    /// The program to put there; `None` leaves the slot empty.
+    pub program: Option<String>,
+}
+
+/// How to load an object.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The object's name (libbpf's: the file name without `.o`), used in the
+    /// kernel names of global-data maps (`pipeline.bss`).
+    pub object_name: String,
+    /// Prog-array slots to set or clear after the object's own `.values`.
+    pub tails: Vec<TailSlot>,
+    /// Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and reused.
+    /// Without it they are not pinned.
+    pub pin_by_name_dir: Option<PathBuf>,
+    /// The kernel BTF to relocate against (CO-RE, externs, attach targets)
+    /// instead of `/sys/kernel/btf/vmlinux` (`--btf FILE`).
+    pub target_btf: Option<PathBuf>,
+    /// The kernel id of the program whose functions `freplace` programs
+    /// replace (libbpf's `attach_prog_fd`).
+    pub attach_prog: Option<u32>,
+}
+
+impl LoadOptions {
+    /// Options for a file: its name without `.o` names the object.
+    pub fn for_file(path: &Path) -> LoadOptions {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        LoadOptions {
+            object_name: file.strip_suffix(".o").unwrap_or(&file).to_owned(),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// The kernel's types, for CO-RE relocations, externs and BTF attach
+/// targets: `--btf FILE` if given (that file alone), else
+/// `/sys/kernel/btf/vmlinux` and, for names it lacks, module BTF. `wanted`
+/// names what the object will look up: only those are indexed (see
+/// [`KernelBtf`](crate::kernel_btf::KernelBtf)), and looking up any other
+/// name is an error.
+pub fn kernel_types(
+    opts: &LoadOptions,
+    wanted: &std::collections::BTreeSet<String>,
+) -> Result<Box<dyn crate::obj::core::TargetTypes>, LoadError> {
+    use crate::kernel_btf::KernelBtf;
+    let btf = match &opts.target_btf {
+        Some(path) => KernelBtf::open(path, wanted),
+        None => KernelBtf::open_kernel(wanted),
+    }?;
+    Ok(Box::new(btf))
+}
+
+/// The kernel's types if the object needs them (CO-RE relocations, typed
+/// ksyms and kfuncs, BTF attach targets), indexed for the names it looks
+/// up; `None` for an object that never needs kernel BTF, which then is
+/// never opened. `load` and `check` both decide it here.
+pub fn kernel_types_for(
+    spec: &ObjectSpec,
+    opts: &LoadOptions,
+) -> Result<Option<Box<dyn crate::obj::core::TargetTypes>>, LoadError> {
+    let wanted = kernel_btf_names(spec);
+    if wanted.is_empty() && spec.core_relocations == 0 {
+        return Ok(None);
+    }
+    kernel_types(opts, &wanted).map(Some)
+}
+
+/// Every name an object looks up in kernel BTF: CO-RE relocations' root
+/// types, typed ksyms and kfuncs, BTF attach targets. Empty: the object
+/// never needs kernel BTF.
+pub fn kernel_btf_names(spec: &ObjectSpec) -> std::collections::BTreeSet<String> {
+    let mut names = crate::obj::core::wanted_names(spec);
+    names.extend(crate::obj::externs::extern_names(spec));
+    names.extend(crate::kernel_btf::attach_btf_names(spec));
+    names
+}
+
+/// The spec with its CO-RE relocations applied, and the plan that did it.
+/// Out of line: objects without CO-RE relocations never run it.
+#[inline(never)]
+fn relocate(
+    spec: &ObjectSpec,
+    types: &dyn TargetTypes,
+) -> Result<(ObjectSpec, crate::obj::core::CorePlan), LoadError> {
+    let plan = crate::obj::core::plan(spec, types).map_err(Box::new)?;
+    let mut copy = spec.clone();
+    plan.apply(&mut copy).map_err(Box::new)?;
+    Ok((copy, plan))
+}
+
+/// A verifier rejection of a program with CO-RE relocations that failed:
+/// the user sees which relocations (type, access string, field) were
+/// poisoned, which is what the verifier's "invalid func unknown#195896080"
+/// means.
+#[cold]
+fn with_core_failures(
+    e: LoadError,
+    p: &ProgramSpec,
+    spec: &ObjectSpec,
+    plan: Option<&crate::obj::core::CorePlan>,
+) -> LoadError {
+    let (LoadError::Verifier { .. }, Some(plan)) = (&e, plan) else {
+        return e;
+    };
+    let failed: Vec<String> = p
+        .functions(spec)
+        .flat_map(|f| plan.for_function(&f.name))
+        .filter_map(|fix| {
+            fix.outcome.as_ref().err().map(|why| {
+                format!(
+                    "  {} instruction {}: {}: {}",
+                    fix.function,
+                    fix.insn,
+                    fix.relocation(),
+                    why.reason
+                )
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        return e;
+    }
+    let mut e = e;
+    if let LoadError::Verifier { log: l, .. } = &mut e {
+        l.push_str(&format!(
+            "\nCO-RE relocations that failed against this kernel (their instructions were poisoned: the verifier rejects them only where they are reachable):\n{}",
+            failed.join("\n")
+        ));
+    }
+    e
+}
+
+/// Programs and maps loaded from one object.
+#[derive(Debug)]
+pub struct Collection {
+    /// Programs, in the object's order.
+    pub programs: Vec<Program>,
+    /// Maps, in the object's order.
+    pub maps: Vec<Map>,
+    /// Things that did not stop the load but that a user should know.
+    pub warnings: Vec<String>,
+    /// The object's name (see [`LoadOptions::object_name`]).
+    pub object_name: String,
+}
+
+impl Collection {
+    /// Loads everything the spec declares.
+    pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Collection, LoadError> {
+        // Kernel BTF only for objects that need it (CO-RE relocations, typed
+        // ksyms and kfuncs, BTF attach targets), indexed for the names they
+        // look up and shared by all three.
+        let kernel = kernel_types_for(spec, opts)?;
+        // CO-RE: every relocation computed against the kernel's types, then
+        // applied to a copy of the spec before anything is linked.
+        let relocated;
+        let (spec, core_plan) = match kernel.as_deref() {
+            Some(types) if spec.core_relocations > 0 => {
+                let (copy, plan) = relocate(spec, types)?;
+                relocated = copy;
+                (&relocated, Some(plan))
+            }
+            _ => (spec, None),
+        };
+        let mut warnings = Vec::new();
+        let externs = resolve_externs(spec, opts, kernel.as_deref(), &mut warnings)?;
+        let btf = load_btf(spec, &mut warnings);
+        let btf_fd = btf.as_ref().map(|f| f.as_fd());
+        let mut maps = Vec::with_capacity(spec.maps.len());
+        for m in &spec.maps {
+            maps.push(create_map(
+                &externs.map_spec(m),
+                opts,
+                btf_fd,
+                &mut warnings,
+            )?);
+        }
+        let plan = slot_plan(spec, &opts.tails)?;
+        for slot in &plan {
+            if let SlotTarget::Map(inner) = &slot.target {
+                let fd = find_map(&maps, inner)?.fd();
+                slot.fill(&maps, fd)?;
+            }
+        }
+        // Each program goes into its prog-array slots as soon as it is
+        // loaded, and programs that tail-call load after those that do not:
+        // the JIT then finds its direct tail-call targets in place, instead
+        // of every slot update patching live code on all CPUs (~0.1 ms each).
+        let mut loaded: Vec<Option<Program>> = spec.programs.iter().map(|_| None).collect();
+        for i in load_order(spec) {
+            let p = &spec.programs[i];
+            let program = load_program(p, spec, &maps, btf_fd, kernel.as_deref(), opts, &externs)
+                .map_err(|e| with_core_failures(e, p, spec, core_plan.as_ref()))?;
+            for slot in &plan {
+                if matches!(&slot.target, SlotTarget::Program(name) if name == p.name()) {
+                    slot.fill(&maps, program.fd())?;
+                }
+            }
+            loaded[i] = Some(program);
+        }
+        let mut collection = Collection {
+            programs: loaded.into_iter().flatten().collect(),
+            maps,
+            warnings,
+            object_name: opts.object_name.clone(),
+        };
+        if let Some(dir) = &opts.pin_by_name_dir {
+            collection.pin_by_name(spec, dir)?;
+        }
+        Ok(collection)
+    }
+
+    /// A program by name.
+    pub fn program(&self, name: &str) -> Result<&Program, LoadError> {
+        self.programs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| LoadError::NotFound {
+                kind: "program",
+                name: name.to_owned(),
+                known: self
+                    .programs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// A map by name: its name in the object, its kernel name, or libbpf's
+    /// `<object>.bss` form for global data.
+    pub fn map(&self, name: &str) -> Result<&Map, LoadError> {
+        let libbpf_form = |m: &Map| {
+            m.name().starts_with('.')
+                && name.strip_suffix(m.name()).is_some_and(|prefix| {
+                    !prefix.is_empty() && self.object_name.starts_with(prefix)
+                })
+        };
+        self.maps
+            .iter()
+            .find(|m| m.name() == name)
+            .or_else(|| {
+                self.maps
+                    .iter()
+                    .find(|m| m.kernel_name() == name || libbpf_form(m))
+            })
+            .ok_or_else(|| map_not_found(&self.maps, name))
+    }
+}
+
+pub(super) fn fd_number(fd: BorrowedFd<'_>) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+/// Loads the object's BTF; if the kernel refuses it, go on without and say so.
+fn load_btf(spec: &ObjectSpec, warnings: &mut Vec<String>) -> Option<OwnedFd> {
+    let bytes = spec.btf.as_ref()?.to_bytes();
+    match sys::btf_load(&bytes, None) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            warnings.push(btf_refused(&bytes, &e));
+            None
+        }
+    }
+}
+
+/// The warning for BTF the kernel refused, with the last line of its log
+/// (the BTF is loaded again to get it).
+#[cold]
+fn btf_refused(bytes: &[u8], e: &io::Error) -> String {
+    let mut log = vec![0u8; LOG_START];
+    let _ = sys::btf_load(bytes, Some(&mut log));
+    let log = log_text(&log);
+    format!(
+        "the kernel refused the object's BTF ({e}); loading without it (no func/line info, no BTF map types){}",
+        if log.is_empty() { String::new() } else { format!(": {}", log.lines().last().unwrap_or("")) }
+    )
+}
+
+pub(super) fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).trim_end().to_owned()
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One prog-array or map-in-map slot to set: from the object's `.values`,
+/// or from a `--tail` flag (which wins over `.values`).
+struct PlannedSlot {
+    map: String,
+    key: u32,
+    target: SlotTarget,
+}
+
+impl PlannedSlot {
+    fn fill(&self, maps: &[Map], fd: BorrowedFd<'_>) -> Result<(), LoadError> {
+        let map = find_map(maps, &self.map)?;
+        let value = (fd_number(fd) as u32).to_le_bytes();
+        sys::map_update(
+            map.fd(),
+            map.elem_sizes(),
+            &self.key.to_le_bytes(),
+            &value,
+            0,
+        )
+        .map_err(|source| LoadError::MapUpdate {
+            map: self.map.clone(),
+            what: match &self.target {
+                SlotTarget::Program(p) => format!("slot {} = program {p}", self.key),
+                SlotTarget::Map(n) => format!("slot {} = map {n}", self.key),
+            },
+            source,
+        })
+    }
+}
+
+/// The slots to fill, checked against the spec before anything is loaded.
+fn slot_plan(spec: &ObjectSpec, tails: &[TailSlot]) -> Result<Vec<PlannedSlot>, LoadError> {
+    let mut plan: Vec<(String, u32, Option<SlotTarget>)> = Vec::new();
+    for m in &spec.maps {
+        for s in &m.initial_slots {
+            plan.push((m.name.clone(), s.index, Some(s.target.clone())));
+        }
+    }
+    for t in tails {
+        let spec_text = format!("{}:{}={}", t.map, t.key, t.program.as_deref().unwrap_or(""));
+        let bad = |reason: TailSlotError| LoadError::Tail {
+            spec: spec_text.clone(),
+            reason,
+        };
+        let m = spec
+            .map(&t.map)
+            .ok_or_else(|| bad(TailSlotError::NoMap { map: t.map.clone() }))?;
+        if m.map_type != MapType::PROG_ARRAY {
+            return Err(bad(TailSlotError::NotProgArray {
+                map: m.name.clone(),
+                map_type: m.map_type,
+            }));
+        }
+        if t.key >= m.max_entries {
+            return Err(bad(TailSlotError::KeyPastEnd {
+                map: m.name.clone(),
+                key: t.key,
+                max_entries: m.max_entries,
+            }));
+        }
+        if let Some(p) = &t.program {
+            spec.program(p)
+                .ok_or_else(|| bad(TailSlotError::NoProgram { program: p.clone() }))?;
+        }
+        plan.retain(|(name, key, _)| !(*name == m.name && *key == t.key));
+        plan.push((
+            m.name.clone(),
+            t.key,
+            t.program.clone().map(SlotTarget::Program),
+        ));
+    }
+    Ok(plan
+        .into_iter()
+        .filter_map(|(map, key, target)| {
+            Some(PlannedSlot {
+                map,
+                key,
+                target: target?,
+            })
+        })
+        .collect())
+}
+
+/// The order to load programs in: those that use no prog array first (they
+/// are what others tail-call into), then the rest, last first (chains are
+/// usually written entry first).
+fn load_order(spec: &ObjectSpec) -> Vec<usize> {
+    let uses_prog_array = |p: &ProgramSpec| {
+        p.functions(spec).any(|f| {
+            f.relocations.iter().any(|r| match &r.target {
+                crate::obj::RelocTarget::Map { map } => spec
+                    .map(map)
+                    .is_some_and(|m| m.map_type == MapType::PROG_ARRAY),
+                _ => false,
+            })
+        })
+    };
+    let (users, others): (Vec<usize>, Vec<usize>) =
+        (0..spec.programs.len()).partition(|&i| uses_prog_array(&spec.programs[i]));
+    others.into_iter().chain(users.into_iter().rev()).collect()
+}
