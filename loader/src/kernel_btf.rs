@@ -37,7 +37,7 @@ mod source;
 
 pub use attach::{
     attach_btf_names, attach_btf_target, check_attach_targets, load_attach, trial_load, AttachBtf,
-    LoadAttach,
+    AttachTargetError, LoadAttach,
 };
 
 use crate::obj::btf::{BtfError, BtfType};

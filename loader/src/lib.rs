@@ -77,7 +77,6 @@ pub mod blocking;
 mod errno;
 pub mod error;
 pub mod hook;
-pub mod kconfig;
 pub mod kernel_btf;
 #[doc(hidden)]
 pub mod lab;
@@ -92,10 +91,12 @@ mod sys;
 pub mod tc;
 pub mod uapi;
 
-pub use error::{AttachError, Error, LoadError, ParseError};
+pub use attach::AttachError;
+pub use error::Error;
+pub use load::kconfig;
 pub use load::pin;
-pub use load::{Collection, LoadOptions, Map, Program, TailSlot};
-pub use obj::{MapSpec, ObjectSpec, ProgramSpec};
+pub use load::{Collection, LoadError, LoadOptions, Map, Program, TailSlot};
+pub use obj::{MapSpec, ObjectSpec, ParseError, ProgramSpec};
 
 use std::path::Path;
 

@@ -511,7 +511,8 @@ pub fn probe_feature(f: Feature) -> bool {
                 Err(e) if e.raw_os_error() == Some(libc::ENODEV)
             )
         }
-        Feature::Bpffs => crate::load::pin::is_bpffs(c"/sys/fs/bpf").unwrap_or(false),
+        Feature::Bpffs => nix::sys::statfs::statfs(c"/sys/fs/bpf")
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC),
     }
 }
 

@@ -3,7 +3,6 @@
 //! with, found by libbpf's naming rules (`libbpf_find_attach_btf_id`).
 
 use super::module_btf_fd;
-use crate::error::LoadError;
 use crate::obj::btf::{Btf, BtfKind};
 use crate::obj::core::{essential_name, TargetTypes};
 use crate::obj::{ObjectSpec, ProgramSpec};
@@ -13,6 +12,20 @@ use crate::uapi::{AttachType, ProgramType};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
+
+/// A program's BTF attach target (fentry/fexit/fmod_ret function, tp_btf
+/// tracepoint, LSM hook, iterator, freplace function) that cannot be found
+/// or used.
+#[derive(thiserror::Error)]
+#[error("program {program}: {reason}")]
+pub struct AttachTargetError {
+    /// Program name.
+    pub program: String,
+    /// What is missing, naming the target.
+    pub reason: String,
+}
+
+debug_is_display!(AttachTargetError);
 
 /// Where a program's BTF attach target is in the kernel: what
 /// `BPF_PROG_LOAD` takes as `attach_btf_id` (and `attach_btf_obj_fd`).
@@ -304,8 +317,8 @@ pub fn load_attach(
     p: &ProgramSpec,
     kernel: Option<&dyn TargetTypes>,
     attach_prog: Option<u32>,
-) -> Result<Option<LoadAttach>, LoadError> {
-    let fail = |reason: String| LoadError::AttachTarget {
+) -> Result<Option<LoadAttach>, AttachTargetError> {
+    let fail = |reason: String| AttachTargetError {
         program: p.name().to_owned(),
         reason,
     };

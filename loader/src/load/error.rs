@@ -23,13 +23,8 @@ pub enum LoadError {
     /// A program's BTF attach target (fentry/fexit/fmod_ret function,
     /// tp_btf tracepoint, LSM hook, iterator, freplace function) cannot be
     /// found or used.
-    #[error("program {program}: {reason}")]
-    AttachTarget {
-        /// Program name.
-        program: String,
-        /// What is missing, naming the target.
-        reason: String,
-    },
+    #[error(transparent)]
+    AttachTarget(#[from] crate::kernel_btf::AttachTargetError),
     /// `BPF_MAP_CREATE` failed.
     #[error(
         "map {map}: the kernel refused to create it: {source}{}{}",

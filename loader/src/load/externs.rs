@@ -2,8 +2,8 @@
 //! kfuncs resolved against the running kernel, and written into each
 //! program before it is loaded.
 
+use super::error::LoadError;
 use super::{fd_number, kernel_types, LoadOptions};
-use crate::error::LoadError;
 use crate::obj::core::TargetTypes;
 use crate::obj::externs::{self, KsymValue};
 use crate::obj::link::{ExternValue, LinkedProgram};
@@ -53,7 +53,7 @@ fn resolve_some_externs(
     warnings: &mut Vec<String>,
 ) -> Result<ResolvedExterns, LoadError> {
     let mut out = ResolvedExterns {
-        kconfig: crate::kconfig::kconfig_data(spec, warnings)?,
+        kconfig: super::kconfig::kconfig_data(spec, warnings)?,
         ..ResolvedExterns::default()
     };
     let typeless = spec

@@ -3,9 +3,9 @@
 //! the kernel's own (`BPF_OBJ_GET_INFO_BY_FD`, read once when the map is
 //! made or opened), so the buffers rawbpf hands the kernel always fit.
 
+use super::error::LoadError;
 use super::pin::{pin_name, reuse_pin};
 use super::{hex, LoadOptions};
-use crate::error::LoadError;
 use crate::obj::{MapOrigin, MapSpec, Pinning};
 use crate::sys::{self, ElemSizes};
 use crate::uapi::MapType;

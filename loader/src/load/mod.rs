@@ -10,6 +10,7 @@
 
 mod error;
 pub mod externs;
+pub mod kconfig;
 pub mod map;
 pub mod pin;
 pub mod program;

@@ -1,10 +1,10 @@
 //! bpffs: pinning a collection's programs and maps, reusing maps pinned by
 //! name, and the few things a caller does with a pin by its path.
 
+use super::error::LoadError;
 use super::map::Map;
 use super::program::Program;
 use super::{fd_number, Collection};
-use crate::error::LoadError;
 use crate::obj::{MapSpec, ObjectSpec, Pinning};
 use crate::sys;
 use std::ffi::{CStr, CString};

@@ -2,10 +2,10 @@
 //! externs, with its BTF attach target), test runs, and attaching it to
 //! the target it was loaded for.
 
+use super::error::LoadError;
 use super::externs::ResolvedExterns;
 use super::map::{find_map, map_not_found, Map};
 use super::{fd_number, log_text, LoadOptions, LOG_MAX, LOG_START};
-use crate::error::LoadError;
 use crate::obj::btf_ext::{encode_func_info, encode_line_info};
 use crate::obj::{ObjectSpec, ProgramSpec};
 use crate::sys;

@@ -22,7 +22,7 @@
 //! [`fill`], [`parse_kernel_version`] and [`gunzip`] are pure; the rest read
 //! the running system.
 
-use crate::error::LoadError;
+use super::error::LoadError;
 use crate::obj::externs::{ExternKind, ExternSpec, KconfigType, KCONFIG_SECTION};
 use crate::obj::ObjectSpec;
 use std::io::BufRead;
