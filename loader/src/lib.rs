@@ -80,6 +80,7 @@ pub mod hook;
 pub mod kernel_btf;
 #[doc(hidden)]
 pub mod lab;
+pub mod link;
 pub mod load;
 pub mod netns;
 pub mod obj;

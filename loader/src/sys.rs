@@ -21,7 +21,9 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+mod attach;
 mod sysfs;
+pub use attach::{prog_attach, prog_detach};
 pub use sysfs::SysfsMap;
 
 /// `enum bpf_cmd` values used here.
@@ -34,6 +36,8 @@ mod cmd {
     pub const PROG_LOAD: u32 = 5;
     pub const OBJ_PIN: u32 = 6;
     pub const OBJ_GET: u32 = 7;
+    pub const PROG_ATTACH: u32 = 8;
+    pub const PROG_DETACH: u32 = 9;
     pub const PROG_TEST_RUN: u32 = 10;
     pub const PROG_GET_FD_BY_ID: u32 = 13;
     pub const OBJ_GET_INFO_BY_FD: u32 = 15;
@@ -762,6 +766,17 @@ pub fn link_create_ifindex(
         ..Default::default()
     };
     bpf_fd(cmd::LINK_CREATE, &mut attr)
+}
+
+/// `BPF_LINK_CREATE` of a program on a target fd (a cgroup, a network
+/// namespace) at `attach_type`.
+pub fn link_create_fd(
+    prog: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<OwnedFd> {
+    link_create_ifindex(prog, fd_u32(target), attach_type, flags)
 }
 
 #[repr(C)]
