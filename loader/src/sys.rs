@@ -24,6 +24,14 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 mod attach;
 mod sysfs;
 pub use attach::{prog_attach, prog_detach};
+// Tracing links: perf events and the LINK_CREATE variants of tracing hooks.
+mod link_tracing;
+mod perf;
+pub use link_tracing::{
+    iter_create, link_create_kprobe_multi, link_create_uprobe_multi, MULTI_RETURN,
+};
+pub use perf::{perf_event_enable, perf_event_open, perf_event_set_bpf, PerfOpen};
+pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
 pub use sysfs::SysfsMap;
 
 /// `enum bpf_cmd` values used here.
@@ -48,6 +56,7 @@ mod cmd {
     pub const BTF_GET_NEXT_ID: u32 = 23;
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_UPDATE: u32 = 29;
+    pub const ITER_CREATE: u32 = 33;
     pub const LINK_DETACH: u32 = 34;
 }
 
