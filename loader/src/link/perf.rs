@@ -42,15 +42,19 @@ pub(super) fn attach_event(
         // The link holds its own reference to the event: closing our fd
         // (dropping `event`) leaves the event alive while the link lives.
         Ok(link) => Ok(Link::new(ctx.name(), target, Attachment::Bpf(link))),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            sys::perf_event_set_bpf(event.as_fd(), prog)
-                .map_err(|s| ctx.attach_err(&target, "PERF_EVENT_IOC_SET_BPF", s))?;
-            sys::perf_event_enable(event.as_fd())
-                .map_err(|s| ctx.attach_err(&target, "PERF_EVENT_IOC_ENABLE", s))?;
-            Ok(Link::new(ctx.name(), target, Attachment::PerfEvent(event)))
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => attach_event_ioctl(ctx, target, event),
         Err(source) => Err(ctx.attach_err(&target, "BPF_LINK_CREATE (perf event)", source)),
     }
+}
+
+/// The pre-5.15 way: the event runs the program once `PERF_EVENT_IOC_SET_BPF`
+/// names it, until the event's fd is closed.
+fn attach_event_ioctl(ctx: &Ctx<'_>, target: String, event: OwnedFd) -> Result<Link, LinkError> {
+    sys::perf_event_set_bpf(event.as_fd(), ctx.program.fd())
+        .map_err(|s| ctx.attach_err(&target, "PERF_EVENT_IOC_SET_BPF", s))?;
+    sys::perf_event_enable(event.as_fd())
+        .map_err(|s| ctx.attach_err(&target, "PERF_EVENT_IOC_ENABLE", s))?;
+    Ok(Link::new(ctx.name(), target, Attachment::PerfEvent(event)))
 }
 
 impl Link {
@@ -67,6 +71,12 @@ impl Link {
 
 /// `tp/CAT/NAME`, `tracepoint/CAT/NAME`: a perf event on the tracepoint's id.
 pub(super) fn tracepoint(ctx: &Ctx<'_>) -> Result<Link, LinkError> {
+    let (target, event) = tracepoint_event(ctx)?;
+    attach_event(ctx, target, event)
+}
+
+/// The perf event of the tracepoint the section names, and its description.
+fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd), LinkError> {
     let Some(name) = ctx.section_target() else {
         return Err(ctx.no_target("a tracepoint in the section (tp/CATEGORY/NAME)"));
     };
@@ -105,7 +115,7 @@ pub(super) fn tracepoint(ctx: &Ctx<'_>) -> Result<Link, LinkError> {
     };
     let event = sys::perf_event_open(&open, -1, 0)
         .map_err(|s| ctx.attach_err(&target, "perf_event_open (tracepoint)", s))?;
-    attach_event(ctx, target, event)
+    Ok((target, event))
 }
 
 /// A dynamic PMU's perf type and the `config` bit that makes a return probe.
@@ -262,6 +272,49 @@ pub(super) fn parse_u64(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::{parse_cpus, parse_u64};
+
+    /// The fallback of kernels without perf-event links, which this
+    /// kernel (5.15+) never takes by itself: the ioctl-attached program
+    /// runs on getppid() and stops when the link value goes.
+    #[test]
+    fn ioctl_attachment_runs_and_stops() {
+        use super::super::tracing::Ctx;
+        use crate::{Collection, LoadOptions, ObjectSpec};
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP ioctl_attachment_runs_and_stops: not root");
+            return;
+        }
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../programs/obj/link_tracing.bpf.o"
+        );
+        let spec = ObjectSpec::from_file(file).unwrap();
+        let c = Collection::load(&spec, &LoadOptions::for_file(file.as_ref())).unwrap();
+        let ctx = Ctx {
+            program: c.program("on_tp").unwrap(),
+            spec: spec.program("on_tp").unwrap(),
+        };
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let zero = 0u32.to_ne_bytes();
+        c.map("target_tid")
+            .unwrap()
+            .update(&zero, &tid.to_ne_bytes())
+            .unwrap();
+        let count = || {
+            let v = c.map("counts").unwrap().lookup(&zero).unwrap().unwrap();
+            u64::from_ne_bytes(v[..8].try_into().unwrap())
+        };
+        let (target, event) = super::tracepoint_event(&ctx).unwrap();
+        let link = super::attach_event_ioctl(&ctx, target, event).unwrap();
+        assert!(link.perf_event_fd().is_some() && link.fd().is_none());
+        assert!(link.info().unwrap().is_none());
+        let _ = nix::unistd::getppid();
+        let during = count();
+        assert!(during > 0, "the ioctl-attached program did not run");
+        drop(link);
+        let _ = nix::unistd::getppid();
+        assert_eq!(count(), during, "it still runs after the event was closed");
+    }
 
     #[test]
     fn cpu_lists() {
