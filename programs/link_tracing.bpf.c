@@ -6,6 +6,8 @@
  * threads, other tests and other processes are not counted), so a test
  * triggers its event, reads its slot, detaches and sees the slot stay.
  *
+ * on_libc_getppid probes libc's getppid(), the test's trigger for the
+ * syscall kinds too; the others with a uprobe probe what the test names.
  * dump_tasks (a task iterator) writes a header line and the pid of every
  * task, read through CO-RE (task_struct is the kernel's).
  * on_missing names a tracepoint no kernel has, for the error test.
@@ -26,7 +28,7 @@ struct {
 	__type(value, __u64);
 } counts SEC(".maps");
 
-enum { TP, RAW_TP, TP_BTF, UPROBE, URETPROBE, PERF_EVENT };
+enum { TP, RAW_TP, TP_BTF, UPROBE, URETPROBE, PERF_EVENT, LIBC_UPROBE, UPROBE_MULTI };
 
 static __always_inline void count(__u32 slot)
 {
@@ -71,6 +73,21 @@ SEC("uretprobe")
 int on_uretprobe(struct pt_regs *ctx)
 {
 	count(URETPROBE);
+	return 0;
+}
+
+/* A shared library named without a directory, and a function in it. */
+SEC("uprobe/libc.so.6:getppid")
+int on_libc_getppid(struct pt_regs *ctx)
+{
+	count(LIBC_UPROBE);
+	return 0;
+}
+
+SEC("uprobe.multi")
+int on_uprobe_multi(struct pt_regs *ctx)
+{
+	count(UPROBE_MULTI);
 	return 0;
 }
 

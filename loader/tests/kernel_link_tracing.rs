@@ -22,6 +22,8 @@ const TP_BTF: u32 = 2;
 const UPROBE: u32 = 3;
 const URETPROBE: u32 = 4;
 const PERF_EVENT: u32 = 5;
+const LIBC_UPROBE: u32 = 6;
+const UPROBE_MULTI: u32 = 7;
 
 /// The function the uprobe tests probe, in this test binary.
 #[no_mangle]
@@ -181,6 +183,103 @@ fn uprobe_and_uretprobe_run_on_a_function_of_this_binary() {
     l.runs_only_while_attached("on_uprobe", UPROBE, &mine, call_own_function);
 }
 
+/// A section naming a shared library without a directory
+/// (`uprobe/libc.so.6:getppid`): found in the library directories, the
+/// offset from its dynamic symbols; and a uprobe multi-link on a glob.
+#[test]
+fn uprobe_on_a_shared_library_and_uprobe_multi() {
+    let test = "uprobe_on_a_shared_library_and_uprobe_multi";
+    if !kernel(test)
+        || !kernel_has(
+            test,
+            "uprobes (no uprobe PMU)",
+            Path::new("/sys/bus/event_source/devices/uprobe").exists(),
+        )
+    {
+        return;
+    }
+    let l = load("link_tracing.bpf.o");
+    let d = l.runs_only_while_attached(
+        "on_libc_getppid",
+        LIBC_UPROBE,
+        &AttachTargets::default(),
+        getppid_a_few_times,
+    );
+    assert_eq!(d, ["uprobe libc.so.6:getppid"]);
+
+    let mut t = own_function();
+    t.uprobe_symbol = Some("rawbpf_link_test_targ*".into());
+    match l.attach("on_uprobe_multi", &t) {
+        Err(LinkError::Unsupported { what, .. }) => {
+            kernel_has(test, &format!("uprobe multi-links ({what})"), false);
+        }
+        other => {
+            drop(other.unwrap());
+            l.runs_only_while_attached("on_uprobe_multi", UPROBE_MULTI, &t, call_own_function);
+        }
+    }
+}
+
+/// A link pinned in bpffs outlives its value; removing the pin ends it.
+#[test]
+fn pinned_link_outlives_its_value() {
+    if !kernel("pinned_link_outlives_its_value") {
+        return;
+    }
+    let dir = support::BpffsDir::new("link-tracing-pin");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let l = load("link_tracing.bpf.o");
+    l.watch_this_thread();
+    let mut links = l.attach("on_tp", &AttachTargets::default()).unwrap();
+    let pin = dir.0.join("on_tp");
+    links[0].pin(&pin).unwrap();
+    assert_eq!(links[0].pinned_at(), Some(pin.as_path()));
+    drop(links);
+    let before = l.count(TP);
+    getppid_a_few_times();
+    assert!(l.count(TP) > before, "the pinned link went with its value");
+    std::fs::remove_file(&pin).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let after = l.count(TP);
+    getppid_a_few_times();
+    assert_eq!(
+        l.count(TP),
+        after,
+        "still attached after the pin was removed"
+    );
+}
+
+/// freplace through attach_program: the replacement runs while linked.
+#[test]
+fn freplace_replaces_while_attached() {
+    use rawbpf::packet::ipv4_udp_frame;
+    let test = "freplace_replaces_while_attached";
+    if !kernel(test) {
+        return;
+    }
+    let frame = ipv4_udp_frame(0);
+    let target = load("freplace_target.bpf.o");
+    let entry = target.c.program("entry").unwrap();
+    let retval = || entry.test_run(&frame, 1).unwrap().retval;
+    assert_eq!(retval(), 1, "pick() of a packet");
+    let spec = ObjectSpec::from_file(obj("freplace.bpf.o")).unwrap();
+    let mut opts = LoadOptions::for_file(Path::new("freplace.bpf.o"));
+    opts.attach_prog = Some(entry.id);
+    let c = match Collection::load(&spec, &opts) {
+        Ok(c) => c,
+        Err(e) if !trampolines(test) => {
+            eprintln!("(freplace load: {e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let ext = Loaded { spec, c };
+    let links = ext.attach("new_pick", &AttachTargets::default()).unwrap();
+    assert_eq!(retval(), 2, "new_pick() replaced pick()");
+    drop(links);
+    assert_eq!(retval(), 1, "pick() again");
+}
+
 #[test]
 fn perf_event_samples_on_each_cpu() {
     if !kernel("perf_event_samples_on_each_cpu") {
@@ -203,8 +302,19 @@ fn perf_event_samples_on_each_cpu() {
         }
     };
     let cpus = l.runs_only_while_attached("on_sample", PERF_EVENT, &t, spin);
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(cpus.len() >= online.min(1), "one link per CPU: {cpus:?}");
+    let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+    let max = possible
+        .trim()
+        .rsplit(['-', ','])
+        .next()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        + 1;
+    assert!(
+        !cpus.is_empty() && cpus.len() <= max,
+        "one link per online CPU: {cpus:?}"
+    );
     assert!(cpus
         .iter()
         .all(|c| c.starts_with("perf_event cpu-clock 999 Hz on CPU ")));
@@ -319,20 +429,29 @@ fn vmlinux_func(name: &str) -> Option<u32> {
         .find_by_name(rawbpf::obj::btf::BtfKind::Func, name)
 }
 
-#[test]
-fn fentry_runs_while_attached() {
-    let test = "fentry_runs_while_attached";
-    if !kernel(test) {
-        return;
-    }
+/// Whether this kernel loads trampoline programs (fentry, fexit, freplace,
+/// lsm): an fentry stub on bpf_fentry_test1. This project's build machine
+/// refuses them with EPERM.
+fn trampolines(test: &str) -> bool {
     let refused = match vmlinux_func("bpf_fentry_test1") {
         None => Some("bpf_fentry_test1 in vmlinux BTF".to_owned()),
         Some(id) => rawbpf::probe::probe_fentry(id)
             .err()
             .map(|e| format!("trampoline programs (an fentry stub: {e})")),
     };
-    if let Some(what) = refused {
-        kernel_has(test, &what, false);
+    match refused {
+        None => true,
+        Some(what) => kernel_has(test, &what, false),
+    }
+}
+
+#[test]
+fn fentry_runs_while_attached() {
+    let test = "fentry_runs_while_attached";
+    if !kernel(test) {
+        return;
+    }
+    if !trampolines(test) {
         return;
     }
     let l = load("attach_fentry.bpf.o");
