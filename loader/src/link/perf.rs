@@ -165,23 +165,19 @@ pub(super) fn kprobe(ctx: &Ctx<'_>, retprobe: bool) -> Result<Link, LinkError> {
 }
 
 /// `ksyscall/NAME`, `kretsyscall/NAME`: a kprobe on the system call's
-/// entry point, named with this architecture's wrapper prefix.
+/// entry point.
 pub(super) fn ksyscall(ctx: &Ctx<'_>, retprobe: bool) -> Result<Link, LinkError> {
     let Some(name) = ctx.section_target() else {
         return Err(ctx.no_target("a system call in the section (ksyscall/NAME)"));
     };
-    let prefix = if cfg!(target_arch = "x86_64") {
-        "__x64_sys_"
-    } else if cfg!(target_arch = "aarch64") {
-        "__arm64_sys_"
-    } else if cfg!(target_arch = "s390x") {
-        "__s390x_sys_"
-    } else if cfg!(target_arch = "riscv64") {
-        "__riscv_sys_"
-    } else {
-        "sys_"
+    // As libbpf: the arch's wrapper (`__x64_sys_NAME`) where the kernel
+    // has syscall wrappers (4.17+ on x86-64), else `sys_NAME`.
+    use crate::load::kconfig::{has_syscall_wrapper, syscall_prefix};
+    let func = match syscall_prefix() {
+        Some(arch) if has_syscall_wrapper() => format!("__{arch}_sys_{name}"),
+        _ => format!("sys_{name}"),
     };
-    kprobe_at(ctx, &format!("{prefix}{name}"), 0, retprobe)
+    kprobe_at(ctx, &func, 0, retprobe)
 }
 
 fn kprobe_at(ctx: &Ctx<'_>, func: &str, offset: u64, retprobe: bool) -> Result<Link, LinkError> {

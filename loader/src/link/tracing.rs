@@ -129,7 +129,7 @@ fn btf_typed(ctx: &Ctx<'_>) -> Result<Link, LinkError> {
     let prog = ctx.program;
     let fd = match sys::link_create_ifindex(prog.fd(), 0, prog.attach_type(), 0) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
             sys::raw_tracepoint_open(prog.fd(), None)
                 .map_err(|source| ctx.attach_err(&target, "BPF_RAW_TRACEPOINT_OPEN", source))?
         }
