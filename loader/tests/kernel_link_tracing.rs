@@ -32,6 +32,47 @@ pub extern "C" fn rawbpf_link_test_target(x: u64) -> u64 {
     black_box(x).wrapping_mul(3)
 }
 
+/// A USDT probe site `rawbpf:test` with one argument (`x`, 8 bytes in a
+/// register), written as <sys/sdt.h>'s STAP_PROBE1 writes it: a nop and a
+/// `.note.stapsdt` note giving its address, the `.stapsdt.base` address
+/// and the argument spec.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rawbpf_usdt_site(x: u64) -> u64 {
+    // SAFETY: the code is one nop; the rest is data in sections of their
+    // own (the note, and the one-byte .stapsdt.base every site shares).
+    unsafe {
+        std::arch::asm!(
+            "990: nop",
+            ".pushsection .note.stapsdt,\"?\",\"note\"",
+            ".balign 4",
+            ".4byte 992f-991f, 994f-993f, 3",
+            "991: .asciz \"stapsdt\"",
+            "992: .balign 4",
+            "993: .8byte 990b",
+            ".8byte _.stapsdt.base",
+            ".8byte 0",
+            ".asciz \"rawbpf\"",
+            ".asciz \"test\"",
+            ".asciz \"8@{0}\"",
+            "994: .balign 4",
+            ".popsection",
+            ".ifndef _.stapsdt.base",
+            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",
+            ".weak _.stapsdt.base",
+            ".hidden _.stapsdt.base",
+            "_.stapsdt.base: .space 1",
+            ".size _.stapsdt.base, 1",
+            ".popsection",
+            ".endif",
+            in(reg) x,
+            options(att_syntax, nostack, preserves_flags),
+        );
+    }
+    x
+}
+
 struct Loaded {
     spec: ObjectSpec,
     c: Collection,
@@ -218,6 +259,43 @@ fn uprobe_on_a_shared_library_and_uprobe_multi() {
             l.runs_only_while_attached("on_uprobe_multi", UPROBE_MULTI, &t, call_own_function);
         }
     }
+}
+
+/// A USDT probe of this binary: the site is found in its notes, the
+/// program runs with the site's spec (cookie) and reads the argument.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn usdt_runs_and_reads_its_argument() {
+    let test = "usdt_runs_and_reads_its_argument";
+    if !kernel(test)
+        || !kernel_has(
+            test,
+            "uprobes (no uprobe PMU)",
+            Path::new("/sys/bus/event_source/devices/uprobe").exists(),
+        )
+    {
+        return;
+    }
+    let l = load("link_usdt.bpf.o");
+    let mut t = AttachTargets::default();
+    t.uprobe_binary = Some(std::env::current_exe().unwrap());
+    t.uprobe_symbol = Some("rawbpf:test".into());
+    let fire = || {
+        for x in [7, 42] {
+            black_box(rawbpf_usdt_site(black_box(x)));
+        }
+    };
+    let sites = l.runs_only_while_attached("on_usdt", 0, &t, fire);
+    assert_eq!(sites.len(), 1, "{sites:?}");
+    assert!(sites[0].contains(":rawbpf:test at 0x"), "{sites:?}");
+    assert_eq!(l.count(1), 42, "the probe's argument");
+
+    t.uprobe_symbol = Some("rawbpf:absent".into());
+    let err = l.attach("on_usdt", &t).unwrap_err().to_string();
+    assert!(
+        err.contains("on_usdt") && err.contains("no USDT probe rawbpf:absent"),
+        "{err}"
+    );
 }
 
 /// A link pinned in bpffs outlives its value; removing the pin ends it.

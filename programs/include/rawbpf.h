@@ -370,4 +370,8 @@ struct bpf_iter_meta {
 	__u64 seq_num;
 };
 
+/* --- Reading user memory, and a link's cookie (USDT specs) --- */
+static long (* const bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)112;
+static __u64 (* const bpf_get_attach_cookie)(void *ctx) = (void *)174;
+
 #endif /* RAWBPF_H */

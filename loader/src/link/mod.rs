@@ -20,6 +20,7 @@ pub mod tracing;
 mod iter;
 mod perf;
 mod uprobe;
+mod usdt;
 
 use crate::load::Program;
 use crate::obj::ProgramSpec;

@@ -37,12 +37,29 @@ pub(super) fn attach_event(
     target: String,
     event: OwnedFd,
 ) -> Result<Link, LinkError> {
+    attach_event_with_cookie(ctx, target, event, 0)
+}
+
+/// [`attach_event`] with a BPF cookie for the program (`bpf_get_attach_cookie`);
+/// a cookie needs a perf-event link (5.15+): the ioctl cannot give one.
+pub(super) fn attach_event_with_cookie(
+    ctx: &Ctx<'_>,
+    target: String,
+    event: OwnedFd,
+    cookie: u64,
+) -> Result<Link, LinkError> {
     let prog = ctx.program.fd();
-    match sys::link_create_fd(prog, event.as_fd(), AttachType::PERF_EVENT.0, 0) {
+    match sys::link_create_perf_event(prog, event.as_fd(), AttachType::PERF_EVENT.0, cookie) {
         // The link holds its own reference to the event: closing our fd
         // (dropping `event`) leaves the event alive while the link lives.
         Ok(link) => Ok(Link::new(ctx.name(), target, Attachment::Bpf(link))),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => attach_event_ioctl(ctx, target, event),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && cookie == 0 => {
+            attach_event_ioctl(ctx, target, event)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(unsupported(
+            ctx.spec,
+            format!("{target}: a BPF cookie needs perf-event links, which this kernel lacks ({e})"),
+        )),
         Err(source) => Err(ctx.attach_err(&target, "BPF_LINK_CREATE (perf event)", source)),
     }
 }

@@ -89,7 +89,7 @@ pub(super) fn attach(
             "uprobe.multi" | "uprobe.multi.s" | "uretprobe.multi" | "uretprobe.multi.s" => one(
                 uprobe::attach_multi(&ctx, targets, kind.starts_with("uret")),
             ),
-            "usdt" | "usdt.s" => Err(unsupported(spec, "USDT probes (not yet)")),
+            "usdt" | "usdt.s" => super::usdt::attach(&ctx, targets),
             _ => Err(unsupported(spec, format!("section {}", spec.section()))),
         },
         _ => Err(unsupported(spec, format!("section {}", spec.section()))),
