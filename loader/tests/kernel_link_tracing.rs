@@ -454,6 +454,17 @@ fn bad_targets_name_the_program_and_the_target() {
         "{text}"
     );
 
+    // A process that does not exist (above the kernel's pid_max limit).
+    let mut t = own_function();
+    t.pid = Some(1 << 30);
+    let err = l.attach("on_uprobe", &t).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LinkError::TargetNotFound { .. }), "{text}");
+    assert!(
+        text.contains("on_uprobe") && text.contains("in process 1073741824"),
+        "{text}"
+    );
+
     let err = l
         .attach("on_uprobe", &AttachTargets::default())
         .unwrap_err();

@@ -76,13 +76,14 @@ pub(super) fn attach(
         ProgramType::TRACING if spec.attach_type == Some(AttachType::TRACE_ITER) => {
             one(super::iter::attach(&ctx))
         }
+        ProgramType::LSM if spec.attach_type == Some(AttachType::LSM_CGROUP) => {
+            one(lsm_cgroup(&ctx, targets))
+        }
         ProgramType::TRACING | ProgramType::LSM | ProgramType::EXT => one(btf_typed(&ctx)),
         ProgramType::KPROBE => match kind {
             "kprobe" | "kretprobe" => one(perf::kprobe(&ctx, kind == "kretprobe")),
             "ksyscall" | "kretsyscall" => one(perf::ksyscall(&ctx, kind == "kretsyscall")),
-            "kprobe.multi" | "kretprobe.multi" => {
-                one(kprobe_multi(&ctx, kind == "kretprobe.multi"))
-            }
+            "kprobe.multi" | "kretprobe.multi" | "kprobe.session" => one(kprobe_multi(&ctx, kind)),
             "uprobe" | "uprobe.s" | "uretprobe" | "uretprobe.s" => {
                 one(uprobe::attach(&ctx, targets, kind.starts_with("uret")))
             }
@@ -138,14 +139,33 @@ fn btf_typed(ctx: &Ctx<'_>) -> Result<Link, LinkError> {
     Ok(Link::new(ctx.name(), target, Attachment::Bpf(fd)))
 }
 
-/// `kprobe.multi/PATTERN`, `kretprobe.multi/PATTERN`: one multi-link on
-/// every traceable kernel function whose name matches the glob (5.18+;
-/// no older mechanism runs a program of this attach type).
-fn kprobe_multi(ctx: &Ctx<'_>, retprobe: bool) -> Result<Link, LinkError> {
+/// `lsm_cgroup/HOOK`: an LSM program run for the tasks of a cgroup, a
+/// link on the cgroup's fd (6.0+).
+fn lsm_cgroup(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Link, LinkError> {
+    let Some(path) = targets.cgroup.as_deref() else {
+        return Err(ctx.no_target("a cgroup (--cgroup PATH)"));
+    };
+    let target = format!(
+        "cgroup {} lsm {}",
+        path.display(),
+        ctx.section_target().unwrap_or_default()
+    );
+    let cgroup = std::fs::File::open(path).map_err(|e| ctx.not_found(&target, e))?;
+    let at = AttachType::LSM_CGROUP.0;
+    let fd = sys::link_create_fd(ctx.program.fd(), std::os::fd::AsFd::as_fd(&cgroup), at, 0)
+        .map_err(|e| ctx.attach_err(&target, "BPF_LINK_CREATE (lsm_cgroup)", e))?;
+    Ok(Link::new(ctx.name(), target, Attachment::Bpf(fd)))
+}
+
+/// `kprobe.multi/PATTERN`, `kretprobe.multi/PATTERN`, `kprobe.session/PATTERN`:
+/// one multi-link on every traceable kernel function whose name matches
+/// the glob (5.18+, sessions 6.10+; no older mechanism runs a program of
+/// these attach types).
+fn kprobe_multi(ctx: &Ctx<'_>, kind: &str) -> Result<Link, LinkError> {
     let Some(pattern) = ctx.section_target() else {
         return Err(ctx.no_target("a function pattern in the section (kprobe.multi/PATTERN)"));
     };
-    let target = format!("kprobe.multi {pattern}");
+    let target = format!("{kind} {pattern}");
     let names = kernel_functions(pattern).map_err(|e| ctx.not_found(&target, e))?;
     if names.is_empty() {
         return Err(ctx.not_found(
@@ -161,14 +181,21 @@ fn kprobe_multi(ctx: &Ctx<'_>, retprobe: bool) -> Result<Link, LinkError> {
         .filter_map(|n| CString::new(n).ok())
         .collect();
     let refs: Vec<&std::ffi::CStr> = names.iter().map(|n| n.as_c_str()).collect();
-    let flags = if retprobe { sys::MULTI_RETURN } else { 0 };
-    let at = AttachType::TRACE_KPROBE_MULTI.0;
+    let flags = if kind == "kretprobe.multi" {
+        sys::MULTI_RETURN
+    } else {
+        0
+    };
+    let at = match kind {
+        "kprobe.session" => AttachType::TRACE_KPROBE_SESSION.0,
+        _ => AttachType::TRACE_KPROBE_MULTI.0,
+    };
     match sys::link_create_kprobe_multi(ctx.program.fd(), at, &refs, flags) {
         Ok(fd) => Ok(Link::new(ctx.name(), target, Attachment::Bpf(fd))),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
             Err(unsupported(
                 ctx.spec,
-                format!("{target}: this kernel has no kprobe multi-links ({e})"),
+                format!("{target}: this kernel has no {kind} links ({e})"),
             ))
         }
         Err(source) => Err(ctx.attach_err(&target, "BPF_LINK_CREATE (kprobe.multi)", source)),

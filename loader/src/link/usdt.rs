@@ -301,40 +301,10 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
     let mut links = Vec::with_capacity(sites.len());
     for site in &sites {
         let here = format!("{target} at {:#x}", site.offset);
-        let mut cookie = 0;
-        if let Some((fd, info)) = &specs {
-            let args = parse_args(&site.args)
-                .map_err(|e| unsupported(ctx.spec, format!("{here}: {e}")))?;
-            cookie = {
-                let mut next = NEXT_SPEC.lock().unwrap_or_else(|p| p.into_inner());
-                let slot = next
-                    .get_or_insert_with(HashMap::new)
-                    .entry(info.id)
-                    .or_insert(0);
-                let id = *slot;
-                *slot += 1;
-                id
-            };
-            if cookie >= info.max_entries {
-                return Err(ctx.attach_err(
-                    &here,
-                    "allocating a USDT spec",
-                    io::Error::from_raw_os_error(libc::E2BIG),
-                ));
-            }
-            let sizes = sys::ElemSizes {
-                key: 4,
-                value: SPEC_SIZE,
-            };
-            sys::map_update(
-                fd.as_fd(),
-                sizes,
-                &cookie.to_ne_bytes(),
-                &encode_spec(&args),
-                0,
-            )
-            .map_err(|e| ctx.attach_err(&here, "writing the USDT spec", e))?;
-        }
+        let cookie = match &specs {
+            Some((fd, info)) => write_spec(ctx, &here, fd.as_fd(), info, site)?,
+            None => 0,
+        };
         let open = sys::PerfOpen {
             type_,
             config: site.semaphore << REF_CTR_OFFSET_SHIFT,
@@ -353,6 +323,43 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
         )?);
     }
     Ok(links)
+}
+
+/// Writes a site's argument spec in the next free slot of the program's
+/// spec map and returns the slot (the site's cookie). Slots are handed out
+/// once per map in this process and not reused.
+fn write_spec(
+    ctx: &Ctx<'_>,
+    here: &str,
+    fd: std::os::fd::BorrowedFd<'_>,
+    info: &sys::MapInfo,
+    site: &Note,
+) -> Result<u32, LinkError> {
+    let args = parse_args(&site.args).map_err(|e| unsupported(ctx.spec, format!("{here}: {e}")))?;
+    let cookie = {
+        let mut next = NEXT_SPEC.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = next
+            .get_or_insert_with(HashMap::new)
+            .entry(info.id)
+            .or_insert(0);
+        let id = *slot;
+        *slot += 1;
+        id
+    };
+    if cookie >= info.max_entries {
+        return Err(ctx.attach_err(
+            here,
+            "allocating a USDT spec",
+            io::Error::from_raw_os_error(libc::E2BIG),
+        ));
+    }
+    let sizes = sys::ElemSizes {
+        key: 4,
+        value: SPEC_SIZE,
+    };
+    sys::map_update(fd, sizes, &cookie.to_ne_bytes(), &encode_spec(&args), 0)
+        .map_err(|e| ctx.attach_err(here, "writing the USDT spec", e))?;
+    Ok(cookie)
 }
 
 #[cfg(test)]
