@@ -24,6 +24,15 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 mod attach;
 mod sysfs;
 pub use attach::{prog_attach, prog_detach};
+// Tracing links: perf events and the LINK_CREATE variants of tracing hooks.
+mod link_tracing;
+mod perf;
+pub use link_tracing::{
+    iter_create, link_create_kprobe_multi, link_create_uprobe_multi, MULTI_RETURN,
+};
+pub use link_tracing::{link_create_perf_event, map_get_fd_by_id, prog_map_ids};
+pub use perf::{perf_event_enable, perf_event_open, perf_event_set_bpf, PerfOpen};
+pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
 pub use sysfs::SysfsMap;
 
 /// `enum bpf_cmd` values used here.
@@ -40,6 +49,7 @@ mod cmd {
     pub const PROG_DETACH: u32 = 9;
     pub const PROG_TEST_RUN: u32 = 10;
     pub const PROG_GET_FD_BY_ID: u32 = 13;
+    pub const MAP_GET_FD_BY_ID: u32 = 14;
     pub const OBJ_GET_INFO_BY_FD: u32 = 15;
     pub const RAW_TRACEPOINT_OPEN: u32 = 17;
     pub const BTF_LOAD: u32 = 18;
@@ -48,6 +58,7 @@ mod cmd {
     pub const BTF_GET_NEXT_ID: u32 = 23;
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_UPDATE: u32 = 29;
+    pub const ITER_CREATE: u32 = 33;
     pub const LINK_DETACH: u32 = 34;
 }
 

@@ -360,4 +360,18 @@ struct udphdr {
 #define bpf_htonl(x) ((__be32)__builtin_bswap32(x))
 #define bpf_ntohl(x) ((__u32)__builtin_bswap32(x))
 
+/* --- BPF iterators (5.8+): what the kernel's bpf_iter_meta holds --- */
+static long (* const bpf_seq_printf)(void *m, const char *fmt, __u32 fmt_size, const void *data, __u32 data_len) = (void *)126;
+static long (* const bpf_seq_write)(void *m, const void *data, __u32 len) = (void *)127;
+
+struct bpf_iter_meta {
+	void *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+
+/* --- Reading user memory, and a link's cookie (USDT specs) --- */
+static long (* const bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)112;
+static __u64 (* const bpf_get_attach_cookie)(void *ctx) = (void *)174;
+
 #endif /* RAWBPF_H */

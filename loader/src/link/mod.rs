@@ -16,6 +16,11 @@ pub mod cgroup;
 pub mod net;
 pub mod struct_ops;
 pub mod tracing;
+// Tracing kinds' rooms (private: tracing::attach reaches them).
+mod iter;
+mod perf;
+mod uprobe;
+mod usdt;
 
 use crate::load::Program;
 use crate::obj::ProgramSpec;
@@ -38,6 +43,16 @@ pub struct AttachTargets {
     pub netns: Option<String>,
     /// The process uprobes are limited to (all processes when `None`).
     pub pid: Option<u32>,
+    /// The binary (executable or shared library: a path, or a library
+    /// name looked up in the usual directories) of a `uprobe` or
+    /// `uretprobe` section that names none.
+    pub uprobe_binary: Option<PathBuf>,
+    /// The function (`SYMBOL`, `SYMBOL+OFFSET`, or a file offset `0x...`)
+    /// in `uprobe_binary` of a `uprobe` or `uretprobe` section that names
+    /// none.
+    pub uprobe_symbol: Option<String>,
+    /// The sampling frequency in Hz of `perf_event` programs (99 when `None`).
+    pub sample_freq: Option<u64>,
 }
 
 /// How a program is attached, which decides how it is detached.
@@ -49,7 +64,6 @@ pub(crate) enum Attachment {
     /// A perf event the program was attached to with
     /// `PERF_EVENT_IOC_SET_BPF` (kernels without perf-event links): closing
     /// the event detaches; it cannot be pinned.
-    #[allow(dead_code)] // made by the tracing kinds on kernels before 5.15
     PerfEvent(OwnedFd),
     /// `BPF_PROG_ATTACH` on a target fd (cgroups where cgroup links are
     /// missing, sockmaps): `BPF_PROG_DETACH` ends it.

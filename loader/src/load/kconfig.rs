@@ -439,7 +439,7 @@ pub fn has_bpf_cookie() -> bool {
 }
 
 /// The arch's syscall wrapper prefix, as libbpf's `arch_specific_syscall_pfx`.
-fn syscall_prefix() -> Option<&'static str> {
+pub(crate) fn syscall_prefix() -> Option<&'static str> {
     Some(if cfg!(target_arch = "x86_64") {
         "x64"
     } else if cfg!(target_arch = "x86") {

@@ -117,6 +117,11 @@ impl Program {
         self.fd.as_fd()
     }
 
+    /// The `expected_attach_type` it was loaded with (0: none).
+    pub(crate) fn attach_type(&self) -> u32 {
+        self.attach_type
+    }
+
     /// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw tracepoint program to the
     /// tracepoint `name`, or (`None`) a tracing or LSM program (fentry,
     /// fexit, fmod_ret, tp_btf, lsm) to the target it was loaded for. The
