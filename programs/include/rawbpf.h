@@ -360,4 +360,14 @@ struct udphdr {
 #define bpf_htonl(x) ((__be32)__builtin_bswap32(x))
 #define bpf_ntohl(x) ((__u32)__builtin_bswap32(x))
 
+/* --- Socket maps, socket and netfilter verdicts (net_*.bpf.c) --- */
+#define BPF_MAP_TYPE_SOCKMAP 15
+#define BPF_MAP_TYPE_SOCKHASH 18
+#define SK_DROP 0
+#define SK_PASS 1
+#define BPF_OK 0
+#define BPF_DROP 2
+#define NF_DROP 0
+#define NF_ACCEPT 1
+
 #endif /* RAWBPF_H */
