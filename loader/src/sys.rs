@@ -25,6 +25,11 @@ mod attach;
 mod sysfs;
 pub use attach::{prog_attach, prog_detach};
 pub use sysfs::SysfsMap;
+// link::net: netfilter links, socket filters.
+mod netfilter;
+mod sockopt;
+pub use netfilter::{link_create_netfilter, NetfilterHook};
+pub use sockopt::{attach_socket_filter, detach_socket_filter};
 
 /// `enum bpf_cmd` values used here.
 mod cmd {

@@ -38,6 +38,9 @@ pub struct AttachTargets {
     pub netns: Option<String>,
     /// The process uprobes are limited to (all processes when `None`).
     pub pid: Option<u32>,
+    /// The hook of a netfilter program (family, hook, priority), in the
+    /// network namespace `netns` names.
+    pub netfilter: Option<net::NetfilterHook>,
 }
 
 /// How a program is attached, which decides how it is detached.
