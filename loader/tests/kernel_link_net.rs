@@ -1,0 +1,579 @@
+//! Links of the cgroup and network kinds on the running kernel: each test
+//! attaches, triggers the hook (a process in a throwaway cgroup that
+//! connects, binds, sends, reads a sysctl and opens a device; packets in a
+//! throwaway network namespace; messages on a sockmap's sockets), reads the
+//! program's counter, detaches, triggers again and sees the counter stay
+//! still. Bad input gets an error naming the program, its section and the
+//! target. Needs root (skips without, except under CI=true).
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use rawbpf::link::net::{self, NetfilterHook, NfFamily, NfHook};
+use rawbpf::link::{attach_program, AttachTargets, Link, LinkError};
+use rawbpf::{Collection, LoadOptions, ObjectSpec};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::{kernel, kernel_has, obj, unique};
+
+const CGROUP2: &str = "/sys/fs/cgroup/unified";
+
+/// The environment variable that makes `cgroup_helper` (run as a child
+/// process of this test binary) do its work in the cgroup it names.
+const HELPER_CGROUP: &str = "RAWBPF_TEST_CGROUP";
+/// `TCP4PORT TCP6PORT UNIXPATH` for the helper to connect to.
+const HELPER_PEERS: &str = "RAWBPF_TEST_PEERS";
+
+struct Loaded {
+    spec: ObjectSpec,
+    coll: Collection,
+}
+
+fn load(name: &str) -> Result<Loaded, rawbpf::LoadError> {
+    let spec = ObjectSpec::from_file(obj(name)).unwrap();
+    let coll = Collection::load(&spec, &LoadOptions::default())?;
+    Ok(Loaded { spec, coll })
+}
+
+impl Loaded {
+    fn attach(&self, prog: &str, targets: &AttachTargets) -> Result<Vec<Link>, LinkError> {
+        let spec = self.spec.program(prog).unwrap();
+        attach_program(self.coll.program(prog).unwrap(), spec, targets)
+    }
+
+    fn count(&self, slot: u32) -> u64 {
+        let v = self.coll.map("counts").unwrap();
+        let v = v.lookup(&slot.to_le_bytes()).unwrap().unwrap();
+        u64::from_le_bytes(v[..8].try_into().unwrap())
+    }
+
+    fn counts(&self, slots: usize) -> Vec<u64> {
+        (0..slots as u32).map(|s| self.count(s)).collect()
+    }
+}
+
+fn targets() -> AttachTargets {
+    AttachTargets::default()
+}
+
+/// Targets with some fields set (the struct is non-exhaustive).
+fn targets_with(set: impl FnOnce(&mut AttachTargets)) -> AttachTargets {
+    let mut t = targets();
+    set(&mut t);
+    t
+}
+
+// ---------------------------------------------------------------- cgroups
+
+/// A child cgroup of the v2 hierarchy, removed when the test ends.
+struct Cgroup(PathBuf);
+
+impl Cgroup {
+    fn new(tag: &str) -> Cgroup {
+        let path = Path::new(CGROUP2).join(unique(tag));
+        std::fs::create_dir(&path).unwrap();
+        Cgroup(path)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // The helper has exited; the kernel may take a moment to see the
+        // cgroup empty.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Not a test of its own: run as a child process (`cgroup_helper` with
+/// `HELPER_CGROUP` set), it moves itself into that cgroup and does what
+/// each cgroup hook sees. Without the variable it does nothing.
+#[test]
+fn cgroup_helper() {
+    let Ok(cgroup) = std::env::var(HELPER_CGROUP) else {
+        return;
+    };
+    let peers = std::env::var(HELPER_PEERS).unwrap();
+    let peers: Vec<&str> = peers.split(' ').collect();
+    std::fs::write(
+        Path::new(&cgroup).join("cgroup.procs"),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    // TCP over IPv4: sock_create, connect4, sockops, skb egress and
+    // ingress, getpeername4, getsockname4, setsockopt, getsockopt and,
+    // when it closes, sock_release.
+    let tcp = TcpStream::connect(("127.0.0.1", peers[0].parse::<u16>().unwrap())).unwrap();
+    tcp.peer_addr().unwrap();
+    tcp.local_addr().unwrap();
+    tcp.set_ttl(33).unwrap();
+    assert_eq!(tcp.ttl().unwrap(), 33);
+    drop(tcp);
+    // connect6.
+    drop(TcpStream::connect(("::1", peers[1].parse::<u16>().unwrap())).unwrap());
+    // UDP: bind4, post_bind4, sendmsg4, recvmsg4; bind6.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.send_to(b"ping", udp.local_addr().unwrap()).unwrap();
+    let mut buf = [0u8; 8];
+    udp.recv_from(&mut buf).unwrap();
+    drop(UdpSocket::bind("[::1]:0").unwrap());
+    // sysctl, dev.
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    drop(std::fs::File::open("/dev/null").unwrap());
+    // connect_unix, getpeername_unix.
+    let unix = UnixStream::connect(peers[2]).unwrap();
+    unix.peer_addr().unwrap();
+}
+
+/// What the helper connects to, in the test's own cgroup.
+struct Peers {
+    tcp4: TcpListener,
+    tcp6: TcpListener,
+    _unix: UnixListener,
+    unix_path: support::TempFile,
+}
+
+impl Peers {
+    fn new() -> Peers {
+        let unix_path = support::TempFile::new("cg-unix", b"");
+        std::fs::remove_file(&unix_path.0).unwrap();
+        Peers {
+            tcp4: TcpListener::bind("127.0.0.1:0").unwrap(),
+            tcp6: TcpListener::bind("[::1]:0").unwrap(),
+            _unix: UnixListener::bind(&unix_path.0).unwrap(),
+            unix_path,
+        }
+    }
+
+    /// Runs the helper in `cgroup`; it must succeed.
+    fn run_helper(&self, cgroup: &Cgroup) {
+        let peers = format!(
+            "{} {} {}",
+            self.tcp4.local_addr().unwrap().port(),
+            self.tcp6.local_addr().unwrap().port(),
+            self.unix_path.path()
+        );
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cgroup_helper",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(HELPER_CGROUP, &cgroup.0)
+            .env(HELPER_PEERS, peers)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the helper failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Attaches every program of `loaded` to `cgroup`.
+fn attach_all(loaded: &Loaded, cgroup: &Cgroup) -> Vec<Link> {
+    let targets = targets_with(|t| t.cgroup = Some(cgroup.0.clone()));
+    let mut links = Vec::new();
+    for p in &loaded.spec.programs {
+        links.extend(loaded.attach(p.name(), &targets).unwrap());
+    }
+    links
+}
+
+#[test]
+fn every_cgroup_hook_runs_until_its_link_goes() {
+    if !kernel("every_cgroup_hook_runs_until_its_link_goes") {
+        return;
+    }
+    let loaded = load("cgroup_kinds.bpf.o").unwrap();
+    let cgroup = Cgroup::new("cg");
+    let peers = Peers::new();
+    let links = attach_all(&loaded, &cgroup);
+    assert_eq!(links.len(), 18);
+    for link in &links {
+        assert!(link.target().contains(&*cgroup.0.to_string_lossy()));
+        // This kernel has cgroup links: each is one, of this program.
+        let info = link.info().unwrap().expect("a cgroup link");
+        assert!(info.id > 0 && info.prog_id > 0, "{info:?}");
+    }
+    peers.run_helper(&cgroup);
+    let names = [
+        "skb_ingress",
+        "skb_egress",
+        "sock_create",
+        "sock_release",
+        "post_bind4",
+        "bind4",
+        "connect4",
+        "sendmsg4",
+        "recvmsg4",
+        "getpeername4",
+        "getsockname4",
+        "connect6",
+        "bind6",
+        "sockops",
+        "sysctl",
+        "getsockopt",
+        "setsockopt",
+        "dev",
+    ];
+    let ran = loaded.counts(names.len());
+    for (name, n) in names.iter().zip(&ran) {
+        assert!(*n > 0, "the {name} program did not run: {ran:?}");
+    }
+    drop(links);
+    peers.run_helper(&cgroup);
+    assert_eq!(loaded.counts(names.len()), ran, "detached programs ran");
+}
+
+#[test]
+fn unix_socket_cgroup_hooks_run() {
+    if !kernel("unix_socket_cgroup_hooks_run") {
+        return;
+    }
+    let loaded = load("cgroup_unix.bpf.o");
+    if !kernel_has(
+        "unix_socket_cgroup_hooks_run",
+        "cgroup hooks for Unix sockets (6.7)",
+        loaded.is_ok(),
+    ) {
+        return;
+    }
+    let loaded = loaded.unwrap();
+    let cgroup = Cgroup::new("cg-unix");
+    let peers = Peers::new();
+    let links = attach_all(&loaded, &cgroup);
+    peers.run_helper(&cgroup);
+    let ran = loaded.counts(2);
+    assert!(ran.iter().all(|&n| n > 0), "{ran:?}");
+    drop(links);
+    peers.run_helper(&cgroup);
+    assert_eq!(loaded.counts(2), ran);
+}
+
+#[test]
+fn a_cgroup_program_needs_an_existing_cgroup() {
+    if !kernel("a_cgroup_program_needs_an_existing_cgroup") {
+        return;
+    }
+    let loaded = load("cgroup_kinds.bpf.o").unwrap();
+    let e = loaded.attach("on_connect4", &targets()).unwrap_err();
+    assert!(matches!(e, LinkError::NoTarget { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("on_connect4") && msg.contains("cgroup/connect4") && msg.contains("--cgroup"),
+        "{msg}"
+    );
+
+    let missing = Path::new(CGROUP2).join(unique("missing"));
+    let e = loaded
+        .attach(
+            "on_connect4",
+            &targets_with(|t| t.cgroup = Some(missing.clone())),
+        )
+        .unwrap_err();
+    assert!(matches!(e, LinkError::TargetNotFound { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("on_connect4")
+            && msg.contains("cgroup/connect4")
+            && msg.contains(&*missing.to_string_lossy())
+            && msg.contains("No such file"),
+        "{msg}"
+    );
+    // Nothing was attached: the same program still goes onto a real
+    // cgroup, and runs only from there.
+    let cgroup = Cgroup::new("cg-after");
+    let peers = Peers::new();
+    let links = loaded
+        .attach(
+            "on_connect4",
+            &targets_with(|t| t.cgroup = Some(cgroup.0.clone())),
+        )
+        .unwrap();
+    peers.run_helper(&cgroup);
+    assert_eq!(loaded.count(6), 1);
+    drop(links);
+}
+
+// ------------------------------------------------- network namespaces
+
+/// A throwaway network namespace with its loopback up; the calling thread
+/// is in it while the value lives (sockets opened meanwhile are its).
+struct Netns {
+    name: String,
+    inside: Option<rawbpf::netns::Entered>,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = unique(tag);
+        rawbpf::netns::create(&name).unwrap();
+        let mut ns = Netns { name, inside: None };
+        let up = Command::new("ip")
+            .args(["-n", &ns.name, "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success());
+        ns.inside = Some(rawbpf::netns::enter(&ns.name).unwrap());
+        ns
+    }
+
+    fn targets(&self) -> AttachTargets {
+        targets_with(|t| t.netns = Some(self.name.clone()))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        drop(self.inside.take());
+        let _ = rawbpf::netns::delete(&self.name);
+    }
+}
+
+/// A UDP receiver on the loopback and a sender, in the current namespace.
+struct Udp {
+    rx: UdpSocket,
+    tx: UdpSocket,
+}
+
+impl Udp {
+    fn new() -> Udp {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Udp {
+            rx,
+            tx: UdpSocket::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    /// Sends one datagram and receives it.
+    fn round_trip(&self) {
+        self.tx
+            .send_to(b"hello", self.rx.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = self.rx.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+    }
+}
+
+#[test]
+fn sk_lookup_runs_in_its_namespace_until_its_link_goes() {
+    if !kernel("sk_lookup_runs_in_its_namespace_until_its_link_goes") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let ns = Netns::new("sklookup");
+    let udp = Udp::new();
+    udp.round_trip();
+    assert_eq!(loaded.count(0), 0);
+    let links = loaded.attach("count_lookup", &ns.targets()).unwrap();
+    assert_eq!(links.len(), 1);
+    assert!(
+        links[0].target().contains(&ns.name),
+        "{}",
+        links[0].target()
+    );
+    assert!(links[0].info().unwrap().is_some());
+    udp.round_trip();
+    let ran = loaded.count(0);
+    assert!(ran > 0);
+    drop(links);
+    udp.round_trip();
+    assert_eq!(loaded.count(0), ran);
+}
+
+#[test]
+fn one_flow_dissector_per_namespace_until_its_link_goes() {
+    if !kernel("one_flow_dissector_per_namespace_until_its_link_goes") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let ns = Netns::new("flow");
+    let first = loaded.attach("count_dissect", &ns.targets()).unwrap();
+    assert!(first[0].info().unwrap().is_some());
+    // A namespace has one flow dissector: a second is refused while the
+    // first is attached, and taken once it is gone.
+    let e = loaded.attach("count_dissect", &ns.targets()).unwrap_err();
+    assert!(matches!(e, LinkError::Attach { .. }), "{e}");
+    assert!(e.to_string().contains("count_dissect"), "{e}");
+    drop(first);
+    let again = loaded.attach("count_dissect", &ns.targets()).unwrap();
+    drop(again);
+    // The program itself runs (test run: no traffic path here dissects
+    // with it on the loopback).
+    let frame = rawbpf::packet::ipv4_udp_frame(0);
+    let prog = loaded.coll.program("count_dissect").unwrap();
+    prog.test_run(&frame, 1).unwrap();
+    assert_eq!(loaded.count(1), 1);
+}
+
+#[test]
+fn netfilter_counts_sent_packets_until_its_link_goes() {
+    if !kernel("netfilter_counts_sent_packets_until_its_link_goes") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let ns = Netns::new("nf");
+    let udp = Udp::new();
+    let no_hook = loaded.attach("count_netfilter", &ns.targets()).unwrap_err();
+    assert!(matches!(no_hook, LinkError::NoTarget { .. }), "{no_hook}");
+    assert!(no_hook.to_string().contains("netfilter hook"), "{no_hook}");
+    let mut targets = ns.targets();
+    targets.netfilter = Some(NetfilterHook::new(NfFamily::Ipv4, NfHook::LocalOut, 0));
+    let links = loaded.attach("count_netfilter", &targets).unwrap();
+    assert!(links[0].info().unwrap().is_some());
+    udp.round_trip();
+    let ran = loaded.count(2);
+    assert!(ran > 0);
+    drop(links);
+    udp.round_trip();
+    assert_eq!(loaded.count(2), ran);
+}
+
+#[test]
+fn a_missing_namespace_is_named() {
+    if !kernel("a_missing_namespace_is_named") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let name = unique("nons");
+    let targets = targets_with(|t| {
+        t.netns = Some(name.clone());
+        t.netfilter = Some(NetfilterHook::new(NfFamily::Ipv6, NfHook::LocalIn, 1));
+    });
+    for prog in ["count_lookup", "count_netfilter"] {
+        let e = loaded.attach(prog, &targets).unwrap_err();
+        assert!(matches!(e, LinkError::TargetNotFound { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(prog) && msg.contains(&name), "{msg}");
+    }
+}
+
+// ------------------------------------------------------------- sockmaps
+
+/// A connected TCP pair on the loopback.
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (client, server)
+}
+
+fn put_socket(loaded: &Loaded, key: u32, socket: &TcpStream) {
+    let map = loaded.coll.map("socks").unwrap();
+    map.update(
+        &key.to_le_bytes(),
+        &(socket.as_raw_fd() as u32).to_le_bytes(),
+    )
+    .unwrap();
+}
+
+fn send_and_receive(client: &mut TcpStream, server: &mut TcpStream) {
+    client.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
+}
+
+#[test]
+fn sk_msg_and_sk_skb_run_on_the_sockmap_until_their_links_go() {
+    if !kernel("sk_msg_and_sk_skb_run_on_the_sockmap_until_their_links_go") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    // The dispatcher cannot know the map: it says where to go.
+    let e = loaded.attach("count_msg", &targets()).unwrap_err();
+    assert!(matches!(e, LinkError::NoTarget { .. }), "{e}");
+    assert!(e.to_string().contains("attach_to_sockmap"), "{e}");
+
+    let mut links = Vec::new();
+    for prog in ["count_msg", "count_verdict"] {
+        let spec = loaded.spec.program(prog).unwrap();
+        let map = net::sockmap_of(spec, &loaded.coll.maps).unwrap();
+        assert_eq!(map.name(), "socks");
+        let program = loaded.coll.program(prog).unwrap();
+        links.push(net::attach_to_sockmap(program, spec, map).unwrap());
+    }
+    let (mut client, mut server) = tcp_pair();
+    put_socket(&loaded, 0, &client);
+    put_socket(&loaded, 1, &server);
+    send_and_receive(&mut client, &mut server);
+    let (msgs, verdicts) = (loaded.count(3), loaded.count(5));
+    assert!(msgs > 0 && verdicts > 0, "sk_msg {msgs}, sk_skb {verdicts}");
+    drop(links);
+    // Sockets added after the detach run neither.
+    let (mut client, mut server) = tcp_pair();
+    put_socket(&loaded, 2, &client);
+    put_socket(&loaded, 3, &server);
+    send_and_receive(&mut client, &mut server);
+    assert_eq!((loaded.count(3), loaded.count(5)), (msgs, verdicts));
+}
+
+#[test]
+fn a_sockmap_program_needs_a_sockmap() {
+    if !kernel("a_sockmap_program_needs_a_sockmap") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let spec = loaded.spec.program("count_msg").unwrap();
+    let program = loaded.coll.program("count_msg").unwrap();
+    let counts = loaded.coll.map("counts").unwrap();
+    let e = net::attach_to_sockmap(program, spec, counts).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("count_msg") && msg.contains("sk_msg") && msg.contains("counts"),
+        "{msg}"
+    );
+    let none = net::sockmap_of(spec, &[]).unwrap_err();
+    assert!(none.to_string().contains("declares none"), "{none}");
+}
+
+// ------------------------------------------------------- socket filters
+
+#[test]
+fn a_socket_filter_counts_until_it_is_detached() {
+    if !kernel("a_socket_filter_counts_until_it_is_detached") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let udp = Udp::new();
+    let program = loaded.coll.program("count_socket").unwrap();
+    let filter = net::attach_socket_filter(program, udp.rx.as_fd()).unwrap();
+    assert_eq!(filter.program(), "count_socket");
+    udp.round_trip();
+    assert_eq!(loaded.count(4), 1);
+    drop(filter);
+    udp.round_trip();
+    assert_eq!(loaded.count(4), 1);
+
+    // Explicit detach, then a second detach finds nothing.
+    let filter = net::attach_socket_filter(program, udp.rx.as_fd()).unwrap();
+    udp.round_trip();
+    assert_eq!(loaded.count(4), 2);
+    filter.detach().unwrap();
+    udp.round_trip();
+    assert_eq!(loaded.count(4), 2);
+
+    // Only socket filter programs go on a socket.
+    let wrong = loaded.coll.program("count_msg").unwrap();
+    let e = net::attach_socket_filter(wrong, udp.rx.as_fd()).unwrap_err();
+    assert!(e.to_string().contains("count_msg"), "{e}");
+}
