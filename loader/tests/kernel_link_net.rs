@@ -17,7 +17,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 use support::{kernel, kernel_has, obj, unique};
 
@@ -55,6 +55,21 @@ impl Loaded {
     fn counts(&self, slots: usize) -> Vec<u64> {
         (0..slots as u32).map(|s| self.count(s)).collect()
     }
+}
+
+/// Detaches links at once (`BPF_LINK_DETACH`). Dropping a link detaches
+/// it when its last holder lets go, which another process that opened it
+/// by id (a link listing running meanwhile) or a child forked by another
+/// test thread (until its exec) may delay: [`dropping_a_link_detaches_it`]
+/// waits for that.
+fn detach_links(links: Vec<Link>) {
+    for link in links {
+        link.detach().unwrap();
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
 }
 
 fn targets() -> AttachTargets {
@@ -234,9 +249,16 @@ fn every_cgroup_hook_runs_until_its_link_goes() {
     for (name, n) in names.iter().zip(&ran) {
         assert!(*n > 0, "the {name} program did not run: {ran:?}");
     }
-    drop(links);
+    // The counters are read after the detach: the first helper's sockets
+    // may still see packets (their FIN's ACK, on a busy machine) until then.
+    detach_links(links);
+    let detached = loaded.counts(names.len());
     peers.run_helper(&cgroup);
-    assert_eq!(loaded.counts(names.len()), ran, "detached programs ran");
+    assert_eq!(
+        loaded.counts(names.len()),
+        detached,
+        "detached programs ran"
+    );
 }
 
 #[test]
@@ -259,9 +281,10 @@ fn unix_socket_cgroup_hooks_run() {
     peers.run_helper(&cgroup);
     let ran = loaded.counts(2);
     assert!(ran.iter().all(|&n| n > 0), "{ran:?}");
-    drop(links);
+    detach_links(links);
+    let detached = loaded.counts(2);
     peers.run_helper(&cgroup);
-    assert_eq!(loaded.counts(2), ran);
+    assert_eq!(loaded.counts(2), detached);
 }
 
 #[test]
@@ -306,7 +329,7 @@ fn a_cgroup_program_needs_an_existing_cgroup() {
         .unwrap();
     peers.run_helper(&cgroup);
     assert_eq!(loaded.count(6), 1);
-    drop(links);
+    detach_links(links);
 }
 
 // ------------------------------------------------- network namespaces
@@ -323,11 +346,8 @@ impl Netns {
         let name = unique(tag);
         rawbpf::netns::create(&name).unwrap();
         let mut ns = Netns { name, inside: None };
-        let up = Command::new("ip")
-            .args(["-n", &ns.name, "link", "set", "lo", "up"])
-            .status()
-            .unwrap();
-        assert!(up.success());
+        let up = run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        assert!(up.status.success(), "{up:?}");
         ns.inside = Some(rawbpf::netns::enter(&ns.name).unwrap());
         ns
     }
@@ -390,11 +410,11 @@ fn sk_lookup_runs_in_its_namespace_until_its_link_goes() {
     );
     assert!(links[0].info().unwrap().is_some());
     udp.round_trip();
-    let ran = loaded.count(0);
-    assert!(ran > 0);
-    drop(links);
+    assert!(loaded.count(0) > 0);
+    detach_links(links);
+    let detached = loaded.count(0);
     udp.round_trip();
-    assert_eq!(loaded.count(0), ran);
+    assert_eq!(loaded.count(0), detached);
 }
 
 #[test]
@@ -411,9 +431,9 @@ fn one_flow_dissector_per_namespace_until_its_link_goes() {
     let e = loaded.attach("count_dissect", &ns.targets()).unwrap_err();
     assert!(matches!(e, LinkError::Attach { .. }), "{e}");
     assert!(e.to_string().contains("count_dissect"), "{e}");
-    drop(first);
+    detach_links(first);
     let again = loaded.attach("count_dissect", &ns.targets()).unwrap();
-    drop(again);
+    detach_links(again);
     // The program itself runs (test run: no traffic path here dissects
     // with it on the loopback).
     let frame = rawbpf::packet::ipv4_udp_frame(0);
@@ -438,11 +458,65 @@ fn netfilter_counts_sent_packets_until_its_link_goes() {
     let links = loaded.attach("count_netfilter", &targets).unwrap();
     assert!(links[0].info().unwrap().is_some());
     udp.round_trip();
-    let ran = loaded.count(2);
-    assert!(ran > 0);
-    drop(links);
+    assert!(loaded.count(2) > 0);
+    detach_links(links);
+    let detached = loaded.count(2);
     udp.round_trip();
-    assert_eq!(loaded.count(2), ran);
+    assert_eq!(loaded.count(2), detached);
+}
+
+/// Sends datagrams until the counter in `slot` stops moving (a link whose
+/// last holder just let go, or a pin just removed), for at most a second.
+fn stops_counting(loaded: &Loaded, slot: u32, udp: &Udp) -> bool {
+    let mut before = loaded.count(slot);
+    for _ in 0..100 {
+        udp.round_trip();
+        let after = loaded.count(slot);
+        if after == before {
+            return true;
+        }
+        before = after;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn dropping_a_link_detaches_it_unless_pinned() {
+    if !kernel("dropping_a_link_detaches_it_unless_pinned") {
+        return;
+    }
+    let loaded = load("net_hooks.bpf.o").unwrap();
+    let ns = Netns::new("nf-drop");
+    let udp = Udp::new();
+    let mut targets = ns.targets();
+    targets.netfilter = Some(NetfilterHook::new(NfFamily::Ipv4, NfHook::LocalOut, 0));
+
+    let links = loaded.attach("count_netfilter", &targets).unwrap();
+    udp.round_trip();
+    assert_eq!(loaded.count(2), 1);
+    drop(links);
+    assert!(
+        stops_counting(&loaded, 2, &udp),
+        "a dropped link still runs"
+    );
+
+    // Pinned, it outlives the value, until the pin goes.
+    let dir = support::BpffsDir::new("link-pin");
+    std::fs::create_dir(&dir.0).unwrap();
+    let pin = dir.0.join("nf");
+    let mut links = loaded.attach("count_netfilter", &targets).unwrap();
+    links[0].pin(&pin).unwrap();
+    assert_eq!(links[0].pinned_at(), Some(pin.as_path()));
+    drop(links);
+    let before = loaded.count(2);
+    udp.round_trip();
+    assert_eq!(loaded.count(2), before + 1, "a pinned link runs on");
+    std::fs::remove_file(&pin).unwrap();
+    assert!(
+        stops_counting(&loaded, 2, &udp),
+        "an unpinned link still runs"
+    );
 }
 
 #[test]
@@ -518,13 +592,14 @@ fn sk_msg_and_sk_skb_run_on_the_sockmap_until_their_links_go() {
     send_and_receive(&mut client, &mut server);
     let (msgs, verdicts) = (loaded.count(3), loaded.count(5));
     assert!(msgs > 0 && verdicts > 0, "sk_msg {msgs}, sk_skb {verdicts}");
-    drop(links);
+    detach_links(links);
     // Sockets added after the detach run neither.
+    let detached = (loaded.count(3), loaded.count(5));
     let (mut client, mut server) = tcp_pair();
     put_socket(&loaded, 2, &client);
     put_socket(&loaded, 3, &server);
     send_and_receive(&mut client, &mut server);
-    assert_eq!((loaded.count(3), loaded.count(5)), (msgs, verdicts));
+    assert_eq!((loaded.count(3), loaded.count(5)), detached);
 }
 
 #[test]
