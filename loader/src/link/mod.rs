@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 pub struct AttachTargets {
     /// The cgroup (v2 directory) for cgroup programs.
     pub cgroup: Option<PathBuf>,
-    /// The named network namespace (`ip netns`) for sk_lookup and
-    /// flow_dissector programs; the caller's own when `None`.
+    /// The named network namespace (`ip netns`) for sk_lookup,
+    /// flow_dissector and netfilter programs; the caller's own when `None`.
     pub netns: Option<String>,
     /// The process uprobes are limited to (all processes when `None`).
     pub pid: Option<u32>,
