@@ -456,6 +456,10 @@ fn netfilter_counts_sent_packets_until_its_link_goes() {
     let mut targets = ns.targets();
     targets.netfilter = Some(NetfilterHook::new(NfFamily::Ipv4, NfHook::LocalOut, 0));
     let links = loaded.attach("count_netfilter", &targets).unwrap();
+    assert_eq!(
+        links[0].target(),
+        format!("netfilter ipv4:output:0 in network namespace {}", ns.name)
+    );
     assert!(links[0].info().unwrap().is_some());
     udp.round_trip();
     assert!(loaded.count(2) > 0);

@@ -14,6 +14,7 @@ use crate::netns::{self, NetnsError};
 use crate::obj::ProgramSpec;
 use crate::sys;
 use crate::uapi::{AttachType, MapType, ProgramType};
+use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -211,6 +212,72 @@ impl NetfilterHook {
     }
 }
 
+impl fmt::Display for NfFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NfFamily::Ipv4 => "ipv4",
+            NfFamily::Ipv6 => "ipv6",
+        })
+    }
+}
+
+impl fmt::Display for NfHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NfHook::PreRouting => "prerouting",
+            NfHook::LocalIn => "input",
+            NfHook::Forward => "forward",
+            NfHook::LocalOut => "output",
+            NfHook::PostRouting => "postrouting",
+        })
+    }
+}
+
+/// `FAMILY:HOOK:PRIORITY`, with `:defrag` when it has defragmentation
+/// (`ipv4:output:10`): what [`NetfilterHook::from_str`] reads back.
+impl fmt::Display for NetfilterHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.family, self.hook, self.priority)?;
+        if self.defrag {
+            f.write_str(":defrag")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for NetfilterHook {
+    type Err = BadNetfilterName;
+
+    /// `FAMILY:HOOK:PRIORITY[:defrag]` (`ipv4:output:10`,
+    /// `ipv6:prerouting:-100:defrag`), as a command line gives it.
+    fn from_str(s: &str) -> Result<NetfilterHook, BadNetfilterName> {
+        let bad = || BadNetfilterName {
+            what: "netfilter hook",
+            name: s.to_owned(),
+            expected: "FAMILY:HOOK:PRIORITY[:defrag], e.g. ipv4:output:10",
+        };
+        let mut parts = s.split(':');
+        let (Some(family), Some(hook), Some(priority)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let defrag = match parts.next() {
+            None => false,
+            Some("defrag") => true,
+            Some(_) => return Err(bad()),
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(NetfilterHook {
+            family: family.parse()?,
+            hook: hook.parse()?,
+            priority: priority.parse().map_err(|_| bad())?,
+            defrag,
+        })
+    }
+}
+
 /// A family or hook name netfilter does not have.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} {name:?}: expected one of {expected}")]
@@ -276,11 +343,7 @@ fn netfilter(
         .netns
         .as_deref()
         .map_or(String::new(), |n| format!(" in network namespace {n}"));
-    let target = format!(
-        "netfilter {:?} {:?} priority {}{ns_words}",
-        hook.family, hook.hook, hook.priority
-    )
-    .to_lowercase();
+    let target = format!("netfilter {hook}{ns_words}");
     let created = netns::run_in(targets.netns.as_deref(), || {
         sys::link_create_netfilter(program.fd(), hook.raw())
     });
@@ -448,5 +511,23 @@ mod tests {
             (raw.pf, raw.hooknum, raw.priority, raw.flags),
             (10, 4, -5, 0)
         );
+        let hook: NetfilterHook = "ipv4:output:10".parse().unwrap();
+        assert_eq!(
+            hook,
+            NetfilterHook::new(NfFamily::Ipv4, NfHook::LocalOut, 10)
+        );
+        assert_eq!(hook.to_string(), "ipv4:output:10");
+        let defrag: NetfilterHook = "IPv6:pre_routing:-100:defrag".parse().unwrap();
+        assert!(defrag.defrag && defrag.raw().flags == 1);
+        assert_eq!(defrag.to_string(), "ipv6:prerouting:-100:defrag");
+        for bad in [
+            "ipv4:output",
+            "ipv4:output:x",
+            "ipv4:output:1:frag",
+            "ipv4:out:1",
+            "ipv4:output:1:defrag:2",
+        ] {
+            assert!(bad.parse::<NetfilterHook>().is_err(), "{bad}");
+        }
     }
 }
