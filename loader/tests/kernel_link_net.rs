@@ -621,6 +621,12 @@ fn a_sockmap_program_needs_a_sockmap() {
         msg.contains("count_msg") && msg.contains("sk_msg") && msg.contains("counts"),
         "{msg}"
     );
+    let socks = loaded.coll.map("socks").unwrap();
+    let lookup = loaded.spec.program("count_lookup").unwrap();
+    let e = net::attach_to_sockmap(loaded.coll.program("count_lookup").unwrap(), lookup, socks)
+        .unwrap_err();
+    assert!(matches!(e, LinkError::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("count_lookup"), "{e}");
     let none = net::sockmap_of(spec, &[]).unwrap_err();
     assert!(none.to_string().contains("declares none"), "{none}");
 }

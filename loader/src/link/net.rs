@@ -374,6 +374,15 @@ pub fn attach_to_sockmap(
     spec: &ProgramSpec,
     map: &Map,
 ) -> Result<Link, LinkError> {
+    if !matches!(spec.prog_type, ProgramType::SK_MSG | ProgramType::SK_SKB) {
+        return Err(unsupported(
+            spec,
+            format!(
+                "a {} program onto a sockmap: it takes sk_msg and sk_skb programs",
+                spec.prog_type
+            ),
+        ));
+    }
     let Some(attach_type) = spec.attach_type else {
         return Err(no_target(
             spec,
