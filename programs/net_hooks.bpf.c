@@ -2,8 +2,9 @@
 /*
  * Network hooks that are not a device's, each counting in its slot of
  * `counts` and letting the packet or message go on: sk_lookup (slot 0),
- * flow_dissector (1), netfilter (2), sk_msg (3), socket filter (4), and
- * sk_skb stream verdict (5) on the sockmap `socks`.
+ * flow_dissector (1), sk_msg (3), socket filter (4), and sk_skb stream
+ * verdict (5) on the sockmap `socks`. Netfilter (6.4+) is apart, in
+ * net_netfilter.bpf.c, so that this object loads on older kernels.
  */
 #include "rawbpf.h"
 
@@ -42,13 +43,6 @@ int count_dissect(struct __sk_buff *skb)
 {
 	bump(1);
 	return BPF_OK;
-}
-
-SEC("netfilter")
-int count_netfilter(void *ctx)
-{
-	bump(2);
-	return NF_ACCEPT;
 }
 
 SEC("sk_msg")
