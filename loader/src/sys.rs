@@ -34,6 +34,11 @@ pub use link_tracing::{link_create_perf_event, map_get_fd_by_id, prog_map_ids};
 pub use perf::{perf_event_enable, perf_event_open, perf_event_set_bpf, PerfOpen};
 pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
 pub use sysfs::SysfsMap;
+// link::net: netfilter links, socket filters.
+mod netfilter;
+mod sockopt;
+pub use netfilter::{link_create_netfilter, NetfilterHook};
+pub use sockopt::{attach_socket_filter, detach_socket_filter};
 
 /// `enum bpf_cmd` values used here.
 mod cmd {

@@ -374,4 +374,14 @@ struct bpf_iter_meta {
 static long (* const bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)112;
 static __u64 (* const bpf_get_attach_cookie)(void *ctx) = (void *)174;
 
+/* --- Socket maps, socket and netfilter verdicts (net_*.bpf.c) --- */
+#define BPF_MAP_TYPE_SOCKMAP 15
+#define BPF_MAP_TYPE_SOCKHASH 18
+#define SK_DROP 0
+#define SK_PASS 1
+#define BPF_OK 0
+#define BPF_DROP 2
+#define NF_DROP 0
+#define NF_ACCEPT 1
+
 #endif /* RAWBPF_H */

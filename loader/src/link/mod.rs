@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 pub struct AttachTargets {
     /// The cgroup (v2 directory) for cgroup programs.
     pub cgroup: Option<PathBuf>,
-    /// The named network namespace (`ip netns`) for sk_lookup and
-    /// flow_dissector programs; the caller's own when `None`.
+    /// The named network namespace (`ip netns`) for sk_lookup,
+    /// flow_dissector and netfilter programs; the caller's own when `None`.
     pub netns: Option<String>,
     /// The process uprobes are limited to (all processes when `None`).
     pub pid: Option<u32>,
@@ -53,6 +53,9 @@ pub struct AttachTargets {
     pub uprobe_symbol: Option<String>,
     /// The sampling frequency in Hz of `perf_event` programs (99 when `None`).
     pub sample_freq: Option<u64>,
+    /// The hook of a netfilter program (family, hook, priority), in the
+    /// network namespace `netns` names.
+    pub netfilter: Option<net::NetfilterHook>,
 }
 
 /// How a program is attached, which decides how it is detached.
