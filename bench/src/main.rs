@@ -125,7 +125,14 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
     let start = Instant::now();
     sh(Command::new("cargo")
         .current_dir(root)
-        .args(["build", "-q", "--release", "-p", "rawbpf", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "rawbpf-cli",
+            "--target-dir",
+        ])
         .arg(work.join("clean")))?;
     let clean = start.elapsed();
     let _ = std::fs::remove_dir_all(work.join("clean"));
@@ -455,7 +462,7 @@ pub(crate) fn build_static(
             "-q",
             "--release",
             "-p",
-            "rawbpf",
+            "rawbpf-cli",
             "--bin",
             "rawbpf",
         ])
@@ -469,7 +476,7 @@ fn crates_linked(root: &Path) -> Result<(usize, Vec<String>)> {
     let out = sh(Command::new("cargo").current_dir(root).args([
         "tree",
         "-p",
-        "rawbpf",
+        "rawbpf-cli",
         "-e",
         "normal,no-proc-macro",
         "--prefix",
@@ -878,7 +885,7 @@ fn bench() -> Result<()> {
     );
     let _ = writeln!(
         t,
-        "| release build from clean (`cargo build --release -p rawbpf`, sources downloaded) | {:.1} s | | | | reported |",
+        "| release build from clean (`cargo build --release -p rawbpf-cli`, sources downloaded) | {:.1} s | | | | reported |",
         clean_build.as_secs_f64(),
     );
     let _ = writeln!(

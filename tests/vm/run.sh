@@ -111,9 +111,10 @@ if [ ! -d "$(rustc --print target-libdir --target "$TARGET" 2>/dev/null)" ] &&
 fi
 echo "vm: building static test binaries ($TARGET)"
 export RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static'
-cargo build -q --release --target "$TARGET" -p rawbpf --bin rawbpf
-# A failed build must fail the run, not boot guests with fewer tests.
-cargo test -q --release --target "$TARGET" -p rawbpf --no-run --message-format=json >"$WORK/tests.json"
+cargo build -q --release --target "$TARGET" -p rawbpf-cli --bin rawbpf
+# The library's tests and the CLI package's (tests/*.rs, which run the
+# binary). A failed build must fail the run, not boot guests with fewer tests.
+cargo test -q --release --target "$TARGET" -p rawbpf -p rawbpf-cli --no-run --message-format=json >"$WORK/tests.json"
 mapfile -t TESTS < <(grep -o '"executable":"[^"]*/deps/[^"]*"' "$WORK/tests.json" |
     sed 's/"executable":"\(.*\)"/\1/' | sort -u)
 echo "vm: ${#TESTS[@]} test binaries"
