@@ -101,7 +101,7 @@ fetch() { # package → path of the cached .deb
 }
 
 # --- Static test binaries --------------------------------------------------
-# musl, as rawbpf's static build is (README "A static binary"); glibc when
+# musl, as rawbpf's static build is (docs/static-build.md); glibc when
 # rustup cannot add Rust's musl target (the host run tests glibc anyway).
 TARGET=x86_64-unknown-linux-musl
 if [ ! -d "$(rustc --print target-libdir --target "$TARGET" 2>/dev/null)" ] &&
