@@ -752,10 +752,11 @@ fn bench() -> Result<()> {
     let _ = writeln!(
         t,
         "rawbpf vs libbpf {} on `programs/obj/pipeline.bpf.o`, {runs} runs of each, interleaved; \
-         kernel {}, {} CPUs ({cpu}); `bash bench/run.sh --runs {runs}`.\n",
+         kernel {}, {} CPUs ({cpu}); `bash bench/run.sh --runs {runs}{}`.\n",
         libbpf_version(),
         kernel_release.trim(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if unordered { " --no-layout" } else { "" },
     );
     let _ = writeln!(t, "| measurement | rawbpf (static, {}) | libbpf static | libbpf dynamic | rawbpf / libbpf static (times: median of the per-round ratios) | target |", bins.shipped.label);
     let _ = writeln!(t, "|---|---|---|---|---|---|");
