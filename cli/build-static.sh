@@ -7,7 +7,7 @@
 # The shipped build is musl, linked by the toolchain's own LLD (rust-lld,
 # which rustc finds in its sysroot; `-C linker=rust-lld` is stable) with:
 #   --icf=all                       identical functions kept once (~25 KB)
-#   --symbol-ordering-file=cli/load-order.txt
+#   --symbol-ordering-file=cli/load-order.txt (a copy named by its hash)
 #                                   the functions `rawbpf load` runs first, in
 #                                   the order it runs them, at the start of the
 #                                   text (then attach's, list's, detach's), so
@@ -59,7 +59,15 @@ export RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static'
 link=()
 if [ "$target" = x86_64-unknown-linux-musl ]; then
     link+=(-C linker=rust-lld -C linker-flavor=ld.lld -C link-arg=--icf=all)
-    [ -z "$order" ] || link+=(-C "link-arg=--symbol-ordering-file=$order" -C link-arg=--fatal-warnings)
+    if [ -n "$order" ]; then
+        # Cargo relinks when the link options change, not when a file they
+        # name does: hand LLD a copy named by its contents, so that a new
+        # ordering file is a new option and a relink (checked again).
+        mkdir -p "$target_dir"
+        copy="$target_dir/load-order-$(sha256sum "$order" | cut -c1-16).txt"
+        cp "$order" "$copy"
+        link+=(-C "link-arg=--symbol-ordering-file=$copy" -C link-arg=--fatal-warnings)
+    fi
     # Mangled names in the map, as the ordering file needs them.
     [ -z "$map" ] || link+=(-C "link-arg=-Map=$map" -C link-arg=--no-demangle)
 elif [ -n "$map" ]; then
