@@ -4,7 +4,8 @@
 #
 #   bash cli/build-static.sh [--target-dir DIR] [--no-order] [--map FILE] [--glibc]
 #
-# The shipped build is musl, linked by the toolchain's own LLD (rust-lld,
+# The shipped build is musl, with the CLI's `log-off` feature (every log
+# record compiled out: ~150 KiB of Debug code), linked by the toolchain's own LLD (rust-lld,
 # which rustc finds in its sysroot; `-C linker=rust-lld` is stable) with:
 #   --icf=all                       identical functions kept once (~25 KB)
 #   --symbol-ordering-file=cli/load-order.txt (a copy named by its hash)
@@ -76,8 +77,9 @@ fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# log-off: every `log` record compiled out (cli/Cargo.toml says why).
 if ! cargo rustc -q --release --locked --target "$target" --target-dir "$target_dir" \
-    -p rawbpf-cli --bin rawbpf -- "${link[@]}" 2>"$log"; then
+    -p rawbpf-cli --bin rawbpf --features log-off -- "${link[@]}" 2>"$log"; then
     cat "$log" >&2
     if grep -q 'symbol ordering file' "$log"; then
         echo "cli/build-static.sh: $order names functions the binary no longer has;" \

@@ -134,8 +134,10 @@ build_initramfs() { # kver-dir out kernel
         cp "$c" "$rootfs/${c#"$kdir"/x/}"
     done
     cp /bin/busybox "$rootfs/bin/busybox"
-    # The tests find the binary and the objects at the paths they were built with.
-    mkdir -p "$rootfs$(dirname "$BIN")" "$rootfs$ROOT/programs" "$rootfs$ROOT/loader"
+    # The tests find the binary and the objects at the paths they were built
+    # with, which go through each package's directory (loader/../programs/obj,
+    # cli/../tests/data): both must exist.
+    mkdir -p "$rootfs$(dirname "$BIN")" "$rootfs$ROOT/programs" "$rootfs$ROOT/loader" "$rootfs$ROOT/cli"
     cp "$BIN" "$rootfs$BIN"
     cp -r "$ROOT/programs/obj" "$rootfs$ROOT/programs/obj"
     mkdir -p "$rootfs$ROOT/tests"
