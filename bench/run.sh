@@ -3,10 +3,17 @@
 # and prints a markdown table (see README "Benchmarks"). Root; not part of
 # the test run.
 #
-#   bash bench/run.sh [--runs N]      # default 200 runs per measurement
-#   bash bench/run.sh --hot-text      # regenerate loader/hot-text.ld (the
+#   bash bench/run.sh [--runs N]      # default 200 runs per measurement, of
+#                                     # the shipped static build
+#                                     # (cli/build-static.sh)
+#   bash bench/run.sh --no-layout ... # the same build without the ordering
+#                                     # file, to see what it gains
+#   bash bench/run.sh --layout        # regenerate cli/load-order.txt (the
 #                                     # load path's code layout; see
-#                                     # bench/src/hot_text.rs)
+#                                     # bench/src/layout.rs), then commit it
+#   bash bench/run.sh --check-layout  # what tests/run.sh checks: the shipped
+#                                     # build links, and a load's code spans
+#                                     # at most LOAD_BLOCKS_MAX 64 KiB blocks
 #
 # Installs what it needs (gcc, libbpf-dev and the static libraries it links
 # with, strace, linux-perf, Rust's musl target) when missing.
@@ -32,7 +39,7 @@ if ((${#need[@]})); then
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
-# rawbpf's static build is musl (README "A static binary"); without Rust's
+# rawbpf's static build is musl (docs/static-build.md); without Rust's
 # target for it the bench measures the glibc static build alone.
 musl=x86_64-unknown-linux-musl
 if [ ! -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ]; then

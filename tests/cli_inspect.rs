@@ -318,3 +318,31 @@ fn externs_are_listed() {
     assert_eq!(hz.get("value_type").str(), "s32");
     assert_eq!((hz.get("offset").num(), hz.get("size").num()), (8, 4));
 }
+
+/// The malformed-input corpus (`tests/data/malformed/`, made and checked
+/// against the library by loader/tests/malformed_corpus.rs) as the user sees
+/// it: `rawbpf inspect FILE` exits 1 with `rawbpf: FILE: TEXT`, TEXT from
+/// the corpus's `EXPECTED` (`file<TAB>text` per line).
+#[test]
+fn inspect_prints_the_error() {
+    let corpus = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/malformed"
+    ));
+    let manifest = std::fs::read_to_string(corpus.join("EXPECTED")).unwrap();
+    let mut wrong = Vec::new();
+    for line in manifest.lines() {
+        let (name, want) = line.split_once('\t').expect("EXPECTED: file<TAB>text");
+        let path = corpus.join(name);
+        let o = rawbpf(&["inspect", path.to_str().unwrap()]);
+        let stderr = stderr(&o);
+        let line = format!("rawbpf: {}: {want}\n", path.display());
+        if o.status.code() != Some(1) || stderr != line || !o.stdout.is_empty() {
+            wrong.push(format!(
+                "{name}: exit {:?}, stderr {stderr:?}, expected {line:?}",
+                o.status.code()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -37,7 +37,7 @@
 //! a running `attach` and checks that `detach --all` and `list` leave its
 //! staging directory alone.
 //!
-//!     cargo test --release -p rawbpf --test kernel_crash -- --nocapture
+//!     cargo test --release -p rawbpf-cli --test kernel_crash -- --nocapture
 //!
 //! Each test builds its own namespaces (unique names) and removes them, pass
 //! or fail. They need root and strace (tests/run.sh installs it); under

@@ -12,6 +12,9 @@
 # - Runs the whole workspace's tests. Tests that need the kernel (root, bpf(2),
 #   netns) skip with a printed reason when unprivileged; with CI=true a skip is
 #   a failure.
+# - Builds the shipped static binary with the release recipe
+#   (cli/build-static.sh) and checks that a load's code stays within the
+#   64 KiB blocks its symbol-ordering file gives it (docs/static-build.md).
 # - Runs them again on Debian's 5.10, 6.1, 6.12 and 7.3 kernels under qemu
 #   (tests/vm/run.sh; RAWBPF_VM_KERNELS="6.1" picks kernels, "" skips them
 #   outside CI).
@@ -42,6 +45,26 @@ cargo run -q -p programs-build -- --check
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+# The shipped static build (cli/build-static.sh) must link with its
+# symbol-ordering file (a function the file names and the binary lacks is an
+# error), and the code a load runs must stay within the 64 KiB blocks the
+# ordering gives it (bench/src/layout.rs; a miss: bash bench/run.sh --layout).
+echo "== layout of the shipped static build"
+musl=x86_64-unknown-linux-musl
+if [ "$(id -u)" -ne 0 ]; then
+    if [ "${CI:-}" = true ]; then
+        echo "tests/run.sh: the layout check loads a BPF object: run as root" >&2
+        exit 1
+    fi
+    echo "SKIP layout check: it loads a BPF object (run as root)"
+elif [ ! -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ] &&
+    ! rustup target add "$musl" >/dev/null; then
+    echo "tests/run.sh: no Rust $musl target for the shipped static build" >&2
+    exit 1
+else
+    cargo run -q -p rawbpf-bench -- --check-layout
+fi
 
 # The same tests on other kernels, each booted under qemu (a few minutes;
 # downloads are cached). RAWBPF_VM_KERNELS="" skips them, except in CI.

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod hot_text;
+mod layout;
 
-const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
+use layout::Recipe;
 
-/// A static build of rawbpf: one target, built with [`STATIC_RUSTFLAGS`].
+/// A static build of rawbpf: one target, built by the release recipe
+/// (`cli/build-static.sh`).
 #[derive(Clone, Copy)]
 pub(crate) struct StaticBuild {
     /// How the table names it.
@@ -21,11 +22,11 @@ pub(crate) struct StaticBuild {
     pub(crate) target: &'static str,
 }
 
-/// The static build rawbpf ships and the budgets are checked on (README
-/// "A static binary"): musl's start-up runs no CPUID instruction, where
+/// The static build rawbpf ships and the budgets are checked on
+/// (docs/static-build.md): musl's start-up runs no CPUID instruction, where
 /// static glibc's runs dozens (its CPU-feature and cache-size probes), each
 /// a VM exit that costs microseconds on a virtual machine.
-const MUSL: StaticBuild = StaticBuild {
+pub(crate) const MUSL: StaticBuild = StaticBuild {
     label: "musl",
     target: "x86_64-unknown-linux-musl",
 };
@@ -120,12 +121,19 @@ const MUSL_NOOP_JOB: usize = 5;
 
 /// A release build of rawbpf from nothing (dependencies already
 /// downloaded), timed; then the static binary that is measured.
-fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
+fn build(root: &Path, work: &Path, recipe: Recipe) -> Result<(Duration, Binaries)> {
     eprintln!("rawbpf-bench: release build from clean ...");
     let start = Instant::now();
     sh(Command::new("cargo")
         .current_dir(root)
-        .args(["build", "-q", "--release", "-p", "rawbpf", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "rawbpf-cli",
+            "--target-dir",
+        ])
         .arg(work.join("clean")))?;
     let clean = start.elapsed();
     let _ = std::fs::remove_dir_all(work.join("clean"));
@@ -133,10 +141,10 @@ fn build(root: &Path, work: &Path) -> Result<(Duration, Binaries)> {
     eprintln!("rawbpf-bench: static rawbpf, libbpf anchor, static no-op ...");
     let target_dir = root.join("target/bench-static");
     let shipped = shipped_build();
-    let rawbpf = build_static(root, &target_dir, shipped, None)?;
+    let rawbpf = build_static(root, &target_dir, shipped, recipe)?;
     let musl = if shipped.target == MUSL.target {
         Some(BesideMusl {
-            rawbpf_glibc: build_static(root, &target_dir, GLIBC, None)?,
+            rawbpf_glibc: build_static(root, &target_dir, GLIBC, Recipe::Shipped)?,
             noop: work.join("noop-musl"),
         })
     } else {
@@ -434,34 +442,29 @@ fn size_mib(p: &Path) -> f64 {
     std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
 }
 
-/// Builds a static rawbpf as the bench measures it, into `target_dir`: the
-/// binary's path. With `link_map`, the linker writes its map there (through
-/// loader/build.rs, leaving the flags and so the symbol names alone).
+/// Builds a static rawbpf with the release recipe (`cli/build-static.sh`:
+/// musl, as shipped, or the glibc fallback), into `target_dir`: the
+/// binary's path. `Recipe::Unordered` builds musl without the ordering
+/// file, with a link map.
 pub(crate) fn build_static(
     root: &Path,
     target_dir: &Path,
     build: StaticBuild,
-    link_map: Option<&Path>,
+    recipe: Recipe,
 ) -> Result<PathBuf> {
-    let mut cargo = Command::new("cargo");
-    if let Some(map) = link_map {
-        cargo.env("RAWBPF_LINK_MAP", map);
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(root)
+        .arg("cli/build-static.sh")
+        .arg("--target-dir")
+        .arg(target_dir);
+    if build.target == GLIBC.target {
+        cmd.arg("--glibc");
+    } else if let Recipe::Unordered(map) = recipe {
+        cmd.arg("--no-order").arg("--map").arg(map);
     }
-    sh(cargo
-        .current_dir(root)
-        .env("RUSTFLAGS", STATIC_RUSTFLAGS)
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "rawbpf",
-            "--bin",
-            "rawbpf",
-        ])
-        .args(["--target", build.target, "--target-dir"])
-        .arg(target_dir))?;
-    Ok(target_dir.join(build.target).join("release/rawbpf"))
+    let out = sh(&mut cmd)?;
+    let bin = out.lines().last().unwrap_or_default();
+    Ok(root.join(bin))
 }
 
 /// Crates linked into the rawbpf binary (proc-macros run at build time only).
@@ -469,7 +472,7 @@ fn crates_linked(root: &Path) -> Result<(usize, Vec<String>)> {
     let out = sh(Command::new("cargo").current_dir(root).args([
         "tree",
         "-p",
-        "rawbpf",
+        "rawbpf-cli",
         "-e",
         "normal,no-proc-macro",
         "--prefix",
@@ -545,28 +548,44 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
 
 fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut hot_text = false;
-    let runs = match args.as_slice() {
-        [] => 200,
-        [flag, n] if flag == "--runs" => {
-            n.parse().map_err(|_| format!("--runs {n}: not a number"))?
+    let usage = "usage: rawbpf-bench [--runs N] [--no-layout] | --layout | --check-layout";
+    let (mut runs, mut layout, mut check, mut unordered) = (200, false, false, false);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => {
+                let n = args.next().ok_or(usage)?;
+                runs = n.parse().map_err(|_| format!("--runs {n}: not a number"))?;
+            }
+            "--no-layout" => unordered = true,
+            "--layout" => layout = true,
+            "--check-layout" => check = true,
+            _ => return Err(usage.into()),
         }
-        [flag] if flag == "--hot-text" => {
-            hot_text = true;
-            0
-        }
-        _ => return Err("usage: rawbpf-bench [--runs N] | rawbpf-bench --hot-text".into()),
-    };
+    }
     if !nix::unistd::geteuid().is_root() {
         return Err("needs root: it loads BPF programs and makes network namespaces".into());
     }
     let root = workspace();
-    if hot_text {
-        return make_hot_text(&root);
+    if layout {
+        return make_layout(&root);
+    }
+    if check {
+        let obj = root.join("programs/obj/pipeline.bpf.o");
+        println!("{}", layout::check(&root, &obj)?);
+        return Ok(());
     }
     let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
-    let (clean_build, bins) = build(&root, &work.0)?;
+    // The shipped build, or (--no-layout) the same without the ordering
+    // file, to see what it gains.
+    let map = work.0.join("rawbpf.map");
+    let recipe = if unordered {
+        Recipe::Unordered(&map)
+    } else {
+        Recipe::Shipped
+    };
+    let (clean_build, bins) = build(&root, &work.0, recipe)?;
     let obj = root.join("programs/obj/pipeline.bpf.o");
     // A CO-RE object: its load includes relocating against the kernel's BTF.
     let core_obj = root.join(CORE_OBJECT);
@@ -689,11 +708,11 @@ fn bench() -> Result<()> {
         vec![None; 4]
     };
     eprintln!("rawbpf-bench: where the code load runs lies (single-stepped) ...");
-    let stepped = hot_text::single_step(&load_jobs[0].steps[0])?;
-    let code = hot_text::placement(&bins.rawbpf, &stepped.order)?;
-    let anchor_cpuid = hot_text::single_step(&load_jobs[1].steps[0])?.cpuid;
+    let stepped = layout::single_step(&load_jobs[0].steps[0])?;
+    let code = layout::placement(&bins.rawbpf, &stepped.order)?;
+    let anchor_cpuid = layout::single_step(&load_jobs[1].steps[0])?.cpuid;
     let glibc_cpuid = match load_jobs.get(GLIBC_JOB) {
-        Some(j) => Some(hot_text::single_step(&j.steps[0])?.cpuid),
+        Some(j) => Some(layout::single_step(&j.steps[0])?.cpuid),
         None => None,
     };
     let cpuid_us = cpuid_cost_us();
@@ -733,10 +752,11 @@ fn bench() -> Result<()> {
     let _ = writeln!(
         t,
         "rawbpf vs libbpf {} on `programs/obj/pipeline.bpf.o`, {runs} runs of each, interleaved; \
-         kernel {}, {} CPUs ({cpu}); `bash bench/run.sh --runs {runs}`.\n",
+         kernel {}, {} CPUs ({cpu}); `bash bench/run.sh --runs {runs}{}`.\n",
         libbpf_version(),
         kernel_release.trim(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if unordered { " --no-layout" } else { "" },
     );
     let _ = writeln!(t, "| measurement | rawbpf (static, {}) | libbpf static | libbpf dynamic | rawbpf / libbpf static (times: median of the per-round ratios) | target |", bins.shipped.label);
     let _ = writeln!(t, "|---|---|---|---|---|---|");
@@ -801,8 +821,10 @@ fn bench() -> Result<()> {
     );
     let _ = writeln!(
         t,
-        "| code `load` runs (single-stepped): 4 KiB pages in `{}` ({} KiB) / elsewhere; 64 KiB blocks they span | {} / {}; {} blocks | | | | |",
-        hot_text::HOT_SECTION, code.hot_kib, code.pages_in_hot, code.pages_elsewhere, code.blocks
+        "| code `load` runs (single-stepped): 4 KiB pages; the 64 KiB blocks they span, of the text's ({}) | {} pages; {} of {} blocks | | | | ≤ {} blocks: {} |",
+        if unordered { "built without the ordering file" } else { "ordered by cli/load-order.txt" },
+        code.pages, code.blocks, code.text_blocks,
+        layout::LOAD_BLOCKS_MAX, check(code.blocks <= layout::LOAD_BLOCKS_MAX)
     );
     let c: Vec<Stats> = core_samples.iter().map(|s| wall_us(s)).collect();
     let (r_core, shown) = paired(&core_samples[0], &core_samples[1], &c[0], &c[1]);
@@ -878,7 +900,7 @@ fn bench() -> Result<()> {
     );
     let _ = writeln!(
         t,
-        "| release build from clean (`cargo build --release -p rawbpf`, sources downloaded) | {:.1} s | | | | reported |",
+        "| release build from clean (`cargo build --release -p rawbpf-cli`, sources downloaded) | {:.1} s | | | | reported |",
         clean_build.as_secs_f64(),
     );
     let _ = writeln!(
@@ -921,21 +943,27 @@ fn bench() -> Result<()> {
     Ok(())
 }
 
-/// `--hot-text`: loader/hot-text.ld from the load, then the full job's
+/// `--layout`: cli/load-order.txt from the load, then the full job's
 /// attach, list and detach, in a namespace of their own.
-fn make_hot_text(root: &Path) -> Result<()> {
+fn make_layout(root: &Path) -> Result<()> {
     let obj = root.join("programs/obj/pipeline.bpf.o");
     let lab = rawbpf::lab::Lab::create(&format!("rbhot{}", std::process::id()))
         .map_err(|e| format!("making the test namespace: {e}"))?;
     let (ns, dev) = (&lab.ns_a, &lab.dev_a);
     let _pins = TempDir(Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{ns}")));
+    // The load three times: some of its code runs only for some of std's
+    // random hash seeds (a hashbrown probe that meets an equal tag; the
+    // generator also orders such functions' sibling instances).
+    let load = argv(&[&"load", &obj]);
     let runs = [
-        argv(&[&"load", &obj]),
+        load.clone(),
+        load.clone(),
+        load,
         argv(&[&"attach", &obj, &"--dev", dev, &"--netns", ns, &"--ingress"]),
         argv(&[&"list", &"--dev", dev, &"--netns", ns]),
         argv(&[&"detach", &"--dev", dev, &"--netns", ns, &"--ingress"]),
     ];
-    let summary = hot_text::generate(root, &runs)?;
+    let summary = layout::generate(root, &runs)?;
     drop(lab);
     println!("{summary}");
     Ok(())

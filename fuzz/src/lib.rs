@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The `rawbpf` binary's command-line parser, included as it is (it is a
 /// module of the binary, with no dependencies beyond std).
-#[path = "../../loader/src/bin/rawbpf/cli.rs"]
+#[path = "../../cli/src/cli.rs"]
 #[allow(dead_code)]
 mod rawbpf_cli;
 

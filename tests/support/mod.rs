@@ -18,9 +18,18 @@ pub fn obj(name: &str) -> String {
     format!("{OBJ_DIR}/{name}")
 }
 
+/// The built `rawbpf` binary: cargo names it to the CLI package's tests;
+/// the library's tests that share this module never run it.
+pub fn rawbpf_bin() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_rawbpf") {
+        Some(bin) => bin,
+        None => panic!("only the rawbpf-cli package's tests run the binary"),
+    }
+}
+
 /// Runs the built `rawbpf` binary.
 pub fn rawbpf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rawbpf"))
+    Command::new(rawbpf_bin())
         .args(args)
         .output()
         .expect("run rawbpf")

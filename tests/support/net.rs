@@ -28,7 +28,7 @@ impl Net {
 
     /// Starts `rawbpf ARGS --netns B --dev B` (the receiver's side).
     pub fn spawn_on_b(&self, args: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_rawbpf"))
+        Command::new(super::rawbpf_bin())
             .args(args)
             .args(["--netns", &self.lab.ns_b, "--dev", &self.lab.dev_b])
             .stdout(Stdio::piped())

@@ -101,7 +101,7 @@ fetch() { # package → path of the cached .deb
 }
 
 # --- Static test binaries --------------------------------------------------
-# musl, as rawbpf's static build is (README "A static binary"); glibc when
+# musl, as rawbpf's static build is (docs/static-build.md); glibc when
 # rustup cannot add Rust's musl target (the host run tests glibc anyway).
 TARGET=x86_64-unknown-linux-musl
 if [ ! -d "$(rustc --print target-libdir --target "$TARGET" 2>/dev/null)" ] &&
@@ -111,9 +111,10 @@ if [ ! -d "$(rustc --print target-libdir --target "$TARGET" 2>/dev/null)" ] &&
 fi
 echo "vm: building static test binaries ($TARGET)"
 export RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static'
-cargo build -q --release --target "$TARGET" -p rawbpf --bin rawbpf
-# A failed build must fail the run, not boot guests with fewer tests.
-cargo test -q --release --target "$TARGET" -p rawbpf --no-run --message-format=json >"$WORK/tests.json"
+cargo build -q --release --target "$TARGET" -p rawbpf-cli --bin rawbpf
+# The library's tests and the CLI package's (tests/*.rs, which run the
+# binary). A failed build must fail the run, not boot guests with fewer tests.
+cargo test -q --release --target "$TARGET" -p rawbpf -p rawbpf-cli --no-run --message-format=json >"$WORK/tests.json"
 mapfile -t TESTS < <(grep -o '"executable":"[^"]*/deps/[^"]*"' "$WORK/tests.json" |
     sed 's/"executable":"\(.*\)"/\1/' | sort -u)
 echo "vm: ${#TESTS[@]} test binaries"
@@ -133,8 +134,10 @@ build_initramfs() { # kver-dir out kernel
         cp "$c" "$rootfs/${c#"$kdir"/x/}"
     done
     cp /bin/busybox "$rootfs/bin/busybox"
-    # The tests find the binary and the objects at the paths they were built with.
-    mkdir -p "$rootfs$(dirname "$BIN")" "$rootfs$ROOT/programs" "$rootfs$ROOT/loader"
+    # The tests find the binary and the objects at the paths they were built
+    # with, which go through each package's directory (loader/../programs/obj,
+    # cli/../tests/data): both must exist.
+    mkdir -p "$rootfs$(dirname "$BIN")" "$rootfs$ROOT/programs" "$rootfs$ROOT/loader" "$rootfs$ROOT/cli"
     cp "$BIN" "$rootfs$BIN"
     cp -r "$ROOT/programs/obj" "$rootfs$ROOT/programs/obj"
     mkdir -p "$rootfs$ROOT/tests"

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The pipeline object, built into the binary.
-const PIPELINE: &[u8] = include_bytes!("../../../../programs/obj/pipeline.bpf.o");
+const PIPELINE: &[u8] = include_bytes!("../../programs/obj/pipeline.bpf.o");
 /// Datagrams per phase.
 const BATCH: usize = 20;
 
