@@ -46,6 +46,29 @@ echo "== cargo test --workspace"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+# The embedder's example, as an application builds it (release): it loads
+# the pipeline, attaches it in a throwaway namespace, sees it drop, detaches,
+# and its `log` records reach its logger (the library turns no log level off).
+echo "== loader/examples/pipeline.rs (release)"
+if [ "$(id -u)" -ne 0 ]; then
+    if [ "${CI:-}" = true ]; then
+        echo "tests/run.sh: the example attaches a program: run as root" >&2
+        exit 1
+    fi
+    echo "SKIP example: it attaches a program (run as root)"
+else
+    example_log=$(cargo run -q --release -p rawbpf --example pipeline 2>&1) || {
+        echo "$example_log" >&2
+        echo "tests/run.sh: the example failed" >&2
+        exit 1
+    }
+    echo "$example_log" | tail -n 3
+    grep -q '^\[INFO  pipeline\] done:' <<<"$example_log" || {
+        echo "tests/run.sh: the example's log records did not appear in a release build" >&2
+        exit 1
+    }
+fi
+
 # The shipped static build (cli/build-static.sh) must link with its
 # symbol-ordering file (a function the file names and the binary lacks is an
 # error), and the code a load runs must stay within the 64 KiB blocks the
