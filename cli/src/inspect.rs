@@ -4,8 +4,8 @@ use crate::json::Json;
 use rawbpf::obj::btf::Btf;
 use rawbpf::obj::externs::{describe_type, KCONFIG_SECTION};
 use rawbpf::obj::{
-    ExternKind, ExternSpec, FunctionSpec, MapOrigin, MapSpec, Pinning, RelocTarget, Relocation,
-    SlotTarget,
+    ExternKind, ExternSpec, FunctionSpec, MapOrigin, MapSpec, Pinning, ProgramSpec, RelocTarget,
+    Relocation, SlotTarget,
 };
 use rawbpf::ObjectSpec;
 use std::fmt::Write as _;
@@ -375,53 +375,11 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
         ("kernel_version", Json::opt(spec.kernel_version, Json::from)),
         (
             "programs",
-            Json::Arr(
-                spec.programs
-                    .iter()
-                    .map(|p| {
-                        let mut fields = vec![
-                            ("name", p.name().into()),
-                            ("section", p.section().into()),
-                            ("type", p.prog_type.to_string().into()),
-                            ("type_id", p.prog_type.0.into()),
-                            (
-                                "attach_type",
-                                Json::opt(p.attach_type, |a| Json::str(a.to_string())),
-                            ),
-                            ("prog_flags", p.prog_flags.into()),
-                            (
-                                "attach_target",
-                                Json::opt(p.attach_target.as_deref(), Json::from),
-                            ),
-                            (
-                                "subprograms",
-                                Json::Arr(
-                                    p.subprograms.iter().map(|s| s.as_str().into()).collect(),
-                                ),
-                            ),
-                        ];
-                        fields.extend(function_fields(&p.function));
-                        Json::Obj(fields)
-                    })
-                    .collect(),
-            ),
+            Json::Arr(spec.programs.iter().map(program_json).collect()),
         ),
         (
             "subprograms",
-            Json::Arr(
-                spec.subprograms
-                    .iter()
-                    .map(|f| {
-                        let mut fields = vec![
-                            ("name", f.name.as_str().into()),
-                            ("section", f.section.as_str().into()),
-                            ("global", f.global.into()),
-                        ];
-                        fields.extend(function_fields(f));
-                        Json::Obj(fields)
-                    })
-                    .collect(),
-            ),
+            Json::Arr(spec.subprograms.iter().map(subprogram_json).collect()),
         ),
         ("maps", Json::Arr(spec.maps.iter().map(map_json).collect())),
         (
@@ -447,6 +405,42 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
         ),
         ("core_relocations", spec.core_relocations.into()),
     ])
+}
+
+/// A program: its ELF section, type and attach point, then its function.
+fn program_json(p: &ProgramSpec) -> Json {
+    let mut fields = vec![
+        ("name", p.name().into()),
+        ("section", p.section().into()),
+        ("type", p.prog_type.to_string().into()),
+        ("type_id", p.prog_type.0.into()),
+        (
+            "attach_type",
+            Json::opt(p.attach_type, |a| Json::str(a.to_string())),
+        ),
+        ("prog_flags", p.prog_flags.into()),
+        (
+            "attach_target",
+            Json::opt(p.attach_target.as_deref(), Json::from),
+        ),
+        (
+            "subprograms",
+            Json::Arr(p.subprograms.iter().map(|s| s.as_str().into()).collect()),
+        ),
+    ];
+    fields.extend(function_fields(&p.function));
+    Json::Obj(fields)
+}
+
+/// A subprogram of `.text`: its linkage, then its function.
+fn subprogram_json(f: &FunctionSpec) -> Json {
+    let mut fields = vec![
+        ("name", f.name.as_str().into()),
+        ("section", f.section.as_str().into()),
+        ("global", f.global.into()),
+    ];
+    fields.extend(function_fields(f));
+    Json::Obj(fields)
 }
 
 fn function_fields(f: &FunctionSpec) -> Vec<(&'static str, Json)> {
