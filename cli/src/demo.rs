@@ -22,28 +22,6 @@ fn fail(e: impl std::fmt::Display) -> Failure {
     }
 }
 
-fn phase(
-    out: &mut String,
-    n: usize,
-    what: &str,
-    sender: &Sender,
-    receiver: &Receiver,
-) -> Result<Arrivals, Failure> {
-    // SIGINT and SIGTERM are held until here (see `catch_interrupts`).
-    if crate::signals::interrupted() {
-        return Err(fail("interrupted"));
-    }
-    sender.send_batch(receiver.port, BATCH).map_err(fail)?;
-    let got = receiver.collect_batch().map_err(fail)?;
-    let marked = got.tos.iter().filter(|&&t| t & 0x01 != 0).count();
-    let _ = writeln!(
-        out,
-        "  {n}. {what:<44} sent {BATCH:>2}  arrived {:>2}  with TOS bit 0x01: {marked:>2}",
-        got.count
-    );
-    Ok(got)
-}
-
 /// Runs the demo; everything it makes is removed when it returns, also on
 /// error or Ctrl-C.
 pub fn demo() -> Result<String, Failure> {
@@ -59,8 +37,13 @@ pub fn demo() -> Result<String, Failure> {
     };
     // One runtime for the demo's netlink; Lab::create ran its own.
     let netlink = Netlink::new().map_err(fail)?;
-    // Detach on the way out, whatever happens after the first attach.
-    let guard = DetachGuard(&netlink, Some(target.clone()));
+    let bench = Bench {
+        netlink,
+        target,
+        sender,
+        receiver,
+        spec: &spec,
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -71,83 +54,9 @@ pub fn demo() -> Result<String, Failure> {
         rawbpf::lab::ADDR_B,
         lab.dev_b
     );
-    let file = Path::new("pipeline.bpf.o");
-    let mut opts = AttachOptions {
-        target: target.clone(),
-        program: Some("mark_packet".into()),
-        priority: 1,
-        replace: false,
-        mode: attach::Mode::Tc,
-        xdp_mode: attach::XdpMode::Auto,
-    };
-    let mut load = LoadOptions {
-        // Slot 1 empty: stage one alone.
-        tails: vec![rawbpf::TailSlot {
-            map: "prog_array".into(),
-            key: 1,
-            program: None,
-        }],
-        ..LoadOptions::for_file(file)
-    };
-    let p1 = phase(&mut out, 1, "nothing attached", &sender, &receiver)?;
-
-    let stage1 = netlink.attach(file, &spec, &load, &opts).map_err(fail)?;
-    let p2 = phase(
-        &mut out,
-        2,
-        "mark_packet only (slot 1 empty)",
-        &sender,
-        &receiver,
-    )?;
-
-    load.tails.clear();
-    opts.replace = true;
-    let chain = netlink.attach(file, &spec, &load, &opts).map_err(fail)?;
-    let p3 = phase(
-        &mut out,
-        3,
-        "full chain: mark_packet -> inspect_and_drop",
-        &sender,
-        &receiver,
-    )?;
-
-    let detached = netlink.detach(&target, Some(1)).map_err(fail)?;
-    guard.disarm();
-    let p4 = phase(&mut out, 4, "detached", &sender, &receiver)?;
-
-    let ids = |a: &attach::Attached| {
-        a.programs
-            .iter()
-            .map(|(n, id)| format!("{n} id {id}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let _ = writeln!(
-        out,
-        "\n  phase 2 attached {}: {}",
-        stage1.filter_name,
-        ids(&stage1)
-    );
-    let _ = writeln!(
-        out,
-        "  phase 3 replaced it atomically with the full chain: {}",
-        ids(&chain)
-    );
-    let _ = writeln!(
-        out,
-        "  pinned under {} until detach{}",
-        chain.pin_dir.as_deref().unwrap_or(Path::new("-")).display(),
-        if detached.deleted_qdisc {
-            "; detach removed the clsact qdisc too"
-        } else {
-            ""
-        }
-    );
-    let ok = p1.count == BATCH
-        && p2.count == BATCH
-        && p2.tos.iter().all(|t| t & 0x01 != 0)
-        && p3.count == 0
-        && p4.count == BATCH;
+    let phases = bench.run_phases(&mut out)?;
+    phases.describe(&mut out);
+    let ok = phases.as_expected();
     let _ = writeln!(
         out,
         "\n{}",
@@ -161,6 +70,149 @@ pub fn demo() -> Result<String, Failure> {
         Ok(out)
     } else {
         Err(Failure::Error(format!("demo: unexpected counts\n{out}")))
+    }
+}
+
+/// What the phases work with: the pipeline, the hook on the lab's
+/// receiving end, and a sender and a receiver across it. (Dropped in
+/// this order, as the demo's locals were: netlink first, sockets after,
+/// the lab itself last.)
+struct Bench<'a> {
+    netlink: Netlink,
+    target: Target,
+    sender: Sender,
+    receiver: Receiver,
+    spec: &'a ObjectSpec,
+}
+
+/// What the four phases saw and did.
+struct Phases {
+    /// Arrivals in phases 1 to 4.
+    arrived: [Arrivals; 4],
+    /// Phase 2: mark_packet alone.
+    stage1: attach::Attached,
+    /// Phase 3: the full chain, replacing stage 1.
+    chain: attach::Attached,
+    /// Before phase 4.
+    detached: attach::Detached,
+}
+
+impl Bench<'_> {
+    /// One phase: a batch of datagrams across, and a line counting what
+    /// arrived and how much of it the pipeline marked.
+    fn phase(&self, out: &mut String, n: usize, what: &str) -> Result<Arrivals, Failure> {
+        // SIGINT and SIGTERM are held until here (see `catch_interrupts`).
+        if crate::signals::interrupted() {
+            return Err(fail("interrupted"));
+        }
+        self.sender
+            .send_batch(self.receiver.port, BATCH)
+            .map_err(fail)?;
+        let got = self.receiver.collect_batch().map_err(fail)?;
+        let marked = got.tos.iter().filter(|&&t| t & 0x01 != 0).count();
+        let _ = writeln!(
+            out,
+            "  {n}. {what:<44} sent {BATCH:>2}  arrived {:>2}  with TOS bit 0x01: {marked:>2}",
+            got.count
+        );
+        Ok(got)
+    }
+
+    /// Nothing attached; stage one alone; the full chain, swapped in
+    /// atomically; detached.
+    fn run_phases(&self, out: &mut String) -> Result<Phases, Failure> {
+        let netlink = &self.netlink;
+        // Detach on the way out, whatever happens after the first attach.
+        let guard = DetachGuard(netlink, Some(self.target.clone()));
+        let file = Path::new("pipeline.bpf.o");
+        let mut opts = AttachOptions {
+            target: self.target.clone(),
+            program: Some("mark_packet".into()),
+            priority: 1,
+            replace: false,
+            mode: attach::Mode::Tc,
+            xdp_mode: attach::XdpMode::Auto,
+        };
+        let mut load = LoadOptions {
+            // Slot 1 empty: stage one alone.
+            tails: vec![rawbpf::TailSlot {
+                map: "prog_array".into(),
+                key: 1,
+                program: None,
+            }],
+            ..LoadOptions::for_file(file)
+        };
+        let p1 = self.phase(out, 1, "nothing attached")?;
+
+        let stage1 = netlink
+            .attach(file, self.spec, &load, &opts)
+            .map_err(fail)?;
+        let p2 = self.phase(out, 2, "mark_packet only (slot 1 empty)")?;
+
+        load.tails.clear();
+        opts.replace = true;
+        let chain = netlink
+            .attach(file, self.spec, &load, &opts)
+            .map_err(fail)?;
+        let p3 = self.phase(out, 3, "full chain: mark_packet -> inspect_and_drop")?;
+
+        let detached = netlink.detach(&self.target, Some(1)).map_err(fail)?;
+        guard.disarm();
+        let p4 = self.phase(out, 4, "detached")?;
+        Ok(Phases {
+            arrived: [p1, p2, p3, p4],
+            stage1,
+            chain,
+            detached,
+        })
+    }
+}
+
+impl Phases {
+    /// What was attached, replaced, pinned and removed.
+    fn describe(&self, out: &mut String) {
+        let ids = |a: &attach::Attached| {
+            a.programs
+                .iter()
+                .map(|(n, id)| format!("{n} id {id}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "\n  phase 2 attached {}: {}",
+            self.stage1.filter_name,
+            ids(&self.stage1)
+        );
+        let _ = writeln!(
+            out,
+            "  phase 3 replaced it atomically with the full chain: {}",
+            ids(&self.chain)
+        );
+        let _ = writeln!(
+            out,
+            "  pinned under {} until detach{}",
+            self.chain
+                .pin_dir
+                .as_deref()
+                .unwrap_or(Path::new("-"))
+                .display(),
+            if self.detached.deleted_qdisc {
+                "; detach removed the clsact qdisc too"
+            } else {
+                ""
+            }
+        );
+    }
+
+    /// All arrive; all arrive marked; none arrive; all arrive.
+    fn as_expected(&self) -> bool {
+        let [p1, p2, p3, p4] = &self.arrived;
+        p1.count == BATCH
+            && p2.count == BATCH
+            && p2.tos.iter().all(|t| t & 0x01 != 0)
+            && p3.count == 0
+            && p4.count == BATCH
     }
 }
 

@@ -4,15 +4,28 @@ use crate::json::Json;
 use rawbpf::obj::btf::Btf;
 use rawbpf::obj::externs::{describe_type, KCONFIG_SECTION};
 use rawbpf::obj::{
-    ExternKind, ExternSpec, FunctionSpec, MapOrigin, MapSpec, Pinning, RelocTarget, Relocation,
-    SlotTarget,
+    ExternKind, ExternSpec, FunctionSpec, MapOrigin, MapSpec, Pinning, ProgramSpec, RelocTarget,
+    Relocation, SlotTarget,
 };
 use rawbpf::ObjectSpec;
 use std::fmt::Write as _;
 
-/// The human-readable report.
+/// The human-readable report: a summary line, then a section for each
+/// part of the object that has something in it.
 pub fn text(file: &str, spec: &ObjectSpec) -> String {
     let mut out = String::new();
+    summary(&mut out, file, spec);
+    programs_section(&mut out, spec);
+    subprograms_section(&mut out, spec);
+    maps_section(&mut out, spec);
+    externs_section(&mut out, spec);
+    relocations_section(&mut out, spec);
+    btf_section(&mut out, spec);
+    out
+}
+
+/// `FILE: N programs, N maps, license L[, kernel version V], BTF N types`.
+fn summary(out: &mut String, file: &str, spec: &ObjectSpec) {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let _ = writeln!(
         out,
@@ -31,7 +44,10 @@ pub fn text(file: &str, spec: &ObjectSpec) -> String {
             None => ", no BTF".to_owned(),
         },
     );
+}
 
+/// PROGRAMS: always printed, empty or not.
+fn programs_section(out: &mut String, spec: &ObjectSpec) {
     out.push_str("\nPROGRAMS\n");
     let mut rows = vec![row(&[
         "NAME",
@@ -51,103 +67,120 @@ pub fn text(file: &str, spec: &ObjectSpec) -> String {
             list_or_dash(&p.subprograms),
         ]);
     }
-    table(&mut out, &rows);
+    table(out, &rows);
+}
 
-    if !spec.subprograms.is_empty() {
-        out.push_str("\nSUBPROGRAMS (.text)\n");
-        let mut rows = vec![row(&["NAME", "LINKAGE", "INSNS"])];
-        for f in &spec.subprograms {
-            rows.push(vec![
-                f.name.clone(),
-                if f.global { "global" } else { "static" }.to_owned(),
-                f.insns.len().to_string(),
-            ]);
-        }
-        table(&mut out, &rows);
+/// SUBPROGRAMS (.text): the functions programs call.
+fn subprograms_section(out: &mut String, spec: &ObjectSpec) {
+    if spec.subprograms.is_empty() {
+        return;
     }
-
-    if !spec.maps.is_empty() {
-        out.push_str("\nMAPS\n");
-        let mut rows = vec![row(&[
-            "NAME",
-            "TYPE",
-            "KEY",
-            "VALUE",
-            "MAX_ENTRIES",
-            "FLAGS",
-            "ORIGIN",
-        ])];
-        let mut details = Vec::new();
-        for m in &spec.maps {
-            rows.push(vec![
-                m.name.clone(),
-                m.map_type.to_string(),
-                m.key_size.to_string(),
-                m.value_size.to_string(),
-                m.max_entries.to_string(),
-                format!("{:#x}", m.flags),
-                origin(m.origin).to_owned(),
-            ]);
-            details.push(map_details(m, spec.btf.as_ref()));
-        }
-        table_with_details(&mut out, &rows, &details);
+    out.push_str("\nSUBPROGRAMS (.text)\n");
+    let mut rows = vec![row(&["NAME", "LINKAGE", "INSNS"])];
+    for f in &spec.subprograms {
+        rows.push(vec![
+            f.name.clone(),
+            if f.global { "global" } else { "static" }.to_owned(),
+            f.insns.len().to_string(),
+        ]);
     }
+    table(out, &rows);
+}
 
-    if !spec.externs.is_empty() {
-        out.push_str("\nEXTERNS\n");
-        let mut rows = vec![row(&["NAME", "KIND", "WEAK", "TYPE"])];
-        for e in &spec.externs {
-            rows.push(vec![
-                e.name.clone(),
-                extern_kind(e).to_owned(),
-                if e.weak { "weak" } else { "-" }.to_owned(),
-                extern_type(e, spec.btf.as_ref()),
-            ]);
-        }
-        table(&mut out, &rows);
+/// MAPS, each with its details (BTF types, pinning, data...) under it.
+fn maps_section(out: &mut String, spec: &ObjectSpec) {
+    if spec.maps.is_empty() {
+        return;
     }
+    out.push_str("\nMAPS\n");
+    let mut rows = vec![row(&[
+        "NAME",
+        "TYPE",
+        "KEY",
+        "VALUE",
+        "MAX_ENTRIES",
+        "FLAGS",
+        "ORIGIN",
+    ])];
+    let mut details = Vec::new();
+    for m in &spec.maps {
+        rows.push(vec![
+            m.name.clone(),
+            m.map_type.to_string(),
+            m.key_size.to_string(),
+            m.value_size.to_string(),
+            m.max_entries.to_string(),
+            format!("{:#x}", m.flags),
+            origin(m.origin).to_owned(),
+        ]);
+        details.push(map_details(m, spec.btf.as_ref()));
+    }
+    table_with_details(out, &rows, &details);
+}
 
-    let functions = spec
-        .programs
+/// EXTERNS: kconfig values, ksyms and kfuncs the kernel fills in.
+fn externs_section(out: &mut String, spec: &ObjectSpec) {
+    if spec.externs.is_empty() {
+        return;
+    }
+    out.push_str("\nEXTERNS\n");
+    let mut rows = vec![row(&["NAME", "KIND", "WEAK", "TYPE"])];
+    for e in &spec.externs {
+        rows.push(vec![
+            e.name.clone(),
+            extern_kind(e).to_owned(),
+            if e.weak { "weak" } else { "-" }.to_owned(),
+            extern_type(e, spec.btf.as_ref()),
+        ]);
+    }
+    table(out, &rows);
+}
+
+/// Every function of the object: the programs', then the subprograms.
+fn functions(spec: &ObjectSpec) -> impl Iterator<Item = &FunctionSpec> {
+    spec.programs
         .iter()
         .map(|p| &p.function)
-        .chain(&spec.subprograms);
-    let relocs: Vec<_> = functions
+        .chain(&spec.subprograms)
+}
+
+/// RELOCATIONS of every function, programs first.
+fn relocations_section(out: &mut String, spec: &ObjectSpec) {
+    let relocs: Vec<_> = functions(spec)
         .flat_map(|f| f.relocations.iter().map(move |r| (f, r)))
         .collect();
-    if !relocs.is_empty() {
-        out.push_str("\nRELOCATIONS\n");
-        let mut rows = vec![row(&["AT", "INSN", "TARGET"])];
-        for (f, r) in relocs {
-            let (kind, target) = reloc_text(f, r);
-            rows.push(vec![
-                format!("{}+{}", f.name, r.insn),
-                kind.to_owned(),
-                target,
-            ]);
-        }
-        table(&mut out, &rows);
+    if relocs.is_empty() {
+        return;
     }
+    out.push_str("\nRELOCATIONS\n");
+    let mut rows = vec![row(&["AT", "INSN", "TARGET"])];
+    for (f, r) in relocs {
+        let (kind, target) = reloc_text(f, r);
+        rows.push(vec![
+            format!("{}+{}", f.name, r.insn),
+            kind.to_owned(),
+            target,
+        ]);
+    }
+    table(out, &rows);
+}
 
-    if let Some(btf) = &spec.btf {
-        let kinds: Vec<_> = btf.kinds_used().iter().map(|k| k.name()).collect();
-        let all = spec
-            .programs
-            .iter()
-            .map(|p| &p.function)
-            .chain(&spec.subprograms);
-        let (fi, li) = all.fold((0, 0), |(a, b), f| {
-            (a + f.func_info.len(), b + f.line_info.len())
-        });
-        let _ = writeln!(
-            out,
-            "\nBTF\n  {} types: {}\n  func_info {fi}, line_info {li}, CO-RE relocations {}",
-            btf.len() - 1,
-            kinds.join(" "),
-            spec.core_relocations
-        );
-    }
-    out
+/// BTF: the kinds used, func_info and line_info, CO-RE relocations.
+fn btf_section(out: &mut String, spec: &ObjectSpec) {
+    let Some(btf) = &spec.btf else {
+        return;
+    };
+    let kinds: Vec<_> = btf.kinds_used().iter().map(|k| k.name()).collect();
+    let (fi, li) = functions(spec).fold((0, 0), |(a, b), f| {
+        (a + f.func_info.len(), b + f.line_info.len())
+    });
+    let _ = writeln!(
+        out,
+        "\nBTF\n  {} types: {}\n  func_info {fi}, line_info {li}, CO-RE relocations {}",
+        btf.len() - 1,
+        kinds.join(" "),
+        spec.core_relocations
+    );
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -342,53 +375,11 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
         ("kernel_version", Json::opt(spec.kernel_version, Json::from)),
         (
             "programs",
-            Json::Arr(
-                spec.programs
-                    .iter()
-                    .map(|p| {
-                        let mut fields = vec![
-                            ("name", p.name().into()),
-                            ("section", p.section().into()),
-                            ("type", p.prog_type.to_string().into()),
-                            ("type_id", p.prog_type.0.into()),
-                            (
-                                "attach_type",
-                                Json::opt(p.attach_type, |a| Json::str(a.to_string())),
-                            ),
-                            ("prog_flags", p.prog_flags.into()),
-                            (
-                                "attach_target",
-                                Json::opt(p.attach_target.as_deref(), Json::from),
-                            ),
-                            (
-                                "subprograms",
-                                Json::Arr(
-                                    p.subprograms.iter().map(|s| s.as_str().into()).collect(),
-                                ),
-                            ),
-                        ];
-                        fields.extend(function_fields(&p.function));
-                        Json::Obj(fields)
-                    })
-                    .collect(),
-            ),
+            Json::Arr(spec.programs.iter().map(program_json).collect()),
         ),
         (
             "subprograms",
-            Json::Arr(
-                spec.subprograms
-                    .iter()
-                    .map(|f| {
-                        let mut fields = vec![
-                            ("name", f.name.as_str().into()),
-                            ("section", f.section.as_str().into()),
-                            ("global", f.global.into()),
-                        ];
-                        fields.extend(function_fields(f));
-                        Json::Obj(fields)
-                    })
-                    .collect(),
-            ),
+            Json::Arr(spec.subprograms.iter().map(subprogram_json).collect()),
         ),
         ("maps", Json::Arr(spec.maps.iter().map(map_json).collect())),
         (
@@ -414,6 +405,42 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
         ),
         ("core_relocations", spec.core_relocations.into()),
     ])
+}
+
+/// A program: its ELF section, type and attach point, then its function.
+fn program_json(p: &ProgramSpec) -> Json {
+    let mut fields = vec![
+        ("name", p.name().into()),
+        ("section", p.section().into()),
+        ("type", p.prog_type.to_string().into()),
+        ("type_id", p.prog_type.0.into()),
+        (
+            "attach_type",
+            Json::opt(p.attach_type, |a| Json::str(a.to_string())),
+        ),
+        ("prog_flags", p.prog_flags.into()),
+        (
+            "attach_target",
+            Json::opt(p.attach_target.as_deref(), Json::from),
+        ),
+        (
+            "subprograms",
+            Json::Arr(p.subprograms.iter().map(|s| s.as_str().into()).collect()),
+        ),
+    ];
+    fields.extend(function_fields(&p.function));
+    Json::Obj(fields)
+}
+
+/// A subprogram of `.text`: its linkage, then its function.
+fn subprogram_json(f: &FunctionSpec) -> Json {
+    let mut fields = vec![
+        ("name", f.name.as_str().into()),
+        ("section", f.section.as_str().into()),
+        ("global", f.global.into()),
+    ];
+    fields.extend(function_fields(f));
+    Json::Obj(fields)
 }
 
 fn function_fields(f: &FunctionSpec) -> Vec<(&'static str, Json)> {

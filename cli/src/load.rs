@@ -3,7 +3,8 @@
 use crate::cli::Parsed;
 use crate::json::Json;
 use crate::Failure;
-use rawbpf::load::{hex, Collection, LoadOptions, RunInput};
+use rawbpf::load::{hex, Collection, Entry, LoadOptions, RunInput, TestRunResult};
+use rawbpf::uapi::ProgramType;
 use rawbpf::{Error, LoadError, ObjectSpec};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -166,122 +167,208 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
     let prog_name = p
         .value("--prog")
         .ok_or_else(|| Failure::Usage("run: --prog NAME is required".into()))?;
-    let repeat: u32 = match p.value("--repeat") {
-        None => 1,
+    let repeat = run_repeat(p)?;
+    let spec = ObjectSpec::from_file(file)?;
+    check_run_flags(p, &spec, prog_name, repeat)?;
+    let input = TestRunInput::read(p, repeat)?;
+    let c = load_spec(p, file, &spec)?;
+    let ran = test_run(&c, file, prog_name, input)?;
+    let dumps = dump_maps(p, &c, file)?;
+    if p.switch("--json") {
+        return Ok(run_json(&ran, &dumps, &c.warnings));
+    }
+    for w in &c.warnings {
+        crate::warn(w);
+    }
+    Ok(run_text(&ran, &dumps))
+}
+
+/// `--repeat N`: 1 if not given.
+fn run_repeat(p: &Parsed) -> Result<u32, Failure> {
+    match p.value("--repeat") {
+        None => Ok(1),
         Some(r) => r.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
             Failure::Usage(format!("run: --repeat {r}: expected a whole number from 1"))
-        })?,
+        }),
+    }
+}
+
+/// Flags the program's type cannot take are bad usage, found before
+/// anything is loaded. (An unknown --prog is reported by the load.)
+fn check_run_flags(
+    p: &Parsed,
+    spec: &ObjectSpec,
+    prog_name: &str,
+    repeat: u32,
+) -> Result<(), Failure> {
+    let Some(prog) = spec.program(prog_name) else {
+        return Ok(());
     };
-    let spec = ObjectSpec::from_file(file)?;
-    // Flags the program's type cannot take are bad usage, found before
-    // anything is loaded. (An unknown --prog is reported by the load below.)
-    if let Some(prog) = spec.program(prog_name) {
-        if let RunInput::Context { .. } = RunInput::of(prog.prog_type) {
-            let what = format!("{prog_name} is a {} program", prog.prog_type);
-            if let Some(path) = p.value("--data-in") {
-                return Err(Failure::Usage(format!(
-                    "run: --data-in {path}: {what}, which takes no packet (BPF_PROG_TEST_RUN gives it no data_in); give its context with --ctx-in FILE"
-                )));
-            }
-            if repeat > 1 {
-                return Err(Failure::Usage(format!(
-                    "run: --repeat {repeat}: {what}, which the kernel runs once per test run (BPF_PROG_TEST_RUN takes no repeat for it)"
-                )));
-            }
+    if let RunInput::Context { .. } = RunInput::of(prog.prog_type) {
+        let what = format!("{prog_name} is a {} program", prog.prog_type);
+        if let Some(path) = p.value("--data-in") {
+            return Err(Failure::Usage(format!(
+                "run: --data-in {path}: {what}, which takes no packet (BPF_PROG_TEST_RUN gives it no data_in); give its context with --ctx-in FILE"
+            )));
+        }
+        if repeat > 1 {
+            return Err(Failure::Usage(format!(
+                "run: --repeat {repeat}: {what}, which the kernel runs once per test run (BPF_PROG_TEST_RUN takes no repeat for it)"
+            )));
         }
     }
-    let read = |flag: &str, path: &str| {
-        std::fs::read(path).map_err(|e| Failure::Error(format!("{flag} {path}: {e}")))
-    };
-    let data = match p.value("--data-in") {
-        Some(path) => read("--data-in", path)?,
-        None => rawbpf::packet::ipv4_udp_frame(0).to_vec(),
-    };
-    let ctx = p
-        .value("--ctx-in")
-        .map(|path| read("--ctx-in", path))
-        .transpose()?;
-    let c = load_spec(p, file, &spec)?;
+    Ok(())
+}
+
+/// What BPF_PROG_TEST_RUN is given: `--data-in`, `--ctx-in`, `--repeat`.
+struct TestRunInput {
+    /// The packet: `--data-in`, or the built-in frame.
+    data: Vec<u8>,
+    /// The context, `--ctx-in`.
+    ctx: Option<Vec<u8>>,
+    repeat: u32,
+}
+
+impl TestRunInput {
+    /// Reads `--data-in` and `--ctx-in` (before the load: a missing file
+    /// is found without touching the kernel).
+    fn read(p: &Parsed, repeat: u32) -> Result<Self, Failure> {
+        let read = |flag: &str, path: &str| {
+            std::fs::read(path).map_err(|e| Failure::Error(format!("{flag} {path}: {e}")))
+        };
+        let data = match p.value("--data-in") {
+            Some(path) => read("--data-in", path)?,
+            None => rawbpf::packet::ipv4_udp_frame(0).to_vec(),
+        };
+        let ctx = p
+            .value("--ctx-in")
+            .map(|path| read("--ctx-in", path))
+            .transpose()?;
+        Ok(Self { data, ctx, repeat })
+    }
+}
+
+/// One test run, as `run` reports it.
+struct TestRun<'a> {
+    prog_name: &'a str,
+    prog_type: ProgramType,
+    /// A packet run (repeated, timed), not a context-only one.
+    packet: bool,
+    repeat: u32,
+    result: TestRunResult,
+    /// The context the program ran on: `--ctx-in`, or for a context-only
+    /// run the zeroed default.
+    ctx_in: Option<Vec<u8>>,
+}
+
+/// Runs the loaded program once (or `--repeat` times, on a packet).
+fn test_run<'a>(
+    c: &Collection,
+    file: &str,
+    prog_name: &'a str,
+    input: TestRunInput,
+) -> Result<TestRun<'a>, Failure> {
     let prog = c.program(prog_name).map_err(|e| in_file(file, e))?;
-    let input = RunInput::of(prog.prog_type);
-    let (result, ctx_in) = match input {
+    let run_input = RunInput::of(prog.prog_type);
+    let (result, ctx_in) = match run_input {
         RunInput::Packet => {
             let result = prog
-                .test_run_with(&data, ctx.as_deref(), repeat)
+                .test_run_with(&input.data, input.ctx.as_deref(), input.repeat)
                 .map_err(|e| in_file(file, e))?;
-            (result, ctx)
+            (result, input.ctx)
         }
         RunInput::Context { default_len, .. } => {
-            let ctx = ctx.unwrap_or_else(|| vec![0; default_len]);
+            let ctx = input.ctx.unwrap_or_else(|| vec![0; default_len]);
             let result = prog.test_run_ctx(&ctx).map_err(|e| in_file(file, e))?;
             (result, Some(ctx))
         }
     };
-    let packet = input == RunInput::Packet;
+    Ok(TestRun {
+        prog_name,
+        prog_type: prog.prog_type,
+        packet: run_input == RunInput::Packet,
+        repeat: input.repeat,
+        result,
+        ctx_in,
+    })
+}
+
+/// The entries of each `--dump MAP`, after the run.
+fn dump_maps<'a>(
+    p: &'a Parsed,
+    c: &Collection,
+    file: &str,
+) -> Result<Vec<(&'a str, Vec<Entry>)>, Failure> {
     let mut dumps = Vec::new();
     for name in p.values("--dump") {
         let map = c.map(name).map_err(|e| in_file(file, e))?;
         dumps.push((name, map.entries().map_err(|e| in_file(file, e))?));
     }
-    if p.switch("--json") {
-        let doc = Json::Obj(vec![
-            ("prog", prog_name.into()),
-            ("retval", result.retval.into()),
-            // Context-only runs are not timed: null, not a made-up 0.
-            (
-                "duration_ns",
-                Json::opt(packet.then_some(result.duration_ns), Json::from),
+    Ok(dumps)
+}
+
+/// `rawbpf run --json`.
+fn run_json(ran: &TestRun, dumps: &[(&str, Vec<Entry>)], warnings: &[String]) -> String {
+    let result = &ran.result;
+    let packet = ran.packet;
+    let doc = Json::Obj(vec![
+        ("prog", ran.prog_name.into()),
+        ("retval", result.retval.into()),
+        // Context-only runs are not timed: null, not a made-up 0.
+        (
+            "duration_ns",
+            Json::opt(packet.then_some(result.duration_ns), Json::from),
+        ),
+        ("repeat", if packet { ran.repeat } else { 1 }.into()),
+        ("data_out", hex(&result.data_out).into()),
+        (
+            "ctx_out",
+            Json::opt((packet && ran.ctx_in.is_some()).then_some(()), |()| {
+                hex(&result.ctx_out).into()
+            }),
+        ),
+        (
+            "maps",
+            Json::Map(
+                dumps
+                    .iter()
+                    .map(|(name, entries)| {
+                        let rows = entries
+                            .iter()
+                            .map(|(k, v)| {
+                                Json::Obj(vec![("key", hex(k).into()), ("value", hex(v).into())])
+                            })
+                            .collect();
+                        (name.to_string(), Json::Arr(rows))
+                    })
+                    .collect(),
             ),
-            ("repeat", if packet { repeat } else { 1 }.into()),
-            ("data_out", hex(&result.data_out).into()),
-            (
-                "ctx_out",
-                Json::opt((packet && ctx_in.is_some()).then_some(()), |()| {
-                    hex(&result.ctx_out).into()
-                }),
-            ),
-            (
-                "maps",
-                Json::Map(
-                    dumps
-                        .iter()
-                        .map(|(name, entries)| {
-                            let rows = entries
-                                .iter()
-                                .map(|(k, v)| {
-                                    Json::Obj(vec![
-                                        ("key", hex(k).into()),
-                                        ("value", hex(v).into()),
-                                    ])
-                                })
-                                .collect();
-                            (name.to_string(), Json::Arr(rows))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "warnings",
-                Json::Arr(c.warnings.iter().map(|w| w.as_str().into()).collect()),
-            ),
-        ]);
-        return Ok(format!("{doc}\n"));
-    }
-    for w in &c.warnings {
-        crate::warn(w);
-    }
+        ),
+        (
+            "warnings",
+            Json::Arr(warnings.iter().map(|w| w.as_str().into()).collect()),
+        ),
+    ]);
+    format!("{doc}\n")
+}
+
+/// `rawbpf run`'s plain report: the return code, the packet (or the
+/// context) and the dumped maps.
+fn run_text(ran: &TestRun, dumps: &[(&str, Vec<Entry>)]) -> String {
+    let result = &ran.result;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{prog_name}: retval {}{}",
+        "{}: retval {}{}",
+        ran.prog_name,
         result.retval,
-        retval_name(prog.prog_type, result.retval)
+        retval_name(ran.prog_type, result.retval)
     );
-    if packet {
+    if ran.packet {
         let _ = writeln!(
             out,
-            "duration {} ns per run ({repeat} runs)",
-            result.duration_ns
+            "duration {} ns per run ({} runs)",
+            result.duration_ns, ran.repeat
         );
         let _ = writeln!(
             out,
@@ -289,7 +376,7 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
             result.data_out.len(),
             hex(&result.data_out)
         );
-        if ctx_in.is_some() {
+        if ran.ctx_in.is_some() {
             let _ = writeln!(
                 out,
                 "context out ({} bytes): {}",
@@ -298,21 +385,21 @@ pub fn run(p: &Parsed) -> Result<String, Failure> {
             );
         }
     } else {
-        let ctx_in = ctx_in.unwrap_or_default();
+        let ctx_in = ran.ctx_in.as_deref().unwrap_or_default();
         let _ = writeln!(
             out,
             "ran once, not timed (the kernel times only packet runs)\ncontext in ({} bytes): {}",
             ctx_in.len(),
-            hex(&ctx_in)
+            hex(ctx_in)
         );
     }
-    for (name, entries) in &dumps {
+    for (name, entries) in dumps {
         let _ = writeln!(out, "map {name}: {} entries", entries.len());
         for (k, v) in entries {
             let _ = writeln!(out, "  key {} value {}", hex(k), hex(v));
         }
     }
-    Ok(out)
+    out
 }
 
 /// The return code's name where the program type gives it one.

@@ -235,86 +235,98 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
     let mut report = probe::check(&spec, &f);
     check_kernel_btf(p, &spec, &mut report);
     let out = if p.switch("--json") {
-        let doc = Json::Obj(vec![
-            ("file", file.as_str().into()),
-            ("kernel", f.kernel.as_str().into()),
-            ("would_load", report.would_load().into()),
-            (
-                "programs",
-                Json::Arr(
-                    report
-                        .needs
-                        .iter()
-                        .map(|(name, t, needs)| {
-                            let problems = report
-                                .problems
-                                .iter()
-                                .filter(|pr| pr.program == *name)
-                                .map(|pr| pr.reason.as_str().into())
-                                .collect();
-                            Json::Obj(vec![
-                                ("name", name.as_str().into()),
-                                ("type", t.to_string().into()),
-                                (
-                                    "needs",
-                                    Json::Arr(needs.iter().map(|n| n.as_str().into()).collect()),
-                                ),
-                                ("problems", Json::Arr(problems)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "object_problems",
-                Json::Arr(
-                    report
-                        .problems
-                        .iter()
-                        .filter(|pr| pr.program == "(object)")
-                        .map(|pr| pr.reason.as_str().into())
-                        .collect(),
-                ),
-            ),
-            (
-                "notes",
-                Json::Arr(report.notes.iter().map(|n| n.as_str().into()).collect()),
-            ),
-        ]);
-        format!("{doc}\n")
+        check_json(file, &f, &report)
     } else {
-        let mut out = format!("{file} on kernel {}:\n", f.kernel);
-        for (name, t, needs) in &report.needs {
-            let _ = writeln!(
-                out,
-                "  {name} ({t}) needs: {}",
-                if needs.is_empty() {
-                    "-".to_owned()
-                } else {
-                    needs.join(", ")
-                }
-            );
-        }
-        for pr in &report.problems {
-            let _ = writeln!(out, "  FAIL {}: {}", pr.program, pr.reason);
-        }
-        for n in &report.notes {
-            let _ = writeln!(out, "  note: {n}");
-        }
-        let _ = writeln!(
-            out,
-            "{}",
-            if report.would_load() {
-                "would load here"
-            } else {
-                "would NOT load here"
-            }
-        );
-        out
+        check_text(file, &f, &report)
     };
     if report.would_load() {
         Ok(out)
     } else {
         Err(Failure::Report(out))
     }
+}
+
+/// `rawbpf check --json`: each program's needs and problems, the object's
+/// own problems, the notes.
+fn check_json(file: &str, f: &Features, report: &probe::CheckReport) -> String {
+    let doc = Json::Obj(vec![
+        ("file", file.into()),
+        ("kernel", f.kernel.as_str().into()),
+        ("would_load", report.would_load().into()),
+        (
+            "programs",
+            Json::Arr(
+                report
+                    .needs
+                    .iter()
+                    .map(|(name, t, needs)| {
+                        let problems = report
+                            .problems
+                            .iter()
+                            .filter(|pr| pr.program == *name)
+                            .map(|pr| pr.reason.as_str().into())
+                            .collect();
+                        Json::Obj(vec![
+                            ("name", name.as_str().into()),
+                            ("type", t.to_string().into()),
+                            (
+                                "needs",
+                                Json::Arr(needs.iter().map(|n| n.as_str().into()).collect()),
+                            ),
+                            ("problems", Json::Arr(problems)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "object_problems",
+            Json::Arr(
+                report
+                    .problems
+                    .iter()
+                    .filter(|pr| pr.program == "(object)")
+                    .map(|pr| pr.reason.as_str().into())
+                    .collect(),
+            ),
+        ),
+        (
+            "notes",
+            Json::Arr(report.notes.iter().map(|n| n.as_str().into()).collect()),
+        ),
+    ]);
+    format!("{doc}\n")
+}
+
+/// `rawbpf check`'s plain report: what each program needs, what fails,
+/// and the verdict.
+fn check_text(file: &str, f: &Features, report: &probe::CheckReport) -> String {
+    let mut out = format!("{file} on kernel {}:\n", f.kernel);
+    for (name, t, needs) in &report.needs {
+        let _ = writeln!(
+            out,
+            "  {name} ({t}) needs: {}",
+            if needs.is_empty() {
+                "-".to_owned()
+            } else {
+                needs.join(", ")
+            }
+        );
+    }
+    for pr in &report.problems {
+        let _ = writeln!(out, "  FAIL {}: {}", pr.program, pr.reason);
+    }
+    for n in &report.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if report.would_load() {
+            "would load here"
+        } else {
+            "would NOT load here"
+        }
+    );
+    out
 }
