@@ -1,0 +1,90 @@
+//! Walking the kernel's BPF links: `BPF_LINK_GET_NEXT_ID`,
+//! `BPF_LINK_GET_FD_BY_ID`, and `struct bpf_link_info` with the start of its
+//! per-type union (what `rawbpf list` shows as a link's target).
+
+use super::{bpf, bpf_fd, fd_u32, InfoAttr};
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+/// `BPF_LINK_GET_FD_BY_ID`.
+const LINK_GET_FD_BY_ID: u32 = 30;
+/// `BPF_LINK_GET_NEXT_ID`.
+const LINK_GET_NEXT_ID: u32 = 31;
+
+/// `BPF_LINK_GET_NEXT_ID`: the id of the link after `id` (0 starts);
+/// `Ok(None)` after the last.
+pub fn link_next_id(id: u32) -> io::Result<Option<u32>> {
+    let mut attr = [id, 0, 0, 0];
+    match bpf(LINK_GET_NEXT_ID, &mut attr) {
+        Ok(_) => Ok(Some(attr[1])),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_LINK_GET_FD_BY_ID`: opens a link by its kernel id.
+pub fn link_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = [id, 0, 0, 0];
+    bpf_fd(LINK_GET_FD_BY_ID, &mut attr)
+}
+
+/// `struct bpf_link_info` up to the first 32 bytes of its union, read as
+/// words: which words mean what depends on `link_type` (see
+/// [`LinkDetails::target`]).
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct LinkDetails {
+    pub link_type: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    _pad: u32,
+    /// The union, as u32 words.
+    pub union: [u32; 8],
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a link, with its union part. A raw
+/// tracepoint link's name is read with a second call, into a buffer.
+pub fn link_details(fd: BorrowedFd<'_>) -> io::Result<(LinkDetails, Option<String>)> {
+    let mut info = LinkDetails::default();
+    let mut attr = InfoAttr {
+        bpf_fd: fd_u32(fd),
+        info_len: size_of::<LinkDetails>() as u32,
+        info: &mut info as *mut LinkDetails as u64,
+    };
+    bpf(super::cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
+    if info.link_type != 1 {
+        return Ok((info, None));
+    }
+    // raw_tracepoint: { __aligned_u64 tp_name; __u32 tp_name_len; }
+    let mut name = [0u8; 128];
+    let mut again = LinkDetails::default();
+    let ptr = name.as_mut_ptr() as u64;
+    again.union[0] = ptr as u32;
+    again.union[1] = (ptr >> 32) as u32;
+    again.union[2] = name.len() as u32;
+    let mut attr = InfoAttr {
+        bpf_fd: fd_u32(fd),
+        info_len: size_of::<LinkDetails>() as u32,
+        info: &mut again as *mut LinkDetails as u64,
+    };
+    if bpf(super::cmd::OBJ_GET_INFO_BY_FD, &mut attr).is_err() {
+        return Ok((info, None));
+    }
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok((
+        info,
+        Some(String::from_utf8_lossy(&name[..end]).into_owned()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        assert_eq!(std::mem::offset_of!(LinkDetails, union), 16);
+        assert_eq!(size_of::<LinkDetails>(), 48);
+    }
+}
