@@ -540,18 +540,19 @@ pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
 }
 
 /// Detaches every link pinned in `dir` and removes its pins and itself;
-/// returns how many links it detached. Safe to repeat after a kill.
+/// returns how many link pins it removed. Safe to repeat after a kill.
 fn clear(dir: &Path) -> usize {
     let mut detached = 0;
     let links = dir.join(LINKS);
     for l in names(&links) {
         let path = links.join(&l);
         // A link someone else detached, or of a kind without
-        // BPF_LINK_DETACH, ends when its pin goes.
-        if crate::load::pin::link_detach(&path).is_ok() {
+        // BPF_LINK_DETACH (perf events, raw tracepoints), ends when its
+        // pin, its last holder, goes.
+        let _ = crate::load::pin::link_detach(&path);
+        if std::fs::remove_file(&path).is_ok() {
             detached += 1;
         }
-        let _ = std::fs::remove_file(&path);
     }
     let _ = std::fs::remove_dir_all(dir);
     detached
