@@ -127,7 +127,7 @@ pub enum GroupError {
     #[error("group name {0:?}: use letters, digits, '_', '-' and '.' (at most 200)")]
     BadName(String),
     /// The group is attached already.
-    #[error("group {0} is attached already (rawbpf detach --name {0} removes it)")]
+    #[error("group {0} is attached already: another rawbpf holds that name (rawbpf detach --name {0} removes it); nothing was changed")]
     Exists(String),
     /// Another process is attaching or detaching the group.
     #[error("another rawbpf (pid {pid}) holds group {name} (it is attaching or detaching it); nothing was changed")]
