@@ -222,6 +222,18 @@ fn group_attaches_counts_and_detaches() {
         .find(|g| g.get("name").str() == name)
         .expect("the group in list's groups");
     assert_eq!(g.get("state").str(), "attached");
+    let tp = listing
+        .get("links")
+        .array()
+        .iter()
+        .find(|l| l.get("id").num() == ids[0])
+        .unwrap();
+    assert_eq!(tp.get("type").str(), "perf_event");
+    assert_eq!(tp.get("prog_name").str(), "on_tp");
+    assert!(
+        tp.get("target").str().contains("sys_enter_getppid"),
+        "{tp:?}"
+    );
     let text = stdout(&rawbpf(&["list"]));
     assert!(
         text.contains(&name) && text.contains("raw_tracepoint"),
@@ -311,6 +323,21 @@ fn group_errors_name_program_and_flag() {
     ]);
     let e = fails(&o, 1);
     assert!(e.contains("on_connect4") && e.contains("--cgroup"), "{e}");
+    assert!(!group_dir(&name).exists());
+    // A cgroup that does not exist.
+    let missing = format!("{}/{}", cgroup2().display(), unique("nocg"));
+    let o = rawbpf(&[
+        "attach",
+        &object(),
+        "--name",
+        &name,
+        "--prog",
+        "on_connect4",
+        "--cgroup",
+        &missing,
+    ]);
+    let e = fails(&o, 1);
+    assert!(e.contains("on_connect4") && e.contains(&missing), "{e}");
     assert!(!group_dir(&name).exists());
     // A program the object lacks.
     let e = fails(

@@ -679,6 +679,7 @@ pub fn link_type_name(t: u32) -> String {
 }
 
 /// The hook of a link, in words, from its info's union.
+/// `name` is the one the link holds (see [`sys::link_details`]).
 fn link_target(d: &sys::LinkDetails, tp_name: Option<String>) -> String {
     let u = &d.union;
     let attach = |t: u32| AttachType(t).to_string();
@@ -692,16 +693,21 @@ fn link_target(d: &sys::LinkDetails, tp_name: Option<String>) -> String {
         ),
         5 => format!("netns ino {} {}", u[0], attach(u[1])),
         6 => format!("ifindex {}", u[0]),
-        7 => match u[0] {
-            1 => "uprobe",
-            2 => "uretprobe",
-            3 => "kprobe",
-            4 => "kretprobe",
-            5 => "tracepoint",
-            6 => "perf event",
-            _ => "",
+        7 => {
+            let kind = match u[0] {
+                1 => "uprobe",
+                2 => "uretprobe",
+                3 => "kprobe",
+                4 => "kretprobe",
+                5 => "tracepoint",
+                6 => "perf event",
+                _ => "",
+            };
+            match tp_name {
+                Some(name) => format!("{kind} {name}"),
+                None => kind.to_owned(),
+            }
         }
-        .to_owned(),
         8 => format!("{} functions", u[2]),
         9 => format!("struct_ops map id {}", u[0]),
         10 => format!(

@@ -43,39 +43,43 @@ pub struct LinkDetails {
     pub union: [u32; 8],
 }
 
-/// `BPF_OBJ_GET_INFO_BY_FD` for a link, with its union part. A raw
-/// tracepoint link's name is read with a second call, into a buffer.
+/// `BPF_OBJ_GET_INFO_BY_FD` for a link, with its union part, and the name
+/// the link holds where it has one: a raw tracepoint's, or a perf-event
+/// link's tracepoint, kprobe function or uprobe file (6.6+), read with a
+/// second call into a buffer.
 pub fn link_details(fd: BorrowedFd<'_>) -> io::Result<(LinkDetails, Option<String>)> {
     let mut info = LinkDetails::default();
-    let mut attr = InfoAttr {
-        bpf_fd: fd_u32(fd),
-        info_len: size_of::<LinkDetails>() as u32,
-        info: &mut info as *mut LinkDetails as u64,
+    info_call(fd, &mut info)?;
+    // Where the name's pointer and length go in the union, by type:
+    // raw_tracepoint { tp_name, tp_name_len }; perf_event { type, pad,
+    // { name, name_len, ... } } for uprobes (1, 2), kprobes (3, 4) and
+    // tracepoints (5).
+    let at = match (info.link_type, info.union[0]) {
+        (1, _) => 0,
+        (7, 1..=5) => 2,
+        _ => return Ok((info, None)),
     };
-    bpf(super::cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
-    if info.link_type != 1 {
-        return Ok((info, None));
-    }
-    // raw_tracepoint: { __aligned_u64 tp_name; __u32 tp_name_len; }
-    let mut name = [0u8; 128];
+    let mut name = [0u8; 256];
     let mut again = LinkDetails::default();
     let ptr = name.as_mut_ptr() as u64;
-    again.union[0] = ptr as u32;
-    again.union[1] = (ptr >> 32) as u32;
-    again.union[2] = name.len() as u32;
-    let mut attr = InfoAttr {
-        bpf_fd: fd_u32(fd),
-        info_len: size_of::<LinkDetails>() as u32,
-        info: &mut again as *mut LinkDetails as u64,
-    };
-    if bpf(super::cmd::OBJ_GET_INFO_BY_FD, &mut attr).is_err() {
+    again.union[at] = ptr as u32;
+    again.union[at + 1] = (ptr >> 32) as u32;
+    again.union[at + 2] = name.len() as u32;
+    if info_call(fd, &mut again).is_err() {
         return Ok((info, None));
     }
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    Ok((
-        info,
-        Some(String::from_utf8_lossy(&name[..end]).into_owned()),
-    ))
+    let text = String::from_utf8_lossy(&name[..end]).into_owned();
+    Ok((info, (!text.is_empty()).then_some(text)))
+}
+
+fn info_call(fd: BorrowedFd<'_>, info: &mut LinkDetails) -> io::Result<()> {
+    let mut attr = InfoAttr {
+        bpf_fd: fd_u32(fd),
+        info_len: size_of::<LinkDetails>() as u32,
+        info: info as *mut LinkDetails as u64,
+    };
+    bpf(super::cmd::OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
 }
 
 #[cfg(test)]
