@@ -750,3 +750,46 @@ fn crash_group_attach() {
 fn crash_group_detach() {
     crash_group("crash_group_detach", true);
 }
+
+#[test]
+fn sockmap_programs_join_the_group_with_their_map() {
+    if !kernel("sockmap_programs_join_the_group_with_their_map") {
+        return;
+    }
+    let _serial = serial();
+    let name = unique("grp");
+    let _cleanup = Cleanup(name.clone());
+    let a = rawbpf_json(&[
+        "attach",
+        &obj("net_hooks.bpf.o"),
+        "--name",
+        &name,
+        "--prog",
+        "count_msg",
+        "--prog",
+        "count_verdict",
+        "--json",
+    ]);
+    let links = a.get("links").array();
+    assert_eq!(links.len(), 2);
+    for l in links {
+        assert!(l.get("target").str().contains("socks"), "{l:?}");
+    }
+    assert!(group_dir(&name).join("maps/socks").exists());
+    // With sockmap links (6.10+) each is a link of the group; before, the
+    // pinned sockmap holds the programs.
+    let listed = group_links(&list(), &name);
+    let ids: Vec<u64> = links
+        .iter()
+        .filter_map(|l| match l.get("link_id") {
+            Value::Num(_) => Some(l.get("link_id").num()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listed.len(), ids.len());
+    let o = rawbpf(&["detach", "--name", &name]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!group_dir(&name).exists());
+    let now = link_ids(&list());
+    assert!(ids.iter().all(|id| !now.contains(id)));
+}

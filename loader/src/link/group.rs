@@ -29,9 +29,12 @@
 //!
 //! Attachments that are not BPF links (a perf event with
 //! `PERF_EVENT_IOC_SET_BPF` on kernels before 5.15, `BPF_PROG_ATTACH` on a
-//! cgroup where cgroup links are missing, sockmap programs) cannot be
-//! pinned, so they cannot be in a group: [`attach`] refuses them with
-//! [`LinkError::NotPinnable`] and attaches nothing. A library caller who
+//! cgroup where cgroup links are missing) cannot be pinned, so they cannot
+//! be in a group: [`attach`] refuses them with [`LinkError::NotPinnable`]
+//! and attaches nothing. The exception is an sk_msg or sk_skb program put
+//! on the object's sockmap with `BPF_PROG_ATTACH` (kernels before 6.10):
+//! the sockmap holds it, and the sockmap is pinned with the group's maps,
+//! so it lives and goes with them. A library caller who
 //! can keep the process alive attaches them with [`super::attach_program`]
 //! and keeps the [`Link`]s.
 
@@ -78,9 +81,11 @@ pub struct GroupLink {
     pub target: String,
     /// The program's kernel id.
     pub prog_id: u32,
-    /// The link's kernel id.
-    pub link_id: u32,
-    /// Its pin.
+    /// The link's kernel id; `None` for a program attached to the group's
+    /// sockmap without a link (kernels before 6.10), which lives as long
+    /// as the map.
+    pub link_id: Option<u32>,
+    /// Its pin (for a sockmap attachment without a link: the map's).
     pub pin: PathBuf,
 }
 
@@ -315,7 +320,11 @@ pub fn attach(
         };
         return Err(GroupError::NothingToAttach(why));
     }
-    if let Some(l) = links.iter().flat_map(|(_, l)| l).find(|l| l.fd().is_none()) {
+    let unpinnable = links
+        .iter()
+        .flat_map(|(_, l)| l)
+        .find(|l| l.fd().is_none() && !on_sockmap(l));
+    if let Some(l) = unpinnable {
         let e = LinkError::NotPinnable {
             program: l.program().to_owned(),
             target: l.target().to_owned(),
@@ -339,6 +348,21 @@ pub fn attach(
             Err(e)
         }
     }
+}
+
+/// Whether a link is a program put on a sockmap with `BPF_PROG_ATTACH`:
+/// the map holds it.
+fn on_sockmap(link: &Link) -> bool {
+    matches!(
+        &link.attachment,
+        super::Attachment::ProgAttach { attach_type, .. } if matches!(
+            *attach_type,
+            AttachType::SK_MSG_VERDICT
+                | AttachType::SK_SKB_STREAM_PARSER
+                | AttachType::SK_SKB_STREAM_VERDICT
+                | AttachType::SK_SKB_VERDICT
+        )
+    )
 }
 
 /// Refuses a name that is attached or being worked on, and clears what a
@@ -390,7 +414,19 @@ fn pin_group(
                 } else {
                     pin_name(p.name())
                 };
-                let fd = link.fd().expect("checked: a BPF link");
+                let Some(fd) = link.fd() else {
+                    // On the sockmap (see on_sockmap), pinned with the maps.
+                    let map = net::sockmap_of(p, &collection.maps)?;
+                    out.push(GroupLink {
+                        program: p.name().to_owned(),
+                        section: p.section().to_owned(),
+                        target: link.target().to_owned(),
+                        prog_id,
+                        link_id: None,
+                        pin: final_dir.join(MAPS).join(pin_name(map.name())),
+                    });
+                    continue;
+                };
                 obj_pin(fd, &staging.join(LINKS).join(&file))?;
                 let info = sys::link_info(fd).map_err(|source| LinkError::Link {
                     program: p.name().to_owned(),
@@ -403,7 +439,7 @@ fn pin_group(
                     section: p.section().to_owned(),
                     target: link.target().to_owned(),
                     prog_id,
-                    link_id: info.id,
+                    link_id: Some(info.id),
                     pin: final_dir.join(LINKS).join(file),
                 });
             }

@@ -118,54 +118,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     let spec = ObjectSpec::from_file(file)?;
     let g = group::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
     if p.switch("--json") {
-        let links = g
-            .links
-            .iter()
-            .map(|l| {
-                Json::Obj(vec![
-                    ("program", l.program.as_str().into()),
-                    ("section", l.section.as_str().into()),
-                    ("target", l.target.as_str().into()),
-                    ("prog_id", l.prog_id.into()),
-                    ("link_id", l.link_id.into()),
-                    ("pin", l.pin.display().to_string().into()),
-                ])
-            })
-            .collect();
-        let maps = g
-            .maps
-            .iter()
-            .map(|(n, id, pin)| {
-                Json::Obj(vec![
-                    ("name", n.as_str().into()),
-                    ("id", (*id).into()),
-                    ("pin", pin.display().to_string().into()),
-                ])
-            })
-            .collect();
-        let skipped = g
-            .skipped
-            .iter()
-            .map(|(prog, why)| {
-                Json::Obj(vec![
-                    ("program", prog.as_str().into()),
-                    ("reason", why.as_str().into()),
-                ])
-            })
-            .collect();
-        let doc = Json::Obj(vec![
-            ("file", file.into()),
-            ("name", g.name.as_str().into()),
-            ("pin_dir", g.dir.display().to_string().into()),
-            ("links", Json::Arr(links)),
-            ("maps", Json::Arr(maps)),
-            ("skipped", Json::Arr(skipped)),
-            (
-                "warnings",
-                Json::Arr(g.warnings.iter().map(|w| w.as_str().into()).collect()),
-            ),
-        ]);
-        return Ok(format!("{doc}\n"));
+        return Ok(format!("{}\n", attach_json(file, &g)));
     }
     for w in &g.warnings {
         crate::warn(w);
@@ -179,10 +132,14 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         if g.links.len() == 1 { "" } else { "s" }
     );
     for l in &g.links {
+        let link = l.link_id.map_or_else(
+            || "held by the pinned map (no link on this kernel)".to_owned(),
+            |id| format!("link id {id}"),
+        );
         let _ = writeln!(
             out,
-            "  program {} ({}) -> {}: link id {}",
-            l.program, l.section, l.target, l.link_id
+            "  program {} ({}) -> {}: {link}",
+            l.program, l.section, l.target
         );
     }
     for (prog, why) in &g.skipped {
@@ -198,6 +155,57 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         g.name
     );
     Ok(out)
+}
+
+/// `attach --json` of a group.
+fn attach_json(file: &str, g: &group::Group) -> Json {
+    let links = g
+        .links
+        .iter()
+        .map(|l| {
+            Json::Obj(vec![
+                ("program", l.program.as_str().into()),
+                ("section", l.section.as_str().into()),
+                ("target", l.target.as_str().into()),
+                ("prog_id", l.prog_id.into()),
+                ("link_id", Json::opt(l.link_id, Json::from)),
+                ("pin", l.pin.display().to_string().into()),
+            ])
+        })
+        .collect();
+    let maps = g
+        .maps
+        .iter()
+        .map(|(n, id, pin)| {
+            Json::Obj(vec![
+                ("name", n.as_str().into()),
+                ("id", (*id).into()),
+                ("pin", pin.display().to_string().into()),
+            ])
+        })
+        .collect();
+    let skipped = g
+        .skipped
+        .iter()
+        .map(|(prog, why)| {
+            Json::Obj(vec![
+                ("program", prog.as_str().into()),
+                ("reason", why.as_str().into()),
+            ])
+        })
+        .collect();
+    Json::Obj(vec![
+        ("file", file.into()),
+        ("name", g.name.as_str().into()),
+        ("pin_dir", g.dir.display().to_string().into()),
+        ("links", Json::Arr(links)),
+        ("maps", Json::Arr(maps)),
+        ("skipped", Json::Arr(skipped)),
+        (
+            "warnings",
+            Json::Arr(g.warnings.iter().map(|w| w.as_str().into()).collect()),
+        ),
+    ])
 }
 
 /// `rawbpf detach --name GROUP`, or `rawbpf detach --all` without `--dev`.
