@@ -365,8 +365,17 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
     let netns = p.value("--netns");
     let listing = block_on(netns, attach::list(netns, p.value("--dev")))?;
     // Links are the kernel's, in no namespace: shown when no device is named.
+    // Without the privileges for bpf(2) and the pin root, the device view
+    // is still shown (as before links were listed), with a warning.
     let links = match p.value("--dev") {
-        None => Some(crate::group::read()?),
+        None => match crate::group::read() {
+            Ok(links) => Some(links),
+            Err(Failure::Error(msg)) => {
+                crate::warn(&format!("BPF links are not listed: {msg}"));
+                None
+            }
+            Err(other) => return Err(other),
+        },
         Some(_) => None,
     };
     let found = &listing.attached;
