@@ -793,3 +793,62 @@ fn sockmap_programs_join_the_group_with_their_map() {
     let now = link_ids(&list());
     assert!(ids.iter().all(|id| !now.contains(id)));
 }
+
+#[test]
+fn default_selection_attaches_what_sections_name() {
+    if !kernel("default_selection_attaches_what_sections_name") {
+        return;
+    }
+    let _serial = serial();
+    let name = unique("grp");
+    let _cleanup = Cleanup(name.clone());
+    let a = rawbpf_json(&[
+        "attach",
+        &obj("groups_default.bpf.o"),
+        "--name",
+        &name,
+        "--json",
+    ]);
+    let progs: Vec<&str> = a
+        .get("links")
+        .array()
+        .iter()
+        .map(|l| l.get("program").str())
+        .collect();
+    assert_eq!(progs, ["on_tp"]);
+    let skipped: Vec<(&str, &str)> = a
+        .get("skipped")
+        .array()
+        .iter()
+        .map(|s| (s.get("program").str(), s.get("reason").str()))
+        .collect();
+    let names: Vec<&str> = skipped.iter().map(|s| s.0).collect();
+    assert_eq!(names, ["on_bare_uprobe", "on_xdp", "on_tc", "on_socket"]);
+    assert!(skipped[1].1.contains("--dev"), "{skipped:?}");
+    // Named with --prog, a program the section gives no hook is an error.
+    let o = rawbpf(&[
+        "attach",
+        &obj("groups_default.bpf.o"),
+        "--name",
+        &name,
+        "--prog",
+        "on_xdp",
+    ]);
+    let e = fails(&o, 1);
+    assert!(e.contains("is attached already"), "{e}");
+    let other = unique("grp");
+    let _cleanup2 = Cleanup(other.clone());
+    let o = rawbpf(&[
+        "attach",
+        &obj("groups_default.bpf.o"),
+        "--name",
+        &other,
+        "--prog",
+        "on_xdp",
+    ]);
+    let e = fails(&o, 1);
+    assert!(e.contains("on_xdp") && e.contains("--dev"), "{e}");
+    assert!(!group_dir(&other).exists());
+    let o = rawbpf(&["detach", "--name", &name]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -222,6 +222,19 @@ fn never_by_default(t: ProgramType) -> bool {
     )
 }
 
+/// Why a default selection leaves a program of type `t` out.
+fn not_by_section(t: ProgramType) -> String {
+    match t {
+        ProgramType::SCHED_CLS | ProgramType::XDP => {
+            format!("a {t} program attaches to a network device (attach it with --dev)")
+        }
+        ProgramType::SOCKET_FILTER => {
+            "a socket filter attaches to a socket its program's owner opens".to_owned()
+        }
+        _ => format!("a {t} program has no hook its section names"),
+    }
+}
+
 /// Tracing kinds whose bare section (`SEC("kprobe")`, `SEC("uprobe")`)
 /// names no hook: a default selection skips them, as libbpf does.
 fn hook_only_in_section(t: ProgramType) -> bool {
@@ -292,7 +305,7 @@ pub fn attach(
             continue;
         }
         if !explicit && never_by_default(p.prog_type) {
-            skipped.push((p.name().to_owned(), format!("a {} program", p.prog_type)));
+            skipped.push((p.name().to_owned(), not_by_section(p.prog_type)));
             continue;
         }
         match attach_one(&collection, p, &opts.targets) {
