@@ -784,6 +784,7 @@ pub fn list_links() -> Result<Vec<KernelLink>, GroupError> {
         source,
     };
     let mut out = Vec::new();
+    let mut names = std::collections::HashMap::new();
     let mut id = 0;
     while let Some(next) = sys::link_next_id(id).map_err(ids_err)? {
         id = next;
@@ -794,13 +795,20 @@ pub fn list_links() -> Result<Vec<KernelLink>, GroupError> {
         let Ok((details, tp_name)) = sys::link_details(fd.as_fd()) else {
             continue;
         };
-        let prog_name = sys::prog_get_fd_by_id(details.prog_id)
-            .and_then(|p| sys::prog_info(p.as_fd()))
-            .map(|i| {
-                let end = i.name.iter().position(|&b| b == 0).unwrap_or(i.name.len());
-                String::from_utf8_lossy(&i.name[..end]).into_owned()
+        // Links often share a program (one per CPU, one per hook): each
+        // program is opened once.
+        let prog_name = names
+            .entry(details.prog_id)
+            .or_insert_with(|| {
+                sys::prog_get_fd_by_id(details.prog_id)
+                    .and_then(|p| sys::prog_info(p.as_fd()))
+                    .map(|i| {
+                        let end = i.name.iter().position(|&b| b == 0).unwrap_or(i.name.len());
+                        String::from_utf8_lossy(&i.name[..end]).into_owned()
+                    })
+                    .unwrap_or_default()
             })
-            .unwrap_or_default();
+            .clone();
         out.push(KernelLink {
             id,
             link_type: details.link_type,
