@@ -592,19 +592,40 @@ pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
 /// returns how many link pins it removed. Safe to repeat after a kill.
 fn clear(dir: &Path) -> usize {
     let mut detached = 0;
+    let mut ids = Vec::new();
     let links = dir.join(LINKS);
     for l in names(&links) {
         let path = links.join(&l);
-        // A link someone else detached, or of a kind without
-        // BPF_LINK_DETACH (perf events, raw tracepoints), ends when its
-        // pin, its last holder, goes.
-        let _ = crate::load::pin::link_detach(&path);
+        let link = CString::new(path.as_os_str().as_encoded_bytes())
+            .ok()
+            .and_then(|c| sys::obj_get(&c).ok());
+        if let Some(fd) = link {
+            // A link someone else detached, or of a kind without
+            // BPF_LINK_DETACH (perf events), ends when its pin, its last
+            // holder, goes.
+            let _ = sys::link_detach(fd.as_fd());
+            ids.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.id));
+        }
         if std::fs::remove_file(&path).is_ok() {
             detached += 1;
         }
     }
     let _ = std::fs::remove_dir_all(dir);
+    wait_released(&ids);
     detached
+}
+
+/// Waits (a second at most) until the kernel has released links whose last
+/// holder went: it frees a link in a work item after its last reference,
+/// so a perf-event link's program could otherwise run once more after
+/// `detach` returned.
+fn wait_released(ids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    for &id in ids {
+        while sys::link_get_fd_by_id(id).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
 }
 
 /// What [`detach`] did.
