@@ -135,7 +135,7 @@ pub enum GroupError {
     #[error("group {0} is attached already: another rawbpf holds that name (rawbpf detach --name {0} removes it); nothing was changed")]
     Exists(String),
     /// Another process is attaching or detaching the group.
-    #[error("another rawbpf (pid {pid}) holds group {name} (it is attaching or detaching it); nothing was changed")]
+    #[error("another rawbpf holds group {name} (pid {pid}, attaching or detaching it); nothing was changed")]
     Busy {
         /// The group.
         name: String,
