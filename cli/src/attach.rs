@@ -108,6 +108,20 @@ fn pairs(items: &[(String, u32)]) -> Json {
 
 /// `rawbpf attach OBJ --dev IFACE [...]`
 pub fn attach(p: &Parsed) -> Result<String, Failure> {
+    if p.value("--dev").is_none() {
+        return crate::group::attach(p);
+    }
+    if let Some(flag) = crate::group::GROUP_ONLY
+        .iter()
+        .find(|f| p.value(f).is_some())
+    {
+        return Err(Failure::Usage(format!(
+            "attach: {flag} is for group attaches (without --dev)"
+        )));
+    }
+    if p.values("--prog").count() > 1 {
+        return Err(Failure::Usage("attach: option '--prog' given twice".into()));
+    }
     let file = p.positional[0].as_str();
     let target = target(p)?;
     let mode = match p.value("--mode") {
@@ -246,6 +260,14 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
 
 /// `rawbpf detach --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N|--all]`
 pub fn detach(p: &Parsed) -> Result<String, Failure> {
+    if p.value("--dev").is_none() && (p.value("--name").is_some() || p.switch("--all")) {
+        return crate::group::detach(p);
+    }
+    if p.value("--name").is_some() {
+        return Err(Failure::Usage(
+            "detach: --name is for groups, not with --dev".into(),
+        ));
+    }
     let target = target(p)?;
     let prio = priority(p)?;
     if prio.is_some() && p.switch("--all") {
@@ -342,6 +364,20 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
 pub fn list(p: &Parsed) -> Result<String, Failure> {
     let netns = p.value("--netns");
     let listing = block_on(netns, attach::list(netns, p.value("--dev")))?;
+    // Links are the kernel's, in no namespace: shown when no device is named.
+    // Without the privileges for bpf(2) and the pin root, the device view
+    // is still shown (as before links were listed), with a warning.
+    let links = match p.value("--dev") {
+        None => match crate::group::read() {
+            Ok(links) => Some(links),
+            Err(Failure::Error(msg)) => {
+                crate::warn(&format!("BPF links are not listed: {msg}"));
+                None
+            }
+            Err(other) => return Err(other),
+        },
+        Some(_) => None,
+    };
     let found = &listing.attached;
     let leftovers: Vec<(String, String, String)> = listing
         .leftovers
@@ -385,13 +421,11 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                 ])
             })
             .collect();
-        return Ok(format!(
-            "{}\n",
-            Json::Obj(vec![
-                ("filters", Json::Arr(rows)),
-                ("leftovers", Json::Arr(left)),
-            ])
-        ));
+        let mut doc = vec![("filters", Json::Arr(rows)), ("leftovers", Json::Arr(left))];
+        if let Some(links) = &links {
+            doc.extend(links.json());
+        }
+        return Ok(format!("{}\n", Json::Obj(doc)));
     }
     let mut out = String::new();
     if found.is_empty() {
@@ -430,6 +464,9 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
     }
     for (path, what, clears) in &leftovers {
         let _ = writeln!(out, "half-done: {path}: {what}; cleared by {clears}");
+    }
+    if let Some(links) = &links {
+        links.text(&mut out);
     }
     Ok(out)
 }

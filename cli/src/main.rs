@@ -15,6 +15,7 @@
 mod attach;
 mod cli;
 mod demo;
+mod group;
 mod inspect;
 mod json;
 mod load;

@@ -35,8 +35,10 @@ pub use perf::{perf_event_enable, perf_event_open, perf_event_set_bpf, PerfOpen}
 pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
 pub use sysfs::SysfsMap;
 // link::net: netfilter links, socket filters.
+mod link_ids;
 mod netfilter;
 mod sockopt;
+pub use link_ids::{link_details, link_get_fd_by_id, link_next_id, LinkDetails};
 pub use netfilter::{link_create_netfilter, NetfilterHook};
 pub use sockopt::{attach_socket_filter, detach_socket_filter};
 

@@ -114,6 +114,13 @@ pub enum AttachError {
         /// errno.
         source: io::Error,
     },
+    /// Another rawbpf put its chain's pins in place on the same hook while
+    /// this one was attaching (their renames met).
+    #[error("{}: another rawbpf changed this hook at the same time; its pins are in place and this attach's were dropped (rawbpf list shows what the hook runs; the next attach or detach there reconciles)", .path.display())]
+    Concurrent {
+        /// The chain's pin directory.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Why a stage swap was refused (see [`AttachError::SwapRefused`]).

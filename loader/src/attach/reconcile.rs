@@ -268,11 +268,15 @@ pub(super) fn promote(
             Err(e)
         }
     });
-    moved.map_err(|source| {
-        AttachError::Load(LoadError::Pin {
+    moved.map_err(|source| match source.raw_os_error() {
+        // Yet another chain put in place since: a concurrent attach won.
+        Some(libc::ENOTEMPTY | libc::EEXIST) => AttachError::Concurrent {
+            path: final_dir.to_owned(),
+        },
+        _ => AttachError::Load(LoadError::Pin {
             path: final_dir.to_owned(),
             action: "moving the new pins into place",
             source,
-        })
+        }),
     })
 }

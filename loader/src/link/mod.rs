@@ -13,6 +13,7 @@
 //! links, sockmaps, netfilter, socket filters), [`struct_ops`].
 
 pub mod cgroup;
+pub mod group;
 pub mod net;
 pub mod struct_ops;
 pub mod tracing;

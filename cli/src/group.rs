@@ -1,0 +1,426 @@
+//! `rawbpf attach OBJ` without `--dev` (a named group of links from one
+//! load), `detach --name GROUP` / `detach --all`, and the kernel's links in
+//! `list`.
+
+use crate::cli::Parsed;
+use crate::json::Json;
+use crate::Failure;
+use rawbpf::link::group::{self, GroupDir, GroupError, GroupOptions, KernelLink};
+use rawbpf::link::AttachTargets;
+use rawbpf::{LoadOptions, ObjectSpec};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Flags only a `--dev` attach takes.
+const DEV_ONLY: &[&str] = &[
+    "--ingress",
+    "--egress",
+    "--xdp",
+    "--xdp-mode",
+    "--tail",
+    "--priority",
+    "--replace",
+    "--mode",
+];
+/// Flags only a group attach takes.
+pub const GROUP_ONLY: &[&str] = &[
+    "--name",
+    "--cgroup",
+    "--pid",
+    "--uprobe-binary",
+    "--uprobe-symbol",
+    "--netfilter",
+];
+
+/// The default group name: the object file's name without `.o` and
+/// `.bpf`, with anything but letters, digits, `_`, `-` and `.` made `_`.
+fn default_name(file: &str) -> String {
+    let base = Path::new(file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("group");
+    let base = base.strip_suffix(".o").unwrap_or(base);
+    let base = base.strip_suffix(".bpf").unwrap_or(base);
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect();
+    if name.is_empty() {
+        "group".to_owned()
+    } else {
+        name
+    }
+}
+
+fn targets(p: &Parsed) -> Result<AttachTargets, Failure> {
+    let mut t = AttachTargets::default();
+    t.cgroup = p.value("--cgroup").map(PathBuf::from);
+    t.netns = p.value("--netns").map(str::to_owned);
+    t.pid =
+        p.value("--pid")
+            .map(|v| {
+                v.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    Failure::Usage(format!("attach: --pid {v}: expected a process id"))
+                })
+            })
+            .transpose()?;
+    t.uprobe_binary = p.value("--uprobe-binary").map(PathBuf::from);
+    t.uprobe_symbol = p.value("--uprobe-symbol").map(str::to_owned);
+    t.netfilter = p
+        .value("--netfilter")
+        .map(|v| {
+            v.parse()
+                .map_err(|e| Failure::Usage(format!("attach: --netfilter {v}: {e}")))
+        })
+        .transpose()?;
+    Ok(t)
+}
+
+fn group_err(file: Option<&str>, e: GroupError) -> Failure {
+    match (file, &e) {
+        (Some(f), GroupError::Load(l)) => Failure::Error(format!("{f}: {}", crate::load_err(l))),
+        (_, GroupError::BadName(_)) => Failure::Usage(e.to_string()),
+        _ => Failure::Error(e.to_string()),
+    }
+}
+
+/// `rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] ...`
+pub fn attach(p: &Parsed) -> Result<String, Failure> {
+    if let Some(flag) = DEV_ONLY
+        .iter()
+        .find(|f| p.switch(f) || p.value(f).is_some())
+    {
+        return Err(Failure::Usage(format!(
+            "attach: {flag} needs --dev (without --dev, attach makes a group of links)"
+        )));
+    }
+    let file = p.positional[0].as_str();
+    let name = p
+        .value("--name")
+        .map_or_else(|| default_name(file), str::to_owned);
+    group::check_name(&name).map_err(|e| Failure::Usage(format!("attach: --name: {e}")))?;
+    let opts = GroupOptions {
+        name,
+        programs: p.values("--prog").map(str::to_owned).collect(),
+        targets: targets(p)?,
+    };
+    let load = LoadOptions {
+        target_btf: p.value("--btf").map(PathBuf::from),
+        ..LoadOptions::for_file(Path::new(file))
+    };
+    let spec = ObjectSpec::from_file(file)?;
+    let g = group::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
+    if p.switch("--json") {
+        return Ok(format!("{}\n", attach_json(file, &g)));
+    }
+    for w in &g.warnings {
+        crate::warn(w);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "attached group {} from {file}: {} link{}",
+        g.name,
+        g.links.len(),
+        if g.links.len() == 1 { "" } else { "s" }
+    );
+    for l in &g.links {
+        let link = l.link_id.map_or_else(
+            || "held by the pinned map (no link on this kernel)".to_owned(),
+            |id| format!("link id {id}"),
+        );
+        let _ = writeln!(
+            out,
+            "  program {} ({}) -> {}: {link}",
+            l.program, l.section, l.target
+        );
+    }
+    for (prog, why) in &g.skipped {
+        let _ = writeln!(out, "  skipped {prog}: {why}");
+    }
+    for (n, id, _) in &g.maps {
+        let _ = writeln!(out, "  map     {n} id {id}");
+    }
+    let _ = writeln!(
+        out,
+        "pinned under {} (rawbpf detach --name {} removes it)",
+        g.dir.display(),
+        g.name
+    );
+    Ok(out)
+}
+
+/// `attach --json` of a group.
+fn attach_json(file: &str, g: &group::Group) -> Json {
+    let links = g
+        .links
+        .iter()
+        .map(|l| {
+            Json::Obj(vec![
+                ("program", l.program.as_str().into()),
+                ("section", l.section.as_str().into()),
+                ("target", l.target.as_str().into()),
+                ("prog_id", l.prog_id.into()),
+                ("link_id", Json::opt(l.link_id, Json::from)),
+                ("pin", l.pin.display().to_string().into()),
+            ])
+        })
+        .collect();
+    let maps = g
+        .maps
+        .iter()
+        .map(|(n, id, pin)| {
+            Json::Obj(vec![
+                ("name", n.as_str().into()),
+                ("id", (*id).into()),
+                ("pin", pin.display().to_string().into()),
+            ])
+        })
+        .collect();
+    let skipped = g
+        .skipped
+        .iter()
+        .map(|(prog, why)| {
+            Json::Obj(vec![
+                ("program", prog.as_str().into()),
+                ("reason", why.as_str().into()),
+            ])
+        })
+        .collect();
+    Json::Obj(vec![
+        ("file", file.into()),
+        ("name", g.name.as_str().into()),
+        ("pin_dir", g.dir.display().to_string().into()),
+        ("links", Json::Arr(links)),
+        ("maps", Json::Arr(maps)),
+        ("skipped", Json::Arr(skipped)),
+        (
+            "warnings",
+            Json::Arr(g.warnings.iter().map(|w| w.as_str().into()).collect()),
+        ),
+    ])
+}
+
+/// `rawbpf detach --name GROUP`, or `rawbpf detach --all` without `--dev`.
+pub fn detach(p: &Parsed) -> Result<String, Failure> {
+    for flag in ["--ingress", "--egress", "--xdp", "--priority", "--netns"] {
+        if p.switch(flag) || p.value(flag).is_some() {
+            return Err(Failure::Usage(format!("detach: {flag} needs --dev")));
+        }
+    }
+    let done = match p.value("--name") {
+        Some(_) if p.switch("--all") => {
+            return Err(Failure::Usage(
+                "detach: --name and --all exclude each other".into(),
+            ))
+        }
+        Some(name) => vec![group::detach(name).map_err(|e| group_err(None, e))?],
+        None => group::detach_all().map_err(|e| group_err(None, e))?,
+    };
+    if p.switch("--json") {
+        let rows = done
+            .iter()
+            .map(|d| {
+                Json::Obj(vec![
+                    ("name", d.name.as_str().into()),
+                    ("removed", d.removed.into()),
+                    ("links_detached", d.links.into()),
+                    (
+                        "reconciled",
+                        Json::Arr(
+                            d.reconciled
+                                .iter()
+                                .map(|r| r.display().to_string().into())
+                                .collect(),
+                        ),
+                    ),
+                ])
+            })
+            .collect();
+        return Ok(format!(
+            "{}\n",
+            Json::Obj(vec![("groups", Json::Arr(rows))])
+        ));
+    }
+    let mut out = String::new();
+    if done.is_empty() {
+        out.push_str("no groups were attached\n");
+    }
+    for d in &done {
+        for r in &d.reconciled {
+            let _ = writeln!(
+                out,
+                "reconciled {}: what a stopped rawbpf left of group {}",
+                r.display(),
+                d.name
+            );
+        }
+        if d.removed {
+            let _ = writeln!(
+                out,
+                "detached group {} ({} link{}) and removed its pins",
+                d.name,
+                d.links,
+                if d.links == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel's links and rawbpf's group directories, for `list`.
+pub struct Links {
+    links: Vec<KernelLink>,
+    groups: Vec<GroupDir>,
+}
+
+/// Reads every link and group.
+pub fn read() -> Result<Links, Failure> {
+    Ok(Links {
+        links: group::list_links().map_err(|e| group_err(None, e))?,
+        groups: group::groups().map_err(|e| group_err(None, e))?,
+    })
+}
+
+fn state(g: &GroupDir) -> &'static str {
+    match g.staged_by {
+        None => "attached",
+        Some(_) if g.stager_runs() => "in progress",
+        Some(_) => "half-done",
+    }
+}
+
+impl Links {
+    /// `list --json`'s `links` and `groups`.
+    pub fn json(&self) -> [(&'static str, Json); 2] {
+        let links = self
+            .links
+            .iter()
+            .map(|l| {
+                Json::Obj(vec![
+                    ("id", l.id.into()),
+                    ("type", group::link_type_name(l.link_type).into()),
+                    ("prog_id", l.prog_id.into()),
+                    ("prog_name", l.prog_name.as_str().into()),
+                    ("target", l.target.as_str().into()),
+                    ("group", Json::opt(l.group.as_deref(), Json::from)),
+                ])
+            })
+            .collect();
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| {
+                Json::Obj(vec![
+                    ("name", g.name.as_str().into()),
+                    ("path", g.path.display().to_string().into()),
+                    ("state", state(g).into()),
+                    ("pid", Json::opt(g.staged_by, Json::from)),
+                    (
+                        "links",
+                        Json::Arr(
+                            g.links
+                                .iter()
+                                .map(|(pin, id)| {
+                                    Json::Obj(vec![
+                                        ("pin", pin.as_str().into()),
+                                        ("id", Json::opt(*id, Json::from)),
+                                    ])
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "maps",
+                        Json::Arr(g.maps.iter().map(|m| m.as_str().into()).collect()),
+                    ),
+                    (
+                        "clears_it",
+                        Json::opt(g.half_done().then(|| clears(g)), Json::from),
+                    ),
+                ])
+            })
+            .collect();
+        [("links", Json::Arr(links)), ("groups", Json::Arr(groups))]
+    }
+
+    /// `list`'s text after the TC/TCX/XDP view.
+    pub fn text(&self, out: &mut String) {
+        if self.links.is_empty() {
+            out.push_str("no BPF links\n");
+        } else {
+            out.push_str("\nBPF links:\n");
+            let mut rows = vec![["ID", "TYPE", "PROG_ID", "PROG", "TARGET", "GROUP"]
+                .map(String::from)
+                .to_vec()];
+            for l in &self.links {
+                rows.push(vec![
+                    l.id.to_string(),
+                    group::link_type_name(l.link_type),
+                    l.prog_id.to_string(),
+                    l.prog_name.clone(),
+                    if l.target.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        l.target.clone()
+                    },
+                    l.group.clone().unwrap_or_else(|| "-".to_owned()),
+                ]);
+            }
+            crate::inspect::table(out, &rows);
+        }
+        for g in &self.groups {
+            match state(g) {
+                "attached" => {}
+                "in progress" => {
+                    let _ = writeln!(
+                        out,
+                        "in progress: {}: group {} (rawbpf pid {})",
+                        g.path.display(),
+                        g.name,
+                        g.staged_by.unwrap_or(0)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "half-done: {}: group {} left by a stopped rawbpf (pid {}), {} link{} still pinned; cleared by {}",
+                        g.path.display(),
+                        g.name,
+                        g.staged_by.unwrap_or(0),
+                        g.links.len(),
+                        if g.links.len() == 1 { "" } else { "s" },
+                        clears(g)
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn clears(g: &GroupDir) -> String {
+    format!(
+        "rawbpf detach --name {} (or the next attach --name {})",
+        g.name, g.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_name("objs/minimal.bpf.o"), "minimal");
+        assert_eq!(default_name("x/tcx.o"), "tcx");
+        assert_eq!(default_name("a b+c.o"), "a_b_c");
+        assert_eq!(default_name(".o"), "group");
+    }
+}
