@@ -111,60 +111,14 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     if p.value("--dev").is_none() {
         return crate::group::attach(p);
     }
-    if let Some(flag) = crate::group::GROUP_ONLY
-        .iter()
-        .find(|f| p.value(f).is_some())
-    {
-        return Err(Failure::Usage(format!(
-            "attach: {flag} is for group attaches (without --dev)"
-        )));
-    }
-    if p.values("--prog").count() > 1 {
-        return Err(Failure::Usage("attach: option '--prog' given twice".into()));
-    }
+    refuse_group_flags(p)?;
     let file = p.positional[0].as_str();
     let target = target(p)?;
-    let mode = match p.value("--mode") {
-        None | Some("tc") => Mode::Tc,
-        Some("tcx") => Mode::Tcx,
-        Some("auto") => Mode::Auto,
-        Some(other) => {
-            return Err(Failure::Usage(format!(
-                "attach: --mode {other}: expected auto, tc or tcx"
-            )))
-        }
-    };
-    let xdp_mode = match p.value("--xdp-mode") {
-        None | Some("auto") => XdpMode::Auto,
-        Some("native") => XdpMode::Native,
-        Some("generic") => XdpMode::Generic,
-        Some("offload") => XdpMode::Offload,
-        Some(other) => {
-            return Err(Failure::Usage(format!(
-                "attach: --xdp-mode {other}: expected auto, native, generic or offload"
-            )))
-        }
-    };
+    let mode = tc_mode(p)?;
+    let xdp_mode = xdp_mode(p)?;
     let xdp = target.hook == Hook::Xdp;
-    for (flag, applies) in [("--xdp-mode", xdp), ("--mode", !xdp), ("--priority", !xdp)] {
-        if !applies && p.value(flag).is_some() {
-            return Err(Failure::Usage(format!(
-                "attach: {flag} {}",
-                if xdp {
-                    "is for TC attaches, not --xdp"
-                } else {
-                    "needs --xdp"
-                }
-            )));
-        }
-    }
-    let mut tails = Vec::new();
-    for t in p.values("--tail") {
-        tails.push(
-            crate::cli::tail_slot(t)
-                .map_err(|reason| Failure::Usage(format!("--tail {t}: {reason}")))?,
-        );
-    }
+    flags_fit_hook(p, xdp)?;
+    let tails = tail_slots(p)?;
     let opts = AttachOptions {
         target: target.clone(),
         program: p.value("--prog").map(str::to_owned),
@@ -185,37 +139,117 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     )?
     .map_err(|e| attach_err(Some(file), e))?;
     if p.switch("--json") {
-        let doc = Json::Obj(vec![
-            ("file", file.into()),
-            ("dev", target.dev.as_str().into()),
-            ("netns", Json::opt(target.netns.as_deref(), Json::from)),
-            ("direction", target.hook.name().into()),
-            (
-                "priority",
-                Json::opt((!xdp).then_some(u32::from(opts.priority)), Json::from),
-            ),
-            ("mode", a.xdp_mode.unwrap_or(a.mode.name()).into()),
-            ("program", a.program.as_str().into()),
-            ("prog_id", a.prog_id.into()),
-            ("filter_name", a.filter_name.as_str().into()),
-            ("ifindex", a.ifindex.into()),
-            ("created_qdisc", a.created_qdisc.into()),
-            (
-                "pin_dir",
-                Json::opt(a.pin_dir.as_ref(), |d| d.display().to_string().into()),
-            ),
-            ("programs", pairs(&a.programs)),
-            ("maps", pairs(&a.maps)),
-            (
-                "warnings",
-                Json::Arr(a.warnings.iter().map(|w| w.as_str().into()).collect()),
-            ),
-        ]);
-        return Ok(format!("{doc}\n"));
+        return Ok(format!("{}\n", attached_json(file, &opts, &a)));
     }
     for w in &a.warnings {
         crate::warn(w);
     }
+    Ok(attached_text(&opts, &a))
+}
+
+/// A device attach takes no group flags and one `--prog`.
+fn refuse_group_flags(p: &Parsed) -> Result<(), Failure> {
+    if let Some(flag) = crate::group::GROUP_ONLY
+        .iter()
+        .find(|f| p.value(f).is_some())
+    {
+        return Err(Failure::Usage(format!(
+            "attach: {flag} is for group attaches (without --dev)"
+        )));
+    }
+    if p.values("--prog").count() > 1 {
+        return Err(Failure::Usage("attach: option '--prog' given twice".into()));
+    }
+    Ok(())
+}
+
+/// `--mode`: how a TC program is attached.
+fn tc_mode(p: &Parsed) -> Result<Mode, Failure> {
+    match p.value("--mode") {
+        None | Some("tc") => Ok(Mode::Tc),
+        Some("tcx") => Ok(Mode::Tcx),
+        Some("auto") => Ok(Mode::Auto),
+        Some(other) => Err(Failure::Usage(format!(
+            "attach: --mode {other}: expected auto, tc or tcx"
+        ))),
+    }
+}
+
+/// `--xdp-mode`: where an XDP program runs.
+fn xdp_mode(p: &Parsed) -> Result<XdpMode, Failure> {
+    match p.value("--xdp-mode") {
+        None | Some("auto") => Ok(XdpMode::Auto),
+        Some("native") => Ok(XdpMode::Native),
+        Some("generic") => Ok(XdpMode::Generic),
+        Some("offload") => Ok(XdpMode::Offload),
+        Some(other) => Err(Failure::Usage(format!(
+            "attach: --xdp-mode {other}: expected auto, native, generic or offload"
+        ))),
+    }
+}
+
+/// `--xdp-mode` is for the XDP hook; `--mode` and `--priority` for TC.
+fn flags_fit_hook(p: &Parsed, xdp: bool) -> Result<(), Failure> {
+    for (flag, applies) in [("--xdp-mode", xdp), ("--mode", !xdp), ("--priority", !xdp)] {
+        if !applies && p.value(flag).is_some() {
+            return Err(Failure::Usage(format!(
+                "attach: {flag} {}",
+                if xdp {
+                    "is for TC attaches, not --xdp"
+                } else {
+                    "needs --xdp"
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each `--tail MAP:KEY=PROG`, parsed.
+fn tail_slots(p: &Parsed) -> Result<Vec<rawbpf::TailSlot>, Failure> {
+    p.values("--tail")
+        .map(|t| {
+            crate::cli::tail_slot(t)
+                .map_err(|reason| Failure::Usage(format!("--tail {t}: {reason}")))
+        })
+        .collect()
+}
+
+/// `attach --json`: what was attached where, and what it pinned.
+fn attached_json(file: &str, opts: &AttachOptions, a: &attach::Attached) -> Json {
+    let target = &opts.target;
+    let xdp = target.hook == Hook::Xdp;
+    Json::Obj(vec![
+        ("file", file.into()),
+        ("dev", target.dev.as_str().into()),
+        ("netns", Json::opt(target.netns.as_deref(), Json::from)),
+        ("direction", target.hook.name().into()),
+        (
+            "priority",
+            Json::opt((!xdp).then_some(u32::from(opts.priority)), Json::from),
+        ),
+        ("mode", a.xdp_mode.unwrap_or(a.mode.name()).into()),
+        ("program", a.program.as_str().into()),
+        ("prog_id", a.prog_id.into()),
+        ("filter_name", a.filter_name.as_str().into()),
+        ("ifindex", a.ifindex.into()),
+        ("created_qdisc", a.created_qdisc.into()),
+        (
+            "pin_dir",
+            Json::opt(a.pin_dir.as_ref(), |d| d.display().to_string().into()),
+        ),
+        ("programs", pairs(&a.programs)),
+        ("maps", pairs(&a.maps)),
+        (
+            "warnings",
+            Json::Arr(a.warnings.iter().map(|w| w.as_str().into()).collect()),
+        ),
+    ])
+}
+
+/// `attach`'s report: the hook, the programs and maps, the pin directory.
+fn attached_text(opts: &AttachOptions, a: &attach::Attached) -> String {
+    let target = &opts.target;
     let mut out = String::new();
     let netns = target
         .netns
@@ -255,7 +289,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         "pinned under {} (rawbpf detach removes them)",
         a.pin_dir.as_deref().unwrap_or(Path::new("-")).display()
     );
-    Ok(out)
+    out
 }
 
 /// `rawbpf detach --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N|--all]`
@@ -269,6 +303,17 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
         ));
     }
     let target = target(p)?;
+    let prio = detach_priority(p, &target)?;
+    let d = block_on(target.netns.as_deref(), attach::detach(&target, prio))?;
+    if p.switch("--json") {
+        return Ok(format!("{}\n", detached_json(&target, &d)));
+    }
+    Ok(detached_text(&target, &d))
+}
+
+/// The TC priority to detach: `--priority N` (1 if not given), or every
+/// one for `--all` (`None`).
+fn detach_priority(p: &Parsed, target: &Target) -> Result<Option<u16>, Failure> {
     let prio = priority(p)?;
     if prio.is_some() && p.switch("--all") {
         return Err(Failure::Usage(
@@ -280,39 +325,43 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
             "detach: --priority is for TC hooks, not --xdp".into(),
         ));
     }
-    let prio = if p.switch("--all") {
+    Ok(if p.switch("--all") {
         None
     } else {
         Some(prio.unwrap_or(1))
-    };
-    let d = block_on(target.netns.as_deref(), attach::detach(&target, prio))?;
-    if p.switch("--json") {
-        let doc = Json::Obj(vec![
-            ("dev", target.dev.as_str().into()),
-            ("direction", target.hook.name().into()),
-            ("removed_xdp", d.removed_xdp.into()),
-            (
-                "priorities",
-                Json::Arr(d.priorities.iter().map(|&p| u32::from(p).into()).collect()),
+    })
+}
+
+/// `detach --json`: what was removed, and which leftovers were reconciled.
+fn detached_json(target: &Target, d: &attach::Detached) -> Json {
+    Json::Obj(vec![
+        ("dev", target.dev.as_str().into()),
+        ("direction", target.hook.name().into()),
+        ("removed_xdp", d.removed_xdp.into()),
+        (
+            "priorities",
+            Json::Arr(d.priorities.iter().map(|&p| u32::from(p).into()).collect()),
+        ),
+        ("deleted_qdisc", d.deleted_qdisc.into()),
+        (
+            "reconciled",
+            Json::Arr(
+                d.reconciled
+                    .iter()
+                    .map(|l| {
+                        Json::Obj(vec![
+                            ("path", l.path.display().to_string().into()),
+                            ("what", l.kind.to_string().into()),
+                        ])
+                    })
+                    .collect(),
             ),
-            ("deleted_qdisc", d.deleted_qdisc.into()),
-            (
-                "reconciled",
-                Json::Arr(
-                    d.reconciled
-                        .iter()
-                        .map(|l| {
-                            Json::Obj(vec![
-                                ("path", l.path.display().to_string().into()),
-                                ("what", l.kind.to_string().into()),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-        ]);
-        return Ok(format!("{doc}\n"));
-    }
+        ),
+    ])
+}
+
+/// `detach`'s report: the reconciled leftovers, then what was removed.
+fn detached_text(target: &Target, d: &attach::Detached) -> String {
     let mut out = String::new();
     for l in &d.reconciled {
         let _ = writeln!(out, "reconciled {}: {}", l.path.display(), l.kind);
@@ -357,29 +406,19 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
             }
         );
     }
-    Ok(out)
+    out
 }
+
+/// A leftover as `list` shows it: path, what it is, and what clears it.
+type LeftoverRow = (String, String, String);
 
 /// `rawbpf list [--dev IFACE] [--netns NAME] [--json]`
 pub fn list(p: &Parsed) -> Result<String, Failure> {
     let netns = p.value("--netns");
     let listing = block_on(netns, attach::list(netns, p.value("--dev")))?;
-    // Links are the kernel's, in no namespace: shown when no device is named.
-    // Without the privileges for bpf(2) and the pin root, the device view
-    // is still shown (as before links were listed), with a warning.
-    let links = match p.value("--dev") {
-        None => match crate::group::read() {
-            Ok(links) => Some(links),
-            Err(Failure::Error(msg)) => {
-                crate::warn(&format!("BPF links are not listed: {msg}"));
-                None
-            }
-            Err(other) => return Err(other),
-        },
-        Some(_) => None,
-    };
+    let links = links_to_list(p)?;
     let found = &listing.attached;
-    let leftovers: Vec<(String, String, String)> = listing
+    let leftovers: Vec<LeftoverRow> = listing
         .leftovers
         .iter()
         .map(|l| {
@@ -391,7 +430,51 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
         })
         .collect();
     if p.switch("--json") {
-        let rows = found
+        let mut doc = vec![
+            ("filters", filters_json(found)),
+            ("leftovers", leftovers_json(&leftovers)),
+        ];
+        if let Some(links) = &links {
+            doc.extend(links.json());
+        }
+        return Ok(format!("{}\n", Json::Obj(doc)));
+    }
+    let mut out = String::new();
+    if found.is_empty() {
+        out.push_str("no BPF filters, links or XDP programs attached\n");
+    } else {
+        crate::inspect::table(&mut out, &filter_rows(found));
+    }
+    for (path, what, clears) in &leftovers {
+        let _ = writeln!(out, "half-done: {path}: {what}; cleared by {clears}");
+    }
+    if let Some(links) = &links {
+        links.text(&mut out);
+    }
+    Ok(out)
+}
+
+/// Links are the kernel's, in no namespace: shown when no device is named.
+/// Without the privileges for bpf(2) and the pin root, the device view
+/// is still shown (as before links were listed), with a warning.
+fn links_to_list(p: &Parsed) -> Result<Option<crate::group::Links>, Failure> {
+    if p.value("--dev").is_some() {
+        return Ok(None);
+    }
+    match crate::group::read() {
+        Ok(links) => Ok(Some(links)),
+        Err(Failure::Error(msg)) => {
+            crate::warn(&format!("BPF links are not listed: {msg}"));
+            Ok(None)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// `list --json`'s filters: one object per TC filter or XDP program.
+fn filters_json(found: &[attach::Listed]) -> Json {
+    Json::Arr(
+        found
             .iter()
             .map(|l| {
                 Json::Obj(vec![
@@ -410,8 +493,14 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                     ),
                 ])
             })
-            .collect();
-        let left = leftovers
+            .collect(),
+    )
+}
+
+/// `list --json`'s leftovers.
+fn leftovers_json(leftovers: &[LeftoverRow]) -> Json {
+    Json::Arr(
+        leftovers
             .iter()
             .map(|(path, what, clears)| {
                 Json::Obj(vec![
@@ -420,17 +509,12 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                     ("clears_it", clears.as_str().into()),
                 ])
             })
-            .collect();
-        let mut doc = vec![("filters", Json::Arr(rows)), ("leftovers", Json::Arr(left))];
-        if let Some(links) = &links {
-            doc.extend(links.json());
-        }
-        return Ok(format!("{}\n", Json::Obj(doc)));
-    }
-    let mut out = String::new();
-    if found.is_empty() {
-        out.push_str("no BPF filters, links or XDP programs attached\n");
-    }
+            .collect(),
+    )
+}
+
+/// `list`'s table of TC filters and XDP programs, header first.
+fn filter_rows(found: &[attach::Listed]) -> Vec<Vec<String>> {
     let mut rows = vec![[
         "DEV",
         "DIRECTION",
@@ -459,16 +543,7 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
                 .map_or("-".to_owned(), |d| d.display().to_string()),
         ]);
     }
-    if !found.is_empty() {
-        crate::inspect::table(&mut out, &rows);
-    }
-    for (path, what, clears) in &leftovers {
-        let _ = writeln!(out, "half-done: {path}: {what}; cleared by {clears}");
-    }
-    if let Some(links) = &links {
-        links.text(&mut out);
-    }
-    Ok(out)
+    rows
 }
 
 /// The command that reconciles a leftover: any command on its hook does;

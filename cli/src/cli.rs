@@ -190,19 +190,50 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
     let Some((first, rest)) = args.split_first() else {
         return Err("no command given".into());
     };
-    match first.as_str() {
-        "-h" | "--help" | "help" => {
-            return match rest.first() {
-                None => Ok(Request::Help(None)),
-                Some(c) => find(c)
-                    .map(|c| Request::Help(Some(c)))
-                    .ok_or_else(|| format!("unknown command '{c}'")),
-            };
-        }
-        "-V" | "--version" => return Ok(Request::Version),
-        _ => {}
+    if let Some(request) = tool_request(first, rest) {
+        return request;
     }
     let command = find(first).ok_or_else(|| format!("unknown command '{first}'"))?;
+    let Some(Args { positional, flags }) = read_args(command, rest)? else {
+        return Ok(Request::Help(Some(command)));
+    };
+    check_positional(command, &positional)?;
+    if flags.iter().any(|(f, _)| *f == "--ingress") && flags.iter().any(|(f, _)| *f == "--egress") {
+        return Err(format!(
+            "{}: --ingress and --egress exclude each other",
+            command.name
+        ));
+    }
+    Ok(Request::Run(Parsed {
+        command,
+        positional,
+        flags,
+    }))
+}
+
+/// `help [COMMAND]`, `--help` and `--version` in the command's place: the
+/// tool's own requests, `None` for a command.
+fn tool_request(first: &str, rest: &[String]) -> Option<Result<Request, String>> {
+    match first {
+        "-h" | "--help" | "help" => Some(match rest.first() {
+            None => Ok(Request::Help(None)),
+            Some(c) => find(c)
+                .map(|c| Request::Help(Some(c)))
+                .ok_or_else(|| format!("unknown command '{c}'")),
+        }),
+        "-V" | "--version" => Some(Ok(Request::Version)),
+        _ => None,
+    }
+}
+
+/// A command's arguments, read.
+struct Args {
+    positional: Vec<String>,
+    flags: Vec<(&'static str, Option<String>)>,
+}
+
+/// Reads the arguments after the command; `None` if they ask for its help.
+fn read_args(command: &'static CommandSpec, rest: &[String]) -> Result<Option<Args>, String> {
     let mut positional = Vec::new();
     let mut flags: Vec<(&'static str, Option<String>)> = Vec::new();
     let mut it = rest.iter();
@@ -218,33 +249,49 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             continue;
         }
         if arg == "--help" || arg == "-h" {
-            return Ok(Request::Help(Some(command)));
+            return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let known = command.flags.iter().flat_map(|group| group.iter());
-        let Some(&(flag, kind)) = known.into_iter().find(|(f, _)| *f == name) else {
-            return Err(format!("{}: unknown option '{name}'", command.name));
-        };
-        let value = match (kind, inline) {
-            (Switch, Some(_)) => {
-                return Err(format!("{}: option '{flag}' takes no value", command.name))
-            }
-            (Switch, None) => None,
-            (_, Some(v)) => Some(v),
-            (_, None) => Some(
-                it.next()
-                    .ok_or_else(|| format!("{}: option '{flag}' needs a value", command.name))?
-                    .clone(),
-            ),
-        };
+        let (flag, kind, value) = read_flag(command, arg, &mut it)?;
         if kind != Repeated && flags.iter().any(|(f, _)| *f == flag) {
             return Err(format!("{}: option '{flag}' given twice", command.name));
         }
         flags.push((flag, value));
     }
+    Ok(Some(Args { positional, flags }))
+}
+
+/// One option of `command`, `--flag`, `--flag=VALUE` or `--flag VALUE`
+/// (the value then taken from `it`): the flag, its kind and its value.
+fn read_flag(
+    command: &CommandSpec,
+    arg: &str,
+    it: &mut std::slice::Iter<'_, String>,
+) -> Result<(&'static str, Arg, Option<String>), String> {
+    let (name, inline) = match arg.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_owned())),
+        None => (arg, None),
+    };
+    let known = command.flags.iter().flat_map(|group| group.iter());
+    let Some(&(flag, kind)) = known.into_iter().find(|(f, _)| *f == name) else {
+        return Err(format!("{}: unknown option '{name}'", command.name));
+    };
+    let value = match (kind, inline) {
+        (Switch, Some(_)) => {
+            return Err(format!("{}: option '{flag}' takes no value", command.name))
+        }
+        (Switch, None) => None,
+        (_, Some(v)) => Some(v),
+        (_, None) => Some(
+            it.next()
+                .ok_or_else(|| format!("{}: option '{flag}' needs a value", command.name))?
+                .clone(),
+        ),
+    };
+    Ok((flag, kind, value))
+}
+
+/// As many positional arguments as `command` takes.
+fn check_positional(command: &CommandSpec, positional: &[String]) -> Result<(), String> {
     let (min, max) = command.positional;
     if positional.len() < min {
         return Err(format!(
@@ -258,17 +305,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             command.name, positional[max]
         ));
     }
-    if flags.iter().any(|(f, _)| *f == "--ingress") && flags.iter().any(|(f, _)| *f == "--egress") {
-        return Err(format!(
-            "{}: --ingress and --egress exclude each other",
-            command.name
-        ));
-    }
-    Ok(Request::Run(Parsed {
-        command,
-        positional,
-        flags,
-    }))
+    Ok(())
 }
 
 fn find(name: &str) -> Option<&'static CommandSpec> {

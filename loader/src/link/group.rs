@@ -283,65 +283,13 @@ pub fn attach(
 ) -> Result<Group, GroupError> {
     check_name(&opts.name)?;
     prepare(&opts.name)?;
-    for want in &opts.programs {
-        if !spec.programs.iter().any(|p| p.name() == want) {
-            return Err(GroupError::NoProgram {
-                name: want.clone(),
-                known: spec
-                    .programs
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-    }
+    check_programs_named(spec, opts)?;
     let collection = Collection::load(spec, load)?;
-    let explicit = !opts.programs.is_empty();
-    let mut links: Vec<(usize, Vec<Link>)> = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, p) in spec.programs.iter().enumerate() {
-        if explicit && !opts.programs.iter().any(|w| w == p.name()) {
-            continue;
-        }
-        if !explicit && never_by_default(p.prog_type) {
-            skipped.push((p.name().to_owned(), not_by_section(p.prog_type)));
-            continue;
-        }
-        match attach_one(&collection, p, &opts.targets) {
-            Ok(made) => links.push((i, made)),
-            Err(GroupError::Link(LinkError::NoTarget { needs, .. }))
-                if !explicit && hook_only_in_section(p.prog_type) =>
-            {
-                skipped.push((
-                    p.name().to_owned(),
-                    format!("its section names no hook ({needs})"),
-                ));
-            }
-            Err(e) => {
-                undo(links);
-                return Err(e);
-            }
-        }
-    }
+    let Made { links, skipped } = attach_selected(spec, &collection, opts)?;
     if links.is_empty() {
-        let why: Vec<String> = skipped.iter().map(|(p, w)| format!("{p}: {w}")).collect();
-        let why = if why.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", why.join("; "))
-        };
-        return Err(GroupError::NothingToAttach(why));
+        return Err(nothing_to_attach(&skipped));
     }
-    let unpinnable = links
-        .iter()
-        .flat_map(|(_, l)| l)
-        .find(|l| l.fd().is_none() && !on_sockmap(l));
-    if let Some(l) = unpinnable {
-        let e = LinkError::NotPinnable {
-            program: l.program().to_owned(),
-            target: l.target().to_owned(),
-        };
+    if let Some(e) = unpinnable(&links) {
         undo(links);
         return Err(e.into());
     }
@@ -361,6 +309,94 @@ pub fn attach(
             Err(e)
         }
     }
+}
+
+/// Every program `opts` names is one of the object's.
+fn check_programs_named(spec: &ObjectSpec, opts: &GroupOptions) -> Result<(), GroupError> {
+    for want in &opts.programs {
+        if !spec.programs.iter().any(|p| p.name() == want) {
+            return Err(GroupError::NoProgram {
+                name: want.clone(),
+                known: spec
+                    .programs
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What attaching a group's programs made: the links, by the program's
+/// index in the object, and the programs a default selection left out,
+/// each with why.
+struct Made {
+    links: Vec<(usize, Vec<Link>)>,
+    skipped: Vec<(String, String)>,
+}
+
+/// Attaches the programs `opts` names, or by default every program whose
+/// section names a hook. On a failure the links made so far are detached.
+fn attach_selected(
+    spec: &ObjectSpec,
+    collection: &Collection,
+    opts: &GroupOptions,
+) -> Result<Made, GroupError> {
+    let explicit = !opts.programs.is_empty();
+    let mut links: Vec<(usize, Vec<Link>)> = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, p) in spec.programs.iter().enumerate() {
+        if explicit && !opts.programs.iter().any(|w| w == p.name()) {
+            continue;
+        }
+        if !explicit && never_by_default(p.prog_type) {
+            skipped.push((p.name().to_owned(), not_by_section(p.prog_type)));
+            continue;
+        }
+        match attach_one(collection, p, &opts.targets) {
+            Ok(made) => links.push((i, made)),
+            Err(GroupError::Link(LinkError::NoTarget { needs, .. }))
+                if !explicit && hook_only_in_section(p.prog_type) =>
+            {
+                skipped.push((
+                    p.name().to_owned(),
+                    format!("its section names no hook ({needs})"),
+                ));
+            }
+            Err(e) => {
+                undo(links);
+                return Err(e);
+            }
+        }
+    }
+    Ok(Made { links, skipped })
+}
+
+/// The error for a selection that attached nothing, naming each program
+/// left out and why.
+fn nothing_to_attach(skipped: &[(String, String)]) -> GroupError {
+    let why: Vec<String> = skipped.iter().map(|(p, w)| format!("{p}: {w}")).collect();
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", why.join("; "))
+    };
+    GroupError::NothingToAttach(why)
+}
+
+/// A link that cannot be pinned (it has no fd, and no sockmap holds it),
+/// as the error that refuses the group.
+fn unpinnable(links: &[(usize, Vec<Link>)]) -> Option<LinkError> {
+    let l = links
+        .iter()
+        .flat_map(|(_, l)| l)
+        .find(|l| l.fd().is_none() && !on_sockmap(l))?;
+    Some(LinkError::NotPinnable {
+        program: l.program().to_owned(),
+        target: l.target().to_owned(),
+    })
 }
 
 /// Whether a link is a program put on a sockmap with `BPF_PROG_ATTACH`:
