@@ -285,7 +285,7 @@ pub fn attach(
     prepare(&opts.name)?;
     check_programs_named(spec, opts)?;
     let collection = Collection::load(spec, load)?;
-    let Made { links, skipped } = attach_selected(spec, &collection, opts)?;
+    let SelectedLinks { links, skipped } = attach_selected(spec, &collection, opts)?;
     if links.is_empty() {
         return Err(nothing_to_attach(&skipped));
     }
@@ -332,7 +332,7 @@ fn check_programs_named(spec: &ObjectSpec, opts: &GroupOptions) -> Result<(), Gr
 /// What attaching a group's programs made: the links, by the program's
 /// index in the object, and the programs a default selection left out,
 /// each with why.
-struct Made {
+struct SelectedLinks {
     links: Vec<(usize, Vec<Link>)>,
     skipped: Vec<(String, String)>,
 }
@@ -343,7 +343,7 @@ fn attach_selected(
     spec: &ObjectSpec,
     collection: &Collection,
     opts: &GroupOptions,
-) -> Result<Made, GroupError> {
+) -> Result<SelectedLinks, GroupError> {
     let explicit = !opts.programs.is_empty();
     let mut links: Vec<(usize, Vec<Link>)> = Vec::new();
     let mut skipped = Vec::new();
@@ -371,7 +371,7 @@ fn attach_selected(
             }
         }
     }
-    Ok(Made { links, skipped })
+    Ok(SelectedLinks { links, skipped })
 }
 
 /// The error for a selection that attached nothing, naming each program
