@@ -139,6 +139,13 @@ build_initramfs() { # kver-dir out kernel
         cp "$c" "$rootfs/${c#"$kdir"/x/}"
     done
     cp /bin/busybox "$rootfs/bin/busybox"
+    # bash, with the libraries ldd names: tests/cli_groups.rs moves a shell
+    # into a cgroup and connects with bash's /dev/tcp.
+    local lib
+    for lib in /bin/bash $(ldd /bin/bash | grep -o '/[^ ]*'); do
+        mkdir -p "$rootfs$(dirname "$lib")"
+        cp -L "$lib" "$rootfs$lib"
+    done
     # The tests find the binary and the objects at the paths they were built
     # with, which go through each package's directory (loader/../programs/obj,
     # cli/../tests/data): both must exist.
@@ -173,6 +180,7 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs run /run
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 for m in veth sch_ingress cls_bpf; do [ -f /modules/\$m.ko ] && insmod /modules/\$m.ko; done
 ip link set lo up
 cd $ROOT/loader
@@ -214,7 +222,7 @@ for k in "${KERNELS[@]}"; do
     done
     build_initramfs "$kdir" "$kdir/initrd.gz" "$k"
     log="$LOGS/$k.log"
-    timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 1 -m 1G -nodefaults -no-user-config \
+    timeout 1800 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 1 -m 1G -nodefaults -no-user-config \
         -display none -serial stdio -no-reboot -kernel "$vmlinuz" -initrd "$kdir/initrd.gz" \
         -append 'console=ttyS0 panic=-1 quiet oops=panic rdinit=/init' </dev/null >"$log" 2>&1 || true
     grep -A2 -E '^(SKIP|VM kernel|VMRESULT)|panicked' "$log" | grep -v '^--$' | sed "s/^/[$k] /" || true
