@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 pub mod crash;
+pub mod crash_hook;
 pub mod json;
 pub mod kbtf;
 pub mod load;
