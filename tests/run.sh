@@ -26,7 +26,7 @@ command -v clang-19 >/dev/null || need_pkgs+=(clang-19)
 command -v llvm-strip-19 >/dev/null || need_pkgs+=(llvm-19)
 # tc cross-checks what rawbpf attached (a test-only tool: rawbpf never runs it)
 command -v tc >/dev/null || need_pkgs+=(iproute2)
-# strace kills rawbpf at each of its system calls (tests/kernel_crash.rs)
+# strace kills rawbpf at each of its system calls (tests/kernel_crash*.rs)
 command -v strace >/dev/null || need_pkgs+=(strace)
 if ((${#need_pkgs[@]})); then
     if [ "$(id -u)" -ne 0 ]; then

@@ -3,8 +3,11 @@
 //! themselves, and the gate for tests that need the kernel.
 #![allow(dead_code)] // each test file uses its own part of this
 
+pub mod crash;
+pub mod crash_hook;
 pub mod json;
 pub mod kbtf;
+pub mod load;
 pub mod net;
 
 use std::io::Write as _;

@@ -32,7 +32,7 @@ HOST_ONLY=(tc_and_list_agree detach_after_the_device_is_gone missing_privileges_
     no_import_circle_among_modules no_library_file_over_1000_lines
     obj_uses_nothing_of_rawbpf_but_uapi)
 
-# The crash tests (tests/kernel_crash.rs, named crash_*) kill rawbpf at each
+# The crash tests (tests/kernel_crash*.rs, named crash_*) kill rawbpf at each
 # of its system calls with strace. Debian's strace is dynamically linked: the
 # guests of these kernels get it with the libraries ldd lists and the dynamic
 # loader; the others skip the crash tests and say why.
@@ -167,7 +167,7 @@ build_initramfs() { # kver-dir out kernel
         done
     else
         skips+=" --skip crash_"
-        crash_skip="echo 'SKIP crash_* (tests/kernel_crash.rs): strace is only in the guests of:$CRASH_KERNELS'"
+        crash_skip="echo 'SKIP crash_* (tests/kernel_crash*.rs): strace is only in the guests of:$CRASH_KERNELS'"
     fi
     # No tmpfs over /tmp: the initramfs is writable, and the checkout (with
     # the paths the tests were built with) may itself live under /tmp.

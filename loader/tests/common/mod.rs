@@ -1,6 +1,9 @@
-//! What the pure tests share: the committed objects, and a minimal ELF64
-//! view for reading and editing fields of an object in place.
+//! What the pure tests share: the committed objects, a minimal ELF64
+//! view for reading and editing fields of an object in place, and (in
+//! `core_btf`) the CO-RE tests' BTF builder and helpers.
 #![allow(dead_code)] // each test file uses its own part of this
+
+pub mod core_btf;
 
 pub const OBJ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../programs/obj");
 
