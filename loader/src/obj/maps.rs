@@ -833,6 +833,24 @@ mod tests {
     }
 
     #[test]
+    fn unsized_stack_trace_maps_are_named_before_the_kernel_refuses_them() {
+        // libbpf-tools' `stackmap`: sizes its loader sets before the load.
+        let rule = map(MapType::STACK_TRACE, 4, 0, 0).kernel_rule_broken();
+        assert!(
+            rule.as_deref()
+                .is_some_and(|r| r.contains("0 entries of 0 bytes") && r.contains("multiple of 8")),
+            "{rule:?}"
+        );
+        assert!(map(MapType::STACK_TRACE, 4, 12, 1024)
+            .kernel_rule_broken()
+            .is_some());
+        assert_eq!(
+            map(MapType::STACK_TRACE, 4, 127 * 8, 1024).kernel_rule_broken(),
+            None
+        );
+    }
+
+    #[test]
     fn perf_event_array_gets_cpus_and_4_byte_slots() {
         // Undeclared sizes and max_entries: filled in without a word.
         let m = map(MapType::PERF_EVENT_ARRAY, 0, 0, 0);
