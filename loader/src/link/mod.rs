@@ -328,7 +328,7 @@ pub enum LinkError {
         needs: &'static str,
     },
     /// A kind of attachment rawbpf cannot make (yet, or on this kernel).
-    #[error("program {program} ({section}): attaching {what} is not supported")]
+    #[error("program {program} ({section}): cannot attach {what}")]
     Unsupported {
         /// Program name.
         program: String,
