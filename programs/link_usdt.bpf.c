@@ -2,7 +2,8 @@
 /*
  * A USDT program with libbpf's usdt.bpf.h convention, for the link tests:
  * the loader writes each probe site's argument spec in __bpf_usdt_specs
- * and gives the site's index as the link's BPF cookie; the program reads
+ * and gives the site's index as the link's BPF cookie (before 5.15: as the
+ * value of the site's address in __bpf_usdt_ip_to_spec_id); the program reads
  * its first argument as usdt.bpf.h's bpf_usdt_arg() does. It counts its
  * runs in the thread whose id the test writes in `target_tid` (slot 0)
  * and keeps the last first argument (slot 1).
@@ -57,6 +58,8 @@ struct {
 	__type(value, __u64);
 } counts SEC(".maps");
 
+extern bool LINUX_HAS_BPF_COOKIE __kconfig;
+
 SEC("usdt")
 int on_usdt(struct pt_regs *ctx)
 {
@@ -68,7 +71,18 @@ int on_usdt(struct pt_regs *ctx)
 	if (runs)
 		__sync_fetch_and_add(runs, 1);
 
-	int id = bpf_get_attach_cookie(ctx);
+	/* usdt.bpf.h's __bpf_usdt_spec_id: the cookie, or before 5.15 the
+	 * spec the loader keyed by the site's address (pt_regs->ip). */
+	int id;
+	if (LINUX_HAS_BPF_COOKIE) {
+		id = bpf_get_attach_cookie(ctx);
+	} else {
+		long ip = *(long *)((void *)ctx + 128);
+		int *by_ip = bpf_map_lookup_elem(&__bpf_usdt_ip_to_spec_id, &ip);
+		if (!by_ip)
+			return 0;
+		id = *by_ip;
+	}
 	struct __bpf_usdt_spec *spec = bpf_map_lookup_elem(&__bpf_usdt_specs, &id);
 	if (!spec || spec->arg_cnt < 1)
 		return 0;

@@ -3,8 +3,13 @@
 //! `.note.stapsdt` notes list becomes a uprobe (with the probe's
 //! semaphore as the uprobe's reference counter), whose BPF cookie is the
 //! index of the site's argument spec in the program's `__bpf_usdt_specs`
-//! map. Cookies need perf-event links (5.15+); the IP-keyed map of older
-//! kernels is not filled. Argument specs are parsed for x86-64.
+//! map. Cookies need perf-event links (5.15+); on older kernels, as
+//! libbpf does, the site's address in the traced process is the key of the
+//! spec index in `__bpf_usdt_ip_to_spec_id` (usdt.bpf.h reads it when
+//! `LINUX_HAS_BPF_COOKIE` is false). That address is the note's for a
+//! fixed-address executable; a position-independent one or a shared
+//! library is placed per process, so there a pid is needed, and its
+//! `/proc/PID/maps` says where. Argument specs are parsed for x86-64.
 
 use super::perf::{attach_event_with_cookie, pmu};
 use super::tracing::Ctx;
@@ -15,7 +20,7 @@ use object::{Object, ObjectSection, ObjectSegment};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 /// Arguments a spec holds (`BPF_USDT_MAX_ARG_CNT`).
@@ -26,6 +31,8 @@ const SPEC_SIZE: usize = 208;
 const REF_CTR_OFFSET_SHIFT: u32 = 32;
 /// The spec map's name as the kernel keeps it (15 bytes of `__bpf_usdt_specs`).
 const SPECS_MAP: &str = "__bpf_usdt_spec";
+/// The IP map's (15 bytes of `__bpf_usdt_ip_to_spec_id`).
+const IP_MAP: &str = "__bpf_usdt_ip_t";
 
 /// One probe site of a binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +41,9 @@ pub(super) struct Note {
     pub name: String,
     /// File offset of the probe's instruction.
     pub offset: u64,
+    /// Its virtual address in the file (where a fixed-address executable
+    /// runs it).
+    pub address: u64,
     /// File offset of its semaphore (0: none).
     pub semaphore: u64,
     /// The argument spec (`-4@%eax 8@-8(%rbp) 4@$5`).
@@ -115,6 +125,7 @@ pub(super) fn notes(elf: &[u8]) -> io::Result<Vec<Note>> {
             provider,
             name: probe,
             offset,
+            address: pc,
             semaphore,
             args,
         });
@@ -233,8 +244,12 @@ pub(super) fn encode_spec(args: &[ArgSpec]) -> [u8; SPEC_SIZE] {
 /// The next free spec index of each spec map (by map id) in this process.
 static NEXT_SPEC: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
 
-/// The program's `__bpf_usdt_specs` map, if it uses one.
-fn specs_map(ctx: &Ctx<'_>) -> io::Result<Option<(std::os::fd::OwnedFd, sys::MapInfo)>> {
+/// The program's map of this (truncated) name and value size, if it uses one.
+fn program_map(
+    ctx: &Ctx<'_>,
+    name: &str,
+    value_size: usize,
+) -> io::Result<Option<(OwnedFd, sys::MapInfo)>> {
     for id in sys::prog_map_ids(ctx.program.fd())? {
         let fd = sys::map_get_fd_by_id(id)?;
         let info = sys::map_info(fd.as_fd())?;
@@ -243,17 +258,115 @@ fn specs_map(ctx: &Ctx<'_>) -> io::Result<Option<(std::os::fd::OwnedFd, sys::Map
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(info.name.len());
-        if &info.name[..end] == SPECS_MAP.as_bytes() && info.value_size as usize == SPEC_SIZE {
+        if &info.name[..end] == name.as_bytes() && info.value_size as usize == value_size {
             return Ok(Some((fd, info)));
         }
     }
     Ok(None)
 }
 
+/// One executable mapping of the traced binary in a process
+/// (`/proc/PID/maps`): `start..end` holds the file from `file_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub file_offset: u64,
+}
+
+/// The executable mappings of the file with this device and inode, from
+/// the text of `/proc/PID/maps`.
+pub(super) fn mappings(maps: &str, dev: (u64, u64), inode: u64) -> Vec<Mapping> {
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, off, device, ino) =
+                (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            let (start, end) = range.split_once('-')?;
+            let (major, minor) = device.split_once(':')?;
+            let same = (hex(major)?, hex(minor)?) == dev && ino.parse::<u64>().ok()? == inode;
+            (same && perms.contains('x')).then_some(Mapping {
+                start: hex(start)?,
+                end: hex(end)?,
+                file_offset: hex(off)?,
+            })
+        })
+        .collect()
+}
+
+/// Where a site runs in the traced process, for kernels without BPF
+/// cookies: the key of its spec in `__bpf_usdt_ip_to_spec_id`.
+enum Placement {
+    /// A fixed-address executable: the note's address.
+    Fixed,
+    /// A position-independent file, where the process mapped it.
+    Mapped(Vec<Mapping>),
+}
+
+impl Placement {
+    fn of(
+        ctx: &Ctx<'_>,
+        target: &str,
+        elf: &[u8],
+        path: &std::path::Path,
+        pid: Option<u32>,
+    ) -> Result<Self, LinkError> {
+        let bad = |e: object::Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+        let file = object::File::parse(elf).map_err(|e| ctx.not_found(target, bad(e)))?;
+        if file.kind() == object::ObjectKind::Executable {
+            return Ok(Placement::Fixed);
+        }
+        let Some(pid) = pid else {
+            return Err(unsupported(
+                ctx.spec,
+                format!("{target}: {} is position-independent and this kernel has no BPF cookies (5.15), so the probe's address is known only in one process: give its pid", path.display()),
+            ));
+        };
+        let st = nix::sys::stat::stat(path).map_err(|e| ctx.not_found(target, e.into()))?;
+        let dev = (
+            nix::sys::stat::major(st.st_dev),
+            nix::sys::stat::minor(st.st_dev),
+        );
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .map_err(|e| ctx.not_found(&format!("{target} in pid {pid}"), e))?;
+        let found = mappings(&maps, dev, st.st_ino);
+        if found.is_empty() {
+            return Err(ctx.not_found(
+                &format!("{target} in pid {pid}"),
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("process {pid} has not mapped {}", path.display()),
+                ),
+            ));
+        }
+        Ok(Placement::Mapped(found))
+    }
+
+    fn address(&self, site: &Note) -> Option<u64> {
+        match self {
+            Placement::Fixed => Some(site.address),
+            Placement::Mapped(maps) => maps
+                .iter()
+                .find(|m| {
+                    m.file_offset <= site.offset && site.offset - m.file_offset < m.end - m.start
+                })
+                .map(|m| m.start + site.offset - m.file_offset),
+        }
+    }
+}
+
+/// The spec of each site reaches the program by BPF cookie, or on older
+/// kernels by the site's address in `__bpf_usdt_ip_to_spec_id`.
+enum SpecKey {
+    Cookie,
+    Address(OwnedFd, Placement),
+}
+
 /// `usdt/PATH:PROVIDER:NAME`, or `usdt` with the binary and `PROVIDER:NAME`
-/// from `targets`: a uprobe on each site of the probe.
-pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>, LinkError> {
-    let (binary, probe) = match ctx.section_target() {
+/// from `targets`.
+fn probe_of(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<(String, String), LinkError> {
+    Ok(match ctx.section_target() {
         Some(t) => {
             let mut parts = t.rsplitn(3, ':');
             let (name, provider, path) = (parts.next(), parts.next(), parts.next());
@@ -266,7 +379,12 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
             (Some(b), Some(s)) => (b.to_string_lossy().into_owned(), s.clone()),
             _ => return Err(ctx.no_target("a binary and PROVIDER:NAME (usdt/PATH:PROVIDER:NAME, or the uprobe binary and symbol options)")),
         },
-    };
+    })
+}
+
+/// A uprobe on each site of the probe.
+pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>, LinkError> {
+    let (binary, probe) = probe_of(ctx, targets)?;
     let target = format!("usdt {binary}:{probe}");
     let (provider, name) = probe.split_once(':').unwrap_or(("", &probe));
     let path = find_binary(&binary).map_err(|e| ctx.not_found(&target, e))?;
@@ -293,17 +411,32 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
             format!("{target}: this kernel has no uprobes"),
         ));
     };
-    let specs = specs_map(ctx)
+    let specs = program_map(ctx, SPECS_MAP, SPEC_SIZE)
         .map_err(|e| ctx.attach_err(&target, "finding the program's __bpf_usdt_specs map", e))?;
+    let ip_map = program_map(ctx, IP_MAP, 4)
+        .map_err(|e| ctx.attach_err(&target, "finding the program's IP map", e))?;
+    let key = match ip_map {
+        Some((fd, _)) if specs.is_some() && !crate::kconfig::has_bpf_cookie() => {
+            SpecKey::Address(fd, Placement::of(ctx, &target, &elf, &path, targets.pid)?)
+        }
+        _ => SpecKey::Cookie,
+    };
     let c_path = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| ctx.not_found(&target, io::Error::from_raw_os_error(libc::EINVAL)))?;
     let (pid, cpu) = targets.pid.map_or((-1, 0), |p| (p as i32, -1));
     let mut links = Vec::with_capacity(sites.len());
     for site in &sites {
         let here = format!("{target} at {:#x}", site.offset);
-        let cookie = match &specs {
+        let spec = match &specs {
             Some((fd, info)) => write_spec(ctx, &here, fd.as_fd(), info, site)?,
             None => 0,
+        };
+        let cookie = match &key {
+            SpecKey::Cookie => spec,
+            SpecKey::Address(ips, placement) => {
+                key_by_address(ctx, &here, ips.as_fd(), placement, site, spec)?;
+                0
+            }
         };
         let open = sys::PerfOpen {
             type_,
@@ -323,6 +456,29 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
         )?);
     }
     Ok(links)
+}
+
+/// Keys a site's spec index by its address in the traced process.
+fn key_by_address(
+    ctx: &Ctx<'_>,
+    here: &str,
+    ips: std::os::fd::BorrowedFd<'_>,
+    placement: &Placement,
+    site: &Note,
+    spec: u32,
+) -> Result<(), LinkError> {
+    let ip = placement.address(site).ok_or_else(|| {
+        ctx.not_found(
+            here,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the process has no executable mapping of the site",
+            ),
+        )
+    })?;
+    let sizes = sys::ElemSizes { key: 8, value: 4 };
+    sys::map_update(ips, sizes, &ip.to_ne_bytes(), &spec.to_ne_bytes(), 0)
+        .map_err(|e| ctx.attach_err(here, "keying the USDT spec by address", e))
 }
 
 /// Writes a site's argument spec in the next free slot of the program's
@@ -365,6 +521,42 @@ fn write_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sites_are_placed_where_the_process_mapped_their_file() {
+        let maps = "\
+55d0a0000000-55d0a0010000 r--p 00000000 fd:01 1234 /usr/bin/app
+55d0a0010000-55d0a0050000 r-xp 00010000 fd:01 1234 /usr/bin/app
+55d0a0050000-55d0a0060000 r--p 00050000 fd:01 1234 /usr/bin/app
+7f0000000000-7f0000100000 r-xp 00000000 fd:01 99 /usr/lib/libc.so.6
+7f0000200000-7f0000300000 r-xp 00000000 08:02 1234 /mnt/other
+";
+        let found = mappings(maps, (0xfd, 1), 1234);
+        assert_eq!(
+            found,
+            [Mapping {
+                start: 0x55d0a0010000,
+                end: 0x55d0a0050000,
+                file_offset: 0x10000
+            }]
+        );
+        let site = |offset| Note {
+            provider: "p".into(),
+            name: "n".into(),
+            offset,
+            address: 0x1000 + offset,
+            semaphore: 0,
+            args: String::new(),
+        };
+        let mapped = Placement::Mapped(found);
+        assert_eq!(mapped.address(&site(0x10234)), Some(0x55d0a0010234));
+        assert_eq!(
+            mapped.address(&site(0x100)),
+            None,
+            "not in an executable mapping"
+        );
+        assert_eq!(Placement::Fixed.address(&site(0x10)), Some(0x1010));
+    }
 
     #[test]
     fn x86_64_argument_specs() {
