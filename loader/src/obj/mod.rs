@@ -290,7 +290,7 @@ impl MapSpec {
         // libbpf-tools declare stack maps without sizes and set them from
         // their command line (`bpf_map__set_value_size`) before the load.
         if self.map_type == MapType::STACK_TRACE
-            && (self.max_entries == 0 || self.value_size == 0 || self.value_size % 8 != 0)
+            && (self.max_entries == 0 || self.value_size == 0 || !self.value_size.is_multiple_of(8))
         {
             return Some(format!(
                 "{} maps need max_entries above 0 and a value size that is a multiple of 8 (the stack depth × 8); this one has {} entries of {} bytes, sizes its object leaves to its own loader",
