@@ -454,6 +454,39 @@ fn demo_reports_four_phases() {
     );
 }
 
+/// `rawbpf demo --json`: the same four phases, as data.
+#[test]
+fn demo_json_has_the_four_phases() {
+    if !kernel("demo_json_has_the_four_phases") {
+        return;
+    }
+    let doc = rawbpf_json(&["demo", "--json"]);
+    let counts: Vec<(u64, u64, u64)> = doc
+        .get("phases")
+        .array()
+        .iter()
+        .map(|p| {
+            (
+                p.get("sent").num(),
+                p.get("arrived").num(),
+                p.get("marked").num(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [(20, 20, 0), (20, 20, 20), (20, 0, 0), (20, 20, 0)]);
+    let chain: Vec<&str> = doc
+        .get("chain")
+        .array()
+        .iter()
+        .map(|p| p.get("name").str())
+        .collect();
+    assert!(
+        chain.contains(&"mark_packet") && chain.contains(&"inspect_and_drop"),
+        "{chain:?}"
+    );
+    assert_eq!(doc.get("as_expected"), &json::Value::Bool(true));
+}
+
 /// Without privileges every command says what it needs instead of a bare EPERM.
 #[test]
 fn missing_privileges_are_named() {

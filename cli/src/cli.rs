@@ -121,7 +121,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "swap",
-        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] MAP:KEY=OBJ:PROG",
+        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] [--json] MAP:KEY=OBJ:PROG",
         summary: "replace one tail-call stage of an attached chain, atomically",
         flags: &[TC_TARGET, &[("--priority", Value)], JSON],
         positional: (1, 1),
@@ -142,9 +142,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "demo",
-        usage: "rawbpf demo",
+        usage: "rawbpf demo [--json]",
         summary: "the built-in pipeline in a throwaway netns, with counts",
-        flags: &[],
+        flags: &[JSON],
         positional: (0, 0),
     },
 ];

@@ -1,6 +1,7 @@
 //! `rawbpf demo`: the shipped pipeline between two throwaway network
 //! namespaces, with a count of what arrives in each phase.
 
+use crate::json::Json;
 use crate::Failure;
 use rawbpf::attach::{self, AttachOptions, Hook, Target};
 use rawbpf::blocking::Netlink;
@@ -13,6 +14,13 @@ use std::path::Path;
 const PIPELINE: &[u8] = include_bytes!("../../programs/obj/pipeline.bpf.o");
 /// Datagrams per phase.
 const BATCH: usize = 20;
+/// What each phase runs, in order.
+const PHASES: [&str; 4] = [
+    "nothing attached",
+    "mark_packet only (slot 1 empty)",
+    "full chain: mark_packet -> inspect_and_drop",
+    "detached",
+];
 
 fn fail(e: impl std::fmt::Display) -> Failure {
     if crate::signals::interrupted() {
@@ -24,7 +32,7 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 
 /// Runs the demo; everything it makes is removed when it returns, also on
 /// error or Ctrl-C.
-pub fn demo() -> Result<String, Failure> {
+pub fn demo(json: bool) -> Result<String, Failure> {
     crate::signals::catch_interrupts().map_err(fail)?;
     let spec = ObjectSpec::parse(PIPELINE).map_err(fail)?;
     let lab = Lab::create(&format!("rawbpf-demo-{}", std::process::id())).map_err(fail)?;
@@ -57,6 +65,14 @@ pub fn demo() -> Result<String, Failure> {
     let phases = bench.run_phases(&mut out)?;
     phases.describe(&mut out);
     let ok = phases.as_expected();
+    if json {
+        let doc = phases.json(ok);
+        return if ok {
+            Ok(format!("{doc}\n"))
+        } else {
+            Err(Failure::Error(format!("demo: unexpected counts\n{doc}")))
+        };
+    }
     let _ = writeln!(
         out,
         "\n{}",
@@ -100,7 +116,8 @@ struct Phases {
 impl Bench<'_> {
     /// One phase: a batch of datagrams across, and a line counting what
     /// arrived and how much of it the pipeline marked.
-    fn phase(&self, out: &mut String, n: usize, what: &str) -> Result<Arrivals, Failure> {
+    fn phase(&self, out: &mut String, n: usize) -> Result<Arrivals, Failure> {
+        let what = PHASES[n - 1];
         // SIGINT and SIGTERM are held until here (see `catch_interrupts`).
         if crate::signals::interrupted() {
             return Err(fail("interrupted"));
@@ -142,23 +159,23 @@ impl Bench<'_> {
             }],
             ..LoadOptions::for_file(file)
         };
-        let p1 = self.phase(out, 1, "nothing attached")?;
+        let p1 = self.phase(out, 1)?;
 
         let stage1 = netlink
             .attach(file, self.spec, &load, &opts)
             .map_err(fail)?;
-        let p2 = self.phase(out, 2, "mark_packet only (slot 1 empty)")?;
+        let p2 = self.phase(out, 2)?;
 
         load.tails.clear();
         opts.replace = true;
         let chain = netlink
             .attach(file, self.spec, &load, &opts)
             .map_err(fail)?;
-        let p3 = self.phase(out, 3, "full chain: mark_packet -> inspect_and_drop")?;
+        let p3 = self.phase(out, 3)?;
 
         let detached = netlink.detach(&self.target, Some(1)).map_err(fail)?;
         guard.disarm();
-        let p4 = self.phase(out, 4, "detached")?;
+        let p4 = self.phase(out, 4)?;
         Ok(Phases {
             arrived: [p1, p2, p3, p4],
             stage1,
@@ -169,6 +186,42 @@ impl Bench<'_> {
 }
 
 impl Phases {
+    /// `--json`: each phase's counts, the programs attached, and the verdict.
+    fn json(&self, as_expected: bool) -> Json {
+        let programs = |a: &attach::Attached| {
+            Json::Arr(
+                a.programs
+                    .iter()
+                    .map(|(n, id)| {
+                        Json::Obj(vec![("name", n.as_str().into()), ("id", (*id).into())])
+                    })
+                    .collect(),
+            )
+        };
+        let phases = PHASES
+            .iter()
+            .zip(&self.arrived)
+            .map(|(what, got)| {
+                Json::Obj(vec![
+                    ("phase", Json::str(*what)),
+                    ("sent", (BATCH as u64).into()),
+                    ("arrived", (got.count as u64).into()),
+                    (
+                        "marked",
+                        (got.tos.iter().filter(|&&t| t & 0x01 != 0).count() as u64).into(),
+                    ),
+                ])
+            })
+            .collect();
+        Json::Obj(vec![
+            ("phases", Json::Arr(phases)),
+            ("stage1", programs(&self.stage1)),
+            ("chain", programs(&self.chain)),
+            ("deleted_qdisc", Json::Bool(self.detached.deleted_qdisc)),
+            ("as_expected", Json::Bool(as_expected)),
+        ])
+    }
+
     /// What was attached, replaced, pinned and removed.
     fn describe(&self, out: &mut String) {
         let ids = |a: &attach::Attached| {

@@ -169,7 +169,7 @@ fn run_other(p: &Parsed) -> Result<(), Failure> {
         "swap" => print(&attach::swap(p)?),
         "probe" => print(&probe::probe(p)?),
         "check" => print(&probe::check(p)?),
-        "demo" => print(&demo::demo()?),
+        "demo" => print(&demo::demo(p.switch("--json"))?),
         "run" => print(&load::run(p)?),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"
