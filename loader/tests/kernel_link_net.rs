@@ -242,6 +242,7 @@ fn every_cgroup_hook_runs_until_its_link_goes() {
     let peers = Peers::new();
     let links = attach_all(&loaded, &cgroup);
     assert_eq!(links.len(), 18);
+    support::mechanism("every_cgroup_hook_runs_until_its_link_goes", &links[0]);
     for link in &links {
         assert!(link.target().contains(&*cgroup.0.to_string_lossy()));
         // This kernel has cgroup links: each is one, of this program.
@@ -446,6 +447,7 @@ fn sk_lookup_runs_in_its_namespace_until_its_link_goes() {
         "{}",
         links[0].target()
     );
+    support::mechanism("kernel_link_net", &links[0]);
     assert!(links[0].info().unwrap().is_some());
     udp.round_trip();
     assert!(loaded.count(0) > 0);
@@ -463,6 +465,7 @@ fn one_flow_dissector_per_namespace_until_its_link_goes() {
     let loaded = load("net_hooks.bpf.o").unwrap();
     let ns = Netns::new("flow");
     let first = loaded.attach("count_dissect", &ns.targets()).unwrap();
+    support::mechanism("kernel_link_net", &first[0]);
     assert!(first[0].info().unwrap().is_some());
     // A namespace has one flow dissector: a second is refused while the
     // first is attached, and taken once it is gone.
@@ -506,6 +509,7 @@ fn netfilter_counts_sent_packets_until_its_link_goes() {
         links[0].target(),
         format!("netfilter ipv4:output:0 in network namespace {}", ns.name)
     );
+    support::mechanism("kernel_link_net", &links[0]);
     assert!(links[0].info().unwrap().is_some());
     udp.round_trip();
     assert!(loaded.count(0) > 0);
@@ -638,6 +642,9 @@ fn sk_msg_and_sk_skb_run_on_the_sockmap_until_their_links_go() {
         let program = loaded.coll.program(prog).unwrap();
         links.push(net::attach_to_sockmap(program, spec, map).unwrap());
     }
+    links
+        .iter()
+        .for_each(|l| support::mechanism("kernel_link_net", l));
     let (mut client, mut server) = tcp_pair();
     put_socket(&loaded, 0, &client);
     put_socket(&loaded, 1, &server);

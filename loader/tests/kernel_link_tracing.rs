@@ -129,6 +129,7 @@ impl Loaded {
             .attach(prog, targets)
             .unwrap_or_else(|e| panic!("attach {prog}: {e}"));
         assert!(!links.is_empty(), "{prog}: no link");
+        support::mechanism("kernel_link_tracing", &links[0]);
         let described = links.iter().map(|l| l.target().to_owned()).collect();
         let before = self.count(slot);
         trigger();
@@ -587,6 +588,7 @@ fn fentry_runs_while_attached() {
     };
     let prog = l.c.program("on_test1").unwrap();
     let links = l.attach("on_test1", &AttachTargets::default()).unwrap();
+    support::mechanism(test, &links[0]);
     prog.test_run_ctx(&[]).unwrap();
     let during = calls();
     assert!(during > 0, "fentry did not run");

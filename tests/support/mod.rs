@@ -140,3 +140,27 @@ pub fn kernel_has(test: &str, what: &str, present: bool) -> bool {
     }
     present
 }
+
+/// Says which mechanism the kernel gave an attachment (a BPF link of some
+/// type, a perf event without one, `BPF_PROG_ATTACH`), past the harness's
+/// capture as SKIP lines are: the kernel matrix's logs record it per kernel
+/// (docs/link-kinds.md).
+pub fn mechanism(test: &str, link: &rawbpf::link::Link) {
+    let how = match link.info() {
+        Ok(Some(i)) => format!(
+            "a {} link",
+            rawbpf::link::group::link_type_name(i.link_type)
+        ),
+        Ok(None) if link.perf_event_fd().is_some() => {
+            "a perf event with PERF_EVENT_IOC_SET_BPF (no link)".to_owned()
+        }
+        Ok(None) => "BPF_PROG_ATTACH (no link)".to_owned(),
+        Err(e) => format!("unknown ({e})"),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "MECHANISM {test}: {} -> {}: {how}",
+        link.program(),
+        link.target()
+    );
+}
