@@ -151,7 +151,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
 fn refuse_group_flags(p: &Parsed) -> Result<(), Failure> {
     if let Some(flag) = crate::group::GROUP_ONLY
         .iter()
-        .find(|f| p.value(f).is_some())
+        .find(|f| p.value(f).is_some() || p.switch(f))
     {
         return Err(Failure::Usage(format!(
             "attach: {flag} is for group attaches (without --dev)"

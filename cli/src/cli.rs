@@ -74,8 +74,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "attach",
-        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--btf FILE] [--json]\n       rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] [--netns NAME] [--pid PID] [--uprobe-binary PATH] [--uprobe-symbol SYMBOL] [--netfilter FAMILY:HOOK:PRIORITY] [--btf FILE] [--json]",
-        summary: "attach the entry program as a direct-action TC filter, a TCX link, or the device's XDP program; without --dev, attach every program whose section names its hook, from one load, as a pinned group",
+        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--btf FILE] [--json]\n       rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] [--netns NAME] [--pid PID] [--uprobe-binary PATH] [--uprobe-symbol SYMBOL] [--netfilter FAMILY:HOOK:PRIORITY] [--foreground] [--btf FILE] [--json]",
+        summary: "attach the entry program as a direct-action TC filter, a TCX link, or the device's XDP program; without --dev, attach every program whose section names its hook, from one load, as a pinned group (--foreground: pin nothing, detach at Ctrl-C)",
         flags: &[
             TC_TARGET,
             XDP,
@@ -86,6 +86,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ("--uprobe-binary", Value),
                 ("--uprobe-symbol", Value),
                 ("--netfilter", Value),
+                ("--foreground", Switch),
             ],
             &[
                 ("--xdp-mode", Value),

@@ -30,6 +30,7 @@ pub const GROUP_ONLY: &[&str] = &[
     "--uprobe-binary",
     "--uprobe-symbol",
     "--netfilter",
+    "--foreground",
 ];
 
 /// The default group name: the object file's name without `.o` and
@@ -87,6 +88,9 @@ fn group_err(file: Option<&str>, e: GroupError) -> Failure {
     match (file, &e) {
         (Some(f), GroupError::Load(l)) => Failure::Error(format!("{f}: {}", crate::load_err(l))),
         (_, GroupError::BadName(_)) => Failure::Usage(e.to_string()),
+        (_, GroupError::Link(rawbpf::link::LinkError::NotPinnable { .. })) => Failure::Error(
+            format!("{e} (attach --foreground runs it, unpinned, while the command runs)"),
+        ),
         _ => Failure::Error(e.to_string()),
     }
 }
@@ -102,6 +106,9 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         )));
     }
     let file = p.positional[0].as_str();
+    if p.switch("--foreground") {
+        return foreground(p, file);
+    }
     let name = p
         .value("--name")
         .map_or_else(|| default_name(file), str::to_owned);
@@ -155,6 +162,88 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         g.name
     );
     Ok(out)
+}
+
+/// `attach OBJ --foreground`: the group's selection attached without pins
+/// until SIGINT or SIGTERM, then detached (exit 0). For what bpffs cannot
+/// pin (tracepoints and kprobes before 5.15) and for watching a tool run.
+fn foreground(p: &Parsed, file: &str) -> Result<String, Failure> {
+    if p.value("--name").is_some() {
+        return Err(Failure::Usage(
+            "attach: --name names a pinned group; --foreground pins nothing".into(),
+        ));
+    }
+    // Before anything is attached: an interrupt from here on detaches.
+    crate::signals::catch_interrupts()
+        .map_err(|e| Failure::Error(format!("attach: holding SIGINT and SIGTERM: {e}")))?;
+    let opts = GroupOptions {
+        name: String::new(),
+        programs: p.values("--prog").map(str::to_owned).collect(),
+        targets: targets(p)?,
+    };
+    let load = LoadOptions {
+        target_btf: p.value("--btf").map(PathBuf::from),
+        ..LoadOptions::for_file(Path::new(file))
+    };
+    let spec = ObjectSpec::from_file(file)?;
+    let session =
+        rawbpf::link::session::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
+    for w in &session.collection.warnings {
+        crate::warn(w);
+    }
+    let mut out = String::new();
+    if p.switch("--json") {
+        let links = session.links.iter().map(|l| {
+            let id = l.info().ok().flatten().map(|i| i.id);
+            Json::Obj(vec![
+                ("program", l.program().into()),
+                ("target", l.target().into()),
+                ("link_id", Json::opt(id, Json::from)),
+            ])
+        });
+        let maps = session
+            .collection
+            .maps
+            .iter()
+            .map(|m| Json::Obj(vec![("name", m.name().into()), ("id", m.id().into())]));
+        let doc = Json::Obj(vec![
+            ("file", file.into()),
+            ("links", Json::Arr(links.collect())),
+            ("maps", Json::Arr(maps.collect())),
+            ("pinned", Json::Bool(false)),
+        ]);
+        let _ = writeln!(out, "{doc}");
+    } else {
+        let n = session.links.len();
+        let _ = writeln!(
+            out,
+            "attached {n} link{} from {file}, nothing pinned",
+            if n == 1 { "" } else { "s" }
+        );
+        for l in &session.links {
+            let _ = writeln!(out, "  program {} -> {}", l.program(), l.target());
+        }
+        for (prog, why) in &session.skipped {
+            let _ = writeln!(out, "  skipped {prog}: {why}");
+        }
+        for m in &session.collection.maps {
+            let _ = writeln!(out, "  map     {} id {}", m.name(), m.id());
+        }
+        let _ = writeln!(
+            out,
+            "running until Ctrl-C (SIGINT) or SIGTERM; then detached"
+        );
+    }
+    crate::print(&out)?;
+    crate::signals::wait_for_interrupt()
+        .map_err(|e| Failure::Error(format!("attach: waiting for SIGINT: {e}")))?;
+    let n = session.links.len();
+    drop(session);
+    Ok(if p.switch("--json") {
+        String::new()
+    } else {
+        format!("detached {n} link{}\n", if n == 1 { "" } else { "s" })
+    })
 }
 
 /// `attach --json` of a group.

@@ -133,7 +133,7 @@ pub(crate) fn warn(msg: &str) {
     to_stderr(&format!("rawbpf: warning: {msg}\n"));
 }
 
-fn print(text: &str) -> Result<(), Failure> {
+pub(crate) fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;

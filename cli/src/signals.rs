@@ -38,6 +38,16 @@ pub fn interrupted() -> bool {
     SEEN.load(Ordering::SeqCst)
 }
 
+/// Blocks until SIGINT or SIGTERM arrives (after [`catch_interrupts`]).
+pub fn wait_for_interrupt() -> std::io::Result<()> {
+    let mask: SigSet = [Signal::SIGINT, Signal::SIGTERM].into_iter().collect();
+    while !interrupted() {
+        mask.wait()?;
+        SEEN.store(true, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
 /// Writing to a closed pipe is then an `EPIPE` error instead of death by
 /// SIGPIPE (what std's start-up does for `fn main`, by ignoring it; the
 /// glibc entry point, `#![no_main]`, starts without it). Blocked rather

@@ -34,9 +34,9 @@
 //! and attaches nothing. The exception is an sk_msg or sk_skb program put
 //! on the object's sockmap with `BPF_PROG_ATTACH` (kernels before 6.10):
 //! the sockmap holds it, and the sockmap is pinned with the group's maps,
-//! so it lives and goes with them. A library caller who
-//! can keep the process alive attaches them with [`super::attach_program`]
-//! and keeps the [`Link`]s.
+//! so it lives and goes with them. A caller who can keep the process alive
+//! attaches them with [`super::session::attach`] (the same selection,
+//! nothing pinned) or [`super::attach_program`], and keeps the [`Link`]s.
 
 use super::{attach_program, net, AttachTargets, Link, LinkError};
 use crate::load::{pin_name, Collection, LoadError, LoadOptions};
@@ -312,7 +312,10 @@ pub fn attach(
 }
 
 /// Every program `opts` names is one of the object's.
-fn check_programs_named(spec: &ObjectSpec, opts: &GroupOptions) -> Result<(), GroupError> {
+pub(super) fn check_programs_named(
+    spec: &ObjectSpec,
+    opts: &GroupOptions,
+) -> Result<(), GroupError> {
     for want in &opts.programs {
         if !spec.programs.iter().any(|p| p.name() == want) {
             return Err(GroupError::NoProgram {
@@ -332,14 +335,14 @@ fn check_programs_named(spec: &ObjectSpec, opts: &GroupOptions) -> Result<(), Gr
 /// What attaching a group's programs made: the links, by the program's
 /// index in the object, and the programs a default selection left out,
 /// each with why.
-struct SelectedLinks {
-    links: Vec<(usize, Vec<Link>)>,
-    skipped: Vec<(String, String)>,
+pub(super) struct SelectedLinks {
+    pub(super) links: Vec<(usize, Vec<Link>)>,
+    pub(super) skipped: Vec<(String, String)>,
 }
 
 /// Attaches the programs `opts` names, or by default every program whose
 /// section names a hook. On a failure the links made so far are detached.
-fn attach_selected(
+pub(super) fn attach_selected(
     spec: &ObjectSpec,
     collection: &Collection,
     opts: &GroupOptions,
@@ -376,7 +379,7 @@ fn attach_selected(
 
 /// The error for a selection that attached nothing, naming each program
 /// left out and why.
-fn nothing_to_attach(skipped: &[(String, String)]) -> GroupError {
+pub(super) fn nothing_to_attach(skipped: &[(String, String)]) -> GroupError {
     let why: Vec<String> = skipped.iter().map(|(p, w)| format!("{p}: {w}")).collect();
     let why = if why.is_empty() {
         String::new()

@@ -15,6 +15,7 @@
 pub mod cgroup;
 pub mod group;
 pub mod net;
+pub mod session;
 pub mod struct_ops;
 pub mod tracing;
 // Tracing kinds' rooms (private: tracing::attach reaches them).

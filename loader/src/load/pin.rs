@@ -224,13 +224,31 @@ impl Map {
             action: "reading the pinned map",
             source,
         })?;
+        Map::from_kernel(fd, &info)
+    }
+
+    /// The map with this kernel id (`BPF_MAP_GET_FD_BY_ID`: a map another
+    /// process loaded, such as one `rawbpf list` shows), as
+    /// [`Map::from_pin`] describes it.
+    pub fn from_id(id: u32) -> Result<Map, LoadError> {
+        let read = |source| LoadError::MapRead {
+            map: format!("id {id}"),
+            source,
+        };
+        let fd = sys::map_get_fd_by_id(id).map_err(read)?;
+        let info = sys::map_info(fd.as_fd()).map_err(read)?;
+        Map::from_kernel(fd, &info)
+    }
+
+    /// A map named as the kernel names it (at most 15 bytes).
+    fn from_kernel(fd: std::os::fd::OwnedFd, info: &sys::MapInfo) -> Result<Map, LoadError> {
         let end = info
             .name
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(info.name.len());
         let name = String::from_utf8_lossy(&info.name[..end]).into_owned();
-        Map::from_fd(&name, &name, fd, &info)
+        Map::from_fd(&name, &name, fd, info)
     }
 }
 

@@ -1,0 +1,152 @@
+//! `rawbpf attach OBJ --foreground`: the programs run while the command
+//! runs, nothing is pinned, and Ctrl-C (SIGINT) or SIGTERM detaches them
+//! and exits 0. It is how a kernel without perf_event links (before 5.15)
+//! runs tracepoints from the CLI: those a group cannot pin.
+
+mod support;
+
+use rawbpf::Map;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use support::json::{self, Value};
+use support::{kernel, obj, stderr};
+
+/// The foreground rawbpf, stopped with SIGTERM if the test ends first.
+struct Foreground(Option<Child>);
+
+impl Foreground {
+    /// Starts it and waits for the document it prints once attached.
+    fn start(args: &[&str]) -> (Foreground, Value) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rawbpf"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let mut fg = Foreground(Some(child));
+        let doc = json::parse(&first).unwrap_or_else(|e| {
+            let out = fg.0.take().unwrap().wait_with_output().unwrap();
+            panic!("rawbpf {args:?}: {e}: {first}{}", stderr(&out))
+        });
+        (fg, doc)
+    }
+
+    /// Sends `signal` and returns the exit code.
+    fn stop(mut self, signal: nix::sys::signal::Signal) -> Option<i32> {
+        let child = self.0.take().unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.stderr.is_empty(), "{}", stderr(&out));
+        out.status.code()
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// groups.bpf.c's `state`: tid, pad, then the tp, raw and both counters.
+fn counters(bss: &Map) -> (u64, u64) {
+    let v = bss.lookup(&0u32.to_le_bytes()).unwrap().unwrap();
+    let word = |at: usize| u64::from_le_bytes(v[at..at + 8].try_into().unwrap());
+    (word(8), word(16))
+}
+
+/// Counts only this thread's getppid() calls.
+fn count_this_thread(bss: &Map) {
+    let tid = nix::unistd::gettid().as_raw() as u32;
+    let mut v = bss.lookup(&0u32.to_le_bytes()).unwrap().unwrap();
+    v[..4].copy_from_slice(&tid.to_le_bytes());
+    bss.update(&0u32.to_le_bytes(), &v).unwrap();
+}
+
+fn getppid_times(n: u64) {
+    for _ in 0..n {
+        std::hint::black_box(std::os::unix::process::parent_id());
+    }
+}
+
+fn foreground_runs_until(signal: nix::sys::signal::Signal) {
+    let file = obj("groups.bpf.o");
+    let (fg, doc) = Foreground::start(&[
+        "attach",
+        &file,
+        "--prog",
+        "on_tp",
+        "--prog",
+        "on_raw_tp",
+        "--foreground",
+        "--json",
+    ]);
+    assert_eq!(doc.get("pinned"), &Value::Bool(false));
+    let links: Vec<&str> = doc
+        .get("links")
+        .array()
+        .iter()
+        .map(|l| l.get("program").str())
+        .collect();
+    assert_eq!(links, ["on_tp", "on_raw_tp"]);
+    let bss = doc
+        .get("maps")
+        .array()
+        .iter()
+        .find(|m| m.get("name").str().ends_with(".bss"))
+        .map(|m| Map::from_id(m.get("id").num() as u32).unwrap())
+        .expect("the .bss map");
+    count_this_thread(&bss);
+    getppid_times(5);
+    assert_eq!(counters(&bss), (5, 5), "both programs ran while attached");
+
+    assert_eq!(fg.stop(signal), Some(0), "{signal} detaches and exits 0");
+    // This process holds the map: the programs are gone, the counts stay.
+    getppid_times(5);
+    assert_eq!(counters(&bss), (5, 5), "nothing runs after {signal}");
+}
+
+#[test]
+fn foreground_runs_until_sigint() {
+    if !kernel("foreground_runs_until_sigint") {
+        return;
+    }
+    foreground_runs_until(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn foreground_runs_until_sigterm() {
+    if !kernel("foreground_runs_until_sigterm") {
+        return;
+    }
+    foreground_runs_until(nix::sys::signal::Signal::SIGTERM);
+}
+
+/// `--name` names a pinned group, which `--foreground` does not make; a
+/// `--dev` attach has no foreground mode.
+#[test]
+fn foreground_refuses_what_it_cannot_do() {
+    let file = obj("groups.bpf.o");
+    for (args, says) in [
+        (
+            vec!["attach", &file, "--foreground", "--name", "x"],
+            "--foreground pins nothing",
+        ),
+        (
+            vec!["attach", &file, "--foreground", "--dev", "lo"],
+            "--foreground is for group attaches",
+        ),
+    ] {
+        let o = support::rawbpf(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}
