@@ -153,6 +153,8 @@ fn commands_without_capabilities_say_what_they_need() {
     let pipeline = obj("pipeline.bpf.o");
     let (ns, dev) = (net.lab.ns_b.as_str(), net.lab.dev_b.as_str());
     let swap_arg = format!("prog_array:1={pipeline}:inspect_and_drop");
+    let groups = obj("groups.bpf.o");
+    let group = support::unique("caps");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["load", &pipeline], "needs root, or CAP_BPF"),
         (
@@ -182,6 +184,14 @@ fn commands_without_capabilities_say_what_they_need() {
             vec!["swap", "--netns", ns, "--dev", dev, &swap_arg],
             "needs root, or CAP_BPF",
         ),
+        (
+            vec!["attach", &groups, "--prog", "on_tp", "--name", &group],
+            "needs root, or CAP_BPF",
+        ),
+        (
+            vec!["attach", &groups, "--prog", "on_tp", "--foreground"],
+            "needs root, or CAP_BPF",
+        ),
         (vec!["probe"], "needs root, or CAP_BPF"),
         (vec!["check", &pipeline], "needs root, or CAP_BPF"),
         (vec!["demo"], "needs root, or CAP_SYS_ADMIN"),
@@ -205,6 +215,10 @@ fn commands_without_capabilities_say_what_they_need() {
         demo_namespaces(),
         demos_before,
         "demo left a namespace behind"
+    );
+    assert!(
+        !rawbpf::link::group::group_dir(&group).exists(),
+        "a refused group attach left its directory"
     );
     // The chain attached before is untouched, and the failed commands left nothing.
     assert_eq!(net.kernel_state(), (1, true));
