@@ -264,7 +264,7 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
         }
         None => match (&targets.uprobe_binary, &targets.uprobe_symbol) {
             (Some(b), Some(s)) => (b.to_string_lossy().into_owned(), s.clone()),
-            _ => return Err(ctx.no_target("a binary and PROVIDER:NAME (usdt/PATH:PROVIDER:NAME, or the uprobe binary and symbol options)")),
+            _ => return Err(ctx.no_target("a binary and PROVIDER:NAME (usdt/PATH:PROVIDER:NAME, or --uprobe-binary PATH --uprobe-symbol SYMBOL)")),
         },
     };
     let target = format!("usdt {binary}:{probe}");
