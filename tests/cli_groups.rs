@@ -11,18 +11,14 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use support::groups::{
+    fails, group_dir, group_links, link_ids, list, name_dirs, pinnable_perf_events, Group, GROUPS,
+};
 use support::json::{self, Value};
-use support::{kernel, obj, rawbpf, rawbpf_json, stderr, stdout, unique};
-
-const GROUPS: &str = "/sys/fs/bpf/rawbpf/groups";
+use support::{kernel, obj, rawbpf, stderr, stdout, unique};
 
 fn object() -> String {
     obj("groups.bpf.o")
-}
-
-fn group_dir(name: &str) -> PathBuf {
-    // Test names have no '_' or '.': escaping leaves them as they are.
-    Path::new(GROUPS).join(name)
 }
 
 /// `state` in groups.bpf.c: tid, pad, tp, raw, both, connect4.
@@ -68,21 +64,9 @@ fn getppid_times(n: usize) {
     }
 }
 
-/// Whether this kernel attaches a tracepoint program with a BPF link
-/// (perf_event links), which a group can pin; before them (5.15) a
-/// tracepoint is attached to a perf event that dies with the process, and
-/// rawbpf refuses to make a group of it.
+/// Whether a group can pin a tracepoint here (perf_event links, 5.15+).
 fn pinnable_tracepoints(test: &str) -> bool {
-    let spec = rawbpf::ObjectSpec::from_file(support::obj("groups.bpf.o")).unwrap();
-    let loaded = rawbpf::Collection::load(&spec, &rawbpf::LoadOptions::default()).unwrap();
-    let program = loaded.program("on_tp").unwrap();
-    let on_tp = spec.programs.iter().find(|p| p.name() == "on_tp").unwrap();
-    let links = rawbpf::link::attach_program(program, on_tp, &Default::default()).unwrap();
-    support::kernel_has(
-        test,
-        "perf_event links (a tracepoint cannot be pinned)",
-        links.iter().all(|l| l.fd().is_some()),
-    )
+    pinnable_perf_events(test, "a tracepoint")
 }
 
 fn cgroup2() -> PathBuf {
@@ -135,50 +119,6 @@ impl Drop for Cgroup {
     }
 }
 
-/// Removes a group whatever the test did (a failed assertion included).
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = rawbpf(&["detach", "--name", &self.0]);
-    }
-}
-
-fn list() -> Value {
-    rawbpf_json(&["list", "--json"])
-}
-
-/// The kernel links `list --json` shows for a group.
-fn group_links(listing: &Value, name: &str) -> Vec<u64> {
-    listing
-        .get("links")
-        .array()
-        .iter()
-        .filter(|l| matches!(l.get("group"), Value::Str(g) if g == name))
-        .map(|l| l.get("id").num())
-        .collect()
-}
-
-fn link_ids(listing: &Value) -> Vec<u64> {
-    listing
-        .get("links")
-        .array()
-        .iter()
-        .map(|l| l.get("id").num())
-        .collect()
-}
-
-fn fails(o: &Output, code: i32) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stderr(o)
-}
-
 #[test]
 fn group_attaches_counts_and_detaches() {
     if !kernel("group_attaches_counts_and_detaches")
@@ -187,26 +127,26 @@ fn group_attaches_counts_and_detaches() {
         return;
     }
     let _serial = serial();
-    let name = unique("grp");
-    let _cleanup = Cleanup(name.clone());
+    let group = Group::new("grp");
+    let name = group.name.clone();
     let cgroup = Cgroup::new("grpcg");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let a = rawbpf_json(&[
-        "attach",
-        &object(),
-        "--name",
-        &name,
-        "--prog",
-        "on_tp",
-        "--prog",
-        "on_raw_tp",
-        "--prog",
-        "on_connect4",
-        "--cgroup",
-        cgroup.path(),
-        "--json",
-    ]);
+    let a = group
+        .attach_json(
+            "groups.bpf.o",
+            &[
+                "--prog",
+                "on_tp",
+                "--prog",
+                "on_raw_tp",
+                "--prog",
+                "on_connect4",
+                "--cgroup",
+                cgroup.path(),
+            ],
+        )
+        .0;
     assert_eq!(a.get("name").str(), name);
     let links = a.get("links").array();
     let progs: Vec<&str> = links.iter().map(|l| l.get("program").str()).collect();
@@ -262,9 +202,7 @@ fn group_attaches_counts_and_detaches() {
     );
 
     // The group outlives the CLI; detach ends it.
-    let o = rawbpf(&["detach", "--name", &name]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("detached group"), "{}", stdout(&o));
+    group.detach();
     getppid_times(5);
     cgroup.connect(port);
     let after = read_state(&map);
@@ -283,20 +221,13 @@ fn group_attach_is_all_or_nothing() {
         return;
     }
     let _serial = serial();
-    let name = unique("grp");
-    let _cleanup = Cleanup(name.clone());
+    let group = Group::new("grp");
+    let name = group.name.clone();
     let cgroup = Cgroup::new("grpcg");
     let before = link_ids(&list());
     // Every program: on_tp, on_raw_tp and on_connect4 attach, on_missing
     // names a tracepoint no kernel has.
-    let o = rawbpf(&[
-        "attach",
-        &object(),
-        "--name",
-        &name,
-        "--cgroup",
-        cgroup.path(),
-    ]);
+    let o = group.attach("groups.bpf.o", &["--cgroup", cgroup.path()]);
     let e = fails(&o, 1);
     assert!(
         e.contains("on_missing") && e.contains("tp/rawbpf_none/missing"),
@@ -311,15 +242,7 @@ fn group_attach_is_all_or_nothing() {
         .any(|e| e.file_name().to_string_lossy().starts_with(&name));
     assert!(!staged, "a staging directory stayed");
     let ours = ["on_tp", "on_raw_tp", "on_connect4", "on_missing"];
-    let left: Vec<String> = list()
-        .get("links")
-        .array()
-        .iter()
-        .filter(|l| !before.contains(&l.get("id").num()))
-        .filter(|l| matches!(l.get("group"), Value::Null))
-        .filter(|l| ours.contains(&l.get("prog_name").str()))
-        .map(|l| format!("{} {}", l.get("id").num(), l.get("prog_name").str()))
-        .collect();
+    let left = support::groups::stray_links(&list(), &before, &ours);
     assert!(left.is_empty(), "links left: {left:?}");
 }
 
@@ -329,42 +252,27 @@ fn group_errors_name_program_and_flag() {
         return;
     }
     let _serial = serial();
-    let name = unique("grp");
-    let _cleanup = Cleanup(name.clone());
+    let group = Group::new("grp");
+    let name = group.name.clone();
     // A cgroup program without --cgroup.
-    let o = rawbpf(&[
-        "attach",
-        &object(),
-        "--name",
-        &name,
-        "--prog",
-        "on_tp",
-        "--prog",
-        "on_connect4",
-    ]);
+    let o = group.attach(
+        "groups.bpf.o",
+        &["--prog", "on_tp", "--prog", "on_connect4"],
+    );
     let e = fails(&o, 1);
     assert!(e.contains("on_connect4") && e.contains("--cgroup"), "{e}");
     assert!(!group_dir(&name).exists());
     // A cgroup that does not exist.
     let missing = format!("{}/{}", cgroup2().display(), unique("nocg"));
-    let o = rawbpf(&[
-        "attach",
-        &object(),
-        "--name",
-        &name,
-        "--prog",
-        "on_connect4",
-        "--cgroup",
-        &missing,
-    ]);
+    let o = group.attach(
+        "groups.bpf.o",
+        &["--prog", "on_connect4", "--cgroup", &missing],
+    );
     let e = fails(&o, 1);
     assert!(e.contains("on_connect4") && e.contains(&missing), "{e}");
     assert!(!group_dir(&name).exists());
     // A program the object lacks.
-    let e = fails(
-        &rawbpf(&["attach", &object(), "--name", &name, "--prog", "nope"]),
-        1,
-    );
+    let e = fails(&group.attach("groups.bpf.o", &["--prog", "nope"]), 1);
     assert!(e.contains("no program nope"), "{e}");
     // Bad usage: a name bpffs cannot take, TC flags without --dev, group
     // flags with it.
@@ -388,8 +296,8 @@ fn concurrent_attaches_of_one_name_fail_cleanly() {
     }
     let _serial = serial();
     for _ in 0..4 {
-        let name = unique("grp");
-        let _cleanup = Cleanup(name.clone());
+        let group = Group::new("grp");
+        let name = group.name.clone();
         let spawn = || {
             Command::new(env!("CARGO_BIN_EXE_rawbpf"))
                 .args(["attach", &object(), "--name", &name])
@@ -434,8 +342,7 @@ fn concurrent_attaches_of_one_name_fail_cleanly() {
             .filter(|f| f.starts_with(&name))
             .collect();
         assert_eq!(dirs, std::slice::from_ref(&name));
-        let o = rawbpf(&["detach", "--name", &name]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        group.detach();
     }
 }
 
@@ -447,25 +354,11 @@ fn half_done_group_is_explained_and_cleared() {
         return;
     }
     let _serial = serial();
-    let name = unique("grp");
-    let _cleanup = Cleanup(name.clone());
-    let a = rawbpf_json(&[
-        "attach",
-        &object(),
-        "--name",
-        &name,
-        "--prog",
-        "on_tp",
-        "--prog",
-        "on_raw_tp",
-        "--json",
-    ]);
-    let ids: Vec<u64> = a
-        .get("links")
-        .array()
-        .iter()
-        .map(|l| l.get("link_id").num())
-        .collect();
+    let group = Group::new("grp");
+    let name = group.name.clone();
+    let ids = group
+        .attach_json("groups.bpf.o", &["--prog", "on_tp", "--prog", "on_raw_tp"])
+        .link_ids();
     // What a rawbpf killed between pinning and renaming leaves: the staging
     // directory of a process that is gone, its links still attached.
     let mut gone = Command::new("true").spawn().unwrap();
@@ -496,17 +389,8 @@ fn half_done_group_is_explained_and_cleared() {
     let now = link_ids(&list());
     assert!(ids.iter().all(|id| !now.contains(id)));
     // And the name attaches again.
-    rawbpf_json(&[
-        "attach",
-        &object(),
-        "--name",
-        &name,
-        "--prog",
-        "on_tp",
-        "--json",
-    ]);
-    let o = rawbpf(&["detach", "--name", &name]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    group.attach_json("groups.bpf.o", &["--prog", "on_tp"]);
+    group.detach();
 }
 
 // ------------------------------------------------------------- crash safety
@@ -583,27 +467,7 @@ fn syscall_counts(args: &[String]) -> std::collections::BTreeMap<String, u32> {
 
 /// Ids of the object's links that no group pins, outside `before`.
 fn stray_links(listing: &Value, before: &[u64]) -> Vec<String> {
-    listing
-        .get("links")
-        .array()
-        .iter()
-        .filter(|l| !before.contains(&l.get("id").num()))
-        .filter(|l| matches!(l.get("group"), Value::Null))
-        .filter(|l| OURS.contains(&l.get("prog_name").str()))
-        .map(|l| format!("link {} of {}", l.get("id").num(), l.get("prog_name").str()))
-        .collect()
-}
-
-fn name_dirs(name: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(GROUPS)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|f| f == name || f.starts_with(&format!("{name}_new_")))
-        .collect();
-    v.sort();
-    v
+    support::groups::stray_links(listing, before, &OURS)
 }
 
 /// The rules after a kill (see above); returns what broke them, and leaves
@@ -686,8 +550,8 @@ fn crash_group(test: &str, detach: bool) {
         return;
     }
     let _serial = serial();
-    let name = unique("crash");
-    let _cleanup = Cleanup(name.clone());
+    let group = Group::new("crash");
+    let name = group.name.clone();
     let cgroup = Cgroup::new("crashcg");
     let attach: Vec<String> = [
         "attach",
@@ -782,19 +646,14 @@ fn sockmap_programs_join_the_group_with_their_map() {
         return;
     }
     let _serial = serial();
-    let name = unique("grp");
-    let _cleanup = Cleanup(name.clone());
-    let a = rawbpf_json(&[
-        "attach",
-        &obj("net_hooks.bpf.o"),
-        "--name",
-        &name,
-        "--prog",
-        "count_msg",
-        "--prog",
-        "count_verdict",
-        "--json",
-    ]);
+    let group = Group::new("grp");
+    let name = group.name.clone();
+    let a = group
+        .attach_json(
+            "net_hooks.bpf.o",
+            &["--prog", "count_msg", "--prog", "count_verdict"],
+        )
+        .0;
     let links = a.get("links").array();
     assert_eq!(links.len(), 2);
     for l in links {
@@ -812,8 +671,7 @@ fn sockmap_programs_join_the_group_with_their_map() {
         })
         .collect();
     assert_eq!(listed.len(), ids.len());
-    let o = rawbpf(&["detach", "--name", &name]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    group.detach();
     assert!(!group_dir(&name).exists());
     let now = link_ids(&list());
     assert!(ids.iter().all(|id| !now.contains(id)));
@@ -827,15 +685,8 @@ fn default_selection_attaches_what_sections_name() {
         return;
     }
     let _serial = serial();
-    let name = unique("grp");
-    let _cleanup = Cleanup(name.clone());
-    let a = rawbpf_json(&[
-        "attach",
-        &obj("groups_default.bpf.o"),
-        "--name",
-        &name,
-        "--json",
-    ]);
+    let group = Group::new("grp");
+    let a = group.attach_json("groups_default.bpf.o", &[]).0;
     let progs: Vec<&str> = a
         .get("links")
         .array()
@@ -853,29 +704,14 @@ fn default_selection_attaches_what_sections_name() {
     assert_eq!(names, ["on_bare_uprobe", "on_xdp", "on_tc", "on_socket"]);
     assert!(skipped[1].1.contains("--dev"), "{skipped:?}");
     // Named with --prog, a program the section gives no hook is an error.
-    let o = rawbpf(&[
-        "attach",
-        &obj("groups_default.bpf.o"),
-        "--name",
-        &name,
-        "--prog",
-        "on_xdp",
-    ]);
+    let o = group.attach("groups_default.bpf.o", &["--prog", "on_xdp"]);
     let e = fails(&o, 1);
     assert!(e.contains("is attached already"), "{e}");
-    let other = unique("grp");
-    let _cleanup2 = Cleanup(other.clone());
-    let o = rawbpf(&[
-        "attach",
-        &obj("groups_default.bpf.o"),
-        "--name",
-        &other,
-        "--prog",
-        "on_xdp",
-    ]);
+    let other_group = Group::new("grp");
+    let other = other_group.name.clone();
+    let o = other_group.attach("groups_default.bpf.o", &["--prog", "on_xdp"]);
     let e = fails(&o, 1);
     assert!(e.contains("on_xdp") && e.contains("--dev"), "{e}");
     assert!(!group_dir(&other).exists());
-    let o = rawbpf(&["detach", "--name", &name]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    group.detach();
 }

@@ -5,6 +5,7 @@
 
 pub mod crash;
 pub mod crash_hook;
+pub mod groups;
 pub mod json;
 pub mod kbtf;
 pub mod load;

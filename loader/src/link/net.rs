@@ -280,7 +280,7 @@ impl FromStr for NetfilterHook {
 
 /// A family or hook name netfilter does not have.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} {name:?}: expected one of {expected}")]
+#[error("{what} {name:?}: expected {expected}")]
 pub struct BadNetfilterName {
     what: &'static str,
     name: String,
@@ -298,7 +298,7 @@ impl FromStr for NfFamily {
             _ => Err(BadNetfilterName {
                 what: "netfilter family",
                 name: s.to_owned(),
-                expected: "ipv4, ipv6",
+                expected: "one of ipv4, ipv6",
             }),
         }
     }
@@ -319,7 +319,7 @@ impl FromStr for NfHook {
             _ => Err(BadNetfilterName {
                 what: "netfilter hook",
                 name: s.to_owned(),
-                expected: "prerouting, input, forward, output, postrouting",
+                expected: "one of prerouting, input, forward, output, postrouting",
             }),
         }
     }
@@ -336,7 +336,7 @@ fn netfilter(
     let Some(hook) = targets.netfilter else {
         return Err(no_target(
             spec,
-            "a netfilter hook (family, hook and priority)",
+            "a netfilter hook (--netfilter FAMILY:HOOK:PRIORITY)",
         ));
     };
     let ns_words = targets

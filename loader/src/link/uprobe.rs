@@ -61,7 +61,7 @@ fn probe_spec(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<ProbeSpec, LinkE
         None => {
             let (Some(b), Some(s)) = (&targets.uprobe_binary, &targets.uprobe_symbol) else {
                 return Err(ctx.no_target(
-                    "a binary and a function (uprobe/PATH:SYMBOL in the section, or the uprobe binary and symbol options)",
+                    "a binary and a function (uprobe/PATH:SYMBOL in the section, or --uprobe-binary PATH --uprobe-symbol SYMBOL)",
                 ));
             };
             (b.to_str().unwrap_or_default(), s.as_str())

@@ -377,7 +377,7 @@ fn probe_of(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<(String, String), 
         }
         None => match (&targets.uprobe_binary, &targets.uprobe_symbol) {
             (Some(b), Some(s)) => (b.to_string_lossy().into_owned(), s.clone()),
-            _ => return Err(ctx.no_target("a binary and PROVIDER:NAME (usdt/PATH:PROVIDER:NAME, or the uprobe binary and symbol options)")),
+            _ => return Err(ctx.no_target("a binary and PROVIDER:NAME (usdt/PATH:PROVIDER:NAME, or --uprobe-binary PATH --uprobe-symbol SYMBOL)")),
         },
     })
 }
