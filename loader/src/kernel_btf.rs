@@ -34,6 +34,7 @@
 mod attach;
 mod names;
 mod source;
+pub mod struct_ops;
 
 pub use attach::{
     attach_btf_names, attach_btf_target, check_attach_targets, load_attach, trial_load, AttachBtf,
