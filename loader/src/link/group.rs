@@ -231,6 +231,10 @@ fn not_by_section(t: ProgramType) -> String {
         ProgramType::SOCKET_FILTER => {
             "a socket filter attaches to a socket its program's owner opens".to_owned()
         }
+        ProgramType::STRUCT_OPS => {
+            "a struct_ops program runs as a member of its struct_ops map, which the group registers"
+                .to_owned()
+        }
         _ => format!("a {t} program has no hook its section names"),
     }
 }
@@ -285,7 +289,18 @@ pub fn attach(
     prepare(&opts.name)?;
     check_programs_named(spec, opts)?;
     let collection = Collection::load(spec, load)?;
-    let SelectedLinks { links, skipped } = attach_selected(spec, &collection, opts)?;
+    let SelectedLinks { mut links, skipped } = attach_selected(spec, &collection, opts)?;
+    // struct_ops maps register with the default selection, as libbpf's
+    // skeleton attach does; they go last, under index usize::MAX.
+    if opts.programs.is_empty() && !collection.struct_ops.is_empty() {
+        match super::struct_ops::register_all(&collection) {
+            Ok(made) => links.push((usize::MAX, made)),
+            Err(e) => {
+                undo(links);
+                return Err(e.into());
+            }
+        }
+    }
     if links.is_empty() {
         return Err(nothing_to_attach(&skipped));
     }
@@ -392,7 +407,7 @@ fn unpinnable(links: &[(usize, Vec<Link>)]) -> Option<LinkError> {
     let l = links
         .iter()
         .flat_map(|(_, l)| l)
-        .find(|l| l.fd().is_none() && !on_sockmap(l))?;
+        .find(|l| l.fd().is_none() && !on_sockmap(l) && !super::struct_ops::held_by_map(l))?;
     Some(LinkError::NotPinnable {
         program: l.program().to_owned(),
         target: l.target().to_owned(),
@@ -455,7 +470,15 @@ fn pin_group(
         crate::load::pin::ensure_bpffs_dir(&staging.join(MAPS))?;
         let mut out = Vec::new();
         for (i, made) in links {
-            let p = &spec.programs[*i];
+            let Some(p) = spec.programs.get(*i) else {
+                out.extend(super::struct_ops::pin_in_group(
+                    collection,
+                    made,
+                    &staging.join(LINKS),
+                    &final_dir,
+                )?);
+                continue;
+            };
             let prog_id = collection.program(p.name())?.id;
             for (n, link) in made.iter().enumerate() {
                 let file = if made.len() > 1 {
@@ -646,6 +669,7 @@ fn clear(dir: &Path) -> usize {
             detached += 1;
         }
     }
+    super::struct_ops::unregister_pinned(&dir.join(MAPS));
     let _ = std::fs::remove_dir_all(dir);
     wait_released(&ids);
     detached

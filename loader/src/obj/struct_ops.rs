@@ -289,14 +289,16 @@ fn relocations(
         }
         match programs.iter().find(|p| p.name() == program) {
             Some(p) if p.prog_type == ProgramType::STRUCT_OPS => {}
-            Some(p) => return Err(bad(
-                &map.name,
-                format!(
+            Some(p) => {
+                return Err(bad(
+                    &map.name,
+                    format!(
                     "member {} points to program {program}, whose section {} is not struct_ops/...",
                     member.name,
                     p.section()
                 ),
-            )),
+                ))
+            }
             None => {
                 return Err(bad(
                     &map.name,
