@@ -100,8 +100,14 @@ pub fn register(collection: &Collection, name: &str) -> Result<Link, LinkError> 
     })?;
     let program = format!("{PROGRAM_PREFIX}{}", m.name);
     if m.link {
-        let fd = sys::link_create_struct_ops(map.fd())
-            .map_err(|e| failed(m, "registering it (BPF_LINK_CREATE)", e))?;
+        let fd = sys::link_create_struct_ops(map.fd()).map_err(|e| {
+            let action = if e.raw_os_error() == Some(libc::EEXIST) {
+                "registering it (BPF_LINK_CREATE; the kernel has one of that name already)"
+            } else {
+                "registering it (BPF_LINK_CREATE)"
+            };
+            failed(m, action, e)
+        })?;
         return Ok(Link::new(&program, target(m), Attachment::Bpf(fd)));
     }
     let held = map
