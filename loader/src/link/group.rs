@@ -291,9 +291,12 @@ pub fn attach(
     let collection = Collection::load(spec, load)?;
     let SelectedLinks { mut links, skipped } = attach_selected(spec, &collection, opts)?;
     // struct_ops maps register with the default selection, as libbpf's
-    // skeleton attach does; they go last, under index usize::MAX.
-    if opts.programs.is_empty() && !collection.struct_ops.is_empty() {
-        match super::struct_ops::register_all(&collection) {
+    // skeleton attach does: those with a link here, last, under index
+    // usize::MAX; those their map holds in pin_group, once it is pinned.
+    let struct_ops = opts.programs.is_empty() && !collection.struct_ops.is_empty();
+    if struct_ops {
+        match super::struct_ops::register_links(&collection) {
+            Ok(made) if made.is_empty() => {}
             Ok(made) => links.push((usize::MAX, made)),
             Err(e) => {
                 undo(links);
@@ -301,7 +304,7 @@ pub fn attach(
             }
         }
     }
-    if links.is_empty() {
+    if links.is_empty() && !(struct_ops && super::struct_ops::has_held(&collection)) {
         return Err(nothing_to_attach(&skipped));
     }
     if let Some(e) = unpinnable(&links) {
@@ -407,7 +410,7 @@ fn unpinnable(links: &[(usize, Vec<Link>)]) -> Option<LinkError> {
     let l = links
         .iter()
         .flat_map(|(_, l)| l)
-        .find(|l| l.fd().is_none() && !on_sockmap(l) && !super::struct_ops::held_by_map(l))?;
+        .find(|l| l.fd().is_none() && !on_sockmap(l))?;
     Some(LinkError::NotPinnable {
         program: l.program().to_owned(),
         target: l.target().to_owned(),
@@ -522,12 +525,18 @@ fn pin_group(
             obj_pin(m.fd(), &staging.join(MAPS).join(&file))?;
             maps.push((m.name().to_owned(), m.id(), final_dir.join(MAPS).join(file)));
         }
+        let held = match opts.programs.is_empty() {
+            true => super::struct_ops::register_held(collection, &final_dir)?,
+            false => Vec::new(),
+        };
+        out.extend(held.iter().map(|(g, _)| g.clone()));
         match std::fs::rename(&staging, &final_dir) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
                 Err(GroupError::Raced(opts.name.clone()))
             }
             r => r.map_err(pin_err(&final_dir, "moving the staged pins into place")),
         }?;
+        held.into_iter().for_each(|(_, l)| l.keep());
         Ok(Group {
             name: opts.name.clone(),
             dir: final_dir.clone(),

@@ -127,8 +127,16 @@ pub fn register(collection: &Collection, name: &str) -> Result<Link, LinkError> 
 /// Registers every struct_ops map of `collection`, all or nothing: on a
 /// failure those registered so far are unregistered.
 pub fn register_all(collection: &Collection) -> Result<Vec<Link>, LinkError> {
+    register_where(collection, |_| true)
+}
+
+/// Registers the struct_ops maps `pick` chooses, all or nothing.
+fn register_where(
+    collection: &Collection,
+    pick: impl Fn(&StructOpsMap) -> bool,
+) -> Result<Vec<Link>, LinkError> {
     let mut links = Vec::with_capacity(collection.struct_ops.len());
-    for m in &collection.struct_ops {
+    for m in collection.struct_ops.iter().filter(|m| pick(m)) {
         match register(collection, &m.name) {
             Ok(l) => links.push(l),
             Err(e) => {
@@ -142,6 +150,34 @@ pub fn register_all(collection: &Collection) -> Result<Vec<Link>, LinkError> {
     Ok(links)
 }
 
+/// A group's struct_ops maps that register through a BPF link, all or
+/// nothing (a kill before their pins leaves nothing: the links die with
+/// the process).
+pub(super) fn register_links(collection: &Collection) -> Result<Vec<Link>, LinkError> {
+    register_where(collection, |m| m.link)
+}
+
+/// Whether `collection` has a struct_ops map that its map holds
+/// registered (no link): [`register_held`] registers those.
+pub(super) fn has_held(collection: &Collection) -> bool {
+    collection.struct_ops.iter().any(|m| !m.link)
+}
+
+/// Registers a group's struct_ops maps that have no link, once the group
+/// has pinned its maps in its staging directory: a kill from then on
+/// leaves that directory, whose clearing ([`unregister_pinned`])
+/// unregisters them. The [`Link`]s unregister when dropped: the caller
+/// keeps them once the group is in place. `group_dir` is the group's
+/// final directory, where their maps' pins will be.
+pub(super) fn register_held(
+    collection: &Collection,
+    group_dir: &Path,
+) -> Result<Vec<(GroupLink, Link)>, LinkError> {
+    let made = register_where(collection, |m| !m.link)?;
+    let described = pin_in_group(collection, &made, group_dir, group_dir)?;
+    Ok(described.into_iter().zip(made).collect())
+}
+
 /// Unregisters a plain struct_ops map: deletes key 0.
 pub(super) fn unregister(map: &OwnedFd, value_size: usize) -> io::Result<()> {
     let sizes = sys::ElemSizes {
@@ -149,12 +185,6 @@ pub(super) fn unregister(map: &OwnedFd, value_size: usize) -> io::Result<()> {
         value: value_size,
     };
     sys::map_delete(map.as_fd(), sizes, &0u32.to_le_bytes()).map(drop)
-}
-
-/// Whether `link` is a plain struct_ops registration, which its map holds
-/// (a group pins the map, not the link).
-pub(super) fn held_by_map(link: &Link) -> bool {
-    matches!(link.attachment, Attachment::StructOpsMap { .. })
 }
 
 /// The prefix of a struct_ops registration's [`Link::program`].
