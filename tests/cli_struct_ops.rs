@@ -6,14 +6,23 @@
 //! programs run is loader/tests/kernel_struct_ops.rs's: it connects a
 //! socket with each and reads the counter.)
 //!
-//! The object's congestion-control names are fixed: this is the only test
-//! that registers them unrenamed.
+//! The object's congestion-control names are fixed: this file's tests are
+//! the only ones that register them unrenamed, one at a time. The second
+//! kills `attach` and `detach` at each of their bpf(2), rename and mkdir
+//! calls and checks that `detach --name` clears whatever is left.
 
 mod support;
 
 use std::path::Path;
 use support::json::Value;
 use support::{kernel, kernel_has, obj, rawbpf, rawbpf_json, stderr, unique};
+
+/// The object's congestion-control names are global: one test at a time.
+static NAMES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn names_lock() -> std::sync::MutexGuard<'static, ()> {
+    NAMES.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const AVAILABLE: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
 
@@ -61,6 +70,7 @@ fn attach_registers_struct_ops_maps_and_detach_unregisters_them() {
     {
         return;
     }
+    let _names = names_lock();
     let name = unique("sops").replace('-', "");
     let group = Group(name.clone());
     let object = obj("struct_ops_cc.bpf.o");
@@ -117,4 +127,86 @@ fn attach_registers_struct_ops_maps_and_detach_unregisters_them() {
         "{after:?}"
     );
     drop(group);
+}
+
+/// The kernel's congestion controls of this object's names.
+fn ours() -> Vec<String> {
+    available()
+        .into_iter()
+        .filter(|c| c == "rawbpf_cc" || c == "rawbpf_cc_map")
+        .collect()
+}
+
+/// Runs `rawbpf ARGS` under strace, killed at its `k`-th bpf(2), rename
+/// or mkdir call; whether it was killed (false: it made fewer and ended).
+fn killed_at(strace: &str, k: u32, args: &[&str]) -> (bool, String) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let inject = format!("inject=bpf,rename,renameat,renameat2,mkdir,mkdirat:signal=KILL:when={k}");
+    let run = support::crash::command(strace)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg("trace=bpf,rename,renameat,renameat2,mkdir,mkdirat")
+        .args(["-e", &inject, support::rawbpf_bin()])
+        .args(args)
+        .output()
+        .expect("run strace");
+    let repro = format!("strace -f -e {inject} rawbpf {}", args.join(" "));
+    (run.status.signal() == Some(libc::SIGKILL), repro)
+}
+
+/// After any kill of `attach` or `detach` of a struct_ops group, `list`
+/// works, `detach --name` clears what is left (exit 0 when something was,
+/// 1 "no group" when nothing was), and neither congestion control stays
+/// registered.
+#[test]
+fn a_killed_struct_ops_attach_or_detach_leaves_nothing_detach_cannot_clear() {
+    let test = "a_killed_struct_ops_attach_or_detach_leaves_nothing_detach_cannot_clear";
+    if !kernel(test)
+        || !kernel_has(
+            test,
+            "BPF tcp_congestion_ops (bpf_struct_ops_tcp_congestion_ops)",
+            has_bpf_tcp_ca(),
+        )
+    {
+        return;
+    }
+    let Some(strace) = support::crash::strace(test) else {
+        return;
+    };
+    let _names = names_lock();
+    let name = unique("sopskill").replace('-', "");
+    let _group = Group(name.clone());
+    let object = obj("struct_ops_cc.bpf.o");
+    let dir = Path::new("/sys/fs/bpf/rawbpf/groups").join(&name);
+    for cmd in ["attach", "detach"] {
+        let mut kills = 0;
+        for k in 1..500 {
+            if cmd == "detach" {
+                let o = rawbpf(&["attach", &object, "--name", &name]);
+                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            }
+            let args: Vec<&str> = match cmd {
+                "attach" => vec!["attach", &object, "--name", &name],
+                _ => vec!["detach", "--name", &name],
+            };
+            let (killed, repro) = killed_at(strace, k, &args);
+            let o = rawbpf(&["list"]);
+            assert_eq!(o.status.code(), Some(0), "{repro}: list: {}", stderr(&o));
+            let o = rawbpf(&["detach", "--name", &name]);
+            let code = o.status.code();
+            assert!(
+                code == Some(0) || (code == Some(1) && stderr(&o).contains("no group")),
+                "{repro}: detach --name: {}",
+                stderr(&o)
+            );
+            assert_eq!(ours(), Vec::<String>::new(), "{repro}: still registered");
+            assert!(!dir.exists(), "{repro}: {} stays", dir.display());
+            if !killed {
+                break;
+            }
+            kills += 1;
+        }
+        // Each makes several bpf(2) calls: the kills reached past the first.
+        assert!(kills >= 5, "{cmd} was killed at only {kills} points");
+        eprintln!("{test}: {cmd} killed at each of {kills} calls");
+    }
 }

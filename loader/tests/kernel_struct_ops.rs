@@ -30,7 +30,7 @@ fn load(map: &str, name: &str) -> Result<Collection, LoadError> {
 fn load_or_skip(test: &str, map: &str, name: &str) -> Option<Collection> {
     match load(map, name) {
         Ok(c) => Some(c),
-        Err(e @ LoadError::StructOps { .. }) => {
+        Err(e @ (LoadError::StructOps { .. } | LoadError::KernelBtf(_))) => {
             kernel_has(test, &format!("struct_ops tcp_congestion_ops ({e})"), false);
             None
         }
