@@ -210,3 +210,44 @@ fn a_killed_struct_ops_attach_or_detach_leaves_nothing_detach_cannot_clear() {
         eprintln!("{test}: {cmd} killed at each of {kills} calls");
     }
 }
+
+/// `inspect` shows each struct_ops map, its struct and its members'
+/// programs (no kernel needed).
+#[test]
+fn inspect_shows_struct_ops_maps_and_their_programs() {
+    let object = obj("struct_ops_cc.bpf.o");
+    let doc = rawbpf_json(&["inspect", &object, "--json"]);
+    let maps = doc.get("struct_ops").array();
+    let names: Vec<(&str, &str, &Value)> = maps
+        .iter()
+        .map(|m| (str_of(m, "name"), str_of(m, "section"), m.get("link")))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("rawbpf_cc_map", ".struct_ops", &Value::Bool(false)),
+            ("rawbpf_cc", ".struct_ops.link", &Value::Bool(true)),
+        ]
+    );
+    let members: Vec<(&str, &str)> = maps[1]
+        .get("members")
+        .array()
+        .iter()
+        .map(|m| (str_of(m, "member"), str_of(m, "program")))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("ssthresh", "rawbpf_ssthresh"),
+            ("cong_avoid", "rawbpf_cong_avoid"),
+            ("undo_cwnd", "rawbpf_undo_cwnd"),
+            ("init", "rawbpf_init"),
+        ]
+    );
+    assert_eq!(str_of(&maps[1], "struct"), "tcp_congestion_ops");
+    let text = support::stdout(&rawbpf(&["inspect", &object]));
+    assert!(
+        text.contains("STRUCT_OPS") && text.contains("init=rawbpf_init"),
+        "{text}"
+    );
+}
