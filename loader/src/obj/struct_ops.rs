@@ -367,6 +367,71 @@ mod tests {
         assert_eq!(cc.programs().count(), 4);
     }
 
+    /// The object's bytes with the first relocation of `.rel.struct_ops`
+    /// (map rawbpf_cc_map's ssthresh) changed by `patch(r_offset, r_info)`.
+    fn with_first_reloc(patch: impl Fn(&mut u64, &mut u64, &dyn Fn(&str) -> u64)) -> Vec<u8> {
+        use object::read::elf::ElfFile64;
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../programs/obj/struct_ops_cc.bpf.o"
+        );
+        let mut bytes = std::fs::read(path).unwrap();
+        let (at, symbols) = {
+            let elf = ElfFile64::<object::LittleEndian>::parse(&bytes[..]).unwrap();
+            let rel = elf.section_by_name(".rel.struct_ops").unwrap();
+            let at = rel.file_range().unwrap().0 as usize;
+            let symbols: Vec<(String, u64)> = elf
+                .symbols()
+                .map(|s| (s.name().unwrap_or("").to_owned(), s.index().0 as u64))
+                .collect();
+            (at, symbols)
+        };
+        let sym = |name: &str| symbols.iter().find(|(n, _)| n == name).unwrap().1;
+        let mut off = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        let mut info = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap());
+        patch(&mut off, &mut info, &sym);
+        bytes[at..at + 8].copy_from_slice(&off.to_le_bytes());
+        bytes[at + 8..at + 16].copy_from_slice(&info.to_le_bytes());
+        bytes
+    }
+
+    fn parse_error(bytes: &[u8]) -> String {
+        ObjectSpec::parse(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_relocations_name_the_map_and_member() {
+        let e = parse_error(&with_first_reloc(|off, _, _| *off = 4));
+        assert!(
+            e.contains("map rawbpf_cc_map") && e.contains("offset 4") && e.contains("no member"),
+            "{e}"
+        );
+        let e = parse_error(&with_first_reloc(|off, _, _| *off = 32));
+        assert!(
+            e.contains("map rawbpf_cc_map")
+                && e.contains("member name")
+                && e.contains("not a function pointer"),
+            "{e}"
+        );
+        let e = parse_error(&with_first_reloc(|_, info, sym| {
+            *info = (sym("init_calls") << 32) | (*info & 0xffff_ffff)
+        }));
+        assert!(
+            e.contains("member ssthresh")
+                && e.contains("init_calls")
+                && e.contains("not a program"),
+            "{e}"
+        );
+        let e = parse_error(&with_first_reloc(|_, info, _| {
+            *info = (*info & !0xffff_ffff) | 1
+        }));
+        assert!(
+            e.contains("map rawbpf_cc_map") && e.contains("R_BPF_64_ABS64"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn set_member_renames_and_refuses_what_does_not_fit() {
         let mut cc = object().struct_ops.remove(1);
