@@ -29,7 +29,8 @@
 //! resolved against it in the private `attach` module (what it exports is re-exported here).
 //! Its other rooms: `source` (one BTF file, its bytes and the two streaming
 //! passes), `names` (the wanted names and the string offsets that carry
-//! them), `tests`.
+//! them), [`struct_ops`] (a struct_ops map's kernel struct, wrapper and
+//! value), `tests`.
 
 mod attach;
 mod names;

@@ -6,7 +6,8 @@
 //! what was made, so nothing leaks.
 //!
 //! Its rooms: [`map`] (creating and using maps), [`program`] (loading,
-//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution), `error` ([`LoadError`]).
+//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution),
+//! [`struct_ops`] (struct_ops maps and the programs they point to), `error` ([`LoadError`]).
 
 mod error;
 pub mod externs;
