@@ -103,6 +103,23 @@ fn connect_with(cc: Option<&str>, to: &TcpListener) -> nix::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Waits (two seconds at most) until the kernel no longer lists
+/// congestion control `name`: where a struct_ops link has no
+/// `BPF_LINK_DETACH` (before 6.9), it ends when the kernel frees the link,
+/// which it may do in a work item after the last fd closed.
+fn await_unregistered(name: &str) {
+    let listed = || {
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+            .unwrap()
+            .split_whitespace()
+            .any(|c| c == name)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while listed() && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+}
+
 /// Registers `map` as congestion control `name`, connects with it, and
 /// unregisters: the shared body of both kinds.
 fn runs_until_unregistered(test: &str, map: &str, name: &str, expect_link: bool) {
@@ -140,6 +157,7 @@ fn runs_until_unregistered(test: &str, map: &str, name: &str, expect_link: bool)
     connect_with(None, &listener).unwrap();
     assert_eq!(init_calls(&coll), before + 1);
     link.detach().unwrap();
+    await_unregistered(name);
     assert_eq!(
         connect_with(Some(name), &listener).unwrap_err(),
         nix::Error::ENOENT
