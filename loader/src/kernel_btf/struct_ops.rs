@@ -7,9 +7,9 @@
 //! Pure: it reads any [`TargetTypes`]; [`crate::load::struct_ops`] gives it
 //! the kernel's.
 
-use crate::obj::btf::{BtfKind, BtfType, BtfTypeData};
+use crate::obj::btf::{BtfKind, BtfMember, BtfType, BtfTypeData};
 use crate::obj::core::TargetTypes;
-use crate::obj::{ObjectSpec, StructOpsSpec};
+use crate::obj::{ObjectSpec, StructOpsMember, StructOpsSpec};
 use std::collections::BTreeSet;
 
 /// The prefix of the kernel's value type for a struct_ops struct.
@@ -130,6 +130,54 @@ fn is_func_ptr(types: &dyn TargetTypes, id: u32) -> Result<bool, String> {
     Ok(strip(types, t.size_or_type)?.1.kind == BtfKind::FuncProto)
 }
 
+/// Checks local member `m` against `km`, the kernel's member of that
+/// name in struct `name` (whose member offsets carry bitfield sizes when
+/// `kind_flag`): same kind, a function pointer in both or neither, same
+/// size, not a bitfield. Its byte offset in the kernel's struct.
+fn kernel_offset(
+    types: &dyn TargetTypes,
+    name: &str,
+    m: &StructOpsMember,
+    km: &BtfMember,
+    kind_flag: bool,
+) -> Result<u32, String> {
+    let (bits, bit_offset) = if kind_flag {
+        (km.offset >> 24, km.offset & 0xff_ffff)
+    } else {
+        (0, km.offset)
+    };
+    if bits != 0 || bit_offset % 8 != 0 {
+        return Err(format!(
+            "member {} is a bitfield in the kernel's struct {name}",
+            m.name
+        ));
+    }
+    let (_, kt) = strip(types, km.type_id)?;
+    if kt.kind != m.kind {
+        return Err(format!(
+            "member {} is a {} here but a {} in the kernel's struct {name}",
+            m.name, m.kind, kt.kind
+        ));
+    }
+    if m.func_ptr {
+        if !is_func_ptr(types, km.type_id)? {
+            return Err(format!(
+                "member {} is a function pointer here but not in the kernel's struct {name}",
+                m.name
+            ));
+        }
+        return Ok(bit_offset / 8);
+    }
+    let ksize = size_of(types, km.type_id)?;
+    if ksize != m.size {
+        return Err(format!(
+            "member {} is {} bytes here but {ksize} in the kernel's struct {name}",
+            m.name, m.size
+        ));
+    }
+    Ok(bit_offset / 8)
+}
+
 /// The kernel side of struct_ops map `spec`: its struct and wrapper in
 /// `types`, and its value with the local members copied by name. Errors in
 /// words naming the struct or member at fault (the caller adds the map).
@@ -180,32 +228,8 @@ pub fn layout(types: &dyn TargetTypes, spec: &StructOpsSpec) -> Result<StructOps
             }
             continue;
         };
-        let (bits, bit_offset) = if kern.kind_flag {
-            (km.offset >> 24, km.offset & 0xff_ffff)
-        } else {
-            (0, km.offset)
-        };
-        if bits != 0 || bit_offset % 8 != 0 {
-            return Err(format!(
-                "member {} is a bitfield in the kernel's struct {name}",
-                m.name
-            ));
-        }
-        let at = (data_offset + bit_offset / 8) as usize;
-        let (_, kt) = strip(types, km.type_id)?;
-        if kt.kind != m.kind {
-            return Err(format!(
-                "member {} is a {} here but a {} in the kernel's struct {name}",
-                m.name, m.kind, kt.kind
-            ));
-        }
+        let at = (data_offset + kernel_offset(types, name, m, km, kern.kind_flag)?) as usize;
         if m.func_ptr {
-            if !is_func_ptr(types, km.type_id)? {
-                return Err(format!(
-                    "member {} is a function pointer here but not in the kernel's struct {name}",
-                    m.name
-                ));
-            }
             if let Some(p) = &m.program {
                 programs.push(StructOpsSlot {
                     member: m.name.clone(),
@@ -215,13 +239,6 @@ pub fn layout(types: &dyn TargetTypes, spec: &StructOpsSpec) -> Result<StructOps
                 });
             }
             continue;
-        }
-        let ksize = size_of(types, km.type_id)?;
-        if ksize != m.size {
-            return Err(format!(
-                "member {} is {} bytes here but {ksize} in the kernel's struct {name}",
-                m.name, m.size
-            ));
         }
         value
             .get_mut(at..at + local.len())

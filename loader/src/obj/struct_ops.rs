@@ -255,23 +255,7 @@ fn relocations(
                 ),
             ));
         }
-        let sym = elf.symbols.get(rel.sym as usize).ok_or_else(|| {
-            bad(&map.name, format!("relocation at offset {moff} names symbol #{}, which is not in the symbol table", rel.sym))
-        })?;
-        // A function symbol names the program; a section symbol names the
-        // function at the address stored in the data (the implicit addend).
-        let program = if sym.is_section() {
-            let at = map
-                .data
-                .get(moff as usize..moff as usize + 8)
-                .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
-            elf.symbols_in(sym.section.unwrap_or(usize::MAX))
-                .find(|s| s.is_func() && s.value == at)
-                .map(|s| s.name)
-        } else {
-            Some(sym.name)
-        };
-        let program = program.unwrap_or("?");
+        let program = target(elf, rel.sym, &map.data, moff).map_err(|e| bad(&map.name, e))?;
         let Some(member) = map.members.iter_mut().find(|m| m.offset == moff) else {
             return Err(bad(
                 &map.name,
@@ -287,31 +271,44 @@ fn relocations(
                 ),
             ));
         }
-        match programs.iter().find(|p| p.name() == program) {
-            Some(p) if p.prog_type == ProgramType::STRUCT_OPS => {}
-            Some(p) => {
-                return Err(bad(
-                    &map.name,
-                    format!(
-                    "member {} points to program {program}, whose section {} is not struct_ops/...",
-                    member.name,
-                    p.section()
-                ),
-                ))
-            }
-            None => {
-                return Err(bad(
-                    &map.name,
-                    format!(
-                        "member {} points to {program}, which is not a program of the object",
-                        member.name
-                    ),
-                ))
-            }
-        }
+        check_program(programs, program, &member.name).map_err(|e| bad(&map.name, e))?;
         member.program = Some(program.to_owned());
     }
     Ok(())
+}
+
+/// The name of the function relocation `sym` at `moff` of a map's `data`
+/// points to: a function symbol's own; for a section symbol, the function
+/// at the address stored in the data (the implicit addend).
+fn target<'a>(elf: &Elf<'a>, sym: u32, data: &[u8], moff: u32) -> Result<&'a str, String> {
+    let s = elf.symbols.get(sym as usize).ok_or_else(|| {
+        format!("relocation at offset {moff} names symbol #{sym}, which is not in the symbol table")
+    })?;
+    if !s.is_section() {
+        return Ok(s.name);
+    }
+    let at = data
+        .get(moff as usize..moff as usize + 8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    Ok(elf
+        .symbols_in(s.section.unwrap_or(usize::MAX))
+        .find(|f| f.is_func() && f.value == at)
+        .map_or("?", |f| f.name))
+}
+
+/// That `program`, which member `member` points to, is a struct_ops
+/// program of the object.
+fn check_program(programs: &[ProgramSpec], program: &str, member: &str) -> Result<(), String> {
+    match programs.iter().find(|p| p.name() == program) {
+        Some(p) if p.prog_type == ProgramType::STRUCT_OPS => Ok(()),
+        Some(p) => Err(format!(
+            "member {member} points to program {program}, whose section {} is not struct_ops/...",
+            p.section()
+        )),
+        None => Err(format!(
+            "member {member} points to {program}, which is not a program of the object"
+        )),
+    }
 }
 
 #[cfg(test)]
