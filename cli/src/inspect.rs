@@ -18,6 +18,7 @@ pub fn text(file: &str, spec: &ObjectSpec) -> String {
     programs_section(&mut out, spec);
     subprograms_section(&mut out, spec);
     maps_section(&mut out, spec);
+    struct_ops_section(&mut out, spec);
     externs_section(&mut out, spec);
     relocations_section(&mut out, spec);
     btf_section(&mut out, spec);
@@ -116,6 +117,30 @@ fn maps_section(out: &mut String, spec: &ObjectSpec) {
         details.push(map_details(m, spec.btf.as_ref()));
     }
     table_with_details(out, &rows, &details);
+}
+
+/// STRUCT_OPS: each struct_ops map, the struct it fills and the program
+/// of each function-pointer member.
+fn struct_ops_section(out: &mut String, spec: &ObjectSpec) {
+    if spec.struct_ops.is_empty() {
+        return;
+    }
+    out.push_str("\nSTRUCT_OPS\n");
+    let mut rows = vec![row(&["NAME", "SECTION", "STRUCT", "MEMBERS"])];
+    for s in &spec.struct_ops {
+        let members: Vec<String> = s
+            .members
+            .iter()
+            .filter_map(|m| Some(format!("{}={}", m.name, m.program.as_deref()?)))
+            .collect();
+        rows.push(vec![
+            s.name.clone(),
+            s.section.clone(),
+            s.type_name.clone(),
+            list_or_dash(&members),
+        ]);
+    }
+    table(out, &rows);
 }
 
 /// EXTERNS: kconfig values, ksyms and kfuncs the kernel fills in.
@@ -383,6 +408,10 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
         ),
         ("maps", Json::Arr(spec.maps.iter().map(map_json).collect())),
         (
+            "struct_ops",
+            Json::Arr(spec.struct_ops.iter().map(struct_ops_json).collect()),
+        ),
+        (
             "externs",
             Json::Arr(
                 spec.externs
@@ -404,6 +433,29 @@ pub fn json(file: &str, spec: &ObjectSpec) -> Json {
             }),
         ),
         ("core_relocations", spec.core_relocations.into()),
+    ])
+}
+
+/// A struct_ops map: its section, struct, and each function-pointer
+/// member's program (null where none).
+fn struct_ops_json(s: &rawbpf::obj::StructOpsSpec) -> Json {
+    let members = s
+        .members
+        .iter()
+        .filter(|m| m.func_ptr)
+        .map(|m| {
+            Json::Obj(vec![
+                ("member", m.name.as_str().into()),
+                ("program", Json::opt(m.program.as_deref(), Json::from)),
+            ])
+        })
+        .collect();
+    Json::Obj(vec![
+        ("name", s.name.as_str().into()),
+        ("section", s.section.as_str().into()),
+        ("struct", s.type_name.as_str().into()),
+        ("link", Json::Bool(s.is_link())),
+        ("members", Json::Arr(members)),
     ])
 }
 

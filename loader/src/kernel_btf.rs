@@ -29,11 +29,13 @@
 //! resolved against it in the private `attach` module (what it exports is re-exported here).
 //! Its other rooms: `source` (one BTF file, its bytes and the two streaming
 //! passes), `names` (the wanted names and the string offsets that carry
-//! them), `tests`.
+//! them), [`struct_ops`] (a struct_ops map's kernel struct, wrapper and
+//! value), `tests`.
 
 mod attach;
 mod names;
 mod source;
+pub mod struct_ops;
 
 pub use attach::{
     attach_btf_names, attach_btf_target, check_attach_targets, load_attach, trial_load, AttachBtf,

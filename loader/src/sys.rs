@@ -208,7 +208,18 @@ pub struct MapCreate<'a> {
 
 /// `BPF_MAP_CREATE`.
 pub fn map_create(m: &MapCreate<'_>) -> io::Result<OwnedFd> {
+    map_create_vmlinux_value(m, 0)
+}
+
+/// `BPF_MAP_CREATE` of a map whose value is a type of the kernel's own
+/// BTF (`btf_vmlinux_value_type_id`: a struct_ops map's
+/// `bpf_struct_ops_<name>`); 0 is none, as [`map_create`].
+pub fn map_create_vmlinux_value(
+    m: &MapCreate<'_>,
+    btf_vmlinux_value_type_id: u32,
+) -> io::Result<OwnedFd> {
     let mut attr = MapCreateAttr {
+        btf_vmlinux_value_type_id,
         map_type: m.map_type,
         key_size: m.key_size,
         value_size: m.value_size,
@@ -784,6 +795,13 @@ pub fn link_create_ifindex(
         ..Default::default()
     };
     bpf_fd(cmd::LINK_CREATE, &mut attr)
+}
+
+/// `BPF_LINK_CREATE` of a struct_ops map (prepared with `BPF_F_LINK` and
+/// its value written): registers it, as attach type `BPF_STRUCT_OPS` (44).
+pub fn link_create_struct_ops(map: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // The map fd goes where a program's would (`link_create.map_fd`).
+    link_create_ifindex(map, 0, crate::uapi::AttachType::STRUCT_OPS.0, 0)
 }
 
 /// `BPF_LINK_CREATE` of a program on a target fd (a cgroup, a network

@@ -198,6 +198,8 @@ impl MapType {
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 /// `BPF_F_MMAPABLE`: the array can be mmap()ed (libbpf sets it on global data).
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// `BPF_F_LINK`: a struct_ops map registered through a BPF link.
+pub const BPF_F_LINK: u32 = 1 << 13;
 /// `BPF_F_SLEEPABLE` program flag (`.s` sections).
 pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_F_XDP_HAS_FRAGS` program flag (`xdp.frags` sections).

@@ -128,12 +128,9 @@ fn lookup(p: &ProgramSpec) -> Result<Option<Lookup<'_>>, String> {
                 p.attach_target.as_deref().unwrap_or("?")
             ))
         }
-        (ProgramType::STRUCT_OPS, _) => {
-            return Err(
-                "a struct_ops program (it is loaded as a member of a struct_ops map) is not supported yet"
-                    .into(),
-            )
-        }
+        // Its target is the struct of the struct_ops map that points to
+        // it (kernel_btf::struct_ops), not a name in its section.
+        (ProgramType::STRUCT_OPS, _) => return Ok(None),
         (ProgramType::TRACING | ProgramType::LSM, other) => {
             return Err(format!(
                 "a {} program with attach type {} has no BTF attach target rawbpf knows how to find",

@@ -231,6 +231,10 @@ fn not_by_section(t: ProgramType) -> String {
         ProgramType::SOCKET_FILTER => {
             "a socket filter attaches to a socket its program's owner opens".to_owned()
         }
+        ProgramType::STRUCT_OPS => {
+            "a struct_ops program runs as a member of its struct_ops map, which the group registers"
+                .to_owned()
+        }
         _ => format!("a {t} program has no hook its section names"),
     }
 }
@@ -285,8 +289,22 @@ pub fn attach(
     prepare(&opts.name)?;
     check_programs_named(spec, opts)?;
     let collection = Collection::load(spec, load)?;
-    let SelectedLinks { links, skipped } = attach_selected(spec, &collection, opts)?;
-    if links.is_empty() {
+    let SelectedLinks { mut links, skipped } = attach_selected(spec, &collection, opts)?;
+    // struct_ops maps register with the default selection, as libbpf's
+    // skeleton attach does: those with a link here, last, under index
+    // usize::MAX; those their map holds in pin_group, once it is pinned.
+    let struct_ops = opts.programs.is_empty() && !collection.struct_ops.is_empty();
+    if struct_ops {
+        match super::struct_ops::register_links(&collection) {
+            Ok(made) if made.is_empty() => {}
+            Ok(made) => links.push((usize::MAX, made)),
+            Err(e) => {
+                undo(links);
+                return Err(e.into());
+            }
+        }
+    }
+    if links.is_empty() && !(struct_ops && super::struct_ops::has_held(&collection)) {
         return Err(nothing_to_attach(&skipped));
     }
     if let Some(e) = unpinnable(&links) {
@@ -458,7 +476,15 @@ fn pin_group(
         crate::load::pin::ensure_bpffs_dir(&staging.join(MAPS))?;
         let mut out = Vec::new();
         for (i, made) in links {
-            let p = &spec.programs[*i];
+            let Some(p) = spec.programs.get(*i) else {
+                out.extend(super::struct_ops::pin_in_group(
+                    collection,
+                    made,
+                    &staging.join(LINKS),
+                    &final_dir,
+                )?);
+                continue;
+            };
             let prog_id = collection.program(p.name())?.id;
             for (n, link) in made.iter().enumerate() {
                 let file = if made.len() > 1 {
@@ -502,12 +528,18 @@ fn pin_group(
             obj_pin(m.fd(), &staging.join(MAPS).join(&file))?;
             maps.push((m.name().to_owned(), m.id(), final_dir.join(MAPS).join(file)));
         }
+        let held = match opts.programs.is_empty() {
+            true => super::struct_ops::register_held(collection, &final_dir)?,
+            false => Vec::new(),
+        };
+        out.extend(held.iter().map(|(g, _)| g.clone()));
         match std::fs::rename(&staging, &final_dir) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
                 Err(GroupError::Raced(opts.name.clone()))
             }
             r => r.map_err(pin_err(&final_dir, "moving the staged pins into place")),
         }?;
+        held.into_iter().for_each(|(_, l)| l.keep());
         Ok(Group {
             name: opts.name.clone(),
             dir: final_dir.clone(),
@@ -649,6 +681,7 @@ fn clear(dir: &Path) -> usize {
             detached += 1;
         }
     }
+    super::struct_ops::unregister_pinned(&dir.join(MAPS));
     let _ = std::fs::remove_dir_all(dir);
     wait_released(&ids);
     detached

@@ -80,6 +80,14 @@ pub(crate) enum Attachment {
         /// The hook on the target.
         attach_type: AttachType,
     },
+    /// A struct_ops map registered by writing its value (no link):
+    /// deleting its key 0 unregisters it ([`struct_ops`]).
+    StructOpsMap {
+        /// The map.
+        map: OwnedFd,
+        /// Its value size.
+        value_size: usize,
+    },
 }
 
 /// One program attached at one hook. Dropping it detaches the program,
@@ -210,6 +218,10 @@ impl Link {
                 attach_type,
             } => sys::prog_detach(target.as_fd(), prog.as_fd(), *attach_type)
                 .map_err(|source| self.failed("detaching it", source)),
+            Attachment::StructOpsMap { map, value_size } => {
+                struct_ops::unregister(map, *value_size)
+                    .map_err(|source| self.failed("unregistering it", source))
+            }
         }
     }
 
@@ -230,7 +242,7 @@ impl Drop for Link {
         }
         // BPF links and perf events end with their fd; a prog attachment
         // has no fd of its own to close.
-        if let Attachment::ProgAttach { .. } = self.attachment {
+        if let Attachment::ProgAttach { .. } | Attachment::StructOpsMap { .. } = self.attachment {
             let _ = self.detach_now();
         }
     }
@@ -269,6 +281,11 @@ pub fn attach_program(
             program: spec.name().to_owned(),
             section: spec.section().to_owned(),
             needs: "a network device (attach it with --dev)",
+        }),
+        P::STRUCT_OPS => Err(LinkError::NoTarget {
+            program: spec.name().to_owned(),
+            section: spec.section().to_owned(),
+            needs: "its struct_ops map: the program runs as a member of the map, which link::struct_ops::register registers",
         }),
         P::SOCKET_FILTER => Err(LinkError::NoTarget {
             program: spec.name().to_owned(),

@@ -86,6 +86,17 @@ pub enum LoadError {
         /// What.
         what: String,
     },
+    /// A struct_ops map that cannot be made: its struct or a member does
+    /// not fit the kernel's, or a program is claimed by two members.
+    #[error("struct_ops map {map} (struct {struct_name}): {reason}")]
+    StructOps {
+        /// Map name.
+        map: String,
+        /// The struct it fills.
+        struct_name: String,
+        /// What is wrong, naming the member at fault.
+        reason: String,
+    },
     /// Something the whole object needs that this loader cannot do yet.
     #[error("the object has {what}, which rawbpf does not apply yet")]
     ObjectUnsupported {

@@ -6,7 +6,8 @@
 //! what was made, so nothing leaks.
 //!
 //! Its rooms: [`map`] (creating and using maps), [`program`] (loading,
-//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution), `error` ([`LoadError`]).
+//! test runs), [`pin`] (bpffs), [`externs`] (extern resolution),
+//! [`struct_ops`] (struct_ops maps and the programs they point to), `error` ([`LoadError`]).
 
 mod error;
 pub mod externs;
@@ -14,12 +15,14 @@ pub mod kconfig;
 pub mod map;
 pub mod pin;
 pub mod program;
+pub mod struct_ops;
 
 pub use error::{LoadError, TailSlotError};
 pub use externs::{resolve_externs, ResolvedExterns};
 pub use map::{possible_cpus, Entry, Map};
 pub use pin::{ensure_bpffs_dir, pin_name};
 pub use program::{Program, RunInput, TestRunResult, RAW_TP_CTX_MAX};
+pub use struct_ops::StructOpsMap;
 
 use crate::obj::core::TargetTypes;
 use crate::obj::{ObjectSpec, ProgramSpec, SlotTarget};
@@ -120,6 +123,7 @@ pub fn kernel_btf_names(spec: &ObjectSpec) -> std::collections::BTreeSet<String>
     let mut names = crate::obj::core::wanted_names(spec);
     names.extend(crate::obj::externs::extern_names(spec));
     names.extend(crate::kernel_btf::attach_btf_names(spec));
+    names.extend(crate::kernel_btf::struct_ops::struct_ops_names(spec));
     names
 }
 
@@ -185,6 +189,9 @@ pub struct Collection {
     pub programs: Vec<Program>,
     /// Maps, in the object's order.
     pub maps: Vec<Map>,
+    /// The struct_ops maps (also in `maps`), ready to register
+    /// ([`crate::link::struct_ops`]).
+    pub struct_ops: Vec<StructOpsMap>,
     /// Things that did not stop the load but that a user should know.
     pub warnings: Vec<String>,
     /// The object's name (see [`LoadOptions::object_name`]).
@@ -222,6 +229,9 @@ impl Collection {
                 &mut warnings,
             )?);
         }
+        let struct_ops = struct_ops::plan(spec, kernel.as_deref())?;
+        let (struct_ops_maps, struct_ops_values) = struct_ops.create(btf_fd, &mut warnings)?;
+        maps.extend(struct_ops_maps);
         let plan = slot_plan(spec, &opts.tails)?;
         for slot in &plan {
             if let SlotTarget::Map(inner) = &slot.target {
@@ -236,8 +246,21 @@ impl Collection {
         let mut loaded: Vec<Option<Program>> = spec.programs.iter().map(|_| None).collect();
         for i in load_order(spec) {
             let p = &spec.programs[i];
-            let program = load_program(p, spec, &maps, btf_fd, kernel.as_deref(), opts, &externs)
-                .map_err(|e| with_core_failures(e, p, spec, core_plan.as_ref()))?;
+            if struct_ops.unused(p) {
+                continue;
+            }
+            let member = struct_ops.target(p)?;
+            let program = load_program(
+                p,
+                spec,
+                &maps,
+                btf_fd,
+                kernel.as_deref(),
+                opts,
+                &externs,
+                member,
+            )
+            .map_err(|e| with_core_failures(e, p, spec, core_plan.as_ref()))?;
             for slot in &plan {
                 if matches!(&slot.target, SlotTarget::Program(name) if name == p.name()) {
                     slot.fill(&maps, program.fd())?;
@@ -248,6 +271,7 @@ impl Collection {
         let mut collection = Collection {
             programs: loaded.into_iter().flatten().collect(),
             maps,
+            struct_ops: struct_ops_values,
             warnings,
             object_name: opts.object_name.clone(),
         };

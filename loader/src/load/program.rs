@@ -262,15 +262,12 @@ impl Program {
     }
 }
 
-/// Program types rawbpf cannot load: struct_ops programs are members of a
-/// struct_ops map, which rawbpf does not create.
-fn needs_attach_btf(t: ProgramType) -> bool {
-    t == ProgramType::STRUCT_OPS
-}
-
 /// Loads one program; `kernel` is the kernel's BTF when a program of the
 /// object has a BTF attach target (tracing, LSM), `opts.attach_prog` the
-/// program freplace programs replace a function of.
+/// program freplace programs replace a function of; `struct_ops` the
+/// `(attach_btf_id, member index)` of a struct_ops program (see
+/// [`super::struct_ops`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn load_program(
     p: &ProgramSpec,
     spec: &ObjectSpec,
@@ -279,17 +276,16 @@ pub(super) fn load_program(
     kernel: Option<&dyn crate::obj::core::TargetTypes>,
     opts: &LoadOptions,
     externs: &ResolvedExterns,
+    struct_ops: Option<(u32, u32)>,
 ) -> Result<Program, LoadError> {
-    if needs_attach_btf(p.prog_type) {
-        return Err(LoadError::Unsupported {
-            program: p.name().to_owned(),
-            what: format!(
-                "a {} program (it is loaded as a member of a struct_ops map)",
-                p.prog_type
-            ),
-        });
-    }
-    let attach = crate::kernel_btf::load_attach(p, kernel, opts.attach_prog)?;
+    let attach = match struct_ops {
+        Some((btf_id, _)) => Some(crate::kernel_btf::LoadAttach {
+            btf_id,
+            btf_obj_fd: None,
+            prog_fd: None,
+        }),
+        None => crate::kernel_btf::load_attach(p, kernel, opts.attach_prog)?,
+    };
     let mut linked = p.link(spec)?;
     linked
         .set_map_fds(|name| find_map(maps, name).ok().map(|m| fd_number(m.fd())))
@@ -303,7 +299,7 @@ pub(super) fn load_program(
     let line_info = encode_line_info(&linked.line_info);
     let attrs = sys::ProgLoad {
         prog_type: p.prog_type.0,
-        expected_attach_type: p.attach_type.map_or(0, |a| a.0),
+        expected_attach_type: struct_ops.map_or(p.attach_type.map_or(0, |a| a.0), |(_, m)| m),
         prog_flags: p.prog_flags,
         name: p.name(),
         insns: &code,

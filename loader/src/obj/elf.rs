@@ -5,7 +5,7 @@
 use super::btf::{Btf, BtfKind, BtfTypeData};
 use super::btf_ext::BtfExt;
 use super::ParseError;
-use super::{externs, maps, programs, relocs, ObjectSpec};
+use super::{externs, maps, programs, relocs, struct_ops, ObjectSpec};
 use object::elf;
 use object::read::elf::{FileHeader, Rel as _, SectionHeader as _, Sym as _};
 use object::LittleEndian as LE;
@@ -475,6 +475,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
         programs::attach_btf_ext(&mut functions, ext, btf.as_ref().unwrap_or(&Btf::new()))?;
     }
     let (programs, subprograms) = programs::split_programs(functions)?;
+    let struct_ops = struct_ops::collect(&elf, btf.as_ref(), &programs)?;
 
     let mut maps = maps.into_specs();
     maps.extend(externs.kconfig_map.clone());
@@ -483,6 +484,7 @@ pub(super) fn parse(data: &[u8]) -> Result<ObjectSpec, ParseError> {
         subprograms,
         maps,
         externs: externs.specs,
+        struct_ops,
         license,
         kernel_version,
         btf,

@@ -19,9 +19,11 @@ mod opcode;
 mod programs;
 pub mod reach;
 mod relocs;
+pub mod struct_ops;
 
 pub use externs::{ExternError, ExternKind, ExternSpec, KconfigType};
 pub use programs::{section_def, SectionDef};
+pub use struct_ops::{StructOpsMember, StructOpsSpec};
 
 use crate::uapi::{AttachType, Insn, MapType, ProgramType};
 use btf::Btf;
@@ -48,6 +50,8 @@ pub struct ObjectSpec {
     /// Extern symbols (`__kconfig`, `__ksym`, kfuncs), in libbpf's order:
     /// kconfig ones first, as laid out in the `.kconfig` map, then by name.
     pub externs: Vec<ExternSpec>,
+    /// struct_ops maps (`.struct_ops`, `.struct_ops.link` variables).
+    pub struct_ops: Vec<StructOpsSpec>,
 }
 
 /// A function's code and the relocations it needs. Programs and `.text`

@@ -167,6 +167,7 @@ pub fn object(local: &Btf, insns: Vec<Insn>, relos: Vec<CoreReloSpec>) -> Object
         subprograms: Vec::new(),
         maps: Vec::new(),
         externs: Vec::new(),
+        struct_ops: Vec::new(),
         license: "GPL".into(),
         kernel_version: None,
         btf: Some(local.clone()),
