@@ -1,5 +1,6 @@
 //! Commands racing on one hook take turns: 20 `attach --replace` and a few
-//! `detach` started at once on one TC hook (and on one XDP hook) each
+//! `detach` started at once on one TC hook (a filter, a TCX link) and on
+//! one XDP hook each
 //! succeed, or fail saying another rawbpf is changing the device (or, for
 //! a detach, that nothing is attached), never with a raw errno; afterwards
 //! `list --json` shows one chain or none, with nothing half-done, and the
@@ -161,23 +162,19 @@ fn assert_one_consistent_chain(net: &Net, direction: &str, ended: &[Ended]) -> b
 }
 
 /// 20 `attach --replace` of two dropping versions of the pipeline and 4
-/// `detach` on one TC hook, all at once, twice; then 20 replaces alone.
-#[test]
-fn racing_replaces_and_detaches_on_a_tc_hook_take_turns() {
-    let test = "racing_replaces_and_detaches_on_a_tc_hook_take_turns";
-    if !kernel(test) {
-        return;
-    }
-    let net = Net::new("conctc");
+/// `detach` on one TC hook (`mode`: a clsact filter or a TCX link), all at
+/// once, twice; then 20 replaces alone.
+fn race_on_the_ingress_hook(tag: &str, mode: &str) {
+    let net = Net::new(tag);
     let attach = |i: usize| {
         let o = if i.is_multiple_of(2) {
             "pipeline.bpf.o"
         } else {
             "pipeline.v2.bpf.o"
         };
-        args(&["attach", &obj(o), "--replace", "--json"])
+        args(&["attach", &obj(o), "--mode", mode, "--replace", "--json"])
     };
-    let ok = net.on_b(&["attach", &obj("pipeline.bpf.o")]);
+    let ok = net.on_b(&["attach", &obj("pipeline.bpf.o"), "--mode", mode]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     for round in 0..3 {
         let detaches = if round < 2 { 4 } else { 0 };
@@ -192,29 +189,51 @@ fn racing_replaces_and_detaches_on_a_tc_hook_take_turns() {
         }
         let won = ended.iter().filter(|e| e.succeeded()).count();
         eprintln!(
-            "round {round}: {won} of {} commands succeeded in {:?}",
+            "{mode} round {round}: {won} of {} commands succeeded in {:?}",
             ended.len(),
             started.elapsed()
         );
-        assert!(won > 0, "round {round}: every command gave up");
+        assert!(won > 0, "{mode} round {round}: every command gave up");
         let attached = assert_one_consistent_chain(&net, "ingress", &ended);
         let arrived = net.batch().count;
         assert_eq!(
             arrived,
             if attached { 0 } else { 10 },
-            "round {round}: attached: {attached}, {arrived} of 10 datagrams arrived"
+            "{mode} round {round}: attached: {attached}, {arrived} of 10 datagrams arrived"
         );
         if round == 2 {
             assert!(
                 attached,
-                "round {round}: the replaces left nothing attached"
+                "{mode} round {round}: the replaces left nothing attached"
             );
         }
     }
     let d = net.on_b(&["detach"]);
     assert!(d.status.success(), "{}", stderr(&d));
-    assert_eq!(net.batch().count, 10, "traffic passes after detach");
-    assert!(!net.pin_dir("ingress").exists(), "pins after detach");
+    assert_eq!(net.batch().count, 10, "{mode}: traffic passes after detach");
+    assert!(
+        !net.pin_dir("ingress").exists(),
+        "{mode}: pins after detach"
+    );
+}
+
+#[test]
+fn racing_replaces_and_detaches_on_a_tc_hook_take_turns() {
+    if kernel("racing_replaces_and_detaches_on_a_tc_hook_take_turns") {
+        race_on_the_ingress_hook("conctc", "tc");
+    }
+}
+
+#[test]
+fn racing_replaces_and_detaches_on_a_tcx_hook_take_turns() {
+    let test = "racing_replaces_and_detaches_on_a_tcx_hook_take_turns";
+    if !kernel(test) {
+        return;
+    }
+    let tcx = rawbpf::probe::probe_feature(rawbpf::probe::Feature::Tcx);
+    if support::kernel_has(test, "TCX links (6.6)", tcx) {
+        race_on_the_ingress_hook("conctcx", "tcx");
+    }
 }
 
 /// The same on the XDP hook: 20 `attach --xdp --replace` and 4
