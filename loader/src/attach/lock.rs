@@ -47,12 +47,11 @@ impl HookLock {
     /// Waits up to [`HOOK_LOCK_WAIT`] for the lock of the target's device.
     /// Blocks the calling thread meanwhile.
     pub(super) fn take(target: &Target) -> Result<HookLock, AttachError> {
-        HookLock::take_within(target, HOOK_LOCK_WAIT)
+        HookLock::take_file(target.pins().lock_file(), target, HOOK_LOCK_WAIT)
     }
 
-    fn take_within(target: &Target, wait: Duration) -> Result<HookLock, AttachError> {
-        let pins = target.pins();
-        let path = pins.lock_file();
+    /// Waits up to `wait` for an exclusive lock on `path`, made if missing.
+    fn take_file(path: &Path, target: &Target, wait: Duration) -> Result<HookLock, AttachError> {
         let failed = |action: &'static str, source: io::Error| AttachError::Lock {
             dev: target.dev.clone(),
             path: path.to_owned(),
@@ -129,57 +128,90 @@ impl Drop for HookLock {
 mod tests {
     use super::*;
     use crate::hook::Hook;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn target(tag: &str) -> Target {
-        Target::new(format!("lk{tag}{}", std::process::id()), Hook::Ingress)
+    /// A lock file of its own in a directory of its own, removed at the end.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("rawbpf-lock-{tag}-{}", std::process::id()));
+            Scratch(dir)
+        }
+
+        fn file(&self) -> PathBuf {
+            self.0.join("dev")
+        }
     }
 
-    fn root() -> bool {
-        nix::unistd::geteuid().is_root()
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn target() -> Target {
+        Target::new("eth9", Hook::Egress)
     }
 
     #[test]
     fn a_held_lock_makes_the_next_give_up_and_goes_with_its_file() {
-        if !root() {
-            eprintln!("SKIP: the lock directory is root's");
-            return;
-        }
-        let t = target("held");
-        let held = HookLock::take(&t).unwrap();
-        assert!(t.pins().lock_file().exists());
+        let scratch = Scratch::new("held");
+        let (file, t) = (scratch.file(), target());
+        let held = HookLock::take_file(&file, &t, HOOK_LOCK_WAIT).unwrap();
+        assert!(file.exists());
         let wait = Duration::from_millis(50);
         let started = Instant::now();
-        match HookLock::take_within(&t, wait) {
-            Err(AttachError::Busy { waited, .. }) => assert_eq!(waited, wait),
+        match HookLock::take_file(&file, &t, wait) {
+            Err(e @ AttachError::Busy { .. }) => assert_eq!(
+                e.to_string(),
+                "eth9 egress: another rawbpf is changing this device (waited 0 s); \
+                 nothing was changed"
+            ),
             other => panic!("took a held lock: {other:?}"),
         }
         assert!(started.elapsed() >= wait);
         drop(held);
-        assert!(!t.pins().lock_file().exists(), "the lock file stayed");
-        drop(HookLock::take_within(&t, wait).unwrap());
+        assert!(!file.exists(), "the lock file stayed");
+        drop(HookLock::take_file(&file, &t, wait).unwrap());
     }
 
     #[test]
-    fn waiters_take_turns() {
-        if !root() {
-            eprintln!("SKIP: the lock directory is root's");
-            return;
-        }
-        let t = target("turns");
-        let inside = std::sync::atomic::AtomicUsize::new(0);
+    fn waiters_take_turns_and_leave_no_file() {
+        let scratch = Scratch::new("turns");
+        let (file, t) = (scratch.file(), target());
+        let inside = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
                     for _ in 0..20 {
-                        let _lock = HookLock::take(&t).unwrap();
-                        let before = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        assert_eq!(before, 0, "two holders at once");
+                        let _lock = HookLock::take_file(&file, &t, HOOK_LOCK_WAIT).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
                         std::thread::yield_now();
-                        inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        inside.fetch_sub(1, Ordering::SeqCst);
                     }
                 });
             }
         });
-        assert!(!t.pins().lock_file().exists(), "the lock file stayed");
+        assert!(!file.exists(), "the lock file stayed");
+    }
+
+    #[test]
+    fn a_lock_file_that_cannot_be_made_is_named() {
+        let scratch = Scratch::new("bad");
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        // A directory where the file's directory would be made.
+        std::fs::write(scratch.0.join("not_a_dir"), b"").unwrap();
+        let file = scratch.0.join("not_a_dir").join("dev");
+        let err = HookLock::take_file(&file, &target(), HOOK_LOCK_WAIT).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "eth9: making the directory of the lock file {}",
+                file.display()
+            )) && msg.ends_with("; nothing was changed"),
+            "{msg}"
+        );
     }
 }
