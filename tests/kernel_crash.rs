@@ -638,6 +638,8 @@ fn crash_running_staging_untouched() {
     let Some(strace) = strace(test) else { return };
     let net = Net::new("crash-stage");
     let hook = Hook::new(&net);
+    // 5 s: the paused attach holds the device's lock, and detach --all waits
+    // for it (HOOK_LOCK_WAIT, 2 s) before giving up; list runs after that.
     let pauses: [(&str, [&str; 4]); 2] = [
         (
             "at its first netlink message",
@@ -645,7 +647,7 @@ fn crash_running_staging_untouched() {
                 "-e",
                 "trace=sendto,sendmsg",
                 "-e",
-                "inject=sendto,sendmsg:delay_enter=3000000:when=1",
+                "inject=sendto,sendmsg:delay_enter=5000000:when=1",
             ],
         ),
         (
@@ -654,7 +656,7 @@ fn crash_running_staging_untouched() {
                 "-e",
                 "trace=rename,renameat,renameat2",
                 "-e",
-                "inject=rename,renameat,renameat2:delay_enter=3000000",
+                "inject=rename,renameat,renameat2:delay_enter=5000000",
             ],
         ),
     ];

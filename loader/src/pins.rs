@@ -15,6 +15,16 @@
 //! XDP). bpffs refuses dots in names, so names are escaped injectively:
 //! `_` becomes `__` and `.` becomes `_2e` (`eth0.100` → `eth0_2e100`,
 //! `eth0_100` → `eth0__100`).
+//!
+//! Commands that change a device's hooks serialize on a lock file outside
+//! bpffs (bpffs holds no plain files), one per device:
+//!
+//! ```text
+//! /run/rawbpf/locks/<host|ns_NS>.<DEV>                     flock(2)ed while a command
+//!                                                            changes the device's hooks
+//! ```
+//!
+//! (names escaped as above, and `/` as `_2f`).
 
 use crate::hook::Hook;
 use std::path::{Path, PathBuf};
@@ -27,6 +37,8 @@ const CREATED_CLSACT: &str = "created_clsact";
 /// The pin of a chain's TCX link.
 pub const LINK_PIN: &str = "link";
 const STAGED: &str = "_new_";
+/// Where the devices' lock files are.
+pub const LOCK_DIR: &str = "/run/rawbpf/locks";
 
 /// A name as a bpffs directory name: injective, no dots.
 pub fn escape(name: &str) -> String {
@@ -41,10 +53,17 @@ pub fn escape(name: &str) -> String {
     out
 }
 
+/// A name as one file name: [`escape`]d, and `/` as `_2f` (still
+/// injective: every escape starts with `_`, and a `_` of the name is `__`).
+fn escape_file_name(name: &str) -> String {
+    escape(name).replace('/', "_2f")
+}
+
 /// The pins of one device (in one namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevicePins {
     dir: PathBuf,
+    lock: PathBuf,
 }
 
 /// A chain directory found on bpffs.
@@ -173,9 +192,20 @@ impl DevicePins {
             Some(n) => format!("ns_{}", escape(n)),
             None => "host".to_owned(),
         };
+        let lock_ns = match netns {
+            Some(n) => format!("ns_{}", escape_file_name(n)),
+            None => "host".to_owned(),
+        };
         DevicePins {
             dir: Path::new(PIN_ROOT).join(ns).join(escape(dev)),
+            lock: Path::new(LOCK_DIR).join(format!("{lock_ns}.{}", escape_file_name(dev))),
         }
+    }
+
+    /// The device's lock file: a command holds an exclusive `flock(2)` on
+    /// it while it changes the device's hooks or pins.
+    pub fn lock_file(&self) -> &Path {
+        &self.lock
     }
 
     /// The device's directory.
@@ -287,6 +317,18 @@ mod tests {
         assert_eq!(
             DevicePins::new(None, "eth0").chain(Hook::Xdp, 0),
             Path::new("/sys/fs/bpf/rawbpf/host/eth0/xdp/0")
+        );
+        assert_eq!(
+            p.lock_file(),
+            Path::new("/run/rawbpf/locks/ns_blue_2e1.eth0_2e100")
+        );
+        assert_eq!(
+            DevicePins::new(Some("a/b"), "a_2fb").lock_file(),
+            Path::new("/run/rawbpf/locks/ns_a_2fb.a__2fb")
+        );
+        assert_eq!(
+            DevicePins::new(None, "eth0").lock_file(),
+            Path::new("/run/rawbpf/locks/host.eth0")
         );
         let staging = p.staging(Hook::Ingress, 1);
         assert!(staging

@@ -2,6 +2,7 @@
 //! program), its pins, and the clsact qdisc rawbpf added once nothing is
 //! left on it.
 
+use super::lock::HookLock;
 use super::reconcile::{reconcile, Leftover, Reconcile};
 use super::view::{pinned_link, DeviceView, HookedProgram};
 use super::{AttachError, Attached, Target, XdpMode};
@@ -30,6 +31,10 @@ pub struct Detached {
 /// XDP program if it is one rawbpf pinned, and the pins. What a rawbpf
 /// stopped half-way left on the hook is reconciled first; `detach` with
 /// `None` succeeds if that was all there was.
+///
+/// Waits for other rawbpf commands changing the device (see
+/// [`attach`](super::attach)) up to [`HOOK_LOCK_WAIT`](super::HOOK_LOCK_WAIT),
+/// then holds the device's lock to its last step.
 pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, AttachError> {
     let pins = target.pins();
     let (tc, ifindex) = match target.connect() {
@@ -38,10 +43,12 @@ pub async fn detach(target: &Target, priority: Option<u16>) -> Result<Detached, 
         // what is left to remove is our pins.
         Err(AttachError::NoDevice { .. })
         | Err(AttachError::Netns(NetnsError::NotFound { .. })) => {
-            return remove_pins_of_gone_device(target, priority)
+            let _lock = HookLock::take(target)?;
+            return remove_pins_of_gone_device(target, priority);
         }
         Err(e) => return Err(e),
     };
+    let _lock = HookLock::take(target)?;
     let mut view = target.view(&tc, ifindex);
     let reconciled = reconcile(&mut view, target, Reconcile::Repair).await?;
     let mut done = if target.hook == Hook::Xdp {
@@ -201,12 +208,14 @@ async fn detach_xdp(view: &mut DeviceView<'_>, target: &Target) -> Result<Detach
 impl Attached {
     /// Unhooks it: [`detach`] for a pinned chain; for an unpinned one,
     /// deletes the filter or XDP program if the hook still runs this entry
-    /// program, or detaches the TCX link.
+    /// program, or detaches the TCX link. Holds the device's lock as
+    /// [`detach`] does.
     pub async fn detach(self) -> Result<Detached, AttachError> {
         if self.pin_dir.is_some() {
             return detach(&self.target, Some(self.priority)).await;
         }
         let target = &self.target;
+        let _lock = HookLock::take(target)?;
         if let Some(link) = &self.link {
             crate::sys::link_detach(link.as_fd())
                 .map_err(|source| target.syscall_failed("detaching the TCX link", source))?;

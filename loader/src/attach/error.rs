@@ -12,6 +12,7 @@ use crate::uapi::{MapType, ProgramType};
 use crate::LoadError;
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What went wrong attaching, detaching or listing.
 #[derive(thiserror::Error)]
@@ -120,6 +121,31 @@ pub enum AttachError {
     Concurrent {
         /// The chain's pin directory.
         path: std::path::PathBuf,
+    },
+    /// Another rawbpf kept changing the device's hooks for as long as this
+    /// command waits ([`HOOK_LOCK_WAIT`](super::HOOK_LOCK_WAIT)); this one
+    /// gave up before changing anything.
+    #[error("{dev} {}: another rawbpf is changing this device (waited {} s); nothing was changed", .hook.name(), .waited.as_secs())]
+    Busy {
+        /// Device.
+        dev: String,
+        /// The hook this command was to change.
+        hook: Hook,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The device's lock file could not be made or locked; nothing was
+    /// changed.
+    #[error("{dev}: {action} the lock file {}: {source}; nothing was changed", .path.display())]
+    Lock {
+        /// Device.
+        dev: String,
+        /// The lock file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// errno.
+        source: io::Error,
     },
 }
 

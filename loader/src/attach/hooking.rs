@@ -4,6 +4,7 @@
 //! into place only once the hook runs it, so a rawbpf killed at any point
 //! leaves state the next command reconciles.
 
+use super::lock::HookLock;
 use super::reconcile::{promote, reconcile, Reconcile};
 use super::view::DeviceView;
 use super::{c_path, AttachError, AttachOptions, Attached, Mode, Pinning, Target};
@@ -29,7 +30,8 @@ enum HookedBy {
 /// Hooks program `entry` of `chain` as `opts` say, pinning the chain under
 /// the target's pins with [`Pinning::Pinned`]. Nothing is left behind on
 /// failure: the staged pins are removed and a qdisc rawbpf just created is
-/// deleted.
+/// deleted. Holds the device's lock from before reconciling until it
+/// returns (declared before the staging guard, it is dropped after it).
 pub(super) async fn hook_chain(
     chain: &Collection,
     entry: &str,
@@ -40,6 +42,7 @@ pub(super) async fn hook_chain(
     let target = &opts.target;
     let slot = target.slot(opts.priority);
     let (tc, ifindex) = target.connect()?;
+    let _lock = HookLock::take(target)?;
     let mut view = target.view(&tc, ifindex);
     // The chain hooked in this slot now, if rawbpf pinned one.
     let existing = match pinning {

@@ -17,15 +17,24 @@
 //! the caller's tokio runtime. [`crate::blocking::Netlink`] runs them for
 //! callers without one.
 //!
+//! Commands that change a device's hooks ([`attach`], [`attach_loaded`],
+//! [`detach`], [`swap`]) take turns: each holds the device's lock (a
+//! `flock(2)` on a file under `/run/rawbpf/locks`, see [`crate::pins`]) from
+//! before its first change to after its last, in this process and across
+//! rawbpf processes; one that waits longer than [`HOOK_LOCK_WAIT`] fails
+//! with [`AttachError::Busy`] having changed nothing. `list` takes no lock.
+//!
 //! The rooms: [`target`](Target) (a device's hook and its pins), `hooking`
 //! (hooking a chain), [`detach`], [`list`], [`swap`], `reconcile` (what a
-//! rawbpf stopped half-way left), `view` (what one command read of a
-//! device), and the errors ([`AttachError`]).
+//! rawbpf stopped half-way left), `lock` (one command at a time on a
+//! device), `view` (what one command read of a device), and the errors
+//! ([`AttachError`]).
 
 mod detach;
 mod error;
 mod hooking;
 mod list;
+mod lock;
 mod reconcile;
 mod swap;
 mod target;
@@ -36,6 +45,7 @@ pub use crate::pins::PIN_ROOT;
 pub use detach::{detach, Detached};
 pub use error::{AttachError, SwapRefusal};
 pub use list::{list, Listed, Listing};
+pub use lock::HOOK_LOCK_WAIT;
 pub use reconcile::{Leftover, LeftoverKind};
 pub use swap::{swap, SwapSpec, Swapped};
 pub use target::Target;
@@ -257,6 +267,11 @@ fn entry_program<'s>(
 /// just created is deleted. A rawbpf killed at any point leaves state the
 /// next command on the hook reconciles (see [`crate::pins`]).
 ///
+/// Loading happens first; hooking then waits for other rawbpf commands
+/// changing the same device (in this process or another) to finish, up to
+/// [`HOOK_LOCK_WAIT`], blocking the calling thread meanwhile (then
+/// [`AttachError::Busy`], nothing changed).
+///
 /// Runs on a tokio runtime (the netlink connection is spawned on it); see
 /// [`crate::blocking::Netlink::attach`] for callers without one.
 pub async fn attach(
@@ -282,6 +297,15 @@ pub async fn attach(
 /// the entry program (a TCX link is held by [`Attached::link`]), its prog
 /// arrays stay filled while `chain` lives, and [`Attached::detach`] unhooks
 /// it.
+///
+/// It serializes with other rawbpf processes (and other calls in this
+/// process) changing the same device, as [`attach`] and [`detach`] do: it
+/// holds the device's lock from its reconciling to its last step, waiting
+/// for it up to [`HOOK_LOCK_WAIT`] and blocking the calling thread
+/// meanwhile; after that it returns [`AttachError::Busy`] having changed
+/// nothing. Two such calls on one device polled on one thread (two futures
+/// of a current-thread runtime) wait for each other until the second gives
+/// up.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,7 @@
 //! Replacing one stage of an attached chain: one update of its pinned prog
 //! array, so packets see either the old stage or the new one.
 
+use super::lock::HookLock;
 use super::{AttachError, SwapRefusal, Target};
 use crate::load::{Collection, LoadOptions};
 use crate::obj::{ObjectSpec, ProgramSpec};
@@ -52,6 +53,10 @@ pub struct Swapped {
 /// see either the old stage or the new one. Refuses, changing nothing, a
 /// program the prog array cannot hold ([`AttachError::SwapRefused`] says
 /// why, as a [`SwapRefusal`]).
+///
+/// Holds the device's lock (see [`attach`](super::attach)), so the chain it
+/// updates is the one in place, not one an `attach --replace` is
+/// replacing.
 pub fn swap(
     target: &Target,
     priority: u16,
@@ -59,12 +64,18 @@ pub fn swap(
     spec: &ObjectSpec,
 ) -> Result<Swapped, AttachError> {
     let chain_dir = target.chain_dir(priority);
+    let not_attached = || AttachError::NotAttached {
+        dev: target.dev.clone(),
+        hook: target.hook,
+        priority: Some(priority),
+    };
     if !chain_dir.exists() {
-        return Err(AttachError::NotAttached {
-            dev: target.dev.clone(),
-            hook: target.hook,
-            priority: Some(priority),
-        });
+        return Err(not_attached());
+    }
+    let _lock = HookLock::take(target)?;
+    // A detach may have removed it while this waited.
+    if !chain_dir.exists() {
+        return Err(not_attached());
     }
     let refuse = |reason: SwapRefusal| AttachError::SwapRefused {
         spec: swap.to_string(),
