@@ -664,6 +664,7 @@ pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
 fn clear(dir: &Path) -> usize {
     let mut detached = 0;
     let mut ids = Vec::new();
+    let mut held = Vec::new();
     let links = dir.join(LINKS);
     for l in names(&links) {
         let path = links.join(&l);
@@ -672,10 +673,11 @@ fn clear(dir: &Path) -> usize {
             .and_then(|c| sys::obj_get(&c).ok());
         if let Some(fd) = link {
             // A link someone else detached, or of a kind without
-            // BPF_LINK_DETACH (perf events), ends when its pin, its last
-            // holder, goes.
+            // BPF_LINK_DETACH (perf events), ends with its last holder:
+            // this fd, once the pin is gone (below).
             let _ = sys::link_detach(fd.as_fd());
             ids.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.id));
+            held.push(fd);
         }
         if std::fs::remove_file(&path).is_ok() {
             detached += 1;
@@ -683,14 +685,18 @@ fn clear(dir: &Path) -> usize {
     }
     super::struct_ops::unregister_pinned(&dir.join(MAPS));
     let _ = std::fs::remove_dir_all(dir);
+    // The last reference dropped by close(2) releases the link before the
+    // call returns; dropped by a pin's removal, it is released later, from
+    // a work item, and a perf event's program could run once more after
+    // detach returned.
+    drop(held);
     wait_released(&ids);
     detached
 }
 
 /// Waits (a second at most) until the kernel has released links whose last
-/// holder went: it frees a link in a work item after its last reference,
-/// so a perf-event link's program could otherwise run once more after
-/// `detach` returned.
+/// holder went: a link another process still held when [`clear`] closed
+/// its own fd.
 fn wait_released(ids: &[u32]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     for &id in ids {
