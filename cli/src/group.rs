@@ -139,10 +139,14 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         if g.links.len() == 1 { "" } else { "s" }
     );
     for l in &g.links {
-        let link = l.link_id.map_or_else(
-            || "held by the pinned map (no link on this kernel)".to_owned(),
-            |id| format!("link id {id}"),
-        );
+        let link = match l.link_id {
+            Some(id) => format!("link id {id}"),
+            // A plain .struct_ops map: registered while the map lives.
+            None if l.section.starts_with(".struct_ops") => {
+                "registered by the pinned map (a .struct_ops map, not a link)".to_owned()
+            }
+            None => "held by the pinned map (no link on this kernel)".to_owned(),
+        };
         let _ = writeln!(
             out,
             "  program {} ({}) -> {}: {link}",
