@@ -561,7 +561,7 @@ fn clears(l: &attach::Leftover, netns: Option<&str>) -> String {
     )
 }
 
-/// `rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] MAP:KEY=OBJ:PROG`
+/// `rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--priority N] MAP:KEY=OBJ:PROG`
 pub fn swap(p: &Parsed) -> Result<String, Failure> {
     let target = target(p)?;
     let arg = &p.positional[0];
@@ -581,8 +581,13 @@ pub fn swap(p: &Parsed) -> Result<String, Failure> {
         ]);
         return Ok(format!("{doc}\n"));
     }
+    let at = if target.hook == Hook::Xdp {
+        String::new()
+    } else {
+        format!(" priority {prio}")
+    };
     Ok(format!(
-        "swapped {}:{} of {} {} priority {prio} to {} (id {}) in one update\n",
+        "swapped {}:{} of {} {}{at} to {} (id {}) in one update\n",
         spec.map,
         spec.key,
         target.dev,

@@ -122,9 +122,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "swap",
-        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress] [--priority N] [--json] MAP:KEY=OBJ:PROG",
-        summary: "replace one tail-call stage of an attached chain, atomically",
-        flags: &[TC_TARGET, &[("--priority", Value)], JSON],
+        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--priority N] [--json] MAP:KEY=OBJ:PROG",
+        summary: "replace one tail-call stage of an attached chain, atomically, sharing the chain's maps",
+        flags: &[TC_TARGET, XDP, &[("--priority", Value)], JSON],
         positional: (1, 1),
     },
     CommandSpec {

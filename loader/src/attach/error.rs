@@ -203,14 +203,14 @@ pub enum SwapRefusal {
         known: String,
     },
     /// The program is of a type the prog array cannot hold.
-    #[error(
-        "program {program} is a {prog_type} program; this prog array holds sched_cls programs"
-    )]
+    #[error("program {program} is a {prog_type} program; this prog array holds {holds} programs")]
     WrongProgramType {
         /// The program.
         program: String,
         /// Its type.
         prog_type: ProgramType,
+        /// The type the chain's hook runs.
+        holds: ProgramType,
     },
     /// The kernel refused the map update.
     #[error("the kernel refused it for this prog array: {source}")]

@@ -1,12 +1,17 @@
 //! Replacing one stage of an attached chain: one update of its pinned prog
-//! array, so packets see either the old stage or the new one.
+//! array, so packets see either the old stage or the new one. The new
+//! stage is loaded with the chain's own maps wherever its object declares
+//! a map of the same name (the prog array it tail-calls through, counters,
+//! configuration), opened from the chain's pins: a stage that tail-calls
+//! on, or counts, goes on doing so in the chain's maps, not in copies that
+//! would die with the command.
 
 use super::lock::HookLock;
 use super::{AttachError, SwapRefusal, Target};
-use crate::load::{Collection, LoadOptions};
-use crate::obj::{ObjectSpec, ProgramSpec};
+use crate::load::{Collection, LoadError, LoadOptions, Map, MapReplacement};
+use crate::obj::{MapOrigin, ObjectSpec, ProgramSpec};
 use crate::sys::{self, ElemSizes};
-use crate::uapi::{MapType, ProgramType};
+use crate::uapi::MapType;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -82,8 +87,12 @@ pub fn swap(
         reason,
     };
     let (array, map_id) = open_prog_array(&chain_dir, swap).map_err(refuse)?;
-    let new = stage_program(spec, swap).map_err(refuse)?;
-    let chain = Collection::load(spec, &LoadOptions::for_file(&swap.object))?;
+    let new = stage_program(spec, swap, target.hook).map_err(refuse)?;
+    let load = LoadOptions {
+        replace_maps: chain_maps(&chain_dir, spec)?,
+        ..LoadOptions::for_file(&swap.object)
+    };
+    let chain = Collection::load(spec, &load)?;
     let program = chain.program(new.name())?;
     let value = (program.fd().as_raw_fd() as u32).to_le_bytes();
     sys::map_update(
@@ -133,10 +142,39 @@ fn open_prog_array(
     Ok((array, info.id))
 }
 
-/// The new stage's program, if the prog array can hold it.
+/// The chain's pinned maps that `spec` declares by name (maps of its own:
+/// global data is each object's own), for the new stage's load.
+fn chain_maps(
+    chain_dir: &std::path::Path,
+    spec: &ObjectSpec,
+) -> Result<Vec<MapReplacement>, LoadError> {
+    let mut out = Vec::new();
+    for m in spec
+        .maps
+        .iter()
+        .filter(|m| m.origin != MapOrigin::GlobalData)
+    {
+        let pin = chain_dir.join(crate::load::pin_name(&m.name));
+        if !pin.exists() {
+            continue;
+        }
+        let map = Map::from_pin(&pin)?;
+        let replacement = MapReplacement::new(&m.name, &map).map_err(|source| LoadError::Pin {
+            path: pin,
+            action: "sharing the chain's map",
+            source,
+        })?;
+        out.push(replacement);
+    }
+    Ok(out)
+}
+
+/// The new stage's program, if the prog array can hold it: a program of
+/// the type the hook runs.
 fn stage_program<'s>(
     spec: &'s ObjectSpec,
     swap: &SwapSpec,
+    hook: super::Hook,
 ) -> Result<&'s ProgramSpec, SwapRefusal> {
     let new = spec
         .program(&swap.program)
@@ -150,10 +188,12 @@ fn stage_program<'s>(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    if new.prog_type != ProgramType::SCHED_CLS {
+    let holds = hook.program_type();
+    if new.prog_type != holds {
         return Err(SwapRefusal::WrongProgramType {
             program: swap.program.clone(),
             prog_type: new.prog_type,
+            holds,
         });
     }
     Ok(new)

@@ -124,6 +124,22 @@ pub enum LoadError {
         /// errno.
         source: std::io::Error,
     },
+    /// A map given in [`LoadOptions::replace_maps`](super::LoadOptions)
+    /// does not match the object's definition of it.
+    #[error("map {map}: the map given for it (id {id}) does not match its definition ({what} is {given} there, {ours} in the object)")]
+    ReplacementMismatch {
+        /// Map name.
+        map: String,
+        /// The given map's kernel id.
+        id: u32,
+        /// What differs: "type", "key size", "value size", "max_entries"
+        /// or "flags".
+        what: &'static str,
+        /// The given map's value.
+        given: u32,
+        /// The object's.
+        ours: u32,
+    },
     /// A pinned map exists but does not match the object's definition.
     #[error("map {map}: the map pinned at {} does not match its definition ({what} is {pinned} there, {ours} in the object); remove the pin or pin elsewhere", path.display())]
     PinMismatch {

@@ -432,6 +432,9 @@ pub(super) fn create_map(
     let m = for_this_kernel(m, warnings)?;
     let m: &MapSpec = &m;
     let kernel_name = kernel_map_name(m, &opts.object_name);
+    if let Some(r) = opts.replace_maps.iter().find(|r| r.name == m.name) {
+        return replacement(m, r, &kernel_name);
+    }
     if let (Pinning::ByName, Some(dir)) = (m.pinning, &opts.pin_by_name_dir) {
         if let Some(map) = reuse_pin(m, &dir.join(pin_name(&m.name)), &kernel_name)? {
             return Ok(map);
@@ -457,6 +460,30 @@ pub(super) fn create_map(
         })?;
     }
     Ok(map)
+}
+
+/// The map given for `m`, if it matches the definition.
+fn replacement(
+    m: &MapSpec,
+    r: &super::MapReplacement,
+    kernel_name: &str,
+) -> Result<Map, LoadError> {
+    let read = |source| LoadError::MapRead {
+        map: m.name.clone(),
+        source,
+    };
+    let fd = r.fd().try_clone_to_owned().map_err(read)?;
+    let info = sys::map_info(fd.as_fd()).map_err(read)?;
+    if let Some((what, given, ours)) = super::pin::mismatch(m, &info) {
+        return Err(LoadError::ReplacementMismatch {
+            map: m.name.clone(),
+            id: info.id,
+            what,
+            given,
+            ours,
+        });
+    }
+    Map::from_fd(&m.name, kernel_name, fd, &info)
 }
 
 /// The error for a map `maps` does not have, listing those it has.

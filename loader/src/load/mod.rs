@@ -67,6 +67,35 @@ pub struct LoadOptions {
     /// The kernel id of the program whose functions `freplace` programs
     /// replace (libbpf's `attach_prog_fd`).
     pub attach_prog: Option<u32>,
+    /// Maps the kernel holds already, used instead of creating the object's
+    /// maps of those names (cilium/ebpf's map replacements): their contents
+    /// stay as they are, and a map that does not match the definition is
+    /// refused ([`LoadError::ReplacementMismatch`]).
+    pub replace_maps: Vec<MapReplacement>,
+}
+
+/// An existing map to use for one of the object's maps.
+#[derive(Debug, Clone)]
+pub struct MapReplacement {
+    /// The object's map it stands for.
+    pub name: String,
+    fd: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+impl MapReplacement {
+    /// `map` for the object's map `name` (its fd is duplicated: `map`
+    /// stays usable).
+    pub fn new(name: impl Into<String>, map: &Map) -> std::io::Result<MapReplacement> {
+        Ok(MapReplacement {
+            name: name.into(),
+            fd: std::sync::Arc::new(map.fd().try_clone_to_owned()?),
+        })
+    }
+
+    pub(super) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
 }
 
 impl LoadOptions {
@@ -232,7 +261,7 @@ impl Collection {
         let struct_ops = struct_ops::plan(spec, kernel.as_deref())?;
         let (struct_ops_maps, struct_ops_values) = struct_ops.create(btf_fd, &mut warnings)?;
         maps.extend(struct_ops_maps);
-        let plan = slot_plan(spec, &opts.tails)?;
+        let plan = slot_plan(spec, &opts.tails, &opts.replace_maps)?;
         for slot in &plan {
             if let SlotTarget::Map(inner) = &slot.target {
                 let fd = find_map(&maps, inner)?.fd();
@@ -390,9 +419,17 @@ impl PlannedSlot {
 }
 
 /// The slots to fill, checked against the spec before anything is loaded.
-fn slot_plan(spec: &ObjectSpec, tails: &[TailSlot]) -> Result<Vec<PlannedSlot>, LoadError> {
+/// A map given in `replaced` keeps its slots: only `tails` change it.
+fn slot_plan(
+    spec: &ObjectSpec,
+    tails: &[TailSlot],
+    replaced: &[MapReplacement],
+) -> Result<Vec<PlannedSlot>, LoadError> {
     let mut plan: Vec<(String, u32, Option<SlotTarget>)> = Vec::new();
     for m in &spec.maps {
+        if replaced.iter().any(|r| r.name == m.name) {
+            continue;
+        }
         for s in &m.initial_slots {
             plan.push((m.name.clone(), s.index, Some(s.target.clone())));
         }

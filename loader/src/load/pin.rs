@@ -286,6 +286,20 @@ pub fn link_detach(path: impl AsRef<Path>) -> Result<(), LoadError> {
     })
 }
 
+/// The first of type, sizes, max_entries and flags in which the kernel's
+/// map `info` differs from the definition `m`: (what, the map's, ours).
+pub(super) fn mismatch(m: &MapSpec, info: &sys::MapInfo) -> Option<(&'static str, u32, u32)> {
+    [
+        ("type", info.map_type, m.map_type.0),
+        ("key size", info.key_size, m.key_size),
+        ("value size", info.value_size, m.value_size),
+        ("max_entries", info.max_entries, m.max_entries),
+        ("flags", info.map_flags, m.flags),
+    ]
+    .into_iter()
+    .find(|(_, a, b)| a != b)
+}
+
 /// Opens a map pinned by name and checks it matches the definition.
 #[inline(never)]
 pub(super) fn reuse_pin(
@@ -309,14 +323,7 @@ pub(super) fn reuse_pin(
         action: "reading the pinned map",
         source,
     })?;
-    let checks = [
-        ("type", info.map_type, m.map_type.0),
-        ("key size", info.key_size, m.key_size),
-        ("value size", info.value_size, m.value_size),
-        ("max_entries", info.max_entries, m.max_entries),
-        ("flags", info.map_flags, m.flags),
-    ];
-    if let Some((what, pinned, ours)) = checks.into_iter().find(|(_, a, b)| a != b) {
+    if let Some((what, pinned, ours)) = mismatch(m, &info) {
         return Err(LoadError::PinMismatch {
             map: m.name.clone(),
             path: path.to_owned(),
