@@ -13,6 +13,7 @@ pub mod core;
 mod elf;
 mod error;
 pub mod externs;
+pub mod globals;
 pub mod link;
 mod maps;
 mod opcode;
@@ -21,6 +22,7 @@ pub mod reach;
 mod relocs;
 
 pub use externs::{ExternError, ExternKind, ExternSpec, KconfigType};
+pub use globals::{GlobalError, GlobalType, GlobalValue, GlobalVar};
 pub use programs::{section_def, SectionDef};
 
 use crate::uapi::{AttachType, Insn, MapType, ProgramType};
