@@ -139,7 +139,11 @@ pub enum GlobalError {
     #[error("global variable {0}")]
     Value(#[from] ValueError),
     /// A Rust value of another size or kind than the variable.
-    #[error("global variable {name} ({ty}, {size} bytes): a Rust {rust_type} ({len} bytes) does not fit it")]
+    #[error(
+        "global variable {name} ({ty}, {}): a Rust {rust_type} ({}) does not fit it",
+        bytes(*size as usize),
+        bytes(*len)
+    )]
     Mismatch {
         /// Its name.
         name: String,
@@ -155,6 +159,11 @@ pub enum GlobalError {
 }
 
 debug_is_display!(GlobalError);
+
+/// "1 byte", "4 bytes".
+fn bytes(n: usize) -> String {
+    format!("{n} byte{}", if n == 1 { "" } else { "s" })
+}
 
 impl ObjectSpec {
     /// The globals that can be set: every variable of the global-data
@@ -406,7 +415,7 @@ mod tests {
         );
         assert_eq!(
             err(&mut spec, "enabled", 1u8.global_value()),
-            "global variable enabled (bool, 1 bytes): a Rust u8 (1 bytes) does not fit it"
+            "global variable enabled (bool, 1 byte): a Rust u8 (1 byte) does not fit it"
         );
         assert_eq!(
             err(&mut spec, "base", 1.0f32.global_value()),
