@@ -425,6 +425,22 @@ mod tests {
         spec.set_global("small", &[9u8].global_value()).unwrap();
     }
 
+    /// A whole global-data map decodes by its DATASEC, as `map dump` will show it.
+    #[test]
+    fn a_data_map_decodes_to_json_by_its_datasec() {
+        let spec = spec();
+        let btf = spec.btf.as_ref().unwrap();
+        let rodata = spec.map(".rodata").unwrap();
+        let data = rodata.data.as_ref().unwrap();
+        let json = value::decode(btf, rodata.btf_value_type_id, data, ".rodata")
+            .unwrap()
+            .to_json();
+        assert_eq!(
+            json,
+            r#"{"base":1,"enabled":true,"mode":"MODE_ADD","tag":"abc","pair":{"a":2,"b":3},"step":1,"weights":[0,0,0],"small":0,"target_tid":0}"#
+        );
+    }
+
     #[test]
     fn externs_are_refused() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../programs/obj/kconfig.bpf.o");
