@@ -127,12 +127,13 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         mode: if xdp { Mode::Xdp } else { mode },
         xdp_mode,
     };
+    let spec = ObjectSpec::from_file(file)?;
     let load = LoadOptions {
         tails,
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
+        globals: crate::load::set_flags(p, &spec)?,
         ..LoadOptions::for_file(Path::new(file))
     };
-    let spec = ObjectSpec::from_file(file)?;
     let a = run_netlink(
         target.netns.as_deref(),
         attach::attach(Path::new(file), &spec, &load, &opts),

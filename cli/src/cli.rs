@@ -38,6 +38,8 @@ const XDP: &[(&str, Arg)] = &[("--xdp", Switch)];
 const JSON: &[(&str, Arg)] = &[("--json", Switch)];
 /// The kernel BTF to relocate against instead of /sys/kernel/btf/vmlinux.
 const BTF: &[(&str, Arg)] = &[("--btf", Value)];
+/// Global variables set before load: load, run and attach.
+const SET: &[(&str, Arg)] = &[("--set", Repeated)];
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -49,14 +51,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "load",
-        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--pin DIR] [--btf FILE] [--json]",
+        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--set NAME=VALUE]... [--pin DIR] [--btf FILE] [--json]",
         summary: "create maps, relocate, load every program, fill prog arrays",
-        flags: &[&[("--tail", Repeated), ("--pin", Value)], BTF, JSON],
+        flags: &[&[("--tail", Repeated), ("--pin", Value)], SET, BTF, JSON],
         positional: (1, 1),
     },
     CommandSpec {
         name: "run",
-        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--data-in FILE] [--ctx-in FILE] [--repeat N] [--dump MAP]... [--btf FILE] [--json]",
+        usage: "rawbpf run OBJ --prog NAME [--tail MAP:KEY=PROG]... [--set NAME=VALUE]... [--data-in FILE] [--ctx-in FILE] [--repeat N] [--dump MAP]... [--btf FILE] [--json]",
         summary: "BPF_PROG_TEST_RUN a program: retval, ns per run, data out, maps (raw_tp/tracing: --ctx-in only)",
         flags: &[
             &[
@@ -67,6 +69,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ("--repeat", Value),
                 ("--dump", Repeated),
             ],
+            SET,
             BTF,
             JSON,
         ],
@@ -74,7 +77,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "attach",
-        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--btf FILE] [--json]\n       rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] [--netns NAME] [--pid PID] [--uprobe-binary PATH] [--uprobe-symbol SYMBOL] [--netfilter FAMILY:HOOK:PRIORITY] [--foreground] [--btf FILE] [--json]",
+        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--set NAME=VALUE]... [--btf FILE] [--json]\n       rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] [--netns NAME] [--pid PID] [--uprobe-binary PATH] [--uprobe-symbol SYMBOL] [--netfilter FAMILY:HOOK:PRIORITY] [--foreground] [--set NAME=VALUE]... [--btf FILE] [--json]",
         summary: "attach the entry program as a direct-action TC filter, a TCX link, or the device's XDP program; without --dev, attach every program whose section names its hook, from one load, as a pinned group (--foreground: pin nothing, detach at Ctrl-C)",
         flags: &[
             TC_TARGET,
@@ -96,6 +99,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ("--replace", Switch),
                 ("--mode", Value),
             ],
+            SET,
             BTF,
             JSON,
         ],

@@ -118,11 +118,12 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         programs: p.values("--prog").map(str::to_owned).collect(),
         targets: targets(p)?,
     };
+    let spec = ObjectSpec::from_file(file)?;
     let load = LoadOptions {
         target_btf: p.value("--btf").map(PathBuf::from),
+        globals: crate::load::set_flags(p, &spec)?,
         ..LoadOptions::for_file(Path::new(file))
     };
-    let spec = ObjectSpec::from_file(file)?;
     let g = group::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
     if p.switch("--json") {
         return Ok(format!("{}\n", attach_json(file, &g)));
@@ -185,11 +186,12 @@ fn foreground(p: &Parsed, file: &str) -> Result<String, Failure> {
         programs: p.values("--prog").map(str::to_owned).collect(),
         targets: targets(p)?,
     };
+    let spec = ObjectSpec::from_file(file)?;
     let load = LoadOptions {
         target_btf: p.value("--btf").map(PathBuf::from),
+        globals: crate::load::set_flags(p, &spec)?,
         ..LoadOptions::for_file(Path::new(file))
     };
-    let spec = ObjectSpec::from_file(file)?;
     let session =
         rawbpf::link::session::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
     for w in &session.collection.warnings {

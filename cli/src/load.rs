@@ -26,7 +26,31 @@ fn load_spec(p: &Parsed, file: &str, spec: &ObjectSpec) -> Result<Collection, Fa
     }
     opts.pin_by_name_dir = p.value("--pin").map(PathBuf::from);
     opts.target_btf = p.value("--btf").map(PathBuf::from);
+    opts.globals = set_flags(p, spec)?;
     Collection::load(spec, &opts).map_err(|e| in_file(file, e))
+}
+
+/// Each `--set NAME=VALUE`, checked against the object's globals: a bad
+/// one (unknown, an extern, a value that does not fit its type) is bad
+/// usage, found before anything is loaded.
+pub(crate) fn set_flags(
+    p: &Parsed,
+    spec: &ObjectSpec,
+) -> Result<Vec<(String, rawbpf::obj::GlobalValue)>, Failure> {
+    let mut globals = Vec::new();
+    for s in p.values("--set") {
+        let (name, value) = s
+            .split_once('=')
+            .filter(|(n, _)| !n.trim().is_empty())
+            .ok_or_else(|| Failure::Usage(format!("--set {s}: expected NAME=VALUE")))?;
+        globals.push((
+            name.trim().to_owned(),
+            rawbpf::obj::GlobalValue::Text(value.to_owned()),
+        ));
+    }
+    rawbpf::load::globals::check(spec, &globals)
+        .map_err(|e| Failure::Usage(format!("--set: {e}")))?;
+    Ok(globals)
 }
 
 fn in_file(file: &str, source: LoadError) -> Failure {

@@ -106,6 +106,10 @@ pub enum LoadError {
     /// A spec that does not hold together (a name it uses is missing).
     #[error("{0}")]
     Link(#[from] crate::obj::link::LinkError),
+    /// A global variable that cannot be set as asked (unknown, an
+    /// extern, or a value that does not fit its type).
+    #[error(transparent)]
+    Global(#[from] Box<crate::obj::GlobalError>),
     /// A prog-array slot that cannot be set as asked.
     #[error("prog array slot {spec}: {reason}")]
     Tail {

@@ -11,6 +11,7 @@
 
 mod error;
 pub mod externs;
+pub mod globals;
 pub mod kconfig;
 pub mod map;
 pub mod pin;
@@ -67,6 +68,9 @@ pub struct LoadOptions {
     /// The kernel id of the program whose functions `freplace` programs
     /// replace (libbpf's `attach_prog_fd`).
     pub attach_prog: Option<u32>,
+    /// Global variables to set before the maps are created, by name, in
+    /// order (see [`globals`]): `.rodata`'s are frozen with their new value.
+    pub globals: Vec<(String, crate::obj::GlobalValue)>,
     /// Maps the kernel holds already, used instead of creating the object's
     /// maps of those names (cilium/ebpf's map replacements): their contents
     /// stay as they are, and a map that does not match the definition is
@@ -109,6 +113,29 @@ impl LoadOptions {
             object_name: file.strip_suffix(".o").unwrap_or(&file).to_owned(),
             ..LoadOptions::default()
         }
+    }
+
+    /// Sets a global variable from text typed by its BTF type (`42`,
+    /// `MODE_FAST`, `"eth0"`, `{a=1, b=2}`; see
+    /// [`value::encode`](crate::obj::btf::value::encode)). Checked when
+    /// the object is loaded.
+    pub fn set_global(&mut self, name: &str, text: &str) -> &mut LoadOptions {
+        self.globals.push((
+            name.to_owned(),
+            crate::obj::GlobalValue::Text(text.to_owned()),
+        ));
+        self
+    }
+
+    /// Sets a global variable from a Rust value, checked against its BTF
+    /// type's size and kind when the object is loaded.
+    pub fn set_global_value<T: crate::obj::GlobalType>(
+        &mut self,
+        name: &str,
+        value: T,
+    ) -> &mut LoadOptions {
+        self.globals.push((name.to_owned(), value.global_value()));
+        self
     }
 }
 
@@ -230,6 +257,14 @@ pub struct Collection {
 impl Collection {
     /// Loads everything the spec declares.
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Collection, LoadError> {
+        // Globals first: a bad one fails before anything is made.
+        let with_globals;
+        let spec = if opts.globals.is_empty() {
+            spec
+        } else {
+            with_globals = globals::apply(spec, &opts.globals).map_err(Box::new)?;
+            &with_globals
+        };
         // Kernel BTF only for objects that need it (CO-RE relocations, typed
         // ksyms and kfuncs, BTF attach targets), indexed for the names they
         // look up and shared by all three.

@@ -13,6 +13,7 @@ pub mod core;
 mod elf;
 mod error;
 pub mod externs;
+pub mod globals;
 pub mod link;
 mod maps;
 mod opcode;
@@ -22,6 +23,7 @@ mod relocs;
 pub mod struct_ops;
 
 pub use externs::{ExternError, ExternKind, ExternSpec, KconfigType};
+pub use globals::{GlobalError, GlobalType, GlobalValue, GlobalVar};
 pub use programs::{section_def, SectionDef};
 pub use struct_ops::{StructOpsMember, StructOpsSpec};
 
