@@ -113,17 +113,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         .value("--name")
         .map_or_else(|| default_name(file), str::to_owned);
     group::check_name(&name).map_err(|e| Failure::Usage(format!("attach: --name: {e}")))?;
-    let opts = GroupOptions {
-        name,
-        programs: p.values("--prog").map(str::to_owned).collect(),
-        targets: targets(p)?,
-    };
-    let spec = ObjectSpec::from_file(file)?;
-    let load = LoadOptions {
-        target_btf: p.value("--btf").map(PathBuf::from),
-        globals: crate::load::set_flags(p, &spec)?,
-        ..LoadOptions::for_file(Path::new(file))
-    };
+    let (spec, load, opts) = selection(p, file, name)?;
     let g = group::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
     if p.switch("--json") {
         return Ok(format!("{}\n", attach_json(file, &g)));
@@ -169,6 +159,28 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
     Ok(out)
 }
 
+/// What a group attach or a foreground attach loads and attaches: the
+/// object, its load options (`--btf`, `--set`) and the selection
+/// (`--prog`, the target flags) under `name`.
+fn selection(
+    p: &Parsed,
+    file: &str,
+    name: String,
+) -> Result<(ObjectSpec, LoadOptions, GroupOptions), Failure> {
+    let opts = GroupOptions {
+        name,
+        programs: p.values("--prog").map(str::to_owned).collect(),
+        targets: targets(p)?,
+    };
+    let spec = ObjectSpec::from_file(file)?;
+    let load = LoadOptions {
+        target_btf: p.value("--btf").map(PathBuf::from),
+        globals: crate::load::set_flags(p, &spec)?,
+        ..LoadOptions::for_file(Path::new(file))
+    };
+    Ok((spec, load, opts))
+}
+
 /// `attach OBJ --foreground`: the group's selection attached without pins
 /// until SIGINT or SIGTERM, then detached (exit 0). For what bpffs cannot
 /// pin (tracepoints and kprobes before 5.15) and for watching a tool run.
@@ -181,17 +193,7 @@ fn foreground(p: &Parsed, file: &str) -> Result<String, Failure> {
     // Before anything is attached: an interrupt from here on detaches.
     crate::signals::catch_interrupts()
         .map_err(|e| Failure::Error(format!("attach: holding SIGINT and SIGTERM: {e}")))?;
-    let opts = GroupOptions {
-        name: String::new(),
-        programs: p.values("--prog").map(str::to_owned).collect(),
-        targets: targets(p)?,
-    };
-    let spec = ObjectSpec::from_file(file)?;
-    let load = LoadOptions {
-        target_btf: p.value("--btf").map(PathBuf::from),
-        globals: crate::load::set_flags(p, &spec)?,
-        ..LoadOptions::for_file(Path::new(file))
-    };
+    let (spec, load, opts) = selection(p, file, String::new())?;
     let session =
         rawbpf::link::session::attach(&spec, &load, &opts).map_err(|e| group_err(Some(file), e))?;
     for w in &session.collection.warnings {
