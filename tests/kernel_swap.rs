@@ -2,7 +2,8 @@
 //! the swapped-in stage runs with the chain's own prog array and counters,
 //! so a three-stage chain keeps dropping after its middle stage is swapped,
 //! its counters keep counting, and both still hold once the swap command
-//! has exited. XDP chains swap too.
+//! has exited. XDP chains swap too. And chains on two devices share the
+//! maps their object pins by name (`LIBBPF_PIN_BY_NAME`), in one directory.
 
 mod support;
 
@@ -124,5 +125,40 @@ fn a_replacement_map_that_differs_is_refused() {
         e.contains("map jmp: the map given for it")
             && e.contains("max_entries is 2 there, 3 in the object"),
         "{e}"
+    );
+}
+
+/// map_types.bpf.o pins `pinned_counter` by name: attached on two devices
+/// with one `--pin-maps DIR`, both chains count into the one map pinned
+/// there, and neither chain directory holds a copy. Detaching both leaves
+/// it (as libbpf leaves by-name pins).
+#[test]
+fn chains_on_two_devices_share_a_map_pinned_by_name() {
+    if !kernel("chains_on_two_devices_share_a_map_pinned_by_name") {
+        return;
+    }
+    let shared = support::BpffsDir::new("pinmaps");
+    let (one, two) = (Net::new("pinm1"), Net::new("pinm2"));
+    let file = obj("map_types.bpf.o");
+    for net in [&one, &two] {
+        ok(net.on_b(&["attach", &file, "--pin-maps", shared.path()]));
+        assert!(!net.pin_dir("ingress").join("pinned_counter").exists());
+    }
+    let counter = || {
+        let map = Map::from_pin(shared.0.join("pinned_counter")).unwrap();
+        let v = map.lookup(&0u32.to_le_bytes()).unwrap().unwrap();
+        u64::from_le_bytes(v[..8].try_into().unwrap())
+    };
+    for net in [&one, &two] {
+        let before = counter();
+        net.batch();
+        assert!(counter() >= before + 10, "{} counted", net.lab.dev_b);
+    }
+    for net in [&one, &two] {
+        ok(net.on_b(&["detach"]));
+    }
+    assert!(
+        shared.0.join("pinned_counter").exists(),
+        "by-name pins stay"
     );
 }

@@ -132,6 +132,7 @@ pub fn attach(p: &Parsed) -> Result<String, Failure> {
         tails,
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
         globals: crate::load::set_flags(p, &spec)?,
+        pin_by_name_dir: crate::load::pin_maps_dir(p),
         ..LoadOptions::for_file(Path::new(file))
     };
     let a = run_netlink(
@@ -570,7 +571,12 @@ pub fn swap(p: &Parsed) -> Result<String, Failure> {
         .map_err(|reason| Failure::Usage(format!("swap {arg}: {reason}")))?;
     let object = ObjectSpec::from_file(&spec.object)?;
     let prio = priority(p)?.unwrap_or(1);
-    let s = attach::swap(&target, prio, &spec, &object)
+    let load = LoadOptions {
+        globals: crate::load::set_flags(p, &object)?,
+        pin_by_name_dir: crate::load::pin_maps_dir(p),
+        ..LoadOptions::for_file(&spec.object)
+    };
+    let s = attach::swap(&target, prio, &spec, &object, &load)
         .map_err(|e| attach_err(spec.object.to_str(), e))?;
     if p.switch("--json") {
         let doc = Json::Obj(vec![

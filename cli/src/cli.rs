@@ -40,6 +40,8 @@ const JSON: &[(&str, Arg)] = &[("--json", Switch)];
 const BTF: &[(&str, Arg)] = &[("--btf", Value)];
 /// Global variables set before load: load, run and attach.
 const SET: &[(&str, Arg)] = &[("--set", Repeated)];
+/// Where maps the object pins by name (`LIBBPF_PIN_BY_NAME`) are pinned.
+const PIN_MAPS: &[(&str, Arg)] = &[("--pin-maps", Value)];
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -51,9 +53,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "load",
-        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--set NAME=VALUE]... [--pin DIR] [--btf FILE] [--json]",
+        usage: "rawbpf load OBJ [--tail MAP:KEY=PROG]... [--set NAME=VALUE]... [--pin DIR] [--pin-maps DIR] [--btf FILE] [--json]",
         summary: "create maps, relocate, load every program, fill prog arrays",
-        flags: &[&[("--tail", Repeated), ("--pin", Value)], SET, BTF, JSON],
+        flags: &[&[("--tail", Repeated), ("--pin", Value)], SET, PIN_MAPS, BTF, JSON],
         positional: (1, 1),
     },
     CommandSpec {
@@ -77,7 +79,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "attach",
-        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--set NAME=VALUE]... [--btf FILE] [--json]\n       rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] [--netns NAME] [--pid PID] [--uprobe-binary PATH] [--uprobe-symbol SYMBOL] [--netfilter FAMILY:HOOK:PRIORITY] [--foreground] [--set NAME=VALUE]... [--btf FILE] [--json]",
+        usage: "rawbpf attach OBJ --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--prog NAME] [--tail MAP:KEY=PROG]... [--priority N] [--replace] [--mode auto|tc|tcx] [--xdp-mode auto|native|generic|offload] [--set NAME=VALUE]... [--pin-maps DIR] [--btf FILE] [--json]\n       rawbpf attach OBJ [--name GROUP] [--prog NAME]... [--cgroup PATH] [--netns NAME] [--pid PID] [--uprobe-binary PATH] [--uprobe-symbol SYMBOL] [--netfilter FAMILY:HOOK:PRIORITY] [--foreground] [--set NAME=VALUE]... [--pin-maps DIR] [--btf FILE] [--json]",
         summary: "attach the entry program as a direct-action TC filter, a TCX link, or the device's XDP program; without --dev, attach every program whose section names its hook, from one load, as a pinned group (--foreground: pin nothing, detach at Ctrl-C)",
         flags: &[
             TC_TARGET,
@@ -100,6 +102,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ("--mode", Value),
             ],
             SET,
+            PIN_MAPS,
             BTF,
             JSON,
         ],
@@ -126,9 +129,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "swap",
-        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--priority N] [--json] MAP:KEY=OBJ:PROG",
+        usage: "rawbpf swap --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--priority N] [--set NAME=VALUE]... [--pin-maps DIR] [--json] MAP:KEY=OBJ:PROG",
         summary: "replace one tail-call stage of an attached chain, atomically, sharing the chain's maps",
-        flags: &[TC_TARGET, XDP, &[("--priority", Value)], JSON],
+        flags: &[TC_TARGET, XDP, &[("--priority", Value)], SET, PIN_MAPS, JSON],
         positional: (1, 1),
     },
     CommandSpec {

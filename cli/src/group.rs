@@ -176,6 +176,7 @@ fn selection(
     let load = LoadOptions {
         target_btf: p.value("--btf").map(PathBuf::from),
         globals: crate::load::set_flags(p, &spec)?,
+        pin_by_name_dir: crate::load::pin_maps_dir(p),
         ..LoadOptions::for_file(Path::new(file))
     };
     Ok((spec, load, opts))

@@ -24,11 +24,26 @@ fn load_spec(p: &Parsed, file: &str, spec: &ObjectSpec) -> Result<Collection, Fa
             .map_err(|reason| Failure::Usage(format!("--tail {t}: {reason}")))?;
         opts.tails.push(slot);
     }
-    opts.pin_by_name_dir = p.value("--pin").map(PathBuf::from);
+    opts.pin_by_name_dir = p
+        .value("--pin-maps")
+        .or(p.value("--pin"))
+        .map(PathBuf::from);
     opts.target_btf = p.value("--btf").map(PathBuf::from);
     opts.globals = set_flags(p, spec)?;
     Collection::load(spec, &opts).map_err(|e| in_file(file, e))
 }
+
+/// Where an attach pins the maps its object pins by name: `--pin-maps DIR`,
+/// or libbpf's default, the bpffs root, so that the object's own tools and
+/// every other chain or group of it find and share them.
+pub(crate) fn pin_maps_dir(p: &Parsed) -> Option<PathBuf> {
+    Some(PathBuf::from(
+        p.value("--pin-maps").unwrap_or(PIN_BY_NAME_ROOT),
+    ))
+}
+
+/// libbpf's `pin_root_path` default.
+pub(crate) const PIN_BY_NAME_ROOT: &str = "/sys/fs/bpf";
 
 /// Each `--set NAME=VALUE`, checked against the object's globals: a bad
 /// one (unknown, an extern, a value that does not fit its type) is bad

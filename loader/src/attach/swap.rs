@@ -59,6 +59,9 @@ pub struct Swapped {
 /// program the prog array cannot hold ([`AttachError::SwapRefused`] says
 /// why, as a [`SwapRefusal`]).
 ///
+/// `load` is how to load the new stage (globals, where maps pinned by
+/// name live); the chain's maps are added to its replacements.
+///
 /// Holds the device's lock (see [`attach`](super::attach)), so the chain it
 /// updates is the one in place, not one an `attach --replace` is
 /// replacing.
@@ -67,6 +70,7 @@ pub fn swap(
     priority: u16,
     swap: &SwapSpec,
     spec: &ObjectSpec,
+    load: &LoadOptions,
 ) -> Result<Swapped, AttachError> {
     let chain_dir = target.chain_dir(priority);
     let not_attached = || AttachError::NotAttached {
@@ -88,10 +92,8 @@ pub fn swap(
     };
     let (array, map_id) = open_prog_array(&chain_dir, swap).map_err(refuse)?;
     let new = stage_program(spec, swap, target.hook).map_err(refuse)?;
-    let load = LoadOptions {
-        replace_maps: chain_maps(&chain_dir, spec)?,
-        ..LoadOptions::for_file(&swap.object)
-    };
+    let mut load = load.clone();
+    load.replace_maps.extend(chain_maps(&chain_dir, spec)?);
     let chain = Collection::load(spec, &load)?;
     let program = chain.program(new.name())?;
     let value = (program.fd().as_raw_fd() as u32).to_le_bytes();
