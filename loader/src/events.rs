@@ -277,6 +277,18 @@ fn ready(
     }
 }
 
+impl Drop for RingBuffer {
+    /// Gives back the record handed out last: the next reader starts after it.
+    fn drop(&mut self) {
+        let _ = ready(
+            &self.name,
+            &mut self.maps,
+            &mut self.pos,
+            &mut self.handed_out,
+        );
+    }
+}
+
 impl AsFd for RingBuffer {
     /// The map's fd: readable when a record is waiting.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -574,7 +586,15 @@ impl AsRawFd for PerfEventArray {
 
 #[cfg(test)]
 mod tests {
-    use super::{lost_count, raw_sample};
+    use super::{lost_count, raw_sample, PerfEventArray, RingBuffer};
+
+    /// A reader can be moved to the thread that reads.
+    #[test]
+    fn readers_are_send() {
+        fn send<T: Send>() {}
+        send::<RingBuffer>();
+        send::<PerfEventArray>();
+    }
 
     #[test]
     fn raw_samples_and_losses_parse() {

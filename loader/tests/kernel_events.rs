@@ -114,6 +114,15 @@ fn ring_buffer_gives_each_test_run_record_in_order() {
         }
     }
     assert_eq!(ring.try_next().unwrap(), None, "no record more");
+    // A reader dropped with a record in hand has consumed it: the next
+    // reader of the map starts after it.
+    l.produce(&record(500));
+    l.produce(&record(501));
+    assert_eq!(ring.next(WAIT).unwrap(), Some(&record(500)[..]));
+    drop(ring);
+    let mut again = l.ring();
+    assert_eq!(again.next(WAIT).unwrap(), Some(&record(501)[..]));
+    assert_eq!(again.try_next().unwrap(), None);
 }
 
 #[test]
