@@ -503,16 +503,20 @@ impl PerfEventArray {
             self.next_ring = (i + 1) % self.rings.len();
             let r = &mut self.rings[i];
             let head = r.ring.head();
-            let rec = r
-                .ring
-                .record(r.tail, head, &mut self.scratch)
-                .map_err(io_err(&self.name, format!("reading CPU {}'s ring", r.cpu)))?;
-            let Some(rec) = rec else { continue };
-            let (kind, next) = (rec.kind, rec.next);
+            let read_err = io_err(&self.name, format!("reading CPU {}'s ring", r.cpu));
+            let Some((kind, next)) = r.ring.peek(r.tail, head).map_err(read_err)? else {
+                continue;
+            };
             if kind == PERF_RECORD_SAMPLE {
                 break (i, head);
             }
-            let lost = (kind == PERF_RECORD_LOST).then(|| lost_count(rec.body));
+            let lost = if kind == PERF_RECORD_LOST {
+                let rec = r.ring.record(r.tail, head, &mut self.scratch);
+                let rec = rec.map_err(io_err(&self.name, "reading a loss record"))?;
+                rec.map(|rec| lost_count(rec.body))
+            } else {
+                None
+            };
             let cpu = r.cpu;
             r.tail = next;
             r.ring.set_tail(next);

@@ -242,8 +242,6 @@ pub struct PerfRing {
 /// One perf record, borrowed in place or, where it wraps around the end
 /// of the ring, copied.
 pub struct PerfRecord<'a> {
-    /// `PERF_RECORD_*`.
-    pub kind: u32,
     /// The position after it.
     pub next: u64,
     /// The bytes after its 8-byte header.
@@ -291,49 +289,57 @@ impl PerfRing {
         self.word(DATA_TAIL).store(pos, Ordering::Release);
     }
 
-    /// Copies `len` committed bytes from position `pos` into `out`, in two
-    /// parts where they wrap around the end of the data.
-    fn copy(&self, pos: u64, len: usize, out: &mut Vec<u8>) {
+    /// Copies committed bytes from position `pos` into `out` (all of it),
+    /// in two parts where they wrap around the end of the data.
+    fn copy_to(&self, pos: u64, out: &mut [u8]) {
+        let len = out.len();
+        assert!(len <= self.data_size);
         let off = (pos % self.data_size as u64) as usize;
         let first = len.min(self.data_size - off);
-        out.clear();
-        out.reserve(len);
         // SAFETY: both ranges lie inside the data pages (`off + first` is
-        // at most the data size, `len - first` at most `off`), hold
+        // at most the data size, `len - first` at most `off`) and hold
         // committed bytes the kernel does not write until the tail passes
-        // them, and `out` has room for `len` bytes after `reserve`.
+        // them; `out` is `len` bytes of Rust memory, not in the mapping.
         unsafe {
             let dst = out.as_mut_ptr();
             std::ptr::copy_nonoverlapping(self.map.at(self.page + off), dst, first);
             std::ptr::copy_nonoverlapping(self.map.at(self.page), dst.add(first), len - first);
-            out.set_len(len);
         }
     }
 
-    /// The record at `tail` (before `head`, which [`head`](Self::head)
-    /// returned): in place, or copied into `scratch` if it wraps. A size
+    /// The type of the record at `tail` (before `head`, which
+    /// [`head`](Self::head) returned) and the position after it. A size
     /// that does not fit between `tail` and `head` is `InvalidData`.
+    pub fn peek(&self, tail: u64, head: u64) -> io::Result<Option<(u32, u64)>> {
+        let avail = head.wrapping_sub(tail);
+        if avail == 0 {
+            return Ok(None);
+        }
+        if avail < PERF_HDR as u64 {
+            return Err(bad_perf(tail, "a partial header"));
+        }
+        let mut header = [0u8; PERF_HDR];
+        self.copy_to(tail, &mut header);
+        let kind = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
+        let size = u16::from_ne_bytes([header[6], header[7]]) as usize;
+        if size < PERF_HDR || size as u64 > avail || size > self.data_size {
+            return Err(bad_perf(tail, &format!("a size of {size} bytes")));
+        }
+        Ok(Some((kind, tail.wrapping_add(size as u64))))
+    }
+
+    /// The record at `tail` (before `head`): in place, or copied into
+    /// `scratch` if it wraps around the end of the ring.
     pub fn record<'a>(
         &'a self,
         tail: u64,
         head: u64,
         scratch: &'a mut Vec<u8>,
     ) -> io::Result<Option<PerfRecord<'a>>> {
-        let avail = head.wrapping_sub(tail);
-        if avail == 0 {
+        let Some((_, next)) = self.peek(tail, head)? else {
             return Ok(None);
-        }
-        let mut header = Vec::with_capacity(PERF_HDR);
-        if avail < PERF_HDR as u64 {
-            return Err(bad_perf(tail, "a partial header"));
-        }
-        self.copy(tail, PERF_HDR, &mut header);
-        let kind = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
-        let size = u16::from_ne_bytes([header[6], header[7]]) as usize;
-        if size < PERF_HDR || size as u64 > avail || size > self.data_size {
-            return Err(bad_perf(tail, &format!("a size of {size} bytes")));
-        }
-        let body_len = size - PERF_HDR;
+        };
+        let body_len = (next.wrapping_sub(tail) as usize) - PERF_HDR;
         let body_pos = tail.wrapping_add(PERF_HDR as u64);
         let off = (body_pos % self.data_size as u64) as usize;
         let body: &'a [u8] = if off + body_len <= self.data_size {
@@ -342,14 +348,11 @@ impl PerfRing {
             // tail passes them; moving the tail takes `&mut self`.
             unsafe { std::slice::from_raw_parts(self.map.at(self.page + off), body_len) }
         } else {
-            self.copy(body_pos, body_len, scratch);
+            scratch.resize(body_len, 0);
+            self.copy_to(body_pos, scratch);
             scratch
         };
-        Ok(Some(PerfRecord {
-            kind,
-            next: tail.wrapping_add(size as u64),
-            body,
-        }))
+        Ok(Some(PerfRecord { next, body }))
     }
 }
 
