@@ -202,6 +202,14 @@ fn events_prints_the_ring_buffers_records_then_exits() {
     let (code, rest) = events.finish();
     assert_eq!(code, Some(0));
     assert_eq!(rest, "", "nothing after the 5 records");
+    // The group's .bss is no event stream.
+    let o = rawbpf(&["events", "--name", &group.0, ".bss"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is of type array: events reads a ringbuf or a perf_event_array"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -212,8 +220,12 @@ fn events_prints_the_perf_event_arrays_records_with_their_cpu() {
     }
     let cpu = stay_on_one_cpu();
     let group = Group::attach("events-perf");
-    let pin = group.map_pin("perf");
-    let mut events = Events::start(&["pinned", pin.to_str().unwrap(), "--count", "5", "--json"]);
+    // By id this time, as `rawbpf list` or bpftool would give it.
+    let id = Map::from_pin(group.map_pin("perf"))
+        .unwrap()
+        .id()
+        .to_string();
+    let mut events = Events::start(&["id", &id, "--count", "5", "--json"]);
     let tid = group.watch_this_thread();
     getppid_times(5);
     for seq in 0..5 {
