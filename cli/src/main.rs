@@ -15,6 +15,7 @@
 mod attach;
 mod cli;
 mod demo;
+mod events;
 mod group;
 mod inspect;
 mod json;
@@ -171,6 +172,7 @@ fn run_other(p: &Parsed) -> Result<(), Failure> {
         "check" => print(&probe::check(p)?),
         "demo" => print(&demo::demo(p.switch("--json"))?),
         "run" => print(&load::run(p)?),
+        "events" => events::events(p),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"
         ))),

@@ -76,6 +76,7 @@ pub mod attach;
 pub mod blocking;
 mod errno;
 pub mod error;
+pub mod events;
 pub mod hook;
 pub mod kernel_btf;
 #[doc(hidden)]
