@@ -408,13 +408,17 @@ pub fn resolve_kallsyms(
     Ok(out)
 }
 
+/// A kallsyms error, with the index of the extern it concerns (`None`: the
+/// file as a whole).
+type KallsymsError = (Option<usize>, ExternErrorKind);
+
 /// The address of each of `wanted` (sorted by name) in kallsyms text, and
 /// whether the file hides addresses (all of them 0). An error says which
 /// extern it concerns (`None`: the file as a whole).
 fn kallsyms_addresses(
     wanted: &[&ExternSpec],
     mut kallsyms: impl BufRead,
-) -> Result<(Vec<Option<u64>>, bool), (Option<usize>, ExternErrorKind)> {
+) -> Result<(Vec<Option<u64>>, bool), KallsymsError> {
     let mut found: Vec<Option<u64>> = vec![None; wanted.len()];
     let mut any_address = false;
     // One buffer for every line: the file has ~10^5 of them.
