@@ -67,7 +67,11 @@ fn three_stage_chain_keeps_dropping_and_counting_after_a_swap() {
         .collect();
     assert_eq!(
         slots,
-        [(0, "tc_entry".into()), (1, "tc_mid_b".into()), (2, "tc_drop_udp".into())]
+        [
+            (0, "tc_entry".into()),
+            (1, "tc_mid_b".into()),
+            (2, "tc_drop_udp".into())
+        ]
     );
     let text = ok(support::rawbpf(&["list", "--netns", &net.lab.ns_b]));
     assert!(text.contains("jmp[1] = tc_mid_b (id "), "{text}");

@@ -77,6 +77,7 @@ pub mod blocking;
 mod errno;
 pub mod error;
 pub mod events;
+mod helper_names;
 pub mod hook;
 pub mod kernel_btf;
 #[doc(hidden)]
