@@ -612,10 +612,6 @@ fn probe_and_check_predict_load() {
             // Attach types newer than some kernels (connect_unix: 6.7),
             // which check does not probe yet.
             "cgroup_unix.bpf.o",
-            // bpf_get_attach_cookie behind `if (LINUX_HAS_BPF_COOKIE)`, as
-            // usdt.bpf.h has it: dead code before 5.15, which the verifier
-            // drops; check does not evaluate .kconfig guards yet.
-            "link_usdt.bpf.o",
         ];
         if outside_check.iter().any(|o| file.ends_with(o)) {
             continue;

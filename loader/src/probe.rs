@@ -662,13 +662,26 @@ pub fn program_helpers(spec: &ObjectSpec) -> Vec<(ProgramType, BTreeSet<u32>)> {
 }
 
 /// Compares what `spec` needs with what `features` has. Pure: run it with
-/// probed features, or with made-up ones in tests.
+/// probed features, or with made-up ones in tests. `.kconfig` values are
+/// not known: see [`check_with_kconfig`].
 pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
+    check_with_kconfig(spec, features, None)
+}
+
+/// [`check`], with the `.kconfig` values the loader would give the object
+/// on the kernel checked against ([`kconfig_data`](crate::kconfig::kconfig_data)):
+/// helper calls behind a false `.kconfig` guard or `.rodata` flag are dead
+/// code the verifier prunes, and do not count.
+pub fn check_with_kconfig(
+    spec: &ObjectSpec,
+    features: &Features,
+    kconfig: Option<&[u8]>,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let btf = check_btf(spec, features, &mut report);
     check_maps(spec, features, &mut report);
-    let helpers = program_helpers(spec);
-    for (p, (_, ids)) in spec.programs.iter().zip(helpers) {
+    for p in &spec.programs {
+        let ids = crate::obj::reach::program_helpers(spec, p, kconfig);
         check_program(p, &ids, spec, features, btf, &mut report);
     }
     report

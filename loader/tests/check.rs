@@ -148,3 +148,38 @@ fn core_objects_pass_and_unsupported_program_types_fail() {
         ["xdp_drop_port: program type xdp is not supported by this kernel"]
     );
 }
+
+/// A helper call behind a `.kconfig` guard that is false on the kernel
+/// checked against is dead code the verifier prunes: usdt.bpf.h's
+/// `if (LINUX_HAS_BPF_COOKIE) bpf_get_attach_cookie(...)` before 5.15.
+#[test]
+fn helpers_behind_a_false_kconfig_guard_do_not_count() {
+    let s = spec("link_usdt.bpf.o");
+    let p = s.program("on_usdt").unwrap();
+    let size = s.map(".kconfig").unwrap().value_size as usize;
+    let seen = |kconfig: Option<&[u8]>| rawbpf::obj::reach::program_helpers(&s, p, kconfig);
+    const GET_ATTACH_COOKIE: u32 = 174;
+    assert!(seen(Some(&vec![1; size])).contains(&GET_ATTACH_COOKIE));
+    assert!(!seen(Some(&vec![0; size])).contains(&GET_ATTACH_COOKIE));
+    assert!(
+        seen(None).contains(&GET_ATTACH_COOKIE),
+        "unknown: both ways"
+    );
+    // The rest of the program is seen either way.
+    assert!(
+        seen(Some(&vec![0; size])).contains(&1),
+        "bpf_map_lookup_elem"
+    );
+
+    // check with a kernel without the helper: a problem only when the
+    // guard lets the call through.
+    let mut f = full_kernel(&s);
+    f.helpers
+        .entry(ProgramType::KPROBE)
+        .or_default()
+        .insert(GET_ATTACH_COOKIE, false);
+    let cookie = rawbpf::probe::check_with_kconfig(&s, &f, Some(&vec![1; size]));
+    assert!(!cookie.would_load(), "{:?}", cookie.problems);
+    let none = rawbpf::probe::check_with_kconfig(&s, &f, Some(&vec![0; size]));
+    assert!(none.would_load(), "{:?}", none.problems);
+}
