@@ -74,7 +74,7 @@ pub const BPF_F_LOCK: u64 = 4;
 #[derive(thiserror::Error)]
 pub enum MapError {
     /// The map is of another type than the Rust type reads.
-    #[error("map {map}: it is a {actual} map, not {expected}")]
+    #[error("map {map}: its type is {actual}, not {expected}")]
     WrongType {
         /// Map name.
         map: String,
@@ -385,6 +385,6 @@ mod tests {
             expected: "an array",
             actual: MapType::HASH,
         };
-        assert_eq!(e.to_string(), "map flows: it is a hash map, not an array");
+        assert_eq!(e.to_string(), "map flows: its type is hash, not an array");
     }
 }
