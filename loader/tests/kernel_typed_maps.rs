@@ -9,7 +9,8 @@ mod support;
 
 use rawbpf::load::possible_cpus;
 use rawbpf::maps::{
-    Array, HashMap, Key, LpmTrie, Map, PerCpuArray, PerCpuHashMap, Pod, ProgramArray, Queue, Stack,
+    Array, ArrayOfMaps, HashMap, HashOfMaps, Key, LpmTrie, Map, PerCpuArray, PerCpuHashMap, Pod,
+    ProgramArray, Queue, Stack,
 };
 use rawbpf::packet::ipv4_udp_frame;
 use rawbpf::{Collection, LoadOptions, ObjectSpec};
@@ -329,5 +330,40 @@ fn prog_array_slot_set_then_tail_call_taken() {
     assert_eq!(
         refused(HashMap::<u32, u32, _>::new(map(&c, "prog_array"))),
         "map prog_array: its type is prog_array, not a hash or lru_hash"
+    );
+}
+
+#[test]
+fn maps_of_maps_swap_inner_maps() {
+    if !kernel("maps_of_maps_swap_inner_maps") {
+        return;
+    }
+    let c = load("map_types.bpf.o");
+    let (a, b) = (map(&c, "inner_a"), map(&c, "inner_b"));
+    Array::<u32, _>::new(a).unwrap().set(0, &11).unwrap();
+    Array::<u32, _>::new(b).unwrap().set(0, &22).unwrap();
+    // lookup_inner returns outer[1]'s element 0; 100 when the slot is empty.
+    let outer = ArrayOfMaps::new(map(&c, "outer")).unwrap();
+    assert_eq!(
+        outer.iter().collect::<Result<Vec<_>, _>>().unwrap(),
+        [(0, a.id()), (1, b.id())]
+    );
+    assert_eq!(run(&c, "lookup_inner"), 22);
+    outer.set(1, a).unwrap();
+    assert_eq!(outer.get(1).unwrap(), Some(a.id()));
+    assert_eq!(run(&c, "lookup_inner"), 11);
+    assert!(outer.clear(1).unwrap());
+    assert_eq!(run(&c, "lookup_inner"), 100);
+
+    let outer_hash = HashOfMaps::<u32, _>::new(map(&c, "outer_hash")).unwrap();
+    assert_eq!(outer_hash.get(&2).unwrap(), Some(a.id()));
+    outer_hash.insert(&3, b).unwrap();
+    let mut all: Vec<(u32, u32)> = outer_hash.iter().collect::<Result<_, _>>().unwrap();
+    all.sort();
+    assert_eq!(all, [(2, a.id()), (3, b.id())]);
+    assert!(outer_hash.remove(&3).unwrap());
+    assert_eq!(
+        refused(ArrayOfMaps::new(map(&c, "outer_hash"))),
+        "map outer_hash: its type is hash_of_maps, not an array_of_maps"
     );
 }

@@ -182,3 +182,59 @@ impl<M: Borrow<Map>> ProgramArray<M> {
         (0..self.len()).filter_map(|i| self.get(i).map(|id| id.map(|id| (i, id))).transpose())
     }
 }
+
+/// An `array_of_maps`: inner maps by slot (`bpf_map_lookup_elem` on it
+/// gives a program the inner map).
+pub struct ArrayOfMaps<M = Map> {
+    map: M,
+    _types: PhantomData<fn()>,
+}
+
+typed_map!(ArrayOfMaps);
+
+impl<M: Borrow<Map>> ArrayOfMaps<M> {
+    fn check(map: &Map) -> Result<(), MapError> {
+        check(
+            map,
+            &[MapType::ARRAY_OF_MAPS],
+            "an array_of_maps",
+            sized::<u32>(),
+            None,
+        )
+    }
+
+    /// The number of slots (`max_entries`).
+    pub fn len(&self) -> u32 {
+        self.map().max_entries()
+    }
+
+    /// Whether it has no slots (never, for a map the kernel made).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Puts `inner` in slot `index` (the kernel refuses a map unlike the
+    /// inner template: another type, size or `max_entries`).
+    pub fn set(&self, index: u32, inner: &Map) -> Result<(), MapError> {
+        let key = in_bounds(self.map(), index)?;
+        let value = (inner.fd().as_raw_fd() as u32).to_ne_bytes();
+        update(self.map(), Some(&key), &value, BPF_ANY)
+    }
+
+    /// Empties slot `index`; `false` when it was empty.
+    pub fn clear(&self, index: u32) -> Result<bool, MapError> {
+        let key = in_bounds(self.map(), index)?;
+        delete(self.map(), &key)
+    }
+
+    /// The id of the map in slot `index`, if one is there.
+    pub fn get(&self, index: u32) -> Result<Option<u32>, MapError> {
+        let key = in_bounds(self.map(), index)?;
+        Ok(lookup(self.map(), Some(&key))?.map(|v| u32::read(&v)))
+    }
+
+    /// Every filled slot: (index, map id), in index order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(u32, u32), MapError>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i).map(|id| id.map(|id| (i, id))).transpose())
+    }
+}

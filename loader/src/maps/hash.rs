@@ -9,6 +9,7 @@ use super::{
 use crate::uapi::MapType;
 use std::borrow::Borrow;
 use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
 
 /// A `hash` or `lru_hash` map with keys `K` and values `V`.
 pub struct HashMap<K, V, M = Map> {
@@ -133,6 +134,58 @@ impl<K: Pod, V: Pod, M: Borrow<Map>> PerCpuHashMap<K, V, M> {
             };
             match lookup(self.map(), Some(&k)) {
                 Ok(Some(v)) => Some(Ok((K::read(&k), decode_percpu(&v)))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+}
+
+/// A `hash_of_maps`: inner maps by key `K`.
+pub struct HashOfMaps<K, M = Map> {
+    map: M,
+    _types: PhantomData<fn() -> K>,
+}
+
+typed_map!(HashOfMaps<K>);
+
+impl<K: Pod, M: Borrow<Map>> HashOfMaps<K, M> {
+    fn check(map: &Map) -> Result<(), MapError> {
+        check(
+            map,
+            &[MapType::HASH_OF_MAPS],
+            "a hash_of_maps",
+            sized::<K>(),
+            None,
+        )
+    }
+
+    /// The id of the map at `key`, if one is there.
+    pub fn get(&self, key: &K) -> Result<Option<u32>, MapError> {
+        Ok(lookup(self.map(), Some(&to_bytes(key)))?.map(|v| u32::read(&v)))
+    }
+
+    /// Puts `inner` at `key` (the kernel refuses a map unlike the inner
+    /// template).
+    pub fn insert(&self, key: &K, inner: &Map) -> Result<(), MapError> {
+        let value = (inner.fd().as_raw_fd() as u32).to_ne_bytes();
+        update(self.map(), Some(&to_bytes(key)), &value, BPF_ANY)
+    }
+
+    /// Removes `key`; `false` when it was not there.
+    pub fn remove(&self, key: &K) -> Result<bool, MapError> {
+        delete(self.map(), &to_bytes(key))
+    }
+
+    /// Every (key, map id), in the kernel's order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(K, u32), MapError>> + '_ {
+        RawKeys::new(self.map()).filter_map(|k| {
+            let k = match k {
+                Ok(k) => k,
+                Err(e) => return Some(Err(e)),
+            };
+            match lookup(self.map(), Some(&k)) {
+                Ok(Some(v)) => Some(Ok((K::read(&k), u32::read(&v)))),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
             }

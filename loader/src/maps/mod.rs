@@ -15,6 +15,7 @@
 //! | [`Array<V>`] | `array` |
 //! | [`PerCpuArray<V>`] | `percpu_array` |
 //! | [`ProgramArray`] | `prog_array` |
+//! | [`ArrayOfMaps`], [`HashOfMaps<K>`] | `array_of_maps`, `hash_of_maps` |
 //! | [`LpmTrie<K, V>`] | `lpm_trie` |
 //! | [`Queue<V>`], [`Stack<V>`] | `queue`, `stack` |
 //!
@@ -49,8 +50,8 @@ mod hash;
 mod lpm_queue;
 mod pod;
 
-pub use array::{Array, PerCpuArray, ProgramArray};
-pub use hash::{HashMap, PerCpuHashMap};
+pub use array::{Array, ArrayOfMaps, PerCpuArray, ProgramArray};
+pub use hash::{HashMap, HashOfMaps, PerCpuHashMap};
 pub use lpm_queue::{Key, LpmTrie, Queue, Stack};
 pub use pod::{c_layout, Pod};
 
