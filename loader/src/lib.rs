@@ -84,6 +84,7 @@ pub mod kernel_btf;
 pub mod lab;
 pub mod link;
 pub mod load;
+pub mod maps;
 pub mod netns;
 pub mod obj;
 #[doc(hidden)]

@@ -43,6 +43,9 @@ mod sockopt;
 pub use link_ids::{link_details, link_get_fd_by_id, link_next_id, LinkDetails};
 pub use netfilter::{link_create_netfilter, NetfilterHook};
 pub use sockopt::{attach_socket_filter, detach_socket_filter};
+// Typed maps: NULL-key lookups and updates, lookup-and-delete.
+mod maps;
+pub use maps::{map_lookup_and_delete, map_lookup_opt, map_update_flags};
 
 /// `enum bpf_cmd` values used here.
 mod cmd {
