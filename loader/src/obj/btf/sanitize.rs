@@ -123,6 +123,13 @@ pub fn sanitize(btf: &Btf, lacks: &BtfLacks) -> (Btf, usize) {
     if !lacks.any() {
         return (out, 0);
     }
+    // A DECL_TAG may point at a VAR or a FUNC's parameter, which a kernel
+    // without those kinds does not have after rewriting (and such a kernel
+    // predates DECL_TAG anyway).
+    let lacks = &BtfLacks {
+        decl_tag: lacks.decl_tag || lacks.datasec || lacks.func,
+        ..*lacks
+    };
     let mut placeholder = None;
     let mut changed = 0;
     for id in 1..btf.len() {
@@ -436,6 +443,22 @@ mod tests {
             .map(|m| (out.string(m.name_off).unwrap(), m.type_id, m.offset))
             .collect();
         assert_eq!(got, [("x", 2, 0), ("y", 3, 32)]);
+    }
+
+    /// A DECL_TAG on a VAR or a FUNC's parameter would point at an INT or a
+    /// TYPEDEF once those are rewritten: it goes too.
+    #[test]
+    fn decl_tags_go_with_var_and_func() {
+        let mut b = func_btf();
+        let (x, tag) = (b.s("x"), b.s("t"));
+        b.t(x, BtfKind::Var, 0, 1, &[1]); // 5
+        b.t(tag, BtfKind::DeclTag, 0, 5, &[u32::MAX]); // 6
+        b.t(tag, BtfKind::DeclTag, 0, 3, &[0]); // 7
+        for l in [lacks(|l| l.datasec = true), lacks(|l| l.func = true)] {
+            let (_, out) = run(&b, l);
+            assert_eq!(out.types[6].kind, BtfKind::Int, "{l:?}");
+            assert_eq!(out.types[7].kind, BtfKind::Int, "{l:?}");
+        }
     }
 
     #[test]
