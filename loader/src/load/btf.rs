@@ -1,7 +1,7 @@
-//! The object's BTF into the kernel: what the kernel's BTF loader lacks is
-//! probed once per process with tiny BTF blobs (one feature each, as
-//! libbpf's `probe_kern_btf_*`; never guessed from the kernel version), the
-//! BTF is sanitized for it ([`crate::obj::btf::sanitize`]) and loaded. Only
+//! The object's BTF into the kernel: if the kernel refuses it, what its
+//! BTF loader lacks is probed once per process with tiny BTF blobs (one
+//! feature each, as libbpf's `probe_kern_btf_*`; never guessed from the
+//! kernel version), the BTF is sanitized for it ([`crate::obj::btf::sanitize`]) and loaded. Only
 //! when even the sanitized BTF is refused does the load go on without it,
 //! and then a map or program that needed it fails with an error that says
 //! first that the BTF was refused, and the kernel's BTF log.
@@ -201,7 +201,10 @@ pub fn load_sanitized(btf: &Btf, lacks: &BtfLacks) -> Result<OwnedFd, BtfRefusal
 }
 
 /// Loads the object's BTF, sanitized for this kernel (and for `pretend`,
-/// a test's); if the kernel refuses it, goes on without and says so.
+/// a test's); if the kernel refuses it, goes on without and says so. The
+/// BTF as it is goes first: a kernel that takes it costs no probe (a load
+/// of a few microseconds matters to `rawbpf load`); only a refusal probes
+/// what the kernel lacks and loads the sanitized BTF.
 pub(super) fn load_object_btf(
     spec: &ObjectSpec,
     pretend: Option<BtfLacks>,
@@ -210,8 +213,12 @@ pub(super) fn load_object_btf(
     let Some(btf) = spec.btf.as_ref() else {
         return ObjectBtf::default();
     };
-    let lacks = kernel_btf_lacks().union(pretend.unwrap_or_default());
-    match load_sanitized(btf, &lacks) {
+    let loaded = match pretend {
+        None => sys::btf_load(&btf.to_bytes(), None)
+            .or_else(|_| load_sanitized(btf, &kernel_btf_lacks())),
+        Some(p) => load_sanitized(btf, &kernel_btf_lacks().union(p)),
+    };
+    match loaded {
         Ok(fd) => ObjectBtf {
             fd: Some(fd),
             refused: None,
