@@ -237,28 +237,104 @@ pub(super) fn load_object_btf(
     }
 }
 
+/// Struct types the kernel finds in a map value only through BTF.
+const SPECIAL_FIELDS: [&str; 8] = [
+    "bpf_spin_lock",
+    "bpf_res_spin_lock",
+    "bpf_timer",
+    "bpf_wq",
+    "bpf_list_head",
+    "bpf_rb_root",
+    "bpf_refcount",
+    "bpf_task_work",
+];
+
+/// Whether type `id` holds a field the kernel knows only through BTF: a
+/// special struct ([`SPECIAL_FIELDS`]) or a kptr (a pointer tagged
+/// `kptr`, `kptr_untrusted`, `percpu_kptr`), in its members or array
+/// elements, `depth` levels down at most.
+fn has_special_field(btf: &Btf, id: u32, depth: u32) -> bool {
+    if depth == 0 {
+        return false;
+    }
+    let Ok(t) = btf.type_by_id(id) else {
+        return false;
+    };
+    let name = btf.string(t.name_off).unwrap_or("");
+    match (&t.kind, &t.data) {
+        (BtfKind::TypeTag, _) if name.contains("kptr") => true,
+        (BtfKind::Struct | BtfKind::Union, _) if SPECIAL_FIELDS.contains(&name) => true,
+        (BtfKind::Struct | BtfKind::Union, BtfTypeData::Members(m)) => m
+            .iter()
+            .any(|m| has_special_field(btf, m.type_id, depth - 1)),
+        (BtfKind::Array, BtfTypeData::Array { elem_type, .. }) => {
+            has_special_field(btf, *elem_type, depth - 1)
+        }
+        (BtfKind::Ptr, _) => is_kptr(btf, t.size_or_type),
+        (
+            BtfKind::Typedef
+            | BtfKind::Const
+            | BtfKind::Volatile
+            | BtfKind::Restrict
+            | BtfKind::TypeTag,
+            _,
+        ) => has_special_field(btf, t.size_or_type, depth - 1),
+        _ => false,
+    }
+}
+
+/// Whether a pointer's pointee `id` carries a `kptr` type tag (among its
+/// modifiers: what it points to is not a field of the value).
+fn is_kptr(btf: &Btf, mut id: u32) -> bool {
+    for _ in 0..16 {
+        let Ok(t) = btf.type_by_id(id) else {
+            return false;
+        };
+        match t.kind {
+            BtfKind::TypeTag if btf.string(t.name_off).unwrap_or("").contains("kptr") => {
+                return true
+            }
+            BtfKind::TypeTag | BtfKind::Const | BtfKind::Volatile | BtfKind::Restrict => {
+                id = t.size_or_type
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Whether map `m` needs the object's BTF: local storage and struct_ops
+/// (the kernel refuses them without), or a value with a spin lock, timer,
+/// kptr... (the verifier refuses its programs without: "map has to have
+/// BTF").
+pub fn map_needs_btf(spec: &ObjectSpec, m: &MapSpec) -> bool {
+    matches!(
+        m.map_type,
+        MapType::SK_STORAGE
+            | MapType::INODE_STORAGE
+            | MapType::TASK_STORAGE
+            | MapType::CGRP_STORAGE
+            | MapType::STRUCT_OPS
+    ) || (m.btf_value_type_id != 0
+        && spec
+            .btf
+            .as_ref()
+            .is_some_and(|btf| has_special_field(btf, m.btf_value_type_id, 16)))
+}
+
 impl ObjectBtf {
     /// `e` from creating map `m`, said to follow from the refused BTF when
-    /// the map would have had BTF types.
-    pub fn map_error(&self, m: &MapSpec, e: LoadError) -> LoadError {
-        let needs = m.btf_key_type_id != 0
-            || m.btf_value_type_id != 0
-            || matches!(
-                m.map_type,
-                MapType::SK_STORAGE
-                    | MapType::INODE_STORAGE
-                    | MapType::TASK_STORAGE
-                    | MapType::CGRP_STORAGE
-                    | MapType::STRUCT_OPS
-            );
-        self.explain(needs, format!("map {}", m.name), e)
+    /// the map needs BTF.
+    pub fn map_error(&self, spec: &ObjectSpec, m: &MapSpec, e: LoadError) -> LoadError {
+        if self.refused.is_none() {
+            return e;
+        }
+        self.explain(map_needs_btf(spec, m), format!("map {}", m.name), e)
     }
 
     /// `e` from loading program `p`, said to follow from the refused BTF
-    /// when the program uses a map that would have had BTF types (the
-    /// verifier wants them for `bpf_spin_lock`, timers, kptrs: "map has to
-    /// have BTF") or has global functions besides its entry (verified on
-    /// their own only with func_info).
+    /// when the program uses a map that needs BTF or has global functions
+    /// besides its entry (verified on their own only with func_info).
     pub fn program_error(&self, p: &ProgramSpec, spec: &ObjectSpec, e: LoadError) -> LoadError {
         if self.refused.is_none() {
             return e;
@@ -270,14 +346,12 @@ impl ObjectBtf {
                     .is_some_and(|t| t.func_linkage() == 1)
             })
         };
-        let typed_map = |map: &str| {
-            spec.map(map)
-                .is_some_and(|m| m.btf_key_type_id != 0 || m.btf_value_type_id != 0)
-        };
         let needs = p.functions(spec).skip(1).any(|f| global(&f.name))
             || p.functions(spec).any(|f| {
                 f.relocations.iter().any(|r| match &r.target {
-                    RelocTarget::Map { map } => typed_map(map),
+                    RelocTarget::Map { map } => {
+                        spec.map(map).is_some_and(|m| map_needs_btf(spec, m))
+                    }
                     _ => false,
                 })
             });
@@ -312,6 +386,62 @@ impl ObjectBtf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Spin locks, timers and kptrs are found through typedefs, arrays and
+    /// nested structs; plain values are not.
+    #[test]
+    fn special_fields_found() {
+        let mut btf = Btf::new();
+        let int = btf.add_type(int());
+        let mut lock = ty(BtfKind::Struct, 4, BtfTypeData::Members(vec![]));
+        lock.name_off = btf.add_string("bpf_spin_lock");
+        let lock = btf.add_type(lock);
+        let arr = btf.add_type(ty(
+            BtfKind::Array,
+            0,
+            BtfTypeData::Array {
+                elem_type: lock,
+                index_type: int,
+                nelems: 2,
+            },
+        ));
+        let member = |type_id| crate::obj::btf::BtfMember {
+            name_off: 0,
+            type_id,
+            offset: 0,
+        };
+        let outer = btf.add_type(ty(
+            BtfKind::Struct,
+            8,
+            BtfTypeData::Members(vec![member(int), member(arr)]),
+        ));
+        let plain = btf.add_type(ty(
+            BtfKind::Struct,
+            4,
+            BtfTypeData::Members(vec![member(int)]),
+        ));
+        let mut tag = ty(BtfKind::TypeTag, plain, BtfTypeData::None);
+        tag.name_off = btf.add_string("kptr_untrusted");
+        let tag = btf.add_type(tag);
+        let ptr = btf.add_type(ty(BtfKind::Ptr, tag, BtfTypeData::None));
+        let with_kptr = btf.add_type(ty(
+            BtfKind::Struct,
+            8,
+            BtfTypeData::Members(vec![member(ptr)]),
+        ));
+        assert!(has_special_field(&btf, outer, 16));
+        assert!(has_special_field(&btf, with_kptr, 16));
+        assert!(!has_special_field(&btf, plain, 16));
+        assert!(!has_special_field(&btf, int, 16));
+        // A plain pointer to a struct with a lock is no field of the value.
+        let ptr_to_lock = btf.add_type(ty(BtfKind::Ptr, outer, BtfTypeData::None));
+        let with_ptr = btf.add_type(ty(
+            BtfKind::Struct,
+            8,
+            BtfTypeData::Members(vec![member(ptr_to_lock)]),
+        ));
+        assert!(!has_special_field(&btf, with_ptr, 16));
+    }
 
     /// Every probe blob is well-formed BTF (it parses back).
     #[test]

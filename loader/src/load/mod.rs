@@ -293,7 +293,8 @@ impl Collection {
         for m in &spec.maps {
             let m = externs.map_spec(m);
             maps.push(
-                create_map(&m, opts, btf_fd, &mut warnings).map_err(|e| btf.map_error(&m, e))?,
+                create_map(&m, opts, btf_fd, &mut warnings)
+                    .map_err(|e| btf.map_error(spec, &m, e))?,
             );
         }
         let struct_ops = struct_ops::plan(spec, kernel.as_deref())?;
