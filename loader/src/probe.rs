@@ -718,23 +718,32 @@ fn check_btf(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) -
                 .collect()
         })
         .unwrap_or_default();
-    let refused = !btf_missing.is_empty()
-        || (spec.btf.is_some()
-            && !features
-                .btf_kinds
-                .get(&BtfKind::Func)
-                .copied()
-                .unwrap_or(true));
+    // The loader rewrites kinds the kernel lacks as libbpf does (BTF
+    // sanitization, load::btf) and keeps the BTF, global functions made
+    // static where global linkage is missing; without FUNC (before 5.0)
+    // there is no func_info to keep.
+    let refused = spec.btf.is_some()
+        && !features
+            .btf_kinds
+            .get(&BtfKind::Func)
+            .copied()
+            .unwrap_or(true);
     if refused {
+        report.notes.push(
+            "the kernel has no BTF FUNC kind: the object loads without its BTF (no func/line info)"
+                .to_owned(),
+        );
+    } else if !btf_missing.is_empty() {
         report.notes.push(format!(
-            "the kernel lacks BTF kinds {}: the object loads without its BTF (no func/line info)",
+            "the kernel lacks BTF kinds {}: the loader rewrites them (BTF sanitization, as libbpf) and keeps the object's BTF",
             btf_missing.join(" ")
         ));
     }
-    let globals_need_btf = spec.btf.as_ref().is_some_and(|b| {
-        b.types()
-            .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
-    }) && !features.btf_global_func;
+    let globals_need_btf = refused
+        && spec.btf.as_ref().is_some_and(|b| {
+            b.types()
+                .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
+        });
     BtfOutlook {
         refused,
         globals_need_btf,

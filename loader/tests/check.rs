@@ -113,8 +113,10 @@ fn a_kernel_without_global_data_or_a_map_type() {
     );
 }
 
-/// A kernel that refuses some of the object's BTF: the object loads without
-/// BTF, except where a global function needs it.
+/// A kernel that lacks some of the object's BTF kinds: the loader rewrites
+/// them (sanitization) and keeps the BTF, so global functions still load;
+/// only a kernel without BTF FUNC at all loses the BTF, and with it global
+/// functions.
 #[test]
 fn a_kernel_lacking_btf_kinds() {
     let s = spec("pipeline.bpf.o");
@@ -123,7 +125,8 @@ fn a_kernel_lacking_btf_kinds() {
     let report = check(&s, &f);
     assert!(report.would_load());
     assert!(
-        report.notes[0].contains("the kernel lacks BTF kinds DATASEC"),
+        report.notes[0].contains("the kernel lacks BTF kinds DATASEC")
+            && report.notes[0].contains("keeps the object's BTF"),
         "{:?}",
         report.notes
     );
@@ -131,6 +134,12 @@ fn a_kernel_lacking_btf_kinds() {
     let s = spec("bpf2bpf_tail.bpf.o");
     let mut f = full_kernel(&s);
     f.btf_kinds.insert(BtfKind::Datasec, false);
+    assert!(
+        reasons(&s, &f).is_empty(),
+        "sanitized: {:?}",
+        reasons(&s, &f)
+    );
+    f.btf_kinds.insert(BtfKind::Func, false);
     let r = reasons(&s, &f);
     assert!(r.contains(&"stage_b: it calls a global function, which the verifier checks against BTF this kernel refuses".to_owned()), "{r:?}");
 }
