@@ -137,7 +137,8 @@ impl Drop for Group {
 
 #[test]
 fn attached_group_counts_as_the_globals_say() {
-    if !kernel("attached_group_counts_as_the_globals_say") {
+    let test = "attached_group_counts_as_the_globals_say";
+    if !kernel(test) || !support::groups::pinnable_perf_events(test, "a tracepoint") {
         return;
     }
     let file = obj(OBJ);

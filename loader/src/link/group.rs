@@ -663,8 +663,7 @@ pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
 /// returns how many link pins it removed. Safe to repeat after a kill.
 fn clear(dir: &Path) -> usize {
     let mut detached = 0;
-    let mut ids = Vec::new();
-    let mut held = Vec::new();
+    let mut programs = Vec::new();
     let links = dir.join(LINKS);
     for l in names(&links) {
         let path = links.join(&l);
@@ -673,11 +672,10 @@ fn clear(dir: &Path) -> usize {
             .and_then(|c| sys::obj_get(&c).ok());
         if let Some(fd) = link {
             // A link someone else detached, or of a kind without
-            // BPF_LINK_DETACH (perf events), ends with its last holder:
-            // this fd, once the pin is gone (below).
+            // BPF_LINK_DETACH (perf events), ends when its pin, its last
+            // holder, goes.
             let _ = sys::link_detach(fd.as_fd());
-            ids.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.id));
-            held.push(fd);
+            programs.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.prog_id));
         }
         if std::fs::remove_file(&path).is_ok() {
             detached += 1;
@@ -685,23 +683,25 @@ fn clear(dir: &Path) -> usize {
     }
     super::struct_ops::unregister_pinned(&dir.join(MAPS));
     let _ = std::fs::remove_dir_all(dir);
-    // The last reference dropped by close(2) releases the link before the
-    // call returns; dropped by a pin's removal, it is released later, from
-    // a work item, and a perf event's program could run once more after
-    // detach returned.
-    drop(held);
-    wait_released(&ids);
+    wait_released(&programs);
     detached
 }
 
-/// Waits (a second at most) until the kernel has released links whose last
-/// holder went: a link another process still held when [`clear`] closed
-/// its own fd.
-fn wait_released(ids: &[u32]) {
+/// Waits (a second at most) until the programs of links whose last holder
+/// went are gone. The kernel frees such a link from a work item, and frees
+/// its id before it takes the program off the hook; the program itself
+/// goes an RCU grace period after it was taken off. So a program whose id
+/// is gone runs nowhere, and a perf event's program cannot run once more
+/// after `detach` returned. (Closing the link's last fd ourselves would
+/// release it in the call, but a perf event's release also unregisters its
+/// tracepoint, ~60-90 ms each, one after another.) A program something
+/// else still holds (a prog array pinned elsewhere) ends the wait at the
+/// second.
+fn wait_released(programs: &[u32]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    for &id in ids {
-        while sys::link_get_fd_by_id(id).is_ok() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_micros(200));
+    for &id in programs {
+        while sys::prog_get_fd_by_id(id).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(500));
         }
     }
 }
