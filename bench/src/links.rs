@@ -305,7 +305,9 @@ pub(crate) fn rows(root: &Path, work: &Path, rawbpf: &Path, runs: usize) -> Resu
             detach: argv(&[&anchor, &"detach", &name]),
         },
     ];
-    eprintln!("rawbpf-bench: attach + detach of {TRACING_OBJECT}, {runs} runs of each, interleaved ...");
+    eprintln!(
+        "rawbpf-bench: attach + detach of {TRACING_OBJECT}, {runs} runs of each, interleaved ..."
+    );
     let [(ra, rd), (aa, ad)] = attach_detach(&loaders, runs, &bpftool)?;
     eprintln!("rawbpf-bench: list with {LINKS} links, {runs} runs of each, interleaved ...");
     let floor = build_floor(work)?;
