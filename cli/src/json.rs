@@ -14,6 +14,19 @@ pub enum Json {
     Obj(Vec<(&'static str, Json)>),
     /// An object whose keys are data (map names from the command line).
     Map(Vec<(String, Json)>),
+    /// JSON text already written (see [`Escaped`]), put out as it is: for
+    /// long arrays, written in one string instead of a value per field.
+    Raw(String),
+}
+
+/// A string as a JSON string literal, quoted and escaped, for `write!`
+/// into a [`Json::Raw`].
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_str(f, self.0)
+    }
 }
 
 impl Json {
@@ -126,6 +139,7 @@ impl fmt::Display for Json {
             }
             Json::Obj(fields) => write_obj(f, fields.iter().map(|(k, v)| (*k, v))),
             Json::Map(fields) => write_obj(f, fields.iter().map(|(k, v)| (k.as_str(), v))),
+            Json::Raw(text) => f.write_str(text),
         }
     }
 }
@@ -144,10 +158,11 @@ mod tests {
             ("list", Json::Arr(vec![1u32.into(), Json::Arr(vec![])])),
             ("obj", Json::Obj(vec![])),
             ("map", Json::Map(vec![("k.x".to_owned(), Json::Null)])),
+            ("raw", Json::Raw(format!("[{}]", Escaped("q\"")))),
         ]);
         assert_eq!(
             v.to_string(),
-            r#"{"name":"a\"b\\c\n\u0001é","n":42,"ok":true,"none":null,"list":[1,[]],"obj":{},"map":{"k.x":null}}"#
+            r#"{"name":"a\"b\\c\n\u0001é","n":42,"ok":true,"none":null,"list":[1,[]],"obj":{},"map":{"k.x":null},"raw":["q\""]}"#
         );
     }
 }
