@@ -8,6 +8,12 @@
 #                                     # (cli/build-static.sh)
 #   bash bench/run.sh --no-layout ... # the same build without the ordering
 #                                     # file, to see what it gains
+#   bash bench/run.sh --links-only [--runs N]
+#                                     # issue 21's rows alone: a 12-program
+#                                     # tracing attach + detach against
+#                                     # bench/anchor/libbpf_attach.c, and
+#                                     # `list --json` with 1,000 links
+#                                     # against `bpftool link list -j`
 #   bash bench/run.sh --layout        # regenerate cli/load-order.txt (the
 #                                     # load path's code layout; see
 #                                     # bench/src/layout.rs), then commit it
@@ -16,7 +22,7 @@
 #                                     # at most LOAD_BLOCKS_MAX 64 KiB blocks
 #
 # Installs what it needs (gcc, libbpf-dev and the static libraries it links
-# with, strace, linux-perf, Rust's musl target) when missing.
+# with, strace, linux-perf, bpftool, Rust's musl target) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +39,7 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v strace >/dev/null || need+=(strace)
 [ -x /usr/bin/time ] || need+=(time)
 command -v perf >/dev/null || need+=(linux-perf)
+command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || need+=(bpftool)
 if ((${#need[@]})); then
     echo "bench/run.sh: installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod layout;
+mod links;
 
 use layout::Recipe;
 
@@ -548,8 +549,10 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
 
 fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: rawbpf-bench [--runs N] [--no-layout] | --layout | --check-layout";
+    let usage =
+        "usage: rawbpf-bench [--runs N] [--no-layout | --links-only] | --layout | --check-layout | --hold-links";
     let (mut runs, mut layout, mut check, mut unordered) = (200, false, false, false);
+    let mut links_only = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -560,6 +563,8 @@ fn bench() -> Result<()> {
             "--no-layout" => unordered = true,
             "--layout" => layout = true,
             "--check-layout" => check = true,
+            "--links-only" => links_only = true,
+            "--hold-links" => return links::hold(&workspace()),
             _ => return Err(usage.into()),
         }
     }
@@ -574,6 +579,9 @@ fn bench() -> Result<()> {
         let obj = root.join("programs/obj/pipeline.bpf.o");
         println!("{}", layout::check(&root, &obj)?);
         return Ok(());
+    }
+    if links_only {
+        return links::only(&root, runs, unordered);
     }
     let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
@@ -720,6 +728,7 @@ fn bench() -> Result<()> {
     let (chain_ns, stage2_ns, in_process_us) = per_packet(&obj)?;
     let job_in_process_us = job_in_process(&obj, ns, dev, 50)?;
     drop(lab);
+    let links_rows = links::rows(&root, &work.0, &bins.rawbpf, runs)?;
     let (crates, crate_names) = crates_linked(&root)?;
 
     let l: Vec<Stats> = load_samples.iter().map(|s| wall_us(s)).collect();
@@ -939,6 +948,7 @@ fn bench() -> Result<()> {
         "| best a 3-process job could do: 3 no-op processes + the in-process job | {job_floor:.0} µs | | | {:.2} | |",
         job_floor / f[1].median
     );
+    t.push_str(&links_rows);
     println!("{t}");
     Ok(())
 }

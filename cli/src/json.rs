@@ -14,6 +14,19 @@ pub enum Json {
     Obj(Vec<(&'static str, Json)>),
     /// An object whose keys are data (map names from the command line).
     Map(Vec<(String, Json)>),
+    /// JSON text already written (see [`Escaped`]), put out as it is: for
+    /// long arrays, written in one string instead of a value per field.
+    Raw(String),
+}
+
+/// A string as a JSON string literal, quoted and escaped, for `write!`
+/// into a [`Json::Raw`].
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_str(f, self.0)
+    }
 }
 
 impl Json {
@@ -66,17 +79,29 @@ impl From<&str> for Json {
 
 fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' => f.write_str("\\\"")?,
-            '\\' => f.write_str("\\\\")?,
-            '\n' => f.write_str("\\n")?,
-            '\r' => f.write_str("\\r")?,
-            '\t' => f.write_str("\\t")?,
-            c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
-            c => f.write_char(c)?,
+    // Runs that need no escape are written whole (`list --json` writes
+    // thousands of names); every byte escaped is ASCII, so `start..i`
+    // always falls on character boundaries.
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        f.write_str(&s[start..i])?;
+        if escaped.is_empty() {
+            write!(f, "\\u{b:04x}")?;
+        } else {
+            f.write_str(escaped)?;
         }
+        start = i + 1;
     }
+    f.write_str(&s[start..])?;
     f.write_char('"')
 }
 
@@ -114,6 +139,7 @@ impl fmt::Display for Json {
             }
             Json::Obj(fields) => write_obj(f, fields.iter().map(|(k, v)| (*k, v))),
             Json::Map(fields) => write_obj(f, fields.iter().map(|(k, v)| (k.as_str(), v))),
+            Json::Raw(text) => f.write_str(text),
         }
     }
 }
@@ -132,10 +158,11 @@ mod tests {
             ("list", Json::Arr(vec![1u32.into(), Json::Arr(vec![])])),
             ("obj", Json::Obj(vec![])),
             ("map", Json::Map(vec![("k.x".to_owned(), Json::Null)])),
+            ("raw", Json::Raw(format!("[{}]", Escaped("q\"")))),
         ]);
         assert_eq!(
             v.to_string(),
-            r#"{"name":"a\"b\\c\n\u0001é","n":42,"ok":true,"none":null,"list":[1,[]],"obj":{},"map":{"k.x":null}}"#
+            r#"{"name":"a\"b\\c\n\u0001é","n":42,"ok":true,"none":null,"list":[1,[]],"obj":{},"map":{"k.x":null},"raw":["q\""]}"#
         );
     }
 }

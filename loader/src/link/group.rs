@@ -438,7 +438,7 @@ fn on_sockmap(link: &Link) -> bool {
 /// Refuses a name that is attached or being worked on, and clears what a
 /// killed rawbpf left under it.
 fn prepare(name: &str) -> Result<(), GroupError> {
-    for dir in groups()?.into_iter().filter(|g| g.name == name) {
+    for dir in scan(false)?.into_iter().filter(|g| g.name == name) {
         match dir.staged_by {
             None => return Err(GroupError::Exists(name.to_owned())),
             Some(pid) if dir.stager_runs() => {
@@ -618,6 +618,13 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// Every group directory, attached or staged, by name.
 pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
+    scan(true)
+}
+
+/// The group directories; with `ids`, each pinned link opened for its id
+/// (what `list` shows). Attach and detach need only the names: without
+/// `ids` no link is opened here (`clear` opens those it detaches).
+fn scan(ids: bool) -> Result<Vec<GroupDir>, GroupError> {
     let root = groups_dir();
     let entries = match std::fs::read_dir(&root) {
         Ok(e) => e,
@@ -641,6 +648,7 @@ pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
             .map(|l| {
                 let id = CString::new(path.join(LINKS).join(&l).as_os_str().as_encoded_bytes())
                     .ok()
+                    .filter(|_| ids)
                     .and_then(|c| sys::obj_get(&c).ok())
                     .and_then(|fd| sys::link_info(fd.as_fd()).ok())
                     .map(|i| i.id);
@@ -732,7 +740,7 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
         reconciled: Vec::new(),
     };
     let mut busy = None;
-    for dir in groups()?.into_iter().filter(|g| g.name == name) {
+    for dir in scan(false)?.into_iter().filter(|g| g.name == name) {
         match dir.staged_by {
             None => {
                 // Ours alone once renamed: a concurrent detach gets ENOENT.
@@ -768,7 +776,7 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
 /// Detaches every group and clears every half-done one (those another
 /// running rawbpf is working on are left to it).
 pub fn detach_all() -> Result<Vec<Detached>, GroupError> {
-    let mut names: Vec<String> = groups()?
+    let mut names: Vec<String> = scan(false)?
         .into_iter()
         .filter(|g| !g.stager_runs())
         .map(|g| g.name)

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Twelve tracing programs that attach by their section alone, for the
+ * bench's multi-program attach (bench/src/links.rs: `rawbpf attach` of the
+ * whole object against a libbpf loader doing the same). Eight tracepoints
+ * (the enter and exit of getppid, getpid, openat and close), two raw
+ * tracepoints (sys_enter, sys_exit) and two scheduler tracepoints; each
+ * counts its runs in its own slot of `counts`, one map they all share.
+ */
+#include "rawbpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 12);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+static __always_inline int count(__u32 slot)
+{
+	__u64 *c = bpf_map_lookup_elem(&counts, &slot);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int enter_getppid(void *ctx) { return count(0); }
+
+SEC("tp/syscalls/sys_exit_getppid")
+int exit_getppid(void *ctx) { return count(1); }
+
+SEC("tp/syscalls/sys_enter_getpid")
+int enter_getpid(void *ctx) { return count(2); }
+
+SEC("tp/syscalls/sys_exit_getpid")
+int exit_getpid(void *ctx) { return count(3); }
+
+SEC("tp/syscalls/sys_enter_openat")
+int enter_openat(void *ctx) { return count(4); }
+
+SEC("tp/syscalls/sys_exit_openat")
+int exit_openat(void *ctx) { return count(5); }
+
+SEC("tp/syscalls/sys_enter_close")
+int enter_close(void *ctx) { return count(6); }
+
+SEC("tp/syscalls/sys_exit_close")
+int exit_close(void *ctx) { return count(7); }
+
+SEC("raw_tp/sys_enter")
+int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx) { return count(8); }
+
+SEC("raw_tp/sys_exit")
+int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx) { return count(9); }
+
+SEC("tp/sched/sched_process_exec")
+int proc_exec(void *ctx) { return count(10); }
+
+SEC("tp/sched/sched_process_exit")
+int proc_exit(void *ctx) { return count(11); }
+
+char LICENSE[] SEC("license") = "GPL";
