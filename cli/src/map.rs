@@ -326,7 +326,12 @@ impl Codec {
 
     /// The value to write, and the program or map whose fd it holds (kept
     /// open until the write).
-    fn parse_value(&self, map: &Map, text: &str) -> Result<(Vec<u8>, Option<Held>), Failure> {
+    fn parse_value(
+        &self,
+        map: &Map,
+        key: &[u8],
+        text: &str,
+    ) -> Result<(Vec<u8>, Option<Held>), Failure> {
         if value_is_prog_id(self.map_type) || value_is_map_id(self.map_type) {
             let prog = value_is_prog_id(self.map_type);
             let what = if prog { "a program id" } else { "a map id" };
@@ -344,7 +349,19 @@ impl Codec {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&held.fd()) as u32;
             return Ok((fd.to_le_bytes().to_vec(), Some(held)));
         }
-        let one = match self.btf.as_ref().and_then(|b| b.encode_value(text)) {
+        let b = self.btf.as_ref();
+        let encoded = match b.filter(|b| b.value_is_section()) {
+            // Global data: the variables named, over what the map holds.
+            Some(b) => {
+                let current = map
+                    .lookup(key)
+                    .map_err(|e| Failure::Error(e.to_string()))?
+                    .unwrap_or_else(|| vec![0; map.value_len()]);
+                b.encode_value_onto(text, map.per_cpu(&current)[0])
+            }
+            None => b.and_then(|b| b.encode_value(text)),
+        };
+        let one = match encoded {
             Some(r) => r.map_err(|e| Failure::Usage(e.to_string()))?,
             None => parse_hex("value", text, self.value_size)?,
         };
@@ -665,10 +682,10 @@ fn update(
         (false, false) => 0,
     };
     let k = codec.parse_key(key)?;
-    let (v, held) = codec.parse_value(map, value)?;
+    let (v, held) = codec.parse_value(map, &k, value)?;
     let res = map.update_with_flags(&k, &v, flags);
     drop(held);
-    res.map_err(|e| Failure::Error(format!("{label}: {e}")))?;
+    res.map_err(|e| Failure::Error(e.to_string()))?;
     let mut out = String::new();
     if json {
         let _ = write!(out, "{{\"id\":{},\"updated\":", map.id());

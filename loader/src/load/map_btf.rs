@@ -10,7 +10,7 @@
 
 use super::map::Map;
 use crate::obj::btf::value::{self, Value, ValueError};
-use crate::obj::btf::{Btf, BtfError};
+use crate::obj::btf::{Btf, BtfError, BtfKind, BtfTypeData, BtfVarSecinfo};
 use crate::sys;
 use crate::uapi::MapType;
 use std::io;
@@ -112,11 +112,116 @@ impl MapBtf {
             .map(|id| value::encode(&self.btf, id, text, "key"))
     }
 
-    /// Text as one value's bytes (`None`: no value type).
+    /// Text as one value's bytes (`None`: no value type). For a
+    /// global-data map (its value a DATASEC), see [`MapBtf::encode_value_onto`].
     pub fn encode_value(&self, text: &str) -> Option<Result<Vec<u8>, ValueError>> {
         self.value_type()
             .map(|id| value::encode(&self.btf, id, text, "value"))
     }
+
+    /// Whether the value is a section of global variables (`.data`,
+    /// `.bss`, `.rodata`: a DATASEC).
+    pub fn value_is_section(&self) -> bool {
+        self.value_type()
+            .and_then(|id| self.btf.type_by_id(id).ok())
+            .is_some_and(|t| t.kind == BtfKind::Datasec)
+    }
+
+    /// Text as one value's bytes, written over `current` (the value the
+    /// map holds now): for a section of globals, `{var=VALUE, ...}` sets
+    /// the variables named and keeps the others as they are; any other
+    /// type is encoded whole, as [`MapBtf::encode_value`] does.
+    pub fn encode_value_onto(
+        &self,
+        text: &str,
+        current: &[u8],
+    ) -> Option<Result<Vec<u8>, ValueError>> {
+        let id = self.value_type()?;
+        let t = self.btf.type_by_id(id).ok()?;
+        let BtfTypeData::Datasec(vars) = &t.data else {
+            return self.encode_value(text);
+        };
+        Some(self.patch_section(text, vars, current))
+    }
+
+    fn patch_section(
+        &self,
+        text: &str,
+        vars: &[BtfVarSecinfo],
+        current: &[u8],
+    ) -> Result<Vec<u8>, ValueError> {
+        let mut out = current.to_vec();
+        let name_of = |v: &BtfVarSecinfo| self.btf.type_name(v.type_id).unwrap_or("").to_owned();
+        for (name, value_text) in record_fields(text, "value")? {
+            let Some(var) = vars.iter().find(|v| name_of(v) == name) else {
+                return Err(ValueError::UnknownField {
+                    path: "value".into(),
+                    ty: format!("section {}", self.value_type_name().unwrap_or_default()),
+                    field: name,
+                    known: vars.iter().map(name_of).collect::<Vec<_>>().join(", "),
+                });
+            };
+            let bytes = value::encode(&self.btf, var.type_id, &value_text, &name)?;
+            let start = var.offset as usize;
+            let end = (start + bytes.len()).min(out.len());
+            if start < end {
+                out[start..end].copy_from_slice(&bytes[..end - start]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The fields of a `{a=1, b="x, y", c=[1, 2]}` or JSON `{"a": 1}` record
+/// at the top level: (name, the value's text), split at commas outside
+/// quotes and brackets.
+fn record_fields(text: &str, path: &str) -> Result<Vec<(String, String)>, ValueError> {
+    let syntax = |at, reason| ValueError::Syntax {
+        path: path.to_owned(),
+        text: text.to_owned(),
+        at,
+        reason,
+    };
+    let trimmed = text.trim();
+    let inner = trimmed
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| syntax(0, "expected {variable=value, ...}"))?;
+    let base = text.find('{').unwrap_or(0) + 1;
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '[' | '{' if !quoted => depth += 1,
+            ']' | '}' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                parts.push((start, &inner[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push((start, &inner[start..]));
+    let mut fields = Vec::new();
+    for (at, part) in parts {
+        if part.trim().is_empty() {
+            continue;
+        }
+        let (name, value) = part
+            .split_once('=')
+            .filter(|(n, _)| !n.contains('"') || n.trim().ends_with('"'))
+            .or_else(|| part.split_once(':'))
+            .ok_or_else(|| syntax(base + at, "expected variable=value"))?;
+        let name = name.trim().trim_matches('"').to_owned();
+        if name.is_empty() {
+            return Err(syntax(base + at, "a variable's name is empty"));
+        }
+        fields.push((name, value.trim().to_owned()));
+    }
+    Ok(fields)
 }
 
 impl Map {
@@ -232,4 +337,29 @@ pub fn value_is_prog_id(t: MapType) -> bool {
 /// Map types whose values, read from user space, are map ids.
 pub fn value_is_map_id(t: MapType) -> bool {
     matches!(t, MapType::ARRAY_OF_MAPS | MapType::HASH_OF_MAPS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_fields;
+
+    #[test]
+    fn records_split_at_top_level_commas() {
+        let f = record_fields(r#"{a=1, b="x, y", c=[1, 2], "d": {e=3, f=4}}"#, "value").unwrap();
+        let got: Vec<(&str, &str)> = f.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "1"),
+                ("b", "\"x, y\""),
+                ("c", "[1, 2]"),
+                ("d", "{e=3, f=4}")
+            ]
+        );
+        assert!(record_fields("{}", "value").unwrap().is_empty());
+        let e = record_fields("a=1", "value").unwrap_err().to_string();
+        assert!(e.contains("expected {variable=value, ...}"), "{e}");
+        let e = record_fields("{a}", "value").unwrap_err().to_string();
+        assert!(e.contains("expected variable=value"), "{e}");
+    }
 }
