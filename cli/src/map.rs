@@ -369,6 +369,9 @@ impl Codec {
     }
 }
 
+/// `BPF_F_RDONLY_PROG`: what libbpf gives `.rodata`, which it freezes.
+const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
 /// What a prog-array or map-in-map value's fd comes from.
 enum Held {
     Prog(Program),
@@ -685,7 +688,18 @@ fn update(
     let (v, held) = codec.parse_value(map, &k, value)?;
     let res = map.update_with_flags(&k, &v, flags);
     drop(held);
-    res.map_err(|e| Failure::Error(e.to_string()))?;
+    res.map_err(|e| {
+        let frozen = matches!(&e, rawbpf::LoadError::MapUpdate { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied)
+            && map.flags() & BPF_F_RDONLY_PROG != 0;
+        if frozen {
+            Failure::Error(format!(
+                "{label}: user space cannot write it: it is frozen read-only (.rodata); set its variables before load with --set NAME=VALUE"
+            ))
+        } else {
+            Failure::Error(e.to_string())
+        }
+    })?;
     let mut out = String::new();
     if json {
         let _ = write!(out, "{{\"id\":{},\"updated\":", map.id());

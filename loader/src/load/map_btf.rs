@@ -88,9 +88,15 @@ impl MapBtf {
         self.key_type().map(|id| value::type_name(&self.btf, id))
     }
 
-    /// The value type as C spells it.
+    /// The value type as C spells it; a section of globals as `section
+    /// .data`.
     pub fn value_type_name(&self) -> Option<String> {
-        self.value_type().map(|id| value::type_name(&self.btf, id))
+        let id = self.value_type()?;
+        if self.value_is_section() {
+            let name = self.btf.type_name(id).unwrap_or("");
+            return Some(format!("section {name}"));
+        }
+        Some(value::type_name(&self.btf, id))
     }
 
     /// A key's bytes as a value of the key type (`None`: no key type).
@@ -156,12 +162,13 @@ impl MapBtf {
             let Some(var) = vars.iter().find(|v| name_of(v) == name) else {
                 return Err(ValueError::UnknownField {
                     path: "value".into(),
-                    ty: format!("section {}", self.value_type_name().unwrap_or_default()),
+                    ty: self.value_type_name().unwrap_or_default(),
                     field: name,
                     known: vars.iter().map(name_of).collect::<Vec<_>>().join(", "),
                 });
             };
-            let bytes = value::encode(&self.btf, var.type_id, &value_text, &name)?;
+            let path = format!("value.{name}");
+            let bytes = value::encode(&self.btf, var.type_id, &value_text, &path)?;
             let start = var.offset as usize;
             let end = (start + bytes.len()).min(out.len());
             if start < end {
