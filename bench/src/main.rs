@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod layout;
+mod maps;
 
 use layout::Recipe;
 
@@ -548,8 +549,10 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
 
 fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: rawbpf-bench [--runs N] [--no-layout] | --layout | --check-layout";
+    let usage =
+        "usage: rawbpf-bench [--runs N] [--no-layout] | --layout | --check-layout | --maps-only";
     let (mut runs, mut layout, mut check, mut unordered) = (200, false, false, false);
+    let mut maps_only = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -560,6 +563,7 @@ fn bench() -> Result<()> {
             "--no-layout" => unordered = true,
             "--layout" => layout = true,
             "--check-layout" => check = true,
+            "--maps-only" => maps_only = true,
             _ => return Err(usage.into()),
         }
     }
@@ -569,6 +573,9 @@ fn bench() -> Result<()> {
     let root = workspace();
     if layout {
         return make_layout(&root);
+    }
+    if maps_only {
+        return maps::only(&root);
     }
     if check {
         let obj = root.join("programs/obj/pipeline.bpf.o");
@@ -939,6 +946,7 @@ fn bench() -> Result<()> {
         "| best a 3-process job could do: 3 no-op processes + the in-process job | {job_floor:.0} µs | | | {:.2} | |",
         job_floor / f[1].median
     );
+    t.push_str(&maps::rows(&root, &bins.rawbpf)?);
     println!("{t}");
     Ok(())
 }
