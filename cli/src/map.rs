@@ -555,7 +555,19 @@ fn show(map: &Map, label: &str, codec: &Codec, json: bool) -> String {
                 value_type.as_deref().unwrap_or("(none)")
             );
         }
-        None => out.push_str("  no BTF: keys and values in hex\n"),
+        None => {
+            let ids = value_is_prog_id(codec.map_type) || value_is_map_id(codec.map_type);
+            let _ = writeln!(
+                out,
+                "  no BTF: keys {}, values {}",
+                if codec.index_keys() {
+                    "are indexes"
+                } else {
+                    "in hex"
+                },
+                if ids { "are ids" } else { "in hex" }
+            );
+        }
     }
     for p in pins {
         let _ = writeln!(out, "  pinned {p}");
