@@ -160,6 +160,9 @@ fn maps_without_btf_take_hex() {
         "--json",
     ]));
     assert_eq!(got.get("value"), ipv4.get("value"));
+    // One word for a 4-byte key is a number.
+    let got = ok_json(net.on_b(&["map", "lookup", "legacy_counts", "8", "--json"]));
+    assert_eq!(got.get("value"), ipv4.get("value"));
     ok(net.on_b(&["detach"]));
 }
 

@@ -425,7 +425,24 @@ fn parse_u32(field: &str, ty: &str, text: &str) -> Result<u32, Failure> {
 
 /// Bytes in hex for a map without BTF: `0x01 0x00 0x00 0x00`, `01 00 00
 /// 00`, or the `["0x01","0x00",...]` that dump prints; exactly `size` bytes.
+/// For a key or value of 2, 4 or 8 bytes, one word (`7`, `0x2a`) is an
+/// unsigned number in the machine's byte order: as hex bytes it could only
+/// fill one byte.
 pub(crate) fn parse_hex(field: &str, text: &str, size: usize) -> Result<Vec<u8>, Failure> {
+    let word = text.trim();
+    if matches!(size, 2 | 4 | 8) && !word.is_empty() && !word.contains([' ', '[', '"', ',']) {
+        let n = match word.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => word.parse::<u64>().ok(),
+        };
+        let max = u64::MAX >> (64 - 8 * size);
+        return match n.filter(|&n| n <= max) {
+            Some(n) => Ok(n.to_ne_bytes()[..size].to_vec()),
+            None => Err(Failure::Usage(format!(
+                "{field} ({size} bytes, no BTF): '{word}' is not a number from 0 to {max} (or write the bytes in hex, like \"0x01 0x00\")"
+            ))),
+        };
+    }
     let cleaned: String = text
         .chars()
         .map(|c| {
@@ -757,6 +774,10 @@ mod tests {
                 "{text}"
             );
         }
+        assert!(matches!(parse_hex("key", "7", 4), Ok(ref b) if *b == 7u32.to_ne_bytes()));
+        assert!(matches!(parse_hex("key", "0x2a", 2), Ok(ref b) if *b == 42u16.to_ne_bytes()));
+        assert!(matches!(parse_hex("key", "10", 1), Ok(ref b) if *b == [0x10]));
+        assert!(usage(parse_hex("key", "65536", 2)).contains("not a number from 0 to 65535"));
         assert_eq!(
             usage(parse_hex("key", "0x01 0x02", 4)),
             "key (4 bytes, no BTF): 2 bytes given; write all 4 in hex, like \"0x01 0x00\""
