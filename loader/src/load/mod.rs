@@ -7,7 +7,9 @@
 //!
 //! Its rooms: [`map`] (creating and using maps), [`program`] (loading,
 //! test runs), [`pin`] (bpffs), [`externs`] (extern resolution),
-//! [`struct_ops`] (struct_ops maps and the programs they point to), `error` ([`LoadError`]).
+//! [`struct_ops`] (struct_ops maps and the programs they point to), `error` ([`LoadError`]),
+//! [`map_btf`] (a map's key/value types read back from the kernel), `batch` (batch dumps),
+//! `map_ids` (every map of the system, map pins under a directory).
 
 mod batch;
 mod error;
