@@ -521,6 +521,60 @@ fn pinning() {
     );
 }
 
+/// `probe --helpers` lists a helper only when the verifier lets that program
+/// type call it, each by name: packet writers are not for tracepoints,
+/// map lookups are for everyone, and bpf_loop (5.17) is there exactly when
+/// the kernel is that new.
+#[test]
+fn probed_helpers_are_the_ones_a_program_type_may_call() {
+    if !kernel("probed_helpers_are_the_ones_a_program_type_may_call") {
+        return;
+    }
+    let doc = rawbpf_json(&[
+        "probe",
+        "--helpers",
+        "tracepoint",
+        "--helpers",
+        "sched_cls",
+        "--json",
+    ]);
+    let ids = |t: &str| -> Vec<u64> {
+        doc.get("helpers")
+            .get(t)
+            .array()
+            .iter()
+            .map(|v| v.num())
+            .collect()
+    };
+    let (tp, cls) = (ids("tracepoint"), ids("sched_cls"));
+    assert!(tp.contains(&1) && cls.contains(&1), "bpf_map_lookup_elem");
+    assert!(
+        !tp.contains(&9),
+        "bpf_skb_store_bytes is not for tracepoints"
+    );
+    assert!(cls.contains(&9), "bpf_skb_store_bytes is for sched_cls");
+    assert!(
+        !cls.contains(&44),
+        "bpf_xdp_adjust_head is not for sched_cls"
+    );
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (v.next().unwrap(), v.next().unwrap());
+    assert_eq!(
+        tp.contains(&181),
+        (major, minor) >= (5, 17),
+        "bpf_loop on {release}"
+    );
+    let text = support::stdout(&rawbpf(&["probe", "--helpers", "tracepoint"]));
+    assert!(
+        text.contains("1 bpf_map_lookup_elem") && text.contains("6 bpf_trace_printk"),
+        "{text}"
+    );
+    assert!(!text.contains("bpf_skb_store_bytes"), "{text}");
+}
+
 /// `probe` finds what this kernel has, and `check` predicts what `load`
 /// then does, object by object (a verifier rejection is outside what a
 /// static check can see).
@@ -558,10 +612,6 @@ fn probe_and_check_predict_load() {
             // Attach types newer than some kernels (connect_unix: 6.7),
             // which check does not probe yet.
             "cgroup_unix.bpf.o",
-            // bpf_get_attach_cookie behind `if (LINUX_HAS_BPF_COOKIE)`, as
-            // usdt.bpf.h has it: dead code before 5.15, which the verifier
-            // drops; check does not evaluate .kconfig guards yet.
-            "link_usdt.bpf.o",
         ];
         if outside_check.iter().any(|o| file.ends_with(o)) {
             continue;

@@ -55,6 +55,26 @@ fn three_stage_chain_keeps_dropping_and_counting_after_a_swap() {
 
     let out = ok(net.on_b(&["swap", &format!("jmp:1={file}:tc_mid_b")]));
     assert!(out.contains("to tc_mid_b"), "{out}");
+    // list says what each slot of the chain's prog array holds now.
+    let listed = support::rawbpf_json(&["list", "--netns", &net.lab.ns_b, "--json"]);
+    let slots: Vec<(u64, String)> = listed
+        .get("filters")
+        .array()
+        .iter()
+        .flat_map(|f| f.get("slots").array())
+        .filter(|s| s.get("map").str() == "jmp")
+        .map(|s| (s.get("key").num(), s.get("program").str().to_owned()))
+        .collect();
+    assert_eq!(
+        slots,
+        [
+            (0, "tc_entry".into()),
+            (1, "tc_mid_b".into()),
+            (2, "tc_drop_udp".into())
+        ]
+    );
+    let text = ok(support::rawbpf(&["list", "--netns", &net.lab.ns_b]));
+    assert!(text.contains("jmp[1] = tc_mid_b (id "), "{text}");
     // The new middle stage counts in the chain's counters and tail-calls
     // through the chain's prog array into the chain's slot 2, after the
     // swap command exited (its own fds closed).

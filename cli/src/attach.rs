@@ -446,6 +446,7 @@ pub fn list(p: &Parsed) -> Result<String, Failure> {
         out.push_str("no BPF filters, links or XDP programs attached\n");
     } else {
         crate::inspect::table(&mut out, &filter_rows(found));
+        slot_lines(&mut out, found);
     }
     for (path, what, clears) in &leftovers {
         let _ = writeln!(out, "half-done: {path}: {what}; cleared by {clears}");
@@ -493,6 +494,47 @@ fn filters_json(found: &[attach::Listed]) -> Json {
                         "pin_dir",
                         Json::opt(l.pin_dir.as_ref(), |d| d.display().to_string().into()),
                     ),
+                    ("slots", slots_json(&l.slots)),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// What the prog arrays of each rawbpf chain hold, a line per chain.
+fn slot_lines(out: &mut String, found: &[attach::Listed]) {
+    for l in found.iter().filter(|l| !l.slots.is_empty()) {
+        let at = if l.hook == Hook::Xdp {
+            String::new()
+        } else {
+            format!(" priority {}", l.filter.priority)
+        };
+        let slots: Vec<String> = l
+            .slots
+            .iter()
+            .map(|s| format!("{}[{}] = {} (id {})", s.map, s.key, s.program, s.prog_id))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} {}{at}: {}",
+            l.dev,
+            l.hook.name(),
+            slots.join(", ")
+        );
+    }
+}
+
+/// `list --json`'s slots of a chain's prog arrays.
+fn slots_json(slots: &[attach::Slot]) -> Json {
+    Json::Arr(
+        slots
+            .iter()
+            .map(|s| {
+                Json::Obj(vec![
+                    ("map", s.map.as_str().into()),
+                    ("key", s.key.into()),
+                    ("prog_id", s.prog_id.into()),
+                    ("program", s.program.as_str().into()),
                 ])
             })
             .collect(),

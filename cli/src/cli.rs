@@ -166,6 +166,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         positional: (1, 1),
     },
     CommandSpec {
+        name: "events",
+        usage: "rawbpf events id N | pinned PATH | --name GROUP MAPNAME [--count N] [--json]",
+        summary: "print the records of a ring buffer or perf event array map as they come (hex; --json: one object per line), until Ctrl-C or N records",
+        flags: &[&[("--name", Value), ("--count", Value)], JSON],
+        positional: (1, 2),
+    },
+    CommandSpec {
         name: "demo",
         usage: "rawbpf demo [--json]",
         summary: "the built-in pipeline in a throwaway netns, with counts",

@@ -15,6 +15,7 @@
 mod attach;
 mod cli;
 mod demo;
+mod events;
 mod group;
 mod inspect;
 mod json;
@@ -173,6 +174,7 @@ fn run_other(p: &Parsed) -> Result<(), Failure> {
         "demo" => print(&demo::demo(p.switch("--json"))?),
         "run" => print(&load::run(p)?),
         "map" => map::map(p),
+        "events" => events::events(p),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"
         ))),

@@ -232,7 +232,12 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
     for (t, ids) in probe::program_helpers(&spec) {
         f.probe_helpers(t, ids);
     }
-    let mut report = probe::check(&spec, &f);
+    // The .kconfig values a load here would give the object; if they cannot
+    // be computed, load says why, and check counts every guarded call.
+    let kconfig = rawbpf::kconfig::kconfig_data(&spec, &mut Vec::new())
+        .ok()
+        .flatten();
+    let mut report = probe::check_with_kconfig(&spec, &f, kconfig.as_deref());
     check_kernel_btf(p, &spec, &mut report);
     let out = if p.switch("--json") {
         check_json(file, &f, &report)

@@ -76,12 +76,15 @@ pub mod attach;
 pub mod blocking;
 mod errno;
 pub mod error;
+pub mod events;
+mod helper_names;
 pub mod hook;
 pub mod kernel_btf;
 #[doc(hidden)]
 pub mod lab;
 pub mod link;
 pub mod load;
+pub mod maps;
 pub mod netns;
 pub mod obj;
 #[doc(hidden)]

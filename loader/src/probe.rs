@@ -296,7 +296,13 @@ pub fn probe_map_type(t: MapType) -> Option<bool> {
 pub fn probe_helper(t: ProgramType, id: u32) -> bool {
     match load(t, &[call(id as i32), mov_r0_0(), exit()], true) {
         Ok(_) => true,
-        Err((_, log)) => !(log.contains("unknown func") || log.contains("invalid func")),
+        // libbpf's reading: "cannot use helper" is a helper this program
+        // type may not call, as unavailable as an unknown one.
+        Err((_, log)) => {
+            !(log.contains("unknown func")
+                || log.contains("invalid func")
+                || log.contains("cannot use helper"))
+        }
     }
 }
 
@@ -605,36 +611,13 @@ pub fn helpers_called(insns: &[Insn]) -> BTreeSet<u32> {
         .collect()
 }
 
-/// A helper's name, for the helpers objects commonly use.
+/// A helper's name (`bpf_map_lookup_elem` for 1), for every helper up to
+/// `BPF_FUNC_cgrp_storage_delete` (211); `None` for ids past those.
 pub fn helper_name(id: u32) -> Option<&'static str> {
-    Some(match id {
-        1 => "bpf_map_lookup_elem",
-        2 => "bpf_map_update_elem",
-        3 => "bpf_map_delete_elem",
-        4 => "bpf_probe_read",
-        5 => "bpf_ktime_get_ns",
-        6 => "bpf_trace_printk",
-        7 => "bpf_get_prandom_u32",
-        8 => "bpf_get_smp_processor_id",
-        9 => "bpf_skb_store_bytes",
-        10 => "bpf_l3_csum_replace",
-        11 => "bpf_l4_csum_replace",
-        12 => "bpf_tail_call",
-        13 => "bpf_clone_redirect",
-        14 => "bpf_get_current_pid_tgid",
-        23 => "bpf_redirect",
-        25 => "bpf_perf_event_output",
-        26 => "bpf_skb_load_bytes",
-        44 => "bpf_xdp_adjust_head",
-        51 => "bpf_redirect_map",
-        113 => "bpf_probe_read_kernel",
-        130 => "bpf_ringbuf_output",
-        131 => "bpf_ringbuf_reserve",
-        132 => "bpf_ringbuf_submit",
-        164 => "bpf_for_each_map_elem",
-        181 => "bpf_loop",
-        _ => return None,
-    })
+    crate::helper_names::HELPER_NAMES
+        .get(id as usize)
+        .copied()
+        .filter(|_| id != 0)
 }
 
 /// One reason a program would not load here.
@@ -679,13 +662,26 @@ pub fn program_helpers(spec: &ObjectSpec) -> Vec<(ProgramType, BTreeSet<u32>)> {
 }
 
 /// Compares what `spec` needs with what `features` has. Pure: run it with
-/// probed features, or with made-up ones in tests.
+/// probed features, or with made-up ones in tests. `.kconfig` values are
+/// not known: see [`check_with_kconfig`].
 pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
+    check_with_kconfig(spec, features, None)
+}
+
+/// [`check`], with the `.kconfig` values the loader would give the object
+/// on the kernel checked against ([`kconfig_data`](crate::kconfig::kconfig_data)):
+/// helper calls behind a false `.kconfig` guard or `.rodata` flag are dead
+/// code the verifier prunes, and do not count.
+pub fn check_with_kconfig(
+    spec: &ObjectSpec,
+    features: &Features,
+    kconfig: Option<&[u8]>,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let btf = check_btf(spec, features, &mut report);
     check_maps(spec, features, &mut report);
-    let helpers = program_helpers(spec);
-    for (p, (_, ids)) in spec.programs.iter().zip(helpers) {
+    for p in &spec.programs {
+        let ids = crate::obj::reach::program_helpers(spec, p, kconfig);
         check_program(p, &ids, spec, features, btf, &mut report);
     }
     report
@@ -722,23 +718,32 @@ fn check_btf(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) -
                 .collect()
         })
         .unwrap_or_default();
-    let refused = !btf_missing.is_empty()
-        || (spec.btf.is_some()
-            && !features
-                .btf_kinds
-                .get(&BtfKind::Func)
-                .copied()
-                .unwrap_or(true));
+    // The loader rewrites kinds the kernel lacks as libbpf does (BTF
+    // sanitization, load::btf) and keeps the BTF, global functions made
+    // static where global linkage is missing; without FUNC (before 5.0)
+    // there is no func_info to keep.
+    let refused = spec.btf.is_some()
+        && !features
+            .btf_kinds
+            .get(&BtfKind::Func)
+            .copied()
+            .unwrap_or(true);
     if refused {
+        report.notes.push(
+            "the kernel has no BTF FUNC kind: the object loads without its BTF (no func/line info)"
+                .to_owned(),
+        );
+    } else if !btf_missing.is_empty() {
         report.notes.push(format!(
-            "the kernel lacks BTF kinds {}: the object loads without its BTF (no func/line info)",
+            "the kernel lacks BTF kinds {}: the loader rewrites them (BTF sanitization, as libbpf) and keeps the object's BTF",
             btf_missing.join(" ")
         ));
     }
-    let globals_need_btf = spec.btf.as_ref().is_some_and(|b| {
-        b.types()
-            .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
-    }) && !features.btf_global_func;
+    let globals_need_btf = refused
+        && spec.btf.as_ref().is_some_and(|b| {
+            b.types()
+                .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
+        });
     BtfOutlook {
         refused,
         globals_need_btf,

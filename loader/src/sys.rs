@@ -36,6 +36,8 @@ pub use link_tracing::{
 pub use link_tracing::{link_create_perf_event, map_get_fd_by_id, prog_map_ids};
 pub use perf::{perf_event_enable, perf_event_open, perf_event_set_bpf, PerfOpen};
 pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
+// Event streams: ring buffer maps and perf event rings, mapped.
+pub mod ring;
 pub use sysfs::SysfsMap;
 // link::net: netfilter links, socket filters.
 mod link_ids;
@@ -44,6 +46,9 @@ mod sockopt;
 pub use link_ids::{link_details, link_get_fd_by_id, link_next_id, LinkDetails};
 pub use netfilter::{link_create_netfilter, NetfilterHook};
 pub use sockopt::{attach_socket_filter, detach_socket_filter};
+// Typed maps: NULL-key lookups and updates, lookup-and-delete.
+mod maps;
+pub use maps::{map_lookup_and_delete, map_lookup_opt, map_update_flags};
 
 /// `enum bpf_cmd` values used here.
 mod cmd {

@@ -113,8 +113,10 @@ fn a_kernel_without_global_data_or_a_map_type() {
     );
 }
 
-/// A kernel that refuses some of the object's BTF: the object loads without
-/// BTF, except where a global function needs it.
+/// A kernel that lacks some of the object's BTF kinds: the loader rewrites
+/// them (sanitization) and keeps the BTF, so global functions still load;
+/// only a kernel without BTF FUNC at all loses the BTF, and with it global
+/// functions.
 #[test]
 fn a_kernel_lacking_btf_kinds() {
     let s = spec("pipeline.bpf.o");
@@ -123,7 +125,8 @@ fn a_kernel_lacking_btf_kinds() {
     let report = check(&s, &f);
     assert!(report.would_load());
     assert!(
-        report.notes[0].contains("the kernel lacks BTF kinds DATASEC"),
+        report.notes[0].contains("the kernel lacks BTF kinds DATASEC")
+            && report.notes[0].contains("keeps the object's BTF"),
         "{:?}",
         report.notes
     );
@@ -131,6 +134,12 @@ fn a_kernel_lacking_btf_kinds() {
     let s = spec("bpf2bpf_tail.bpf.o");
     let mut f = full_kernel(&s);
     f.btf_kinds.insert(BtfKind::Datasec, false);
+    assert!(
+        reasons(&s, &f).is_empty(),
+        "sanitized: {:?}",
+        reasons(&s, &f)
+    );
+    f.btf_kinds.insert(BtfKind::Func, false);
     let r = reasons(&s, &f);
     assert!(r.contains(&"stage_b: it calls a global function, which the verifier checks against BTF this kernel refuses".to_owned()), "{r:?}");
 }
@@ -147,4 +156,39 @@ fn core_objects_pass_and_unsupported_program_types_fail() {
         reasons(&s, &f),
         ["xdp_drop_port: program type xdp is not supported by this kernel"]
     );
+}
+
+/// A helper call behind a `.kconfig` guard that is false on the kernel
+/// checked against is dead code the verifier prunes: usdt.bpf.h's
+/// `if (LINUX_HAS_BPF_COOKIE) bpf_get_attach_cookie(...)` before 5.15.
+#[test]
+fn helpers_behind_a_false_kconfig_guard_do_not_count() {
+    let s = spec("link_usdt.bpf.o");
+    let p = s.program("on_usdt").unwrap();
+    let size = s.map(".kconfig").unwrap().value_size as usize;
+    let seen = |kconfig: Option<&[u8]>| rawbpf::obj::reach::program_helpers(&s, p, kconfig);
+    const GET_ATTACH_COOKIE: u32 = 174;
+    assert!(seen(Some(&vec![1; size])).contains(&GET_ATTACH_COOKIE));
+    assert!(!seen(Some(&vec![0; size])).contains(&GET_ATTACH_COOKIE));
+    assert!(
+        seen(None).contains(&GET_ATTACH_COOKIE),
+        "unknown: both ways"
+    );
+    // The rest of the program is seen either way.
+    assert!(
+        seen(Some(&vec![0; size])).contains(&1),
+        "bpf_map_lookup_elem"
+    );
+
+    // check with a kernel without the helper: a problem only when the
+    // guard lets the call through.
+    let mut f = full_kernel(&s);
+    f.helpers
+        .entry(ProgramType::KPROBE)
+        .or_default()
+        .insert(GET_ATTACH_COOKIE, false);
+    let cookie = rawbpf::probe::check_with_kconfig(&s, &f, Some(&vec![1; size]));
+    assert!(!cookie.would_load(), "{:?}", cookie.problems);
+    let none = rawbpf::probe::check_with_kconfig(&s, &f, Some(&vec![0; size]));
+    assert!(none.would_load(), "{:?}", none.problems);
 }

@@ -849,8 +849,15 @@ fn typeless_ksyms_from_kallsyms() {
         e.contains("two addresses, 0xffffffff814e61b0 and 0xffffffff81000000"),
         "{e}"
     );
-    let e = err("0000000000000000 T bpf_prog_put\n");
+    // Every address 0: hidden from this user.
+    let e = err("0000000000000000 T _stext\n0000000000000000 T bpf_prog_put\n");
     assert!(e.contains("kptr_restrict"), "{e}");
+    // Other addresses shown: a 0 is real (x86-64 per-CPU symbols before 6.15).
+    let per_cpu = "0000000000000000 A bpf_prog_put\nffffffff81000000 T _stext\n";
+    assert_eq!(
+        externs::resolve_kallsyms(&s, per_cpu.as_bytes()).unwrap()[0].1,
+        KsymValue::Address(0)
+    );
     let e = err("garbage\n");
     assert!(e.contains("line 1 is not ADDRESS TYPE NAME"), "{e}");
     // A static variable's .llvm.N suffix is not part of its name.

@@ -27,6 +27,63 @@ pub struct Listed {
     pub mode: Mode,
     /// For XDP: the mode the kernel runs it in.
     pub xdp_mode: Option<&'static str>,
+    /// What each slot of the chain's pinned prog arrays holds now, in pin
+    /// name and key order (empty slots left out).
+    pub slots: Vec<Slot>,
+}
+
+/// One filled slot of a chain's prog array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// The prog array's pin name.
+    pub map: String,
+    /// The key.
+    pub key: u32,
+    /// The program there: its kernel id and name.
+    pub prog_id: u32,
+    /// Its name as the kernel keeps it (at most 15 bytes).
+    pub program: String,
+}
+
+/// The filled slots of the prog arrays pinned in `dir` (a prog array read
+/// from user space gives program ids).
+fn slots(dir: &std::path::Path) -> Vec<Slot> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in names {
+        let Ok(map) = crate::load::Map::from_pin(dir.join(&name)) else {
+            continue; // a program's pin, or one another command removes
+        };
+        if map.map_type() != crate::uapi::MapType::PROG_ARRAY {
+            continue;
+        }
+        for key in 0..map.max_entries() {
+            let Ok(Some(v)) = map.lookup(&key.to_ne_bytes()) else {
+                continue;
+            };
+            let prog_id = u32::from_ne_bytes(v[..4].try_into().unwrap_or_default());
+            let program = crate::sys::prog_get_fd_by_id(prog_id)
+                .and_then(|fd| crate::sys::prog_info(fd.as_fd()))
+                .map(|i| {
+                    let end = i.name.iter().position(|&b| b == 0).unwrap_or(i.name.len());
+                    String::from_utf8_lossy(&i.name[..end]).into_owned()
+                })
+                .unwrap_or_default();
+            out.push(Slot {
+                map: name.clone(),
+                key,
+                prog_id,
+                program,
+            });
+        }
+    }
+    out
 }
 
 /// What `list` found.
@@ -117,10 +174,11 @@ async fn list_device(
 ) -> Result<(), AttachError> {
     let tree = view.tree().clone();
     let ifindex = view.ifindex;
-    let listed = |hook, filter, pin_dir, mode| Listed {
+    let listed = |hook, filter, pin_dir: Option<PathBuf>, mode| Listed {
         dev: device.dev.clone(),
         hook,
         filter,
+        slots: pin_dir.as_deref().map(slots).unwrap_or_default(),
         pin_dir,
         mode,
         xdp_mode: None,

@@ -44,7 +44,7 @@ pub use crate::hook::{Direction, Hook};
 pub use crate::pins::PIN_ROOT;
 pub use detach::{detach, Detached};
 pub use error::{AttachError, SwapRefusal};
-pub use list::{list, Listed, Listing};
+pub use list::{list, Listed, Listing, Slot};
 pub use lock::HOOK_LOCK_WAIT;
 pub use reconcile::{Leftover, LeftoverKind};
 pub use swap::{swap, SwapSpec, Swapped};

@@ -231,6 +231,18 @@ pub enum LoadError {
     /// kernel (the object model's [`crate::obj::ExternError`]).
     #[error(transparent)]
     ExternResolve(#[from] crate::obj::ExternError),
+    /// The kernel refused the object's BTF (even sanitized for it), and a
+    /// map or program that needs BTF then failed: said first, with the
+    /// kernel's BTF log, before the failure itself.
+    #[error("the kernel refused the object's BTF ({reason}), which {what} needs:\n{source}")]
+    BtfRefused {
+        /// The map or program that needed it ("map counters").
+        what: String,
+        /// errno and the end of the kernel's BTF log.
+        reason: String,
+        /// The failure itself.
+        source: Box<LoadError>,
+    },
 }
 
 /// Why a prog-array slot cannot be set as asked.

@@ -12,6 +12,7 @@
 //! `map_ids` (every map of the system, map pins under a directory).
 
 mod batch;
+pub mod btf;
 mod error;
 pub mod externs;
 pub mod globals;
@@ -39,8 +40,7 @@ use crate::sys;
 use crate::uapi::MapType;
 use map::{create_map, find_map, map_not_found};
 use program::load_program;
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// Verifier log sizes: the first retry's buffer, and the most we grow it to.
@@ -84,6 +84,11 @@ pub struct LoadOptions {
     /// stay as they are, and a map that does not match the definition is
     /// refused ([`LoadError::ReplacementMismatch`]).
     pub replace_maps: Vec<MapReplacement>,
+    /// Tests only: BTF features to treat as missing from the kernel's BTF
+    /// loader besides those it really lacks, to force the sanitization a
+    /// kernel lacking them gets (see [`btf`]).
+    #[doc(hidden)]
+    pub btf_pretend_lacks: Option<crate::obj::btf::sanitize::BtfLacks>,
 }
 
 /// An existing map to use for one of the object's maps.
@@ -290,19 +295,20 @@ impl Collection {
         };
         let mut warnings = Vec::new();
         let externs = resolve_externs(spec, opts, kernel.as_deref(), &mut warnings)?;
-        let btf = load_btf(spec, &mut warnings);
-        let btf_fd = btf.as_ref().map(|f| f.as_fd());
+        let btf = btf::load_object_btf(spec, opts.btf_pretend_lacks, &mut warnings);
+        let btf_fd = btf.fd.as_ref().map(|f| f.as_fd());
         let mut maps = Vec::with_capacity(spec.maps.len());
         for m in &spec.maps {
-            maps.push(create_map(
-                &externs.map_spec(m),
-                opts,
-                btf_fd,
-                &mut warnings,
-            )?);
+            let m = externs.map_spec(m);
+            maps.push(
+                create_map(&m, opts, btf_fd, &mut warnings)
+                    .map_err(|e| btf.map_error(spec, &m, e))?,
+            );
         }
         let struct_ops = struct_ops::plan(spec, kernel.as_deref())?;
-        let (struct_ops_maps, struct_ops_values) = struct_ops.create(btf_fd, &mut warnings)?;
+        let (struct_ops_maps, struct_ops_values) = struct_ops
+            .create(btf_fd, &mut warnings)
+            .map_err(|e| btf.struct_ops_error(e))?;
         maps.extend(struct_ops_maps);
         let plan = slot_plan(spec, &opts.tails, &opts.replace_maps)?;
         for slot in &plan {
@@ -332,7 +338,8 @@ impl Collection {
                 &externs,
                 member,
             )
-            .map_err(|e| with_core_failures(e, p, spec, core_plan.as_ref()))?;
+            .map_err(|e| with_core_failures(e, p, spec, core_plan.as_ref()))
+            .map_err(|e| btf.program_error(p, spec, e))?;
             for slot in &plan {
                 if matches!(&slot.target, SlotTarget::Program(name) if name == p.name()) {
                     slot.fill(&maps, program.fd())?;
@@ -394,31 +401,6 @@ impl Collection {
 pub(super) fn fd_number(fd: BorrowedFd<'_>) -> i32 {
     use std::os::fd::AsRawFd;
     fd.as_raw_fd()
-}
-
-/// Loads the object's BTF; if the kernel refuses it, go on without and say so.
-fn load_btf(spec: &ObjectSpec, warnings: &mut Vec<String>) -> Option<OwnedFd> {
-    let bytes = spec.btf.as_ref()?.to_bytes();
-    match sys::btf_load(&bytes, None) {
-        Ok(fd) => Some(fd),
-        Err(e) => {
-            warnings.push(btf_refused(&bytes, &e));
-            None
-        }
-    }
-}
-
-/// The warning for BTF the kernel refused, with the last line of its log
-/// (the BTF is loaded again to get it).
-#[cold]
-fn btf_refused(bytes: &[u8], e: &io::Error) -> String {
-    let mut log = vec![0u8; LOG_START];
-    let _ = sys::btf_load(bytes, Some(&mut log));
-    let log = log_text(&log);
-    format!(
-        "the kernel refused the object's BTF ({e}); loading without it (no func/line info, no BTF map types){}",
-        if log.is_empty() { String::new() } else { format!(": {}", log.lines().last().unwrap_or("")) }
-    )
 }
 
 pub(super) fn log_text(buf: &[u8]) -> String {

@@ -64,6 +64,12 @@ pub struct PerfOpen<'a> {
     pub name: Option<&'a CStr>,
     /// The probe's offset (`config2`).
     pub offset: u64,
+    /// `sample_type` (`PERF_SAMPLE_*` bits; a BPF output event's `RAW`).
+    pub sample_type: u64,
+    /// Sample every this many events (when `sample_freq` is 0).
+    pub sample_period: u64,
+    /// Wake a reader after this many samples (0: the kernel's default).
+    pub wakeup_events: u32,
 }
 
 /// `perf_event_open(attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC)`.
@@ -74,6 +80,9 @@ pub fn perf_event_open(p: &PerfOpen<'_>, pid: i32, cpu: i32) -> io::Result<Owned
         config: p.config,
         config1: p.name.map_or(0, |n| n.as_ptr() as u64),
         config2: p.offset,
+        sample_period_or_freq: p.sample_period,
+        sample_type: p.sample_type,
+        wakeup_events: p.wakeup_events,
         ..Default::default()
     };
     if p.sample_freq != 0 {

@@ -9,6 +9,7 @@
 //! This file holds the types and the queries on them; `wire` reads and
 //! writes the binary format.
 
+pub mod sanitize;
 pub mod value;
 mod wire;
 

@@ -369,8 +369,10 @@ fn compatible(
 /// Resolves typeless ksyms from `/proc/kallsyms` text (`ADDR TYPE NAME
 /// [MODULE]` per line), as libbpf does: a static `d` symbol's `.llvm.N`
 /// suffix is ignored, one name at two addresses is ambiguous, a weak one
-/// missing is [`KsymValue::Missing`]. An address of 0 means the kernel
-/// hides addresses from this user (`kptr_restrict`), which is an error.
+/// missing is [`KsymValue::Missing`]. When every address in the file is 0,
+/// the kernel hides addresses from this user (`kptr_restrict`), which is
+/// an error; otherwise 0 is a real address (x86-64's per-CPU symbols start
+/// at 0 before 6.15: `0000000000000000 A __per_cpu_start`).
 pub fn resolve_kallsyms(
     spec: &ObjectSpec,
     kallsyms: impl BufRead,
@@ -384,14 +386,15 @@ pub fn resolve_kallsyms(
         return Ok(Vec::new());
     };
     sort_by(&mut wanted, &|a, b| a.name.cmp(&b.name));
-    let found = kallsyms_addresses(&wanted, kallsyms).map_err(|(at, kind)| ExternError {
-        name: at.map_or(first, |k| wanted[k].name.clone()),
-        kind: Box::new(kind),
-    })?;
+    let (found, hidden) =
+        kallsyms_addresses(&wanted, kallsyms).map_err(|(at, kind)| ExternError {
+            name: at.map_or(first, |k| wanted[k].name.clone()),
+            kind: Box::new(kind),
+        })?;
     let mut out = Vec::with_capacity(wanted.len());
     for (e, addr) in wanted.into_iter().zip(found) {
         let value = match addr {
-            Some(0) => Err(ExternErrorKind::AddressHidden),
+            Some(0) if hidden => Err(ExternErrorKind::AddressHidden),
             Some(addr) => Ok(KsymValue::Address(addr)),
             None if e.weak => Ok(KsymValue::Missing),
             None => Err(ExternErrorKind::NotInKallsyms),
@@ -405,13 +408,19 @@ pub fn resolve_kallsyms(
     Ok(out)
 }
 
-/// The address of each of `wanted` (sorted by name) in kallsyms text. An
-/// error says which extern it concerns (`None`: the file as a whole).
+/// A kallsyms error, with the index of the extern it concerns (`None`: the
+/// file as a whole).
+type KallsymsError = (Option<usize>, ExternErrorKind);
+
+/// The address of each of `wanted` (sorted by name) in kallsyms text, and
+/// whether the file hides addresses (all of them 0). An error says which
+/// extern it concerns (`None`: the file as a whole).
 fn kallsyms_addresses(
     wanted: &[&ExternSpec],
     mut kallsyms: impl BufRead,
-) -> Result<Vec<Option<u64>>, (Option<usize>, ExternErrorKind)> {
+) -> Result<(Vec<Option<u64>>, bool), KallsymsError> {
     let mut found: Vec<Option<u64>> = vec![None; wanted.len()];
+    let mut any_address = false;
     // One buffer for every line: the file has ~10^5 of them.
     let mut line = String::new();
     for n in 1.. {
@@ -429,6 +438,7 @@ fn kallsyms_addresses(
             let text = line.trim_end().to_owned();
             return Err((None, ExternErrorKind::KallsymsLine { line: n, text }));
         };
+        any_address = any_address || addr.bytes().any(|b| b != b'0');
         let sym = match sym.find(".llvm.") {
             Some(at) if ty == "d" => &sym[..at],
             _ => sym,
@@ -453,7 +463,7 @@ fn kallsyms_addresses(
             _ => found[k] = Some(addr),
         }
     }
-    Ok(found)
+    Ok((found, !any_address))
 }
 
 debug_is_display!(ExternError, ExternErrorKind);
