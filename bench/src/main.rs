@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 mod layout;
 mod links;
+mod maps;
+mod ring;
 
 use layout::Recipe;
 
@@ -550,9 +552,9 @@ fn job_in_process(obj: &Path, ns: &str, dev: &str, runs: u32) -> Result<f64> {
 fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
-        "usage: rawbpf-bench [--runs N] [--no-layout | --links-only] | --layout | --check-layout | --hold-links";
+        "usage: rawbpf-bench [--runs N] [--no-layout] [--links-only | --maps-only | --events-only] | --layout | --check-layout | --hold-links";
     let (mut runs, mut layout, mut check, mut unordered) = (200, false, false, false);
-    let mut links_only = false;
+    let mut only = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -563,7 +565,7 @@ fn bench() -> Result<()> {
             "--no-layout" => unordered = true,
             "--layout" => layout = true,
             "--check-layout" => check = true,
-            "--links-only" => links_only = true,
+            "--links-only" | "--maps-only" | "--events-only" => only = Some(arg.as_str()),
             "--hold-links" => return links::hold(&workspace()),
             _ => return Err(usage.into()),
         }
@@ -580,8 +582,11 @@ fn bench() -> Result<()> {
         println!("{}", layout::check(&root, &obj)?);
         return Ok(());
     }
-    if links_only {
-        return links::only(&root, runs, unordered);
+    match only {
+        Some("--links-only") => return links::only(&root, runs, unordered),
+        Some("--maps-only") => return maps::only(&root),
+        Some("--events-only") => return ring::only(&root, runs, unordered),
+        _ => {}
     }
     let work = TempDir(std::env::temp_dir().join(format!("rawbpf-bench-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
@@ -949,6 +954,8 @@ fn bench() -> Result<()> {
         job_floor / f[1].median
     );
     t.push_str(&links_rows);
+    t.push_str(&maps::rows(&root, &bins.rawbpf)?);
+    t.push_str(&ring::rows(&root, &work.0, &bins.rawbpf, runs)?);
     println!("{t}");
     Ok(())
 }

@@ -135,6 +135,23 @@ pub const COMMANDS: &[CommandSpec] = &[
         positional: (1, 1),
     },
     CommandSpec {
+        name: "map",
+        usage: "rawbpf map list [--json]\n       rawbpf map show|dump MAP [--json]\n       rawbpf map lookup|delete MAP KEY [--json]\n       rawbpf map update MAP KEY VALUE [--noexist|--exist] [--json]\n         MAP: id N | pinned PATH | NAME --name GROUP | NAME --dev IFACE [--netns NAME] [--ingress|--egress|--xdp] [--priority N]",
+        summary: "any map of the system: list them, show one, dump, look up, update or delete elements; keys and values as JSON typed by the map's BTF (hex bytes without BTF)",
+        flags: &[
+            TC_TARGET,
+            XDP,
+            &[
+                ("--name", Value),
+                ("--priority", Value),
+                ("--noexist", Switch),
+                ("--exist", Switch),
+            ],
+            JSON,
+        ],
+        positional: (1, 5),
+    },
+    CommandSpec {
         name: "probe",
         usage: "rawbpf probe [--helpers PROG_TYPE]... [--json]",
         summary: "what this kernel supports (helpers for the program types named)",

@@ -20,6 +20,7 @@ mod group;
 mod inspect;
 mod json;
 mod load;
+mod map;
 mod probe;
 mod signals;
 
@@ -172,6 +173,7 @@ fn run_other(p: &Parsed) -> Result<(), Failure> {
         "check" => print(&probe::check(p)?),
         "demo" => print(&demo::demo(p.switch("--json"))?),
         "run" => print(&load::run(p)?),
+        "map" => map::map(p),
         "events" => events::events(p),
         other => Err(Failure::Error(format!(
             "{other}: not implemented in this version"

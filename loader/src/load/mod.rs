@@ -7,21 +7,29 @@
 //!
 //! Its rooms: [`map`] (creating and using maps), [`program`] (loading,
 //! test runs), [`pin`] (bpffs), [`externs`] (extern resolution),
-//! [`struct_ops`] (struct_ops maps and the programs they point to), `error` ([`LoadError`]).
+//! [`struct_ops`] (struct_ops maps and the programs they point to), `error` ([`LoadError`]),
+//! [`map_btf`] (a map's key/value types read back from the kernel), `batch` (batch dumps),
+//! `map_ids` (every map of the system, map pins under a directory).
 
+mod batch;
 pub mod btf;
 mod error;
 pub mod externs;
 pub mod globals;
 pub mod kconfig;
 pub mod map;
+pub mod map_btf;
+mod map_ids;
 pub mod pin;
 pub mod program;
 pub mod struct_ops;
 
+pub use batch::BATCH_CHUNK;
 pub use error::{LoadError, TailSlotError};
 pub use externs::{resolve_externs, ResolvedExterns};
 pub use map::{possible_cpus, Entry, Map};
+pub use map_btf::{MapBtf, MapBtfError};
+pub use map_ids::{map_ids, maps, pinned_maps};
 pub use pin::{ensure_bpffs_dir, pin_name};
 pub use program::{Program, RunInput, TestRunResult, RAW_TP_CTX_MAX};
 pub use struct_ops::StructOpsMap;
