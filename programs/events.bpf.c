@@ -44,6 +44,11 @@ struct {
 	__u8 buf[256];
 } state;
 
+/* The last event the tracepoint wrote: a global, so that `struct event`
+ * is in the object's BTF for `rawbpf events --type event` to decode
+ * records by. */
+struct event last_event;
+
 SEC("tp/syscalls/sys_enter_getppid")
 int on_getppid(void *ctx)
 {
@@ -56,6 +61,7 @@ int on_getppid(void *ctx)
 	e.tid = tid;
 	e.seq = state.seq++;
 	e.source = 1;
+	last_event = e;
 	bpf_ringbuf_output(&ring, &e, sizeof(e), 0);
 	bpf_perf_event_output(ctx, &perf, BPF_F_CURRENT_CPU, &e, sizeof(e));
 	return 0;

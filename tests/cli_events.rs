@@ -212,6 +212,49 @@ fn events_prints_the_ring_buffers_records_then_exits() {
     );
 }
 
+/// `--type event`: each record decoded by the object's `struct event`.
+#[test]
+fn events_decodes_records_by_their_btf_type() {
+    let test = "events_decodes_records_by_their_btf_type";
+    if !kernel(test) || !pinnable_tracepoints(test) {
+        return;
+    }
+    let group = Group::attach("events-typed");
+    let pin = group.map_pin("ring");
+    let mut events = Events::start(&[
+        "pinned",
+        pin.to_str().unwrap(),
+        "--count",
+        "3",
+        "--type",
+        "struct event",
+        "--json",
+    ]);
+    let tid = group.watch_this_thread();
+    getppid_times(3);
+    for seq in 0..3 {
+        let data = events.line().get("data").clone();
+        assert_eq!(data.get("magic").num(), 0x2154_5645, "{data:?}");
+        assert_eq!(data.get("tid").num(), u64::from(tid));
+        assert_eq!(data.get("seq").num(), seq);
+        assert_eq!(data.get("source").num(), 1);
+    }
+    assert_eq!(events.finish().0, Some(0));
+    let o = rawbpf(&[
+        "events",
+        "pinned",
+        pin.to_str().unwrap(),
+        "--type",
+        "no_such",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("its BTF has no type no_such"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn events_prints_the_perf_event_arrays_records_with_their_cpu() {
     let test = "events_prints_the_perf_event_arrays_records_with_their_cpu";

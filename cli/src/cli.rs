@@ -167,9 +167,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "events",
-        usage: "rawbpf events id N | pinned PATH | --name GROUP MAPNAME [--count N] [--json]",
-        summary: "print the records of a ring buffer or perf event array map as they come (hex; --json: one object per line), until Ctrl-C or N records",
-        flags: &[&[("--name", Value), ("--count", Value)], JSON],
+        usage: "rawbpf events id N | pinned PATH | --name GROUP MAPNAME [--count N] [--type NAME] [--json]",
+        summary: "print the records of a ring buffer or perf event array map as they come (hex, or decoded as BTF type NAME; --json: one object per line), until Ctrl-C or N records",
+        flags: &[&[("--name", Value), ("--count", Value), ("--type", Value)], JSON],
         positional: (1, 2),
     },
     CommandSpec {

@@ -24,23 +24,73 @@ use std::os::fd::AsFd;
 /// Pages of each CPU's ring for a perf event array (64 KiB with 4 KiB pages).
 const PERF_PAGES: usize = 16;
 
-/// One record's line, without its newline: hex, or with `json` an object
-/// `{"cpu"?, "len", "data"}` (`cpu` for perf event arrays, whose records
-/// come from one ring per CPU).
-pub(crate) fn format_record(json: bool, cpu: Option<u32>, data: &[u8]) -> String {
+/// One record's line, without its newline: hex, or decoded by `typed`'s
+/// BTF type (the record's first bytes; hex if it is shorter), or with
+/// `json` an object `{"cpu"?, "len", "data"}` (`cpu` for perf event arrays,
+/// whose records come from one ring per CPU; `data` a hex string, or the
+/// decoded value).
+pub(crate) fn format_record(
+    json: bool,
+    typed: Option<&RecordType>,
+    cpu: Option<u32>,
+    data: &[u8],
+) -> String {
+    let decoded = typed.and_then(|t| {
+        let bytes = data.get(..t.size)?;
+        rawbpf::obj::btf::value::decode(&t.btf, t.id, bytes, "record")
+            .ok()
+            .map(|v| v.to_json())
+    });
     if json {
         let mut fields = Vec::with_capacity(3);
         if let Some(cpu) = cpu {
             fields.push(("cpu", Json::from(cpu)));
         }
         fields.push(("len", data.len().into()));
-        fields.push(("data", hex(data).into()));
+        fields.push((
+            "data",
+            decoded.map_or_else(|| hex(data).into(), |text| Json::Raw(text)),
+        ));
         Json::Obj(fields).to_string()
     } else {
+        let shown = decoded.unwrap_or_else(|| hex(data));
         match cpu {
-            Some(cpu) => format!("cpu {cpu}: {} bytes: {}", data.len(), hex(data)),
-            None => format!("{} bytes: {}", data.len(), hex(data)),
+            Some(cpu) => format!("cpu {cpu}: {} bytes: {shown}", data.len()),
+            None => format!("{} bytes: {shown}", data.len()),
         }
+    }
+}
+
+/// `--type NAME`: the BTF type records are decoded by, from the map's BTF
+/// (the object's, which the loader gave the kernel with the map).
+pub(crate) struct RecordType {
+    btf: rawbpf::obj::btf::Btf,
+    id: u32,
+    size: usize,
+}
+
+impl RecordType {
+    fn find(map: &Map, name: &str) -> Result<RecordType, Failure> {
+        use rawbpf::obj::btf::BtfKind as K;
+        let missing = |why: String| {
+            Failure::Error(format!("events --type {name}: map {}: {why}", map.name()))
+        };
+        let btf = map
+            .object_btf()
+            .map_err(|e| missing(e.to_string()))?
+            .ok_or_else(|| {
+                missing("neither it nor a program using it has BTF to find the type in".into())
+            })?;
+        let bare = ["struct ", "union ", "enum "]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .unwrap_or(name);
+        let id = [K::Struct, K::Union, K::Typedef, K::Int, K::Enum]
+            .into_iter()
+            .find_map(|k| btf.find_by_name(k, bare))
+            .ok_or_else(|| missing(format!("its BTF has no type {bare}")))?;
+        let size = btf.resolve_size(id).map_err(|e| missing(e.to_string()))? as usize;
+        Ok(RecordType { btf, id, size })
     }
 }
 
@@ -99,6 +149,10 @@ pub fn events(p: &Parsed) -> Result<(), Failure> {
         })?),
     };
     let map = open_map(p)?;
+    let typed = p
+        .value("--type")
+        .map(|name| RecordType::find(&map, name))
+        .transpose()?;
     let mut reader = match map.map_type() {
         MapType::RINGBUF => Reader::Ring(RingBuffer::new(&map).map_err(event_err)?),
         MapType::PERF_EVENT_ARRAY => {
@@ -136,6 +190,7 @@ pub fn events(p: &Parsed) -> Result<(), Failure> {
     ));
     let mut out = Output {
         json: p.switch("--json"),
+        typed,
         left: count,
         lost: 0,
         stdout: std::io::stdout().lock(),
@@ -167,6 +222,7 @@ pub fn events(p: &Parsed) -> Result<(), Failure> {
 /// Where records go, and how many more.
 struct Output<'a> {
     json: bool,
+    typed: Option<RecordType>,
     left: Option<u64>,
     lost: u64,
     stdout: std::io::StdoutLock<'a>,
@@ -175,7 +231,7 @@ struct Output<'a> {
 impl Output<'_> {
     /// Prints one record; whether the count is reached.
     fn record(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<bool, Failure> {
-        let mut line = format_record(self.json, cpu, data);
+        let mut line = format_record(self.json, self.typed.as_ref(), cpu, data);
         line.push('\n');
         self.stdout.write_all(line.as_bytes())?;
         if let Some(left) = &mut self.left {
@@ -219,14 +275,17 @@ mod tests {
 
     #[test]
     fn records_print_as_hex_or_json() {
-        assert_eq!(format_record(false, None, &[1, 0xab]), "2 bytes: 01ab");
-        assert_eq!(format_record(false, Some(3), &[]), "cpu 3: 0 bytes: ");
         assert_eq!(
-            format_record(true, None, &[0xff]),
+            format_record(false, None, None, &[1, 0xab]),
+            "2 bytes: 01ab"
+        );
+        assert_eq!(format_record(false, None, Some(3), &[]), "cpu 3: 0 bytes: ");
+        assert_eq!(
+            format_record(true, None, None, &[0xff]),
             r#"{"len":1,"data":"ff"}"#
         );
         assert_eq!(
-            format_record(true, Some(0), &[1, 2]),
+            format_record(true, None, Some(0), &[1, 2]),
             r#"{"cpu":0,"len":2,"data":"0102"}"#
         );
     }

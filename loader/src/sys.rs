@@ -26,7 +26,7 @@ mod sysfs;
 // `rawbpf map`: map ids, whole map info, BTF bytes, batch lookups.
 mod btf;
 pub use attach::{prog_attach, prog_detach};
-pub use btf::{btf_data, map_info_full, map_lookup_batch, map_next_id, Batch};
+pub use btf::{btf_data, map_info_full, map_lookup_batch, map_next_id, prog_next_id, Batch};
 // Tracing links: perf events and the LINK_CREATE variants of tracing hooks.
 mod link_tracing;
 mod perf;

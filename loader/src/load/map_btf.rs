@@ -14,6 +14,7 @@ use crate::obj::btf::{Btf, BtfError, BtfKind, BtfTypeData, BtfVarSecinfo};
 use crate::sys;
 use crate::uapi::MapType;
 use std::io;
+use std::os::fd::AsFd;
 
 /// What went wrong reading a map's types. Each names the map and the BTF.
 #[derive(thiserror::Error)]
@@ -266,6 +267,43 @@ impl Map {
             key: info.btf_key_type_id,
             value: info.btf_value_type_id,
         }))
+    }
+
+    /// The BTF of the object the map came from: the map's own, or, for a
+    /// map created without BTF types (ring buffers, perf event arrays: the
+    /// kernel keeps no BTF for them), that of a program using the map.
+    /// `Ok(None)` if neither has one. Record types of event streams are
+    /// found here (`rawbpf events --type`).
+    pub fn object_btf(&self) -> Result<Option<Btf>, MapBtfError> {
+        if let Some(own) = self.btf()? {
+            return Ok(Some(own.btf));
+        }
+        let read = |btf_id, source| MapBtfError::Read {
+            map: self.name().to_owned(),
+            btf_id,
+            source,
+        };
+        let mut id = 0;
+        while let Some(next) = sys::prog_next_id(id).map_err(|e| read(None, e))? {
+            id = next;
+            let Ok(prog) = sys::prog_get_fd_by_id(id) else {
+                continue; // gone meanwhile
+            };
+            let uses = sys::prog_map_ids(prog.as_fd()).is_ok_and(|ids| ids.contains(&self.id()));
+            let btf_id = match sys::prog_info(prog.as_fd()) {
+                Ok(info) if uses && info.btf_id != 0 => info.btf_id,
+                _ => continue,
+            };
+            let fd = sys::btf_get_fd_by_id(btf_id).map_err(|e| read(Some(btf_id), e))?;
+            let (data, _) = sys::btf_data(fd.as_fd()).map_err(|e| read(Some(btf_id), e))?;
+            let btf = Btf::parse(&data).map_err(|source| MapBtfError::Parse {
+                map: self.name().to_owned(),
+                btf_id,
+                source,
+            })?;
+            return Ok(Some(btf));
+        }
+        Ok(None)
     }
 
     /// Whether a value holds one slot per possible CPU.

@@ -25,6 +25,18 @@ pub fn map_next_id(id: u32) -> io::Result<Option<u32>> {
     }
 }
 
+/// `BPF_PROG_GET_NEXT_ID`: the id of the program after `id` (0 starts);
+/// `Ok(None)` after the last.
+pub fn prog_next_id(id: u32) -> io::Result<Option<u32>> {
+    const PROG_GET_NEXT_ID: u32 = 11;
+    let mut attr = [id, 0, 0, 0];
+    match bpf(PROG_GET_NEXT_ID, &mut attr) {
+        Ok(_) => Ok(Some(attr[1])),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `struct bpf_map_info` as of 5.16 (older kernels fill what they know
 /// and leave the rest zero).
 #[repr(C)]
