@@ -49,7 +49,7 @@ pub(crate) fn format_record(
         fields.push(("len", data.len().into()));
         fields.push((
             "data",
-            decoded.map_or_else(|| hex(data).into(), |text| Json::Raw(text)),
+            decoded.map_or_else(|| hex(data).into(), Json::Raw),
         ));
         Json::Obj(fields).to_string()
     } else {

@@ -79,6 +79,9 @@ pub enum EventError {
 
 debug_is_display!(EventError);
 
+/// An `io::Error` as an [`EventError`] naming the map and the action. It
+/// allocates the action's text when made: on a hot path, make it inside the
+/// error closure (`|e| io_err(..)(e)`).
 fn io_err(map: &str, action: impl Into<String>) -> impl FnOnce(io::Error) -> EventError + '_ {
     let action = action.into();
     move |source| EventError::Io {
@@ -249,7 +252,7 @@ impl RingBuffer {
         self.handed_out = true;
         self.maps
             .sample(self.pos)
-            .map_err(io_err(&self.name, "reading the ring"))
+            .map_err(|e| io_err(&self.name, "reading the ring")(e))
     }
 }
 
@@ -262,7 +265,9 @@ fn ready(
     handed_out: &mut bool,
 ) -> Result<bool, EventError> {
     loop {
-        let next = maps.next(*pos).map_err(io_err(name, "reading the ring"))?;
+        let next = maps
+            .next(*pos)
+            .map_err(|e| io_err(name, "reading the ring")(e))?;
         let next = match next {
             RingbufNext::Sample { next, .. } if *handed_out => {
                 *handed_out = false;
@@ -503,7 +508,8 @@ impl PerfEventArray {
             self.next_ring = (i + 1) % self.rings.len();
             let r = &mut self.rings[i];
             let head = r.ring.head();
-            let read_err = io_err(&self.name, format!("reading CPU {}'s ring", r.cpu));
+            let cpu = r.cpu;
+            let read_err = |e| io_err(&self.name, format!("reading CPU {cpu}'s ring"))(e);
             let Some((kind, next)) = r.ring.peek(r.tail, head).map_err(read_err)? else {
                 continue;
             };
@@ -512,7 +518,7 @@ impl PerfEventArray {
             }
             let lost = if kind == PERF_RECORD_LOST {
                 let rec = r.ring.record(r.tail, head, &mut self.scratch);
-                let rec = rec.map_err(io_err(&self.name, "reading a loss record"))?;
+                let rec = rec.map_err(|e| io_err(&self.name, "reading a loss record")(e))?;
                 rec.map(|rec| lost_count(rec.body))
             } else {
                 None
@@ -529,7 +535,7 @@ impl PerfEventArray {
         let rec = r
             .ring
             .record(r.tail, head, &mut self.scratch)
-            .map_err(io_err(&self.name, format!("reading CPU {}'s ring", r.cpu)))?
+            .map_err(|e| io_err(&self.name, format!("reading CPU {}'s ring", r.cpu))(e))?
             .expect("the sample found above");
         self.handed_out = Some((i, rec.next));
         let data = raw_sample(rec.body).ok_or_else(|| EventError::Io {
