@@ -115,6 +115,7 @@ fi
 # --- Preparation -----------------------------------------------------------
 WORK=$(mktemp -d /tmp/rawbpf-matrix.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
 LOGS="$ROOT/target/vm-logs"
 mkdir -p "$LOGS"
 vm_install_tools

@@ -12,7 +12,9 @@
 # rawbpf binary, the statically linked test binaries and the committed BPF
 # objects (at the paths the tests were built with). The guest runs every
 # test binary with CI=true and powers off. Downloads are cached in
-# $RAWBPF_VM_CACHE (default /var/cache/rawbpf-vm).
+# $RAWBPF_VM_CACHE (default /var/cache/rawbpf-vm). What this script and
+# tests/vm/matrix.sh (your own commands on these kernels) share is in
+# tests/vm/lib.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
