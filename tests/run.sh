@@ -89,6 +89,9 @@ else
     cargo run -q -p rawbpf-bench -- --check-layout
 fi
 
+echo "== tests/vm/matrix.sh's arguments (--dry-run)"
+bash tests/vm/matrix-test.sh
+
 # The same tests on other kernels, each booted under qemu (a few minutes;
 # downloads are cached). RAWBPF_VM_KERNELS="" skips them, except in CI.
 kernels=${RAWBPF_VM_KERNELS-5.10 6.1 6.12 7.3}
