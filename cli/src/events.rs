@@ -47,10 +47,7 @@ pub(crate) fn format_record(
             fields.push(("cpu", Json::from(cpu)));
         }
         fields.push(("len", data.len().into()));
-        fields.push((
-            "data",
-            decoded.map_or_else(|| hex(data).into(), Json::Raw),
-        ));
+        fields.push(("data", decoded.map_or_else(|| hex(data).into(), Json::Raw)));
         Json::Obj(fields).to_string()
     } else {
         let shown = decoded.unwrap_or_else(|| hex(data));

@@ -160,8 +160,10 @@ fn check_type(map: &Map, expected: MapType) -> Result<(), EventError> {
 }
 
 /// A reader of a `BPF_MAP_TYPE_RINGBUF` map: the consumer page mapped
-/// read-write, the producer page and the data (twice, as the kernel lays
-/// it out) read-only. It holds its own fd of the map.
+/// read-write, the producer page and the data read-only, the data once (a
+/// record that wraps past its end is copied; libbpf maps the data twice,
+/// which the kernel populates whole: twice the ring resident). Records are
+/// borrowed in place otherwise. It holds its own fd of the map.
 ///
 /// ```no_run
 /// use rawbpf::events::RingBuffer;
@@ -179,9 +181,9 @@ pub struct RingBuffer {
     maps: RingbufMaps,
     /// The next record's position.
     pos: usize,
-    /// A record handed out: the consumer position moves past it on the
-    /// next call.
-    handed_out: bool,
+    /// The position after the record handed out last: the consumer
+    /// position moves there on the next call.
+    handed_out: Option<usize>,
     epoll: Epoll,
     fd: OwnedFd,
 }
@@ -203,7 +205,7 @@ impl RingBuffer {
             pos: maps.consumer_pos(),
             name,
             maps,
-            handed_out: false,
+            handed_out: None,
             epoll,
             fd,
         })
@@ -236,49 +238,52 @@ impl RingBuffer {
             &mut self.pos,
             &mut self.handed_out,
         );
-        wait_until(name, epoll, timeout, || ready(name, maps, pos, handed_out))
+        wait_until(name, epoll, timeout, || {
+            ready(name, maps, pos, handed_out).map(|r| r.is_some())
+        })
     }
 
     /// The next record if one is there now, without waiting.
     pub fn try_next(&mut self) -> Result<Option<&[u8]>, EventError> {
-        if !ready(
+        let Some((len, next)) = ready(
             &self.name,
             &mut self.maps,
             &mut self.pos,
             &mut self.handed_out,
-        )? {
+        )?
+        else {
             return Ok(None);
-        }
-        self.handed_out = true;
-        self.maps
-            .sample(self.pos)
-            .map_err(|e| io_err(&self.name, "reading the ring")(e))
+        };
+        self.handed_out = Some(next);
+        Ok(Some(self.maps.sample(self.pos, len)))
     }
 }
 
-/// Gives back the record handed out last and skips discarded ones;
-/// whether a committed record is at the consumer position `pos` now.
+/// Gives back the record handed out last and skips discarded ones; the
+/// committed record at the consumer position `pos` now, if there is one:
+/// its length and the position after it.
 fn ready(
     name: &str,
     maps: &mut RingbufMaps,
     pos: &mut usize,
-    handed_out: &mut bool,
-) -> Result<bool, EventError> {
+    handed_out: &mut Option<usize>,
+) -> Result<Option<(usize, usize)>, EventError> {
+    if let Some(next) = handed_out.take() {
+        *pos = next;
+        maps.set_consumer_pos(next);
+    }
     loop {
         let next = maps
             .next(*pos)
             .map_err(|e| io_err(name, "reading the ring")(e))?;
-        let next = match next {
-            RingbufNext::Sample { next, .. } if *handed_out => {
-                *handed_out = false;
-                next
+        match next {
+            RingbufNext::Sample { next, len } => return Ok(Some((len, next))),
+            RingbufNext::Discarded { next } => {
+                *pos = next;
+                maps.set_consumer_pos(next);
             }
-            RingbufNext::Sample { .. } => return Ok(true),
-            RingbufNext::Discarded { next } => next,
-            RingbufNext::Empty | RingbufNext::Busy => return Ok(false),
-        };
-        *pos = next;
-        maps.set_consumer_pos(next);
+            RingbufNext::Empty | RingbufNext::Busy => return Ok(None),
+        }
     }
 }
 

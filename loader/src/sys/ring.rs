@@ -71,16 +71,20 @@ const RINGBUF_DISCARD: u32 = 1 << 30;
 /// `BPF_RINGBUF_HDR_SZ`: `{ u32 len; u32 pg_off; }` before each record.
 const RINGBUF_HDR: usize = 8;
 
-/// A `BPF_MAP_TYPE_RINGBUF` map mapped as the kernel lays it out for a
-/// reader: the consumer position's page read-write at offset 0, then the
-/// producer position's page and the data read-only, the data mapped twice
-/// in a row so that no record wraps.
+/// A `BPF_MAP_TYPE_RINGBUF` map mapped for a reader: the consumer
+/// position's page read-write at offset 0, then the producer position's
+/// page and the data read-only. The kernel lays the data out twice in a
+/// row so that a reader may see a wrapping record whole; its mapping
+/// populates every page it maps (a resident set of twice the ring), so the
+/// data is mapped once, and the rare record that wraps is copied.
 pub struct RingbufMaps {
     consumer: Mapping,
     producer: Mapping,
     page: usize,
     /// The data size (`max_entries`, a power of 2) minus one.
     mask: usize,
+    /// A wrapping record, copied whole.
+    scratch: Vec<u8>,
 }
 
 /// What is at the consumer position.
@@ -105,8 +109,7 @@ impl RingbufMaps {
         }
         let consumer = Mapping::new(fd, page, true, 0)?;
         let len = data_size
-            .checked_mul(2)
-            .and_then(|d| d.checked_add(page))
+            .checked_add(page)
             .ok_or(io::ErrorKind::InvalidInput)?;
         let producer = Mapping::new(fd, len, false, page)?;
         Ok(RingbufMaps {
@@ -114,6 +117,7 @@ impl RingbufMaps {
             producer,
             page,
             mask: data_size - 1,
+            scratch: Vec::new(),
         })
     }
 
@@ -182,22 +186,32 @@ impl RingbufMaps {
         })
     }
 
-    /// The bytes of the committed record at `pos`, as [`next`](Self::next)
-    /// found it (`None` if it is not a committed record).
-    pub fn sample(&self, pos: usize) -> io::Result<Option<&[u8]>> {
-        let RingbufNext::Sample { len, .. } = self.next(pos)? else {
-            return Ok(None);
-        };
-        let start = self.data_offset(pos) + RINGBUF_HDR;
+    /// The bytes of the committed record of `len` bytes at `pos`, as
+    /// [`next`](Self::next) found it (`RingbufNext::Sample`): borrowed from
+    /// the mapping, or for a record that wraps past the data's end, copied.
+    pub fn sample(&mut self, pos: usize, len: usize) -> &[u8] {
+        let size = self.mask + 1;
+        let start = (pos.wrapping_add(RINGBUF_HDR)) & self.mask;
+        let len = len.min(size - RINGBUF_HDR);
+        let first = len.min(size - start);
         // SAFETY: a committed record (busy bit clear, read with acquire
-        // after the producer position covered it) of `len` bytes, `len + 8`
-        // at most the data size: from inside the first copy of the data it
-        // ends inside the second, so within the mapping. The kernel does
-        // not write it until the consumer position passes it, which takes
-        // `&mut self` (see the module's comment).
-        Ok(Some(unsafe {
-            std::slice::from_raw_parts(self.producer.at(start), len)
-        }))
+        // after the producer position covered it) of `len` bytes, at most
+        // the data size minus its header: `first` bytes from `start` end
+        // inside the one copy of the data, and the rest (if it wraps)
+        // starts at the data's beginning. The kernel does not write them
+        // until the consumer position passes them, which takes `&mut self`
+        // (see the module's comment).
+        let head =
+            unsafe { std::slice::from_raw_parts(self.producer.at(self.page + start), first) };
+        if first == len {
+            return head;
+        }
+        // SAFETY: as above: the wrapped rest, from the data's beginning.
+        let rest = unsafe { std::slice::from_raw_parts(self.producer.at(self.page), len - first) };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(head);
+        self.scratch.extend_from_slice(rest);
+        &self.scratch
     }
 }
 
