@@ -85,6 +85,10 @@ pub struct RingbufMaps {
     mask: usize,
     /// A wrapping record, copied whole.
     scratch: Vec<u8>,
+    /// The producer position last read: records before it are committed
+    /// or being written, so it is read again only once the reader gets
+    /// there (as libbpf's consume loop does).
+    producer_seen: usize,
 }
 
 /// What is at the consumer position.
@@ -118,6 +122,7 @@ impl RingbufMaps {
             page,
             mask: data_size - 1,
             scratch: Vec::new(),
+            producer_seen: 0,
         })
     }
 
@@ -157,9 +162,12 @@ impl RingbufMaps {
     /// What the record at position `pos` is (`pos` at or after the
     /// consumer position). A length that does not fit the ring is
     /// `InvalidData`.
-    pub fn next(&self, pos: usize) -> io::Result<RingbufNext> {
-        if self.producer_pos().wrapping_sub(pos) as isize <= 0 {
-            return Ok(RingbufNext::Empty);
+    pub fn next(&mut self, pos: usize) -> io::Result<RingbufNext> {
+        if self.producer_seen.wrapping_sub(pos) as isize <= 0 {
+            self.producer_seen = self.producer_pos();
+            if self.producer_seen.wrapping_sub(pos) as isize <= 0 {
+                return Ok(RingbufNext::Empty);
+            }
         }
         // SAFETY: the 8-byte-aligned header word at `pos` is inside the
         // first copy of the data; the producer writes it concurrently (it
