@@ -306,47 +306,13 @@ pub fn probe_helper(t: ProgramType, id: u32) -> bool {
     }
 }
 
-fn btf_with(types: Vec<(&str, BtfType)>) -> Btf {
-    let mut btf = Btf::new();
-    for (name, mut t) in types {
-        if !name.is_empty() {
-            t.name_off = btf.add_string(name);
-        }
-        btf.add_type(t);
-    }
-    btf
-}
-
-fn ty(kind: BtfKind, size_or_type: u32, data: BtfTypeData) -> BtfType {
-    BtfType {
-        name_off: 0,
-        kind,
-        kind_flag: false,
-        vlen_extra: 0,
-        size_or_type,
-        data,
-    }
-}
-
-fn int() -> BtfType {
-    ty(
-        BtfKind::Int,
-        4,
-        BtfTypeData::Int {
-            encoding: 1,
-            offset: 0,
-            bits: 32,
-        },
-    )
-}
-
 /// `int f(int a)`-style BTF: [1] int, [2] the prototype, then one FUNC per
 /// name (the kernel wants parameters named).
 fn btf_funcs(names: &[&str], global: bool) -> Btf {
     use BtfKind as K;
-    let mut btf = btf_with(vec![("int", int())]);
+    let mut btf = Btf::of(vec![("int", BtfType::int32())]);
     let a = btf.add_string("a");
-    btf.add_type(ty(
+    btf.add_type(BtfType::anon(
         K::FuncProto,
         1,
         BtfTypeData::Params(vec![BtfParam {
@@ -355,7 +321,7 @@ fn btf_funcs(names: &[&str], global: bool) -> Btf {
         }]),
     ));
     for name in names {
-        let mut f = ty(K::Func, 2, BtfTypeData::None);
+        let mut f = BtfType::anon(K::Func, 2, BtfTypeData::None);
         f.vlen_extra = u16::from(global);
         f.name_off = btf.add_string(name);
         btf.add_type(f);
@@ -367,14 +333,17 @@ fn btf_funcs(names: &[&str], global: bool) -> Btf {
 fn btf_probe_blob(kind: BtfKind, global_func: bool) -> Option<Btf> {
     use BtfKind as K;
     Some(match kind {
-        K::Int => btf_with(vec![("int", int())]),
+        K::Int => Btf::of(vec![("int", BtfType::int32())]),
         K::Func | K::FuncProto => btf_funcs(&["f"], global_func),
-        K::Var | K::Datasec => btf_with(vec![
-            ("int", int()),
-            ("v", ty(K::Var, 1, BtfTypeData::Var { linkage: 1 })),
+        K::Var | K::Datasec => Btf::of(vec![
+            ("int", BtfType::int32()),
+            (
+                "v",
+                BtfType::anon(K::Var, 1, BtfTypeData::Var { linkage: 1 }),
+            ),
             (
                 "d",
-                ty(
+                BtfType::anon(
                     K::Datasec,
                     4,
                     BtfTypeData::Datasec(vec![BtfVarSecinfo {
@@ -385,12 +354,15 @@ fn btf_probe_blob(kind: BtfKind, global_func: bool) -> Option<Btf> {
                 ),
             ),
         ]),
-        K::Float => btf_with(vec![("float", ty(K::Float, 4, BtfTypeData::None))]),
-        K::DeclTag => btf_with(vec![
-            ("int", int()),
+        K::Float => Btf::of(vec![(
+            "float",
+            BtfType::anon(K::Float, 4, BtfTypeData::None),
+        )]),
+        K::DeclTag => Btf::of(vec![
+            ("int", BtfType::int32()),
             (
                 "s",
-                ty(
+                BtfType::anon(
                     K::Struct,
                     4,
                     BtfTypeData::Members(vec![BtfMember {
@@ -402,18 +374,18 @@ fn btf_probe_blob(kind: BtfKind, global_func: bool) -> Option<Btf> {
             ),
             (
                 "tag",
-                ty(K::DeclTag, 2, BtfTypeData::DeclTag { component_idx: -1 }),
+                BtfType::anon(K::DeclTag, 2, BtfTypeData::DeclTag { component_idx: -1 }),
             ),
         ]),
-        K::TypeTag => btf_with(vec![
-            ("int", int()),
-            ("tag", ty(K::TypeTag, 1, BtfTypeData::None)),
-            ("", ty(K::Ptr, 2, BtfTypeData::None)),
+        K::TypeTag => Btf::of(vec![
+            ("int", BtfType::int32()),
+            ("tag", BtfType::anon(K::TypeTag, 1, BtfTypeData::None)),
+            ("", BtfType::anon(K::Ptr, 2, BtfTypeData::None)),
         ]),
         K::Enum64 => {
             let mut btf = Btf::new();
             let (e, v) = (btf.add_string("e"), btf.add_string("v"));
-            let mut t = ty(
+            let mut t = BtfType::anon(
                 K::Enum64,
                 8,
                 BtfTypeData::Enum64(vec![crate::obj::btf::BtfEnum64 {

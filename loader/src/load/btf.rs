@@ -33,62 +33,35 @@ pub fn probe_btf_lacks() -> BtfLacks {
         global_func: refused(funcs(true)),
         datasec: refused(datasec(".data")),
         qmark_datasec: refused(datasec("?.data")),
-        float: refused(blob(vec![(
+        float: refused(Btf::of(vec![(
             "float",
-            ty(BtfKind::Float, 4, BtfTypeData::None),
+            BtfType::anon(BtfKind::Float, 4, BtfTypeData::None),
         )])),
         decl_tag: refused(decl_tags()),
-        type_tag: refused(blob(vec![
-            ("int", int()),
-            ("tag", ty(BtfKind::TypeTag, 1, BtfTypeData::None)),
-            ("", ty(BtfKind::Ptr, 2, BtfTypeData::None)),
+        type_tag: refused(Btf::of(vec![
+            ("int", BtfType::int32()),
+            ("tag", BtfType::anon(BtfKind::TypeTag, 1, BtfTypeData::None)),
+            ("", BtfType::anon(BtfKind::Ptr, 2, BtfTypeData::None)),
         ])),
         enum64: refused(enum64()),
         enum_signed: refused(signed_enum()),
     }
 }
 
-fn blob(types: Vec<(&str, BtfType)>) -> Btf {
-    let mut btf = Btf::new();
-    for (name, mut t) in types {
-        if !name.is_empty() {
-            t.name_off = btf.add_string(name);
-        }
-        btf.add_type(t);
-    }
-    btf
-}
-
-fn ty(kind: BtfKind, size_or_type: u32, data: BtfTypeData) -> BtfType {
-    BtfType {
-        name_off: 0,
-        kind,
-        kind_flag: false,
-        vlen_extra: 0,
-        size_or_type,
-        data,
-    }
-}
-
-fn int() -> BtfType {
-    let data = BtfTypeData::Int {
-        encoding: 1,
-        offset: 0,
-        bits: 32,
-    };
-    ty(BtfKind::Int, 4, data)
-}
-
 /// `[1] int, [2] int (int a), [3] FUNC x` (static or global).
 fn funcs(global: bool) -> Btf {
-    let mut btf = blob(vec![("int", int())]);
+    let mut btf = Btf::of(vec![("int", BtfType::int32())]);
     let a = btf.add_string("a");
     let params = vec![BtfParam {
         name_off: a,
         type_id: 1,
     }];
-    btf.add_type(ty(BtfKind::FuncProto, 1, BtfTypeData::Params(params)));
-    let mut f = ty(BtfKind::Func, 2, BtfTypeData::None);
+    btf.add_type(BtfType::anon(
+        BtfKind::FuncProto,
+        1,
+        BtfTypeData::Params(params),
+    ));
+    let mut f = BtfType::anon(BtfKind::Func, 2, BtfTypeData::None);
     f.vlen_extra = u16::from(global);
     f.name_off = btf.add_string("x");
     btf.add_type(f);
@@ -102,12 +75,15 @@ fn datasec(section: &str) -> Btf {
         offset: 0,
         size: 4,
     };
-    blob(vec![
-        ("", int()),
-        ("x", ty(BtfKind::Var, 1, BtfTypeData::Var { linkage: 0 })),
+    Btf::of(vec![
+        ("", BtfType::int32()),
+        (
+            "x",
+            BtfType::anon(BtfKind::Var, 1, BtfTypeData::Var { linkage: 0 }),
+        ),
         (
             section,
-            ty(BtfKind::Datasec, 4, BtfTypeData::Datasec(vec![secinfo])),
+            BtfType::anon(BtfKind::Datasec, 4, BtfTypeData::Datasec(vec![secinfo])),
         ),
     ])
 }
@@ -117,14 +93,14 @@ fn datasec(section: &str) -> Btf {
 fn decl_tags() -> Btf {
     let mut btf = funcs(false);
     for (target, component_idx) in [(3, 0), (1, -1)] {
-        let mut t = ty(
+        let mut t = BtfType::anon(
             BtfKind::DeclTag,
             target,
             BtfTypeData::DeclTag { component_idx },
         );
         t.name_off = btf.add_string("tag");
         if component_idx == -1 {
-            let mut v = ty(BtfKind::Var, 1, BtfTypeData::Var { linkage: 0 });
+            let mut v = BtfType::anon(BtfKind::Var, 1, BtfTypeData::Var { linkage: 0 });
             v.name_off = btf.add_string("v");
             t.size_or_type = btf.add_type(v);
         }
@@ -140,7 +116,7 @@ fn enum64() -> Btf {
         name_off: v,
         val: 1 << 40,
     }];
-    let mut t = ty(BtfKind::Enum64, 8, BtfTypeData::Enum64(values));
+    let mut t = BtfType::anon(BtfKind::Enum64, 8, BtfTypeData::Enum64(values));
     t.name_off = btf.add_string("e");
     btf.add_type(t);
     btf
@@ -154,7 +130,7 @@ fn signed_enum() -> Btf {
         name_off: v,
         val: -1,
     }];
-    let mut t = ty(BtfKind::Enum, 4, BtfTypeData::Enum(values));
+    let mut t = BtfType::anon(BtfKind::Enum, 4, BtfTypeData::Enum(values));
     t.kind_flag = true;
     t.name_off = btf.add_string("e");
     btf.add_type(t);
@@ -392,11 +368,11 @@ mod tests {
     #[test]
     fn special_fields_found() {
         let mut btf = Btf::new();
-        let int = btf.add_type(int());
-        let mut lock = ty(BtfKind::Struct, 4, BtfTypeData::Members(vec![]));
+        let int = btf.add_type(BtfType::int32());
+        let mut lock = BtfType::anon(BtfKind::Struct, 4, BtfTypeData::Members(vec![]));
         lock.name_off = btf.add_string("bpf_spin_lock");
         let lock = btf.add_type(lock);
-        let arr = btf.add_type(ty(
+        let arr = btf.add_type(BtfType::anon(
             BtfKind::Array,
             0,
             BtfTypeData::Array {
@@ -410,21 +386,21 @@ mod tests {
             type_id,
             offset: 0,
         };
-        let outer = btf.add_type(ty(
+        let outer = btf.add_type(BtfType::anon(
             BtfKind::Struct,
             8,
             BtfTypeData::Members(vec![member(int), member(arr)]),
         ));
-        let plain = btf.add_type(ty(
+        let plain = btf.add_type(BtfType::anon(
             BtfKind::Struct,
             4,
             BtfTypeData::Members(vec![member(int)]),
         ));
-        let mut tag = ty(BtfKind::TypeTag, plain, BtfTypeData::None);
+        let mut tag = BtfType::anon(BtfKind::TypeTag, plain, BtfTypeData::None);
         tag.name_off = btf.add_string("kptr_untrusted");
         let tag = btf.add_type(tag);
-        let ptr = btf.add_type(ty(BtfKind::Ptr, tag, BtfTypeData::None));
-        let with_kptr = btf.add_type(ty(
+        let ptr = btf.add_type(BtfType::anon(BtfKind::Ptr, tag, BtfTypeData::None));
+        let with_kptr = btf.add_type(BtfType::anon(
             BtfKind::Struct,
             8,
             BtfTypeData::Members(vec![member(ptr)]),
@@ -434,8 +410,8 @@ mod tests {
         assert!(!has_special_field(&btf, plain, 16));
         assert!(!has_special_field(&btf, int, 16));
         // A plain pointer to a struct with a lock is no field of the value.
-        let ptr_to_lock = btf.add_type(ty(BtfKind::Ptr, outer, BtfTypeData::None));
-        let with_ptr = btf.add_type(ty(
+        let ptr_to_lock = btf.add_type(BtfType::anon(BtfKind::Ptr, outer, BtfTypeData::None));
+        let with_ptr = btf.add_type(BtfType::anon(
             BtfKind::Struct,
             8,
             BtfTypeData::Members(vec![member(ptr_to_lock)]),

@@ -378,6 +378,31 @@ pub struct BtfType {
 }
 
 impl BtfType {
+    /// An anonymous type of `kind` (for blobs built by hand).
+    pub fn anon(kind: BtfKind, size_or_type: u32, data: BtfTypeData) -> BtfType {
+        BtfType {
+            name_off: 0,
+            kind,
+            kind_flag: false,
+            vlen_extra: 0,
+            size_or_type,
+            data,
+        }
+    }
+
+    /// A signed 32-bit `INT` (for blobs built by hand; name it `int`).
+    pub fn int32() -> BtfType {
+        BtfType::anon(
+            BtfKind::Int,
+            4,
+            BtfTypeData::Int {
+                encoding: 1,
+                offset: 0,
+                bits: 32,
+            },
+        )
+    }
+
     /// Type 0, `void`, which every BTF starts with.
     pub(crate) fn void() -> BtfType {
         BtfType {
@@ -485,6 +510,19 @@ impl Btf {
             types: vec![BtfType::void()],
             strings: vec![0],
         }
+    }
+
+    /// A BTF of these named types, in order from id 1 (an empty name:
+    /// anonymous), to build small blobs such as feature probes.
+    pub fn of(types: Vec<(&str, BtfType)>) -> Btf {
+        let mut btf = Btf::new();
+        for (name, mut t) in types {
+            if !name.is_empty() {
+                t.name_off = btf.add_string(name);
+            }
+            btf.add_type(t);
+        }
+        btf
     }
 
     /// Number of types, including void (id 0).
