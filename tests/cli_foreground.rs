@@ -5,56 +5,11 @@
 
 mod support;
 
+use support::foreground::Foreground;
+
 use rawbpf::Map;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use support::json::{self, Value};
+use support::json::Value;
 use support::{kernel, obj, stderr};
-
-/// The foreground rawbpf, stopped with SIGTERM if the test ends first.
-struct Foreground(Option<Child>);
-
-impl Foreground {
-    /// Starts it and waits for the document it prints once attached.
-    fn start(args: &[&str]) -> (Foreground, Value) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rawbpf"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let mut fg = Foreground(Some(child));
-        let doc = json::parse(&first).unwrap_or_else(|e| {
-            let out = fg.0.take().unwrap().wait_with_output().unwrap();
-            panic!("rawbpf {args:?}: {e}: {first}{}", stderr(&out))
-        });
-        (fg, doc)
-    }
-
-    /// Sends `signal` and returns the exit code.
-    fn stop(mut self, signal: nix::sys::signal::Signal) -> Option<i32> {
-        let child = self.0.take().unwrap();
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, signal).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.stderr.is_empty(), "{}", stderr(&out));
-        out.status.code()
-    }
-}
-
-impl Drop for Foreground {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-}
 
 /// groups.bpf.c's `state`: tid, pad, then the tp, raw and both counters.
 fn counters(bss: &Map) -> (u64, u64) {

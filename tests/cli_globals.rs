@@ -7,10 +7,10 @@
 
 mod support;
 
+use support::foreground::Foreground;
+
 use rawbpf::load::{Collection, LoadOptions};
 use rawbpf::{Map, ObjectSpec};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use support::json::{self, Value};
 use support::{kernel, obj, rawbpf, stderr, stdout, unique};
 
@@ -167,47 +167,6 @@ fn attached_group_counts_as_the_globals_say() {
     assert_eq!(hits(&bss), 15, "nothing counts once detached");
 }
 
-/// The foreground rawbpf, stopped with SIGTERM if the test ends first.
-struct Foreground(Option<Child>);
-
-impl Foreground {
-    fn start(args: &[&str]) -> (Foreground, Value) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rawbpf"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let mut fg = Foreground(Some(child));
-        let doc = json::parse(&first).unwrap_or_else(|e| {
-            let out = fg.0.take().unwrap().wait_with_output().unwrap();
-            panic!("rawbpf {args:?}: {e}: {first}{}", stderr(&out))
-        });
-        (fg, doc)
-    }
-
-    fn stop(mut self) -> Option<i32> {
-        let child = self.0.take().unwrap();
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        child.wait_with_output().unwrap().status.code()
-    }
-}
-
-impl Drop for Foreground {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn foreground_attach_counts_as_the_globals_say() {
     if !kernel("foreground_attach_counts_as_the_globals_say") {
@@ -237,7 +196,7 @@ fn foreground_attach_counts_as_the_globals_say() {
         let bss = bss_of(&doc);
         getppid_times(5);
         assert_eq!(hits(&bss), want, "--set {target} --set {step}");
-        assert_eq!(fg.stop(), Some(0));
+        assert_eq!(fg.stop(nix::sys::signal::Signal::SIGTERM), Some(0));
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod crash;
 pub mod crash_hook;
+pub mod foreground;
 pub mod groups;
 pub mod json;
 pub mod kbtf;
