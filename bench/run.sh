@@ -54,4 +54,4 @@ if [ ! -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ]; then
     rustup target add "$musl" >/dev/null ||
         echo "bench/run.sh: no $musl target: measuring the glibc static build only" >&2
 fi
-exec cargo run -q --release -p rawbpf-bench -- "$@"
+exec cargo run -q --profile bench -p rawbpf-bench -- "$@"

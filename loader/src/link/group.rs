@@ -680,10 +680,11 @@ fn clear(dir: &Path) -> usize {
             .and_then(|c| sys::obj_get(&c).ok());
         if let Some(fd) = link {
             // A link someone else detached, or of a kind without
-            // BPF_LINK_DETACH (perf events), ends when its pin, its last
-            // holder, goes.
-            let _ = sys::link_detach(fd.as_fd());
-            programs.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.prog_id));
+            // BPF_LINK_DETACH (perf events, raw tracepoints), ends when its
+            // pin, its last holder, goes: its program is waited for.
+            if sys::link_detach(fd.as_fd()).is_err() {
+                programs.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.prog_id));
+            }
         }
         if std::fs::remove_file(&path).is_ok() {
             detached += 1;
