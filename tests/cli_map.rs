@@ -171,7 +171,8 @@ fn maps_without_btf_take_hex() {
 /// text, `.rodata` refused (frozen). `map list` shows the group's pins.
 #[test]
 fn group_globals_read_and_written_by_name() {
-    if !kernel("group_globals_read_and_written_by_name") {
+    let test = "group_globals_read_and_written_by_name";
+    if !kernel(test) || !support::groups::pinnable_perf_events(test, "a tracepoint") {
         return;
     }
     let g = Group::new("mapglob");
@@ -367,7 +368,12 @@ fn missing_maps_and_bad_input_are_named() {
     }
     assert!(map_json(&["dump", "pinned", &flows]).array().is_empty());
 
-    // A group that exists but has no such map lists those it has.
+    // A group that exists but has no such map lists those it has (a
+    // tracepoint group: where the kernel can pin it).
+    let test = "missing_maps_and_bad_input_are_named";
+    if !support::groups::pinnable_perf_events(test, "a tracepoint") {
+        return;
+    }
     let g = Group::new("mapmiss");
     g.attach_json("globals.bpf.o", &["--prog", "count_getppid"]);
     let err = fails(&rawbpf(&["map", "show", "nope", "--name", &g.name]), 1);
