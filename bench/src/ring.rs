@@ -1,5 +1,5 @@
 //! Issue 22's event-stream rows: draining a ring buffer with rawbpf's
-//! reader (`rawbpf::events::RingBuffer`) against libbpf's
+//! reader (`rawbpf::events::RingBuffer::consume`) against libbpf's
 //! `ring_buffer__consume` (bench/anchor/libbpf_ringbuf.c) for the same
 //! producer, and the peak memory of `rawbpf events` reading that ring.
 //!
@@ -58,11 +58,13 @@ fn rawbpf_rates(root: &Path, rounds: usize) -> Result<Vec<f64>> {
             .map_err(|e| e.to_string())?;
         let start = Instant::now();
         let mut got = 0;
-        while got < RECORDS {
-            if let Some(r) = ring.try_next().map_err(|e| e.to_string())? {
-                sum = sum.wrapping_add(u64::from_le_bytes(r[..8].try_into().unwrap_or_default()));
-                got += 1;
-            }
+        while got < RECORDS as usize {
+            got += ring
+                .consume(|r| {
+                    let first = r.get(..8).and_then(|b| b.try_into().ok());
+                    sum = sum.wrapping_add(first.map_or(0, u64::from_le_bytes));
+                })
+                .map_err(|e| e.to_string())?;
         }
         rates.push(f64::from(RECORDS) / start.elapsed().as_secs_f64());
     }

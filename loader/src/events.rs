@@ -259,6 +259,27 @@ impl RingBuffer {
     }
 }
 
+impl RingBuffer {
+    /// Calls `f` with each record waiting now, in order, without waiting
+    /// for more (libbpf's `ring_buffer__consume`); each record's space goes
+    /// back to the producers as soon as `f` returns. The number of records.
+    pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, EventError> {
+        let mut n = 0;
+        while let Some((len, next)) = ready(
+            &self.name,
+            &mut self.maps,
+            &mut self.pos,
+            &mut self.handed_out,
+        )? {
+            f(self.maps.sample(self.pos, len));
+            self.pos = next;
+            self.maps.set_consumer_pos(next);
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
 /// Gives back the record handed out last and skips discarded ones; the
 /// committed record at the consumer position `pos` now, if there is one:
 /// its length and the position after it.

@@ -125,6 +125,39 @@ fn ring_buffer_gives_each_test_run_record_in_order() {
     assert_eq!(again.try_next().unwrap(), None);
 }
 
+/// `consume` hands every waiting record to its callback, in order, across
+/// the ring's wrap, after a record `next` handed out (which it gives back
+/// first), and returns how many.
+#[test]
+fn ring_buffer_consume_takes_what_waits() {
+    if !kernel("ring_buffer_consume_takes_what_waits") {
+        return;
+    }
+    let l = load();
+    let mut ring = l.ring();
+    assert_eq!(ring.consume(|_| panic!("a new ring is empty")).unwrap(), 0);
+    let mut next = 0;
+    for round in 0..8 {
+        let ids: Vec<usize> = (round * 25..round * 25 + 25).collect();
+        for &i in &ids {
+            l.produce(&record(i));
+        }
+        if round == 3 {
+            assert_eq!(ring.next(WAIT).unwrap(), Some(&record(next)[..]));
+            next += 1;
+        }
+        let n = ring
+            .consume(|r| {
+                assert_eq!(r, record(next), "record {next}");
+                next += 1;
+            })
+            .unwrap();
+        assert_eq!(n, if round == 3 { 24 } else { 25 });
+    }
+    assert_eq!(next, 200);
+    assert_eq!(ring.try_next().unwrap(), None);
+}
+
 #[test]
 fn ring_buffer_wakes_a_blocked_reader() {
     if !kernel("ring_buffer_wakes_a_blocked_reader") {
