@@ -575,7 +575,7 @@ fn bench() -> Result<()> {
     }
     let root = workspace();
     if layout {
-        return make_layout(&root);
+        return layout::make(&root);
     }
     if check {
         let obj = root.join("programs/obj/pipeline.bpf.o");
@@ -957,32 +957,6 @@ fn bench() -> Result<()> {
     t.push_str(&maps::rows(&root, &bins.rawbpf)?);
     t.push_str(&ring::rows(&root, &work.0, &bins.rawbpf, runs)?);
     println!("{t}");
-    Ok(())
-}
-
-/// `--layout`: cli/load-order.txt from the load, then the full job's
-/// attach, list and detach, in a namespace of their own.
-fn make_layout(root: &Path) -> Result<()> {
-    let obj = root.join("programs/obj/pipeline.bpf.o");
-    let lab = rawbpf::lab::Lab::create(&format!("rbhot{}", std::process::id()))
-        .map_err(|e| format!("making the test namespace: {e}"))?;
-    let (ns, dev) = (&lab.ns_a, &lab.dev_a);
-    let _pins = TempDir(Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{ns}")));
-    // The load three times: some of its code runs only for some of std's
-    // random hash seeds (a hashbrown probe that meets an equal tag; the
-    // generator also orders such functions' sibling instances).
-    let load = argv(&[&"load", &obj]);
-    let runs = [
-        load.clone(),
-        load.clone(),
-        load,
-        argv(&[&"attach", &obj, &"--dev", dev, &"--netns", ns, &"--ingress"]),
-        argv(&[&"list", &"--dev", dev, &"--netns", ns]),
-        argv(&[&"detach", &"--dev", dev, &"--netns", ns, &"--ingress"]),
-    ];
-    let summary = layout::generate(root, &runs)?;
-    drop(lab);
-    println!("{summary}");
     Ok(())
 }
 
