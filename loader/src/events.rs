@@ -263,20 +263,14 @@ impl RingBuffer {
     /// Calls `f` with each record waiting now, in order, without waiting
     /// for more (libbpf's `ring_buffer__consume`); each record's space goes
     /// back to the producers as soon as `f` returns. The number of records.
-    pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, EventError> {
-        let mut n = 0;
-        while let Some((len, next)) = ready(
-            &self.name,
-            &mut self.maps,
-            &mut self.pos,
-            &mut self.handed_out,
-        )? {
-            f(self.maps.sample(self.pos, len));
+    pub fn consume(&mut self, f: impl FnMut(&[u8])) -> Result<usize, EventError> {
+        if let Some(next) = self.handed_out.take() {
             self.pos = next;
             self.maps.set_consumer_pos(next);
-            n += 1;
         }
-        Ok(n)
+        self.maps
+            .consume(&mut self.pos, f)
+            .map_err(|e| io_err(&self.name, "reading the ring")(e))
     }
 }
 

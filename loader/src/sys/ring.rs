@@ -162,6 +162,7 @@ impl RingbufMaps {
     /// What the record at position `pos` is (`pos` at or after the
     /// consumer position). A length that does not fit the ring is
     /// `InvalidData`.
+    #[inline]
     pub fn next(&mut self, pos: usize) -> io::Result<RingbufNext> {
         if self.producer_seen.wrapping_sub(pos) as isize <= 0 {
             self.producer_seen = self.producer_pos();
@@ -194,9 +195,39 @@ impl RingbufMaps {
         })
     }
 
+    /// From position `pos`, calls `f` with each committed record waiting
+    /// now and moves the consumer position past each (libbpf's consume
+    /// loop: the producer position read once per pass, each header once);
+    /// stops at the producer position or a record still being written.
+    /// Leaves `pos` after the last record given; the number given.
+    pub fn consume(&mut self, pos: &mut usize, mut f: impl FnMut(&[u8])) -> io::Result<usize> {
+        let mut n = 0;
+        loop {
+            let producer = self.producer_pos();
+            self.producer_seen = producer;
+            if producer.wrapping_sub(*pos) as isize <= 0 {
+                return Ok(n);
+            }
+            while producer.wrapping_sub(*pos) as isize > 0 {
+                let (next, len) = match self.next(*pos)? {
+                    RingbufNext::Sample { next, len } => (next, Some(len)),
+                    RingbufNext::Discarded { next } => (next, None),
+                    RingbufNext::Empty | RingbufNext::Busy => return Ok(n),
+                };
+                if let Some(len) = len {
+                    f(self.sample(*pos, len));
+                    n += 1;
+                }
+                *pos = next;
+                self.set_consumer_pos(next);
+            }
+        }
+    }
+
     /// The bytes of the committed record of `len` bytes at `pos`, as
     /// [`next`](Self::next) found it (`RingbufNext::Sample`): borrowed from
     /// the mapping, or for a record that wraps past the data's end, copied.
+    #[inline]
     pub fn sample(&mut self, pos: usize, len: usize) -> &[u8] {
         let size = self.mask + 1;
         let start = (pos.wrapping_add(RINGBUF_HDR)) & self.mask;
