@@ -61,8 +61,8 @@ fn rawbpf_rates(root: &Path, rounds: usize) -> Result<Vec<f64>> {
         while got < RECORDS as usize {
             got += ring
                 .consume(|r| {
-                    let first = r.get(..8).and_then(|b| b.try_into().ok());
-                    sum = sum.wrapping_add(first.map_or(0, u64::from_le_bytes));
+                    let first = r.first_chunk::<8>().map_or(0, |b| u64::from_le_bytes(*b));
+                    sum = sum.wrapping_add(first);
                 })
                 .map_err(|e| e.to_string())?;
         }

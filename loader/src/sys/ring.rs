@@ -209,17 +209,29 @@ impl RingbufMaps {
                 return Ok(n);
             }
             while producer.wrapping_sub(*pos) as isize > 0 {
-                let (next, len) = match self.next(*pos)? {
-                    RingbufNext::Sample { next, len } => (next, Some(len)),
-                    RingbufNext::Discarded { next } => (next, None),
-                    RingbufNext::Empty | RingbufNext::Busy => return Ok(n),
+                // SAFETY: as in `next`: the 8-byte-aligned header word at
+                // `pos`, inside the data, written concurrently by the
+                // producer (the busy bit cleared with a release store).
+                let header = unsafe {
+                    AtomicU32::from_ptr(self.producer.at(self.data_offset(*pos)).cast::<u32>())
+                        .load(Ordering::Acquire)
                 };
-                if let Some(len) = len {
+                if header & RINGBUF_BUSY != 0 {
+                    return Ok(n);
+                }
+                let len = (header & !(RINGBUF_BUSY | RINGBUF_DISCARD)) as usize;
+                if len + RINGBUF_HDR > self.mask + 1 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("record at {pos} says {len} bytes, more than the ring holds"),
+                    ));
+                }
+                if header & RINGBUF_DISCARD == 0 {
                     f(self.sample(*pos, len));
                     n += 1;
                 }
-                *pos = next;
-                self.set_consumer_pos(next);
+                *pos = pos.wrapping_add((len + RINGBUF_HDR).next_multiple_of(8));
+                self.set_consumer_pos(*pos);
             }
         }
     }
