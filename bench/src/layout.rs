@@ -450,6 +450,30 @@ pub(crate) fn make(root: &Path) -> crate::Result<()> {
     Ok(())
 }
 
+/// What `--links-only` and `--events-only` measure on: a work directory
+/// tagged `tag`, and the shipped static rawbpf (or, `unordered`, the same
+/// without the ordering file).
+pub(crate) fn only_build(
+    root: &Path,
+    tag: &str,
+    unordered: bool,
+) -> crate::Result<(crate::TempDir, crate::StaticBuild, std::path::PathBuf)> {
+    let work = crate::TempDir(
+        std::env::temp_dir().join(format!("rawbpf-bench-{tag}-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
+    eprintln!("rawbpf-bench: static rawbpf ...");
+    let shipped = crate::shipped_build();
+    let map = work.0.join("rawbpf.map");
+    let recipe = if unordered {
+        Recipe::Unordered(&map)
+    } else {
+        Recipe::Shipped
+    };
+    let rawbpf = crate::build_static(root, &root.join("target/bench-static"), shipped, recipe)?;
+    Ok((work, shipped, rawbpf))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{name_for, parse_map};

@@ -400,19 +400,7 @@ pub(crate) fn hold(root: &Path) -> Result<()> {
 /// `--links-only [--no-layout]`: the static build (or the same without the
 /// ordering file) and issue 21's rows alone.
 pub(crate) fn only(root: &Path, runs: usize, unordered: bool) -> Result<()> {
-    let work = crate::TempDir(
-        std::env::temp_dir().join(format!("rawbpf-bench-links-{}", std::process::id())),
-    );
-    std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
-    eprintln!("rawbpf-bench: static rawbpf ...");
-    let shipped = crate::shipped_build();
-    let map = work.0.join("rawbpf.map");
-    let recipe = if unordered {
-        crate::layout::Recipe::Unordered(&map)
-    } else {
-        crate::layout::Recipe::Shipped
-    };
-    let rawbpf = crate::build_static(root, &root.join("target/bench-static"), shipped, recipe)?;
+    let (work, shipped, rawbpf) = crate::layout::only_build(root, "links", unordered)?;
     let rows = rows(root, &work.0, &rawbpf, runs)?;
     let kernel = sh(Command::new("uname").arg("-r")).unwrap_or_default();
     println!(

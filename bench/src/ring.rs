@@ -177,18 +177,7 @@ pub(crate) fn rows(root: &Path, work: &Path, rawbpf: &Path, runs: usize) -> Resu
 
 /// `--events-only`: these rows alone, on the shipped static build.
 pub(crate) fn only(root: &Path, runs: usize, unordered: bool) -> Result<()> {
-    let work = crate::TempDir(
-        std::env::temp_dir().join(format!("rawbpf-bench-ring-{}", std::process::id())),
-    );
-    std::fs::create_dir_all(&work.0).map_err(|e| e.to_string())?;
-    let shipped = crate::shipped_build();
-    let map = work.0.join("rawbpf.map");
-    let recipe = if unordered {
-        crate::layout::Recipe::Unordered(&map)
-    } else {
-        crate::layout::Recipe::Shipped
-    };
-    let rawbpf = crate::build_static(root, &root.join("target/bench-static"), shipped, recipe)?;
+    let (work, shipped, rawbpf) = crate::layout::only_build(root, "ring", unordered)?;
     let rows = rows(root, &work.0, &rawbpf, runs)?;
     println!(
         "| measurement | rawbpf (static, {}) | libbpf | | rawbpf / libbpf | target |",

@@ -61,21 +61,24 @@ pub fn map_lookup_opt(
     key: Option<&[u8]>,
     value: &mut [u8],
 ) -> io::Result<bool> {
-    if value.len() < sizes.value {
-        return Err(too_short("value"));
-    }
-    let mut attr = MapElemAttr {
-        map_fd: fd_u32(fd),
-        key: key_ptr(sizes, key)?,
-        value: value.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    found(bpf(cmd::MAP_LOOKUP_ELEM, &mut attr))
+    read_elem(cmd::MAP_LOOKUP_ELEM, fd, sizes, key, value)
 }
 
 /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM`: reads and removes one element (a
 /// queue's or stack's pop with `None`); `Ok(false)` when absent or empty.
 pub fn map_lookup_and_delete(
+    fd: BorrowedFd<'_>,
+    sizes: ElemSizes,
+    key: Option<&[u8]>,
+    value: &mut [u8],
+) -> io::Result<bool> {
+    read_elem(MAP_LOOKUP_AND_DELETE_ELEM, fd, sizes, key, value)
+}
+
+/// A command that reads one element's value into `value` (checked long
+/// enough), with `key` or NULL.
+fn read_elem(
+    command: u32,
     fd: BorrowedFd<'_>,
     sizes: ElemSizes,
     key: Option<&[u8]>,
@@ -90,5 +93,5 @@ pub fn map_lookup_and_delete(
         value: value.as_mut_ptr() as u64,
         ..Default::default()
     };
-    found(bpf(MAP_LOOKUP_AND_DELETE_ELEM, &mut attr))
+    found(bpf(command, &mut attr))
 }
