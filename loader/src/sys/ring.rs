@@ -202,36 +202,63 @@ impl RingbufMaps {
     /// Leaves `pos` after the last record given; the number given.
     pub fn consume(&mut self, pos: &mut usize, mut f: impl FnMut(&[u8])) -> io::Result<usize> {
         let mut n = 0;
+        let mask = self.mask;
+        let size = mask + 1;
+        let data = self.producer.at(self.page);
+        let consumer = self.consumer_atomic() as *const AtomicUsize;
         loop {
             let producer = self.producer_pos();
             self.producer_seen = producer;
             if producer.wrapping_sub(*pos) as isize <= 0 {
                 return Ok(n);
             }
-            while producer.wrapping_sub(*pos) as isize > 0 {
+            let mut at = *pos;
+            while producer.wrapping_sub(at) as isize > 0 {
+                let off = at & mask;
                 // SAFETY: as in `next`: the 8-byte-aligned header word at
-                // `pos`, inside the data, written concurrently by the
+                // `off`, inside the data, written concurrently by the
                 // producer (the busy bit cleared with a release store).
                 let header = unsafe {
-                    AtomicU32::from_ptr(self.producer.at(self.data_offset(*pos)).cast::<u32>())
+                    AtomicU32::from_ptr(data.wrapping_add(off).cast::<u32>())
                         .load(Ordering::Acquire)
                 };
                 if header & RINGBUF_BUSY != 0 {
-                    return Ok(n);
+                    break;
                 }
                 let len = (header & !(RINGBUF_BUSY | RINGBUF_DISCARD)) as usize;
-                if len + RINGBUF_HDR > self.mask + 1 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("record at {pos} says {len} bytes, more than the ring holds"),
-                    ));
-                }
-                if header & RINGBUF_DISCARD == 0 {
-                    f(self.sample(*pos, len));
+                let start = off + RINGBUF_HDR;
+                if start + len >= size {
+                    // The rare record that wraps, or one whose length the
+                    // ring cannot hold (which the kernel never writes).
+                    if len + RINGBUF_HDR > size {
+                        *pos = at;
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("record at {at} says {len} bytes, more than the ring holds"),
+                        ));
+                    }
+                    if header & RINGBUF_DISCARD == 0 {
+                        f(self.sample(at, len));
+                        n += 1;
+                    }
+                } else if header & RINGBUF_DISCARD == 0 {
+                    // SAFETY: a committed record (busy bit clear, read with
+                    // acquire) of `len` bytes ending inside the one copy of
+                    // the data; the kernel does not write it until the
+                    // consumer position passes it, which happens below,
+                    // after `f` returned.
+                    f(unsafe { std::slice::from_raw_parts(data.wrapping_add(start), len) });
                     n += 1;
                 }
-                *pos = pos.wrapping_add((len + RINGBUF_HDR).next_multiple_of(8));
-                self.set_consumer_pos(*pos);
+                at = at.wrapping_add((len + RINGBUF_HDR + 7) & !7);
+                // SAFETY: `consumer` points into `self.consumer`, mapped for
+                // as long as `self` (see `consumer_atomic`).
+                unsafe { (*consumer).store(at, Ordering::Release) };
+            }
+            let stopped = producer.wrapping_sub(at) as isize > 0;
+            *pos = at;
+            if stopped {
+                return Ok(n);
             }
         }
     }
