@@ -4,11 +4,24 @@
 //! so it can be tested against any [`Features`].
 
 use crate::obj::btf::{Btf, BtfKind, BtfMember, BtfParam, BtfType, BtfTypeData, BtfVarSecinfo};
-use crate::obj::{ObjectSpec, RelocTarget};
 use crate::sys;
 use crate::uapi::{insn as op, AttachType, Insn, MapType, ProgramType};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
+
+mod check;
+pub mod json;
+mod kinds;
+mod on_target;
+mod target;
+
+pub use check::*;
+pub use kinds::{probe_attach_type as probe_expected_attach_type, probe_link_kind, LinkKind};
+pub use kinds::{probe_special_map, EXPECTED_ATTACH_TYPES};
+pub use on_target::{check_on_target, read_btf_file, target_btf_names, BtfFileError};
+pub use target::{
+    kallsyms_names, parse_config, TargetError, TargetExterns, FORMAT, KALLSYMS_TYPES,
+};
 
 /// Kernel features beyond program and map types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,11 +38,30 @@ pub enum Feature {
     Tcx,
     /// bpffs mounted at /sys/fs/bpf.
     Bpffs,
+    /// fentry/fexit/fmod_ret programs load (BPF trampolines; 5.5, and not
+    /// refused by the kernel's policy). Probed by [`Features::probe_full`] only.
+    Fentry,
+    /// LSM programs load (`CONFIG_BPF_LSM`, 5.7). Probed by
+    /// [`Features::probe_full`] only.
+    Lsm,
 }
 
 impl Feature {
     /// All features, in order.
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 8] = [
+        Feature::Bpf2BpfCalls,
+        Feature::Bpf2BpfWithTailCalls,
+        Feature::GlobalData,
+        Feature::TestRun,
+        Feature::Tcx,
+        Feature::Bpffs,
+        Feature::Fentry,
+        Feature::Lsm,
+    ];
+
+    /// The features [`Features::probe`] asks for (the others need the
+    /// kernel's BTF and are for target files).
+    const QUICK: [Feature; 6] = [
         Feature::Bpf2BpfCalls,
         Feature::Bpf2BpfWithTailCalls,
         Feature::GlobalData,
@@ -47,6 +79,8 @@ impl Feature {
             Feature::TestRun => "test_run",
             Feature::Tcx => "tcx",
             Feature::Bpffs => "bpffs",
+            Feature::Fentry => "fentry",
+            Feature::Lsm => "lsm",
         }
     }
 }
@@ -69,6 +103,27 @@ pub struct Features {
     pub features: BTreeMap<Feature, bool>,
     /// Helpers probed, per program type: helper id → available.
     pub helpers: BTreeMap<ProgramType, BTreeMap<u32, bool>>,
+    /// The machine's architecture (`uname -m`).
+    pub arch: String,
+    /// Expected attach types ([`EXPECTED_ATTACH_TYPES`]): whether a program
+    /// of the type loads with it.
+    pub attach_types: BTreeMap<(ProgramType, AttachType), bool>,
+    /// Link kinds `BPF_LINK_CREATE` knows.
+    pub link_kinds: BTreeMap<LinkKind, bool>,
+    /// What a target file says about the kernel's config and symbols, for
+    /// externs; `None`: they are read from this machine when needed.
+    pub externs: Option<TargetExterns>,
+}
+
+/// Helper ids 1..this are probed by [`Features::probe_full`] (the kernel has
+/// fewer than this).
+pub const HELPER_IDS_PROBED: u32 = 230;
+
+/// The machine: the architecture rawbpf was built for, which on the 64-bit
+/// machines it runs on is the kernel's and `uname -m`'s name for it
+/// (x86_64, aarch64, riscv64, s390x).
+pub fn machine() -> String {
+    std::env::consts::ARCH.to_owned()
 }
 
 /// The kernel release.
@@ -128,6 +183,20 @@ fn probe_attach_type(t: ProgramType) -> Option<AttachType> {
         ProgramType::NETFILTER => AttachType::NETFILTER,
         _ => return None,
     })
+}
+
+/// Loads a bare program with expected attach type `a` (none: 0).
+fn load_attach(t: ProgramType, a: Option<AttachType>, insns: &[Insn]) -> std::io::Result<OwnedFd> {
+    let code: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
+    let attrs = sys::ProgLoad {
+        prog_type: t.0,
+        expected_attach_type: a.map_or(0, |a| a.0),
+        name: "rawbpf_probe",
+        insns: &code,
+        license: c"GPL",
+        ..Default::default()
+    };
+    sys::prog_load(&attrs, None)
 }
 
 /// Loads a program; returns the fd, or the errno and the verifier log.
@@ -286,7 +355,7 @@ pub fn probe_map_type(t: MapType) -> Option<bool> {
         MapType::CGROUP_STORAGE | MapType::PERCPU_CGROUP_STORAGE => {
             create_map(t, 16, 4, 0, 0, None)
         }
-        _ => return None,
+        _ => return probe_special_map(t),
     };
     Some(created.is_ok())
 }
@@ -491,7 +560,45 @@ pub fn probe_feature(f: Feature) -> bool {
         }
         Feature::Bpffs => nix::sys::statfs::statfs(c"/sys/fs/bpf")
             .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC),
+        Feature::Fentry => probe_btf_attach(
+            ProgramType::TRACING,
+            AttachType::TRACE_FENTRY,
+            "bpf_fentry_test1",
+        ),
+        Feature::Lsm => {
+            probe_btf_attach(ProgramType::LSM, AttachType::LSM_MAC, "bpf_lsm_file_open")
+        }
     }
+}
+
+/// Whether a program of type `t` loads on kernel function `func` (found in
+/// the running kernel's BTF; a kernel without BTF or without it: no).
+fn probe_btf_attach(t: ProgramType, a: AttachType, func: &str) -> bool {
+    use crate::obj::core::TargetTypes;
+    let wanted = [func.to_owned()].into_iter().collect();
+    let Ok(btf) = crate::kernel_btf::KernelBtf::open_kernel(&wanted) else {
+        return false;
+    };
+    let Some(id) = btf.ids_by_essential_name(func).ok().and_then(|ids| {
+        ids.into_iter()
+            .find(|&id| btf.type_by_id(id).is_ok_and(|t| t.kind == BtfKind::Func))
+    }) else {
+        return false;
+    };
+    let code: Vec<u8> = [mov_r0_0(), exit()]
+        .iter()
+        .flat_map(|i| i.to_bytes())
+        .collect();
+    let attrs = sys::ProgLoad {
+        prog_type: t.0,
+        expected_attach_type: a.0,
+        name: "rawbpf_probe",
+        insns: &code,
+        license: c"GPL",
+        attach_btf_id: btf.kernel_id(id),
+        ..Default::default()
+    };
+    sys::prog_load(&attrs, None).is_ok()
 }
 
 impl Features {
@@ -542,12 +649,44 @@ impl Features {
                 .map(|&k| (k, probe_btf_kind(k, false)))
                 .collect(),
             btf_global_func: probe_btf_kind(BtfKind::Func, true),
-            features: Feature::ALL
+            features: Feature::QUICK
                 .iter()
                 .map(|&f| (f, probe_feature(f)))
                 .collect(),
             helpers: BTreeMap::new(),
+            arch: machine(),
+            attach_types: EXPECTED_ATTACH_TYPES
+                .iter()
+                .flat_map(|(t, list)| list.iter().map(move |a| (*t, *a)))
+                .map(|(t, a)| ((t, a), probe_expected_attach_type(t, a)))
+                .collect(),
+            link_kinds: LinkKind::ALL
+                .iter()
+                .map(|&k| (k, probe_link_kind(k)))
+                .collect(),
+            externs: None,
         }
+    }
+
+    /// A complete description of this kernel, for `check --target` on
+    /// another machine: [`Features::probe`], every helper for every
+    /// program type that loads, and [`TargetExterns::read`].
+    pub fn probe_full() -> Features {
+        let mut f = Features::probe();
+        let types: Vec<ProgramType> = f
+            .prog_types
+            .iter()
+            .filter(|(_, ok)| **ok == Some(true))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in types {
+            f.probe_helpers(t, 1..HELPER_IDS_PROBED);
+        }
+        for feat in [Feature::Fentry, Feature::Lsm] {
+            f.features.insert(feat, probe_feature(feat));
+        }
+        f.externs = Some(TargetExterns::read());
+        f
     }
 
     /// Probes helpers `ids` for program type `t` (skipping ones already known).
@@ -571,376 +710,5 @@ impl Features {
     /// Whether a feature is there.
     pub fn has(&self, f: Feature) -> bool {
         self.features.get(&f).copied().unwrap_or(false)
-    }
-}
-
-/// Helper ids a function calls.
-pub fn helpers_called(insns: &[Insn]) -> BTreeSet<u32> {
-    insns
-        .iter()
-        .filter(|i| i.is_helper_call())
-        .map(|i| i.imm as u32)
-        .collect()
-}
-
-/// A helper's name (`bpf_map_lookup_elem` for 1), for every helper up to
-/// `BPF_FUNC_cgrp_storage_delete` (211); `None` for ids past those.
-pub fn helper_name(id: u32) -> Option<&'static str> {
-    crate::helper_names::HELPER_NAMES
-        .get(id as usize)
-        .copied()
-        .filter(|_| id != 0)
-}
-
-/// One reason a program would not load here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The program (or "(object)").
-    pub program: String,
-    /// What it needs that is missing, in plain words.
-    pub reason: String,
-}
-
-/// What `check` found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    /// Per program: its type and what it needs (helpers, map types, features).
-    pub needs: Vec<(String, ProgramType, Vec<String>)>,
-    /// What would fail.
-    pub problems: Vec<Problem>,
-    /// What would load differently (BTF dropped, ...), not a failure.
-    pub notes: Vec<String>,
-}
-
-impl CheckReport {
-    /// Whether everything would load.
-    pub fn would_load(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// The helpers each program of `spec` calls (its own code and its subprograms').
-pub fn program_helpers(spec: &ObjectSpec) -> Vec<(ProgramType, BTreeSet<u32>)> {
-    spec.programs
-        .iter()
-        .map(|p| {
-            let ids = p
-                .functions(spec)
-                .flat_map(|f| helpers_called(&f.insns))
-                .collect();
-            (p.prog_type, ids)
-        })
-        .collect()
-}
-
-/// Compares what `spec` needs with what `features` has. Pure: run it with
-/// probed features, or with made-up ones in tests. `.kconfig` values are
-/// not known: see [`check_with_kconfig`].
-pub fn check(spec: &ObjectSpec, features: &Features) -> CheckReport {
-    check_with_kconfig(spec, features, None)
-}
-
-/// [`check`], with the `.kconfig` values the loader would give the object
-/// on the kernel checked against ([`kconfig_data`](crate::kconfig::kconfig_data)):
-/// helper calls behind a false `.kconfig` guard or `.rodata` flag are dead
-/// code the verifier prunes, and do not count.
-pub fn check_with_kconfig(
-    spec: &ObjectSpec,
-    features: &Features,
-    kconfig: Option<&[u8]>,
-) -> CheckReport {
-    let mut report = CheckReport::default();
-    let btf = check_btf(spec, features, &mut report);
-    check_maps(spec, features, &mut report);
-    for p in &spec.programs {
-        let ids = crate::obj::reach::program_helpers(spec, p, kconfig);
-        check_program(p, &ids, spec, features, btf, &mut report);
-    }
-    report
-}
-
-impl CheckReport {
-    fn problem(&mut self, program: &str, reason: String) {
-        self.problems.push(Problem {
-            program: program.to_owned(),
-            reason,
-        })
-    }
-}
-
-/// What the object's BTF means on this kernel.
-#[derive(Clone, Copy)]
-struct BtfOutlook {
-    /// The kernel will refuse the object's BTF (it loads without it).
-    refused: bool,
-    /// Global functions need BTF the kernel does not check.
-    globals_need_btf: bool,
-}
-
-/// Whether the kernel takes the object's BTF (a note if not).
-fn check_btf(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) -> BtfOutlook {
-    let btf_missing: Vec<&str> = spec
-        .btf
-        .as_ref()
-        .map(|b| {
-            b.kinds_used()
-                .into_iter()
-                .filter(|k| features.btf_kinds.get(k) == Some(&false))
-                .map(|k| k.name())
-                .collect()
-        })
-        .unwrap_or_default();
-    // The loader rewrites kinds the kernel lacks as libbpf does (BTF
-    // sanitization, load::btf) and keeps the BTF, global functions made
-    // static where global linkage is missing; without FUNC (before 5.0)
-    // there is no func_info to keep.
-    let refused = spec.btf.is_some()
-        && !features
-            .btf_kinds
-            .get(&BtfKind::Func)
-            .copied()
-            .unwrap_or(true);
-    if refused {
-        report.notes.push(
-            "the kernel has no BTF FUNC kind: the object loads without its BTF (no func/line info)"
-                .to_owned(),
-        );
-    } else if !btf_missing.is_empty() {
-        report.notes.push(format!(
-            "the kernel lacks BTF kinds {}: the loader rewrites them (BTF sanitization, as libbpf) and keeps the object's BTF",
-            btf_missing.join(" ")
-        ));
-    }
-    let globals_need_btf = refused
-        && spec.btf.as_ref().is_some_and(|b| {
-            b.types()
-                .any(|(_, t)| t.kind == BtfKind::Func && t.func_linkage() == 1)
-        });
-    BtfOutlook {
-        refused,
-        globals_need_btf,
-    }
-}
-
-/// Whether the kernel creates each map of the object.
-fn check_maps(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) {
-    for m in &spec.maps {
-        if let Some(rule) = m.kernel_rule_broken() {
-            report.problem(
-                "(object)",
-                format!("map {}: {rule}; the kernel will refuse it", m.name),
-            );
-        }
-        match features.map_type(m.map_type) {
-            Some(false) => report.problem(
-                "(object)",
-                format!(
-                    "map {} is a {}, which this kernel cannot create",
-                    m.name, m.map_type
-                ),
-            ),
-            None if features.map_types.contains_key(&m.map_type) => report.notes.push(format!(
-                "map {}: type {} was not probed",
-                m.name, m.map_type
-            )),
-            _ => {}
-        }
-        if m.inner
-            .as_ref()
-            .is_some_and(|i| features.map_type(i.map_type) == Some(false))
-        {
-            report.problem(
-                "(object)",
-                format!(
-                    "map {}: its inner maps' type cannot be created here",
-                    m.name
-                ),
-            );
-        }
-    }
-}
-
-/// What program `p` needs (its type, the helpers `ids` it calls, global
-/// data, bpf-to-bpf calls, TCX), and what of that this kernel lacks.
-fn check_program(
-    p: &crate::obj::ProgramSpec,
-    ids: &BTreeSet<u32>,
-    spec: &ObjectSpec,
-    features: &Features,
-    btf: BtfOutlook,
-    report: &mut CheckReport,
-) {
-    let name = p.name();
-    let mut needs = Vec::new();
-    match features.prog_type(p.prog_type) {
-        Some(false) => report.problem(
-            name,
-            format!(
-                "program type {} is not supported by this kernel",
-                p.prog_type
-            ),
-        ),
-        None => report.notes.push(format!(
-            "{name}: program type {} was not probed",
-            p.prog_type
-        )),
-        _ => {}
-    }
-    for id in ids {
-        let label =
-            helper_name(*id).map_or_else(|| format!("helper #{id}"), |n| format!("{n} (#{id})"));
-        needs.push(label.clone());
-        if features.helpers.get(&p.prog_type).and_then(|h| h.get(id)) == Some(&false) {
-            report.problem(
-                name,
-                format!(
-                    "helper {label} is not available to {} programs on this kernel",
-                    p.prog_type
-                ),
-            );
-        }
-    }
-    if p.functions(spec)
-        .flat_map(|f| &f.relocations)
-        .any(|r| matches!(r.target, RelocTarget::MapValue { .. }))
-    {
-        needs.push("global data".into());
-        if !features.has(Feature::GlobalData) {
-            report.problem(
-                name,
-                "global data (map value addresses) needs kernel 5.2".into(),
-            );
-        }
-    }
-    if !p.subprograms.is_empty() {
-        check_calls(p, ids, spec, features, btf, &mut needs, report);
-    }
-    if matches!(
-        p.attach_type,
-        Some(AttachType::TCX_INGRESS) | Some(AttachType::TCX_EGRESS)
-    ) {
-        needs.push("tcx attach".into());
-        if !features.has(Feature::Tcx) {
-            report.notes.push(format!("{name}: section {} names a TCX attachment, which needs kernel 6.6; attach it as a clsact filter (tc mode) here", p.section()));
-        }
-    }
-    report.needs.push((name.to_owned(), p.prog_type, needs));
-}
-
-/// What a program with bpf-to-bpf calls needs of the kernel.
-fn check_calls(
-    p: &crate::obj::ProgramSpec,
-    ids: &BTreeSet<u32>,
-    spec: &ObjectSpec,
-    features: &Features,
-    btf: BtfOutlook,
-    needs: &mut Vec<String>,
-    report: &mut CheckReport,
-) {
-    let name = p.name();
-    needs.push("bpf2bpf calls".into());
-    if !features.has(Feature::Bpf2BpfCalls) {
-        report.problem(
-            name,
-            "bpf-to-bpf calls are not supported by this kernel".into(),
-        );
-    }
-    if ids.contains(&12) {
-        needs.push("bpf2bpf calls with tail calls".into());
-        if !features.has(Feature::Bpf2BpfWithTailCalls) {
-            report.problem(
-                name,
-                "tail calls in a program with bpf-to-bpf calls need kernel 5.10 (x86-64 JIT)"
-                    .into(),
-            );
-        }
-    }
-    let calls_global = p.functions(spec).skip(1).any(|f| f.global);
-    if calls_global && (btf.refused || btf.globals_need_btf) {
-        report.problem(
-            name,
-            "it calls a global function, which the verifier checks against BTF this kernel refuses"
-                .into(),
-        );
-    }
-}
-
-/// What CO-RE relocation against `types` (this kernel's BTF, or `--btf`)
-/// would do to each program, without loading: a relocation libbpf would
-/// refuse is a problem; a failed one poisons its instruction, which is a
-/// problem only if the verifier can reach it (a `bpf_core_field_exists`
-/// guard makes it dead code), as [`core::reachable_poison`] works out on the
-/// relocated code.
-///
-/// [`core::reachable_poison`]: crate::obj::core::reachable_poison
-pub fn check_core(
-    spec: &ObjectSpec,
-    types: &dyn crate::obj::core::TargetTypes,
-    report: &mut CheckReport,
-) {
-    use crate::obj::core;
-    if spec.core_relocations == 0 {
-        return;
-    }
-    let plan = match core::plan(spec, types) {
-        Ok(plan) => plan,
-        Err(e) => {
-            report.problems.push(Problem {
-                program: "(object)".into(),
-                reason: e.to_string(),
-            });
-            return;
-        }
-    };
-    let mut relocated = spec.clone();
-    if let Err(e) = plan.apply(&mut relocated) {
-        report.problems.push(Problem {
-            program: "(object)".into(),
-            reason: e.to_string(),
-        });
-        return;
-    }
-    for p in &relocated.programs {
-        let Ok(linked) = p.link(&relocated) else {
-            continue;
-        };
-        // Poisoned instructions at their place in the linked program: the
-        // program's own function, then its subprograms in link order.
-        let mut poisoned = Vec::new();
-        let mut failed = Vec::new();
-        let mut start = 0;
-        for f in p.functions(&relocated) {
-            for fix in plan.for_function(&f.name) {
-                if let Err(why) = &fix.outcome {
-                    poisoned.push(start + fix.insn);
-                    failed.push((start + fix.insn, fix, why));
-                }
-            }
-            start += f.insns.len();
-        }
-        if failed.is_empty() {
-            continue;
-        }
-        let reached = core::reachable_poison(&linked.insns, &poisoned);
-        for (at, fix, why) in failed {
-            let text = format!(
-                "CO-RE relocation {} (instruction {} of {}) fails here: {}",
-                fix.relocation(),
-                fix.insn,
-                fix.function,
-                why.reason
-            );
-            if reached.contains(&at) {
-                report.problems.push(Problem {
-                    program: p.name().to_owned(),
-                    reason: format!("{text}; the verifier reaches it"),
-                });
-            } else {
-                report.notes.push(format!(
-                    "{}: {text}; unreachable (guarded), so the program still loads",
-                    p.name()
-                ));
-            }
-        }
     }
 }
