@@ -52,7 +52,7 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     permitted("probe")?;
     let mut f = if p.switch("--full") {
-        Features::probe_full()
+        rawbpf::compat::probe_target()
     } else {
         Features::probe()
     };
@@ -205,7 +205,7 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
                 .map(|b| b as &dyn rawbpf::obj::core::TargetTypes);
             (
                 f.clone(),
-                probe::check_on_target(&spec, &f, types),
+                rawbpf::compat::check_on_target(&spec, &f, types),
                 Some(target),
             )
         }
@@ -250,7 +250,7 @@ fn read_target(path: &str) -> Result<Features, Failure> {
 fn open_btf(path: &str, spec: &ObjectSpec) -> Result<rawbpf::kernel_btf::KernelBtf, Failure> {
     let bytes = probe::read_btf_file(std::path::Path::new(path))
         .map_err(|e| Failure::Usage(format!("check: --btf {e}")))?;
-    let names = probe::target_btf_names(spec);
+    let names = rawbpf::compat::target_btf_names(spec);
     rawbpf::kernel_btf::KernelBtf::from_bytes(bytes, &names).map_err(|e| {
         Failure::Usage(format!(
             "check: --btf {path}: not valid BTF: {}",

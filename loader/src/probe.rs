@@ -9,16 +9,16 @@ use crate::uapi::{insn as op, AttachType, Insn, MapType, ProgramType};
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 
+mod btf_file;
 mod check;
 pub mod json;
 mod kinds;
-mod on_target;
 mod target;
 
+pub use btf_file::{read_btf_file, BtfFileError};
 pub use check::*;
 pub use kinds::{probe_attach_type as probe_expected_attach_type, probe_link_kind, LinkKind};
 pub use kinds::{probe_special_map, EXPECTED_ATTACH_TYPES};
-pub use on_target::{check_on_target, read_btf_file, target_btf_names, BtfFileError};
 pub use target::{
     kallsyms_names, parse_config, TargetError, TargetExterns, FORMAT, KALLSYMS_TYPES,
 };
@@ -39,10 +39,10 @@ pub enum Feature {
     /// bpffs mounted at /sys/fs/bpf.
     Bpffs,
     /// fentry/fexit/fmod_ret programs load (BPF trampolines; 5.5, and not
-    /// refused by the kernel's policy). Probed by [`Features::probe_full`] only.
+    /// refused by the kernel's policy). Probed by [`compat::probe_target`](crate::compat::probe_target) only.
     Fentry,
     /// LSM programs load (`CONFIG_BPF_LSM`, 5.7). Probed by
-    /// [`Features::probe_full`] only.
+    /// [`compat::probe_target`](crate::compat::probe_target) only.
     Lsm,
 }
 
@@ -115,7 +115,7 @@ pub struct Features {
     pub externs: Option<TargetExterns>,
 }
 
-/// Helper ids 1..this are probed by [`Features::probe_full`] (the kernel has
+/// Helper ids 1..this are probed by [`compat::probe_target`](crate::compat::probe_target) (the kernel has
 /// fewer than this).
 pub const HELPER_IDS_PROBED: u32 = 230;
 
@@ -571,18 +571,22 @@ pub fn probe_feature(f: Feature) -> bool {
     }
 }
 
+/// The BTF id of kernel function `name` in the running kernel's BTF (read
+/// whole: this is for full probes only).
+fn vmlinux_func_id(name: &str) -> Option<u32> {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+    let btf = Btf::parse(&data).ok()?;
+    let id = btf
+        .types()
+        .find(|(id, t)| t.kind == BtfKind::Func && btf.type_name(*id).ok() == Some(name))
+        .map(|(id, _)| id);
+    id
+}
+
 /// Whether a program of type `t` loads on kernel function `func` (found in
 /// the running kernel's BTF; a kernel without BTF or without it: no).
 fn probe_btf_attach(t: ProgramType, a: AttachType, func: &str) -> bool {
-    use crate::obj::core::TargetTypes;
-    let wanted = [func.to_owned()].into_iter().collect();
-    let Ok(btf) = crate::kernel_btf::KernelBtf::open_kernel(&wanted) else {
-        return false;
-    };
-    let Some(id) = btf.ids_by_essential_name(func).ok().and_then(|ids| {
-        ids.into_iter()
-            .find(|&id| btf.type_by_id(id).is_ok_and(|t| t.kind == BtfKind::Func))
-    }) else {
+    let Some(id) = vmlinux_func_id(func) else {
         return false;
     };
     let code: Vec<u8> = [mov_r0_0(), exit()]
@@ -595,7 +599,7 @@ fn probe_btf_attach(t: ProgramType, a: AttachType, func: &str) -> bool {
         name: "rawbpf_probe",
         insns: &code,
         license: c"GPL",
-        attach_btf_id: btf.kernel_id(id),
+        attach_btf_id: id,
         ..Default::default()
     };
     sys::prog_load(&attrs, None).is_ok()
@@ -666,27 +670,6 @@ impl Features {
                 .collect(),
             externs: None,
         }
-    }
-
-    /// A complete description of this kernel, for `check --target` on
-    /// another machine: [`Features::probe`], every helper for every
-    /// program type that loads, and [`TargetExterns::read`].
-    pub fn probe_full() -> Features {
-        let mut f = Features::probe();
-        let types: Vec<ProgramType> = f
-            .prog_types
-            .iter()
-            .filter(|(_, ok)| **ok == Some(true))
-            .map(|(t, _)| *t)
-            .collect();
-        for t in types {
-            f.probe_helpers(t, 1..HELPER_IDS_PROBED);
-        }
-        for feat in [Feature::Fentry, Feature::Lsm] {
-            f.features.insert(feat, probe_feature(feat));
-        }
-        f.externs = Some(TargetExterns::read());
-        f
     }
 
     /// Probes helpers `ids` for program type `t` (skipping ones already known).

@@ -239,7 +239,7 @@ fn check_program(
         .any(|r| matches!(r.target, RelocTarget::MapValue { .. }))
     {
         needs.push("global data".into());
-        if !features.has(Feature::GlobalData) {
+        if lacks(features, Feature::GlobalData) {
             report.problem(
                 name,
                 "global data (map value addresses) needs kernel 5.2".into(),
@@ -254,7 +254,7 @@ fn check_program(
         Some(AttachType::TCX_INGRESS) | Some(AttachType::TCX_EGRESS)
     ) {
         needs.push("tcx attach".into());
-        if !features.has(Feature::Tcx) {
+        if lacks(features, Feature::Tcx) {
             report.notes.push(format!("{name}: section {} names a TCX attachment, which needs kernel 6.6; attach it as a clsact filter (tc mode) here", p.section()));
         }
     }
@@ -262,7 +262,7 @@ fn check_program(
 }
 
 /// Whether helper `id` is known to be unavailable to programs of type `t`:
-/// probed and refused, or, in a full probe (`probe_full`, where a type's
+/// probed and refused, or, in a full probe (`compat::probe_target`, where a type's
 /// probed ids run from 1 up), past the last id probed.
 fn helper_missing(features: &Features, t: ProgramType, id: u32) -> bool {
     let Some(known) = features.helpers.get(&t) else {
@@ -342,7 +342,7 @@ fn check_calls(
 ) {
     let name = p.name();
     needs.push("bpf2bpf calls".into());
-    if !features.has(Feature::Bpf2BpfCalls) {
+    if lacks(features, Feature::Bpf2BpfCalls) {
         report.problem(
             name,
             "bpf-to-bpf calls are not supported by this kernel".into(),
@@ -350,7 +350,7 @@ fn check_calls(
     }
     if ids.contains(&12) {
         needs.push("bpf2bpf calls with tail calls".into());
-        if !features.has(Feature::Bpf2BpfWithTailCalls) {
+        if lacks(features, Feature::Bpf2BpfWithTailCalls) {
             report.problem(
                 name,
                 "tail calls in a program with bpf-to-bpf calls need kernel 5.10 (x86-64 JIT)"
@@ -446,4 +446,10 @@ pub fn check_core(
             }
         }
     }
+}
+
+/// Whether the kernel is known to lack `f` (probed, and absent): a target
+/// file that does not say is not a reason to fail.
+fn lacks(features: &Features, f: Feature) -> bool {
+    features.features.get(&f) == Some(&false)
 }

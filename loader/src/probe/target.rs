@@ -45,37 +45,6 @@ pub struct TargetExterns {
 }
 
 impl TargetExterns {
-    /// This machine's kernel config, `LINUX_*` values and kallsyms names.
-    pub fn read() -> TargetExterns {
-        use crate::kconfig;
-        let kconfig = kconfig::read_config().ok().map(|c| parse_config(&c.text));
-        let mut linux = BTreeMap::new();
-        if let Some(v) = kconfig::kernel_version() {
-            linux.insert("LINUX_KERNEL_VERSION".to_owned(), u64::from(v));
-        }
-        linux.insert(
-            "LINUX_HAS_BPF_COOKIE".to_owned(),
-            u64::from(kconfig::has_bpf_cookie()),
-        );
-        linux.insert(
-            "LINUX_HAS_SYSCALL_WRAPPER".to_owned(),
-            u64::from(kconfig::has_syscall_wrapper()),
-        );
-        let (kallsyms, kallsyms_hidden) = match std::fs::File::open("/proc/kallsyms") {
-            Ok(f) => {
-                let (names, hidden) = kallsyms_names(std::io::BufReader::new(f));
-                (Some(names), hidden)
-            }
-            Err(_) => (None, false),
-        };
-        TargetExterns {
-            kconfig,
-            linux,
-            kallsyms,
-            kallsyms_hidden,
-        }
-    }
-
     /// The kernel config as text (`CONFIG_X=value` lines), for
     /// [`kconfig::fill`](crate::kconfig::fill).
     pub fn config_text(&self) -> Option<String> {
@@ -502,4 +471,114 @@ fn btf_kind(name: &str) -> Option<BtfKind> {
         .into_iter()
         .chain([BtfKind::FuncProto, BtfKind::Var])
         .find(|k| k.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target with one of everything a file can hold.
+    fn sample() -> Features {
+        let mut f = Features {
+            kernel: "5.10.0-35-amd64".into(),
+            arch: super::super::machine(),
+            btf_global_func: true,
+            ..Features::default()
+        };
+        f.prog_types.insert(ProgramType::XDP, Some(true));
+        f.prog_types.insert(ProgramType::LSM, None);
+        f.prog_types.insert(ProgramType(99), Some(false));
+        f.map_types.insert(MapType::RINGBUF, Some(true));
+        f.map_types.insert(MapType::ARENA, Some(false));
+        f.map_types.insert(MapType::STRUCT_OPS, None);
+        f.btf_kinds.insert(BtfKind::Enum64, false);
+        f.btf_kinds.insert(BtfKind::Float, true);
+        f.features.insert(Feature::Tcx, false);
+        f.features.insert(Feature::Fentry, true);
+        f.attach_types.insert(
+            (
+                ProgramType::CGROUP_SOCK_ADDR,
+                AttachType::CGROUP_UNIX_CONNECT,
+            ),
+            false,
+        );
+        f.attach_types.insert(
+            (ProgramType::CGROUP_SOCK_ADDR, AttachType::CGROUP_INET4_BIND),
+            true,
+        );
+        f.link_kinds.insert(LinkKind::PerfEvent, false);
+        f.link_kinds.insert(LinkKind::Cgroup, true);
+        f.helpers
+            .entry(ProgramType::TRACEPOINT)
+            .or_default()
+            .extend([(1, true), (9, false), (181, false)]);
+        let mut e = TargetExterns {
+            kallsyms_hidden: false,
+            ..TargetExterns::default()
+        };
+        e.kconfig = Some(parse_config(
+            "# comment\nCONFIG_HZ=250\nCONFIG_BPF=y\nCONFIG_S=\"a \\\"b\\\"\"\n# CONFIG_X is not set\n",
+        ));
+        e.linux.insert("LINUX_KERNEL_VERSION".into(), 330_240);
+        e.kallsyms = Some(["bpf_prog_active".to_owned(), "runqueues".into()].into());
+        f.externs = Some(e);
+        f
+    }
+
+    #[test]
+    fn a_target_file_reads_back_as_written() {
+        let f = sample();
+        let text = f.to_json();
+        assert!(text.starts_with(&format!("{{\"format\":\"{FORMAT}\",\"rawbpf\":")));
+        assert_eq!(Features::from_json(&text).unwrap(), f);
+        let plain = Features {
+            arch: super::super::machine(),
+            ..Features::default()
+        };
+        assert_eq!(Features::from_json(&plain.to_json()).unwrap(), plain);
+        let config = f.externs.unwrap().kconfig.unwrap();
+        assert_eq!(config.len(), 3);
+        assert_eq!(config["CONFIG_S"], "\"a \\\"b\\\"\"");
+    }
+
+    #[test]
+    fn kallsyms_keeps_vmlinux_data_symbols() {
+        let text = "0000000000000000 A __per_cpu_start\n\
+                    0000000000012340 D runqueues\n\
+                    ffffffff81000000 T _stext\n\
+                    ffffffff82000000 b some_static\n\
+                    ffffffffc0000000 d mod_var\t[veth]\n";
+        let (names, hidden) = kallsyms_names(text.as_bytes());
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["__per_cpu_start", "runqueues", "some_static"]
+        );
+        assert!(!hidden, "a real 0 is a real address");
+        let (_, hidden) = kallsyms_names("0000000000000000 T a\n0000000000000000 D b\n".as_bytes());
+        assert!(hidden);
+    }
+
+    #[test]
+    fn bad_target_files_say_what_is_wrong() {
+        let good = sample().to_json();
+        let err = |text: &str| Features::from_json(text).unwrap_err().to_string();
+        assert!(err("{\"format\":").contains("not valid JSON at byte 10"));
+        assert!(err("[]").contains("not a JSON object"));
+        assert!(err("{\"kernel\":\"x\"}").contains("not a rawbpf target file"));
+        let old = good.replace(FORMAT, "rawbpf-target/0");
+        let e = err(&old);
+        assert!(
+            e.contains("format \"rawbpf-target/0\"") && e.contains("reads \"rawbpf-target/1\""),
+            "{e}"
+        );
+        let arch = format!("\"arch\":\"{}\"", super::super::machine());
+        let e = err(&good.replace(&arch, "\"arch\":\"sparc64\""));
+        assert!(e.contains("architecture is sparc64"), "{e}");
+        let e = err(&good.replace("\"xdp\":true", "\"xdp\":1"));
+        assert!(e.contains("prog_types.xdp: not true, false or null"), "{e}");
+        let e = err(&good.replace("\"xdp\":true", "\"no_such_type\":true"));
+        assert!(e.contains("unknown name no_such_type"), "{e}");
+        let e = err(&good.replace("\"tracepoint\":[1]", "\"tracepoint\":[\"x\"]"));
+        assert!(e.contains("helpers.tracepoint"), "{e}");
+    }
 }

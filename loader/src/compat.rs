@@ -1,71 +1,71 @@
-//! `check OBJ --target FILE`: the verdict from a target file's facts only —
-//! its probes, its kernel config, kallsyms names and `LINUX_*` values, and
-//! the BTF given for that kernel — never this machine's.
+//! Kernel compatibility: will an object load on kernel X? A target file
+//! describes X ([`probe_target`], run there: `rawbpf probe --json --full`);
+//! [`check_on_target`] judges an object from that file's facts only — its
+//! probes, its kernel config, kallsyms names and `LINUX_*` values, and the
+//! BTF given for that kernel — never this machine's.
+//!
+//! It sits above `probe`, `load` and `kernel_btf`, which it uses all three.
 
-use super::{check_core, check_with_kconfig, CheckReport};
-use super::{Features, Problem, TargetExterns};
 use crate::kconfig::{fill, KernelConfig};
 use crate::obj::core::TargetTypes;
 use crate::obj::externs::{self, ExternKind, KCONFIG_SECTION};
+use crate::probe::{check_core, check_with_kconfig, CheckReport, HELPER_IDS_PROBED};
+use crate::probe::{kallsyms_names, parse_config, Feature, Features, Problem, TargetExterns};
+use crate::uapi::ProgramType;
 use crate::ObjectSpec;
-use std::path::Path;
+use std::collections::BTreeMap;
 
-/// Why a `--btf` file cannot be read as a kernel's BTF.
-#[derive(Debug, thiserror::Error)]
-pub enum BtfFileError {
-    /// Reading failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Neither raw BTF nor ELF.
-    #[error("{}: neither raw BTF (magic 0xeb9f) nor an ELF file (a vmlinux) with a .BTF section", path.display())]
-    NotBtf {
-        /// The file.
-        path: std::path::PathBuf,
-    },
-    /// An ELF file without `.BTF`.
-    #[error("{}: an ELF file without a .BTF section (a kernel built without CONFIG_DEBUG_INFO_BTF?)", path.display())]
-    NoBtfSection {
-        /// The file.
-        path: std::path::PathBuf,
-    },
+/// A complete description of this kernel, for `check --target` on
+/// another machine: [`Features::probe`], every helper (ids below
+/// [`HELPER_IDS_PROBED`]) for every program type that loads, whether
+/// fentry and LSM programs load, and [`read_externs`].
+pub fn probe_target() -> Features {
+    let mut f = Features::probe();
+    let types: Vec<ProgramType> = f
+        .prog_types
+        .iter()
+        .filter(|(_, ok)| **ok == Some(true))
+        .map(|(t, _)| *t)
+        .collect();
+    for t in types {
+        f.probe_helpers(t, 1..HELPER_IDS_PROBED);
+    }
+    for feat in [Feature::Fentry, Feature::Lsm] {
+        f.features.insert(feat, crate::probe::probe_feature(feat));
+    }
+    f.externs = Some(read_externs());
+    f
 }
 
-/// A kernel's BTF from `path`: raw BTF (`/sys/kernel/btf/vmlinux` copied
-/// from the target) as it is, or the `.BTF` section of an ELF file (the
-/// target's `vmlinux`).
-pub fn read_btf_file(path: &Path) -> Result<Vec<u8>, BtfFileError> {
-    let data = std::fs::read(path).map_err(|source| BtfFileError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if data.starts_with(&[0x9f, 0xeb]) || data.starts_with(&[0xeb, 0x9f]) {
-        return Ok(data);
+/// This machine's kernel config, `LINUX_*` values and kallsyms names.
+pub fn read_externs() -> TargetExterns {
+    use crate::kconfig;
+    let kconfig = kconfig::read_config().ok().map(|c| parse_config(&c.text));
+    let mut linux = BTreeMap::new();
+    if let Some(v) = kconfig::kernel_version() {
+        linux.insert("LINUX_KERNEL_VERSION".to_owned(), u64::from(v));
     }
-    if !data.starts_with(b"\x7fELF") {
-        return Err(BtfFileError::NotBtf {
-            path: path.to_owned(),
-        });
+    linux.insert(
+        "LINUX_HAS_BPF_COOKIE".to_owned(),
+        u64::from(kconfig::has_bpf_cookie()),
+    );
+    linux.insert(
+        "LINUX_HAS_SYSCALL_WRAPPER".to_owned(),
+        u64::from(kconfig::has_syscall_wrapper()),
+    );
+    let (kallsyms, kallsyms_hidden) = match std::fs::File::open("/proc/kallsyms") {
+        Ok(f) => {
+            let (names, hidden) = kallsyms_names(std::io::BufReader::new(f));
+            (Some(names), hidden)
+        }
+        Err(_) => (None, false),
+    };
+    TargetExterns {
+        kconfig,
+        linux,
+        kallsyms,
+        kallsyms_hidden,
     }
-    use object::{Object, ObjectSection};
-    let file = object::File::parse(&*data).map_err(|_| BtfFileError::NotBtf {
-        path: path.to_owned(),
-    })?;
-    let section = file
-        .section_by_name(".BTF")
-        .ok_or_else(|| BtfFileError::NoBtfSection {
-            path: path.to_owned(),
-        })?;
-    section
-        .data()
-        .map(<[u8]>::to_vec)
-        .map_err(|_| BtfFileError::NoBtfSection {
-            path: path.to_owned(),
-        })
 }
 
 /// What `spec` needs against the target `features` (read from a target
