@@ -155,20 +155,32 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
 /// What the object looks up in the kernel's BTF (or `--btf FILE`): CO-RE
 /// relocations, externs, BTF attach targets (fentry, tp_btf, lsm, ...). The
 /// kernel's BTF is read only if the object needs it, once for all three.
-fn check_kernel_btf(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckReport) {
+fn check_kernel_btf(
+    p: &Parsed,
+    spec: &ObjectSpec,
+    report: &mut probe::CheckReport,
+) -> Result<(), Failure> {
     let empty = Btf::new();
     let opts = LoadOptions {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
         ..LoadOptions::default()
     };
-    let kernel = match rawbpf::load::kernel_types_for(spec, &opts) {
+    let needs_btf = !rawbpf::load::kernel_btf_names(spec).is_empty() || spec.core_relocations > 0;
+    let opened = match p.value("--btf") {
+        // --btf may be raw BTF or a vmlinux ELF, as with --target.
+        Some(path) if needs_btf => Ok(Some(
+            Box::new(open_btf(path, spec)?) as Box<dyn rawbpf::obj::core::TargetTypes>
+        )),
+        _ => rawbpf::load::kernel_types_for(spec, &opts),
+    };
+    let kernel = match opened {
         Ok(k) => k,
         Err(e) => {
             report.problems.push(probe::Problem {
                 program: "(object)".into(),
                 reason: e.to_string(),
             });
-            return;
+            return Ok(());
         }
     };
     let types = kernel.as_deref().unwrap_or(&empty);
@@ -190,6 +202,7 @@ fn check_kernel_btf(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckRepo
     } else {
         kernel_btf::check_attach_targets(spec, types, report, kernel_btf::trial_load);
     }
+    Ok(())
 }
 
 /// `rawbpf check OBJ [--target FILE] [--btf FILE] [--json]`
@@ -222,7 +235,7 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
                 .ok()
                 .flatten();
             let mut report = probe::check_with_kconfig(&spec, &f, kconfig.as_deref());
-            check_kernel_btf(p, &spec, &mut report);
+            check_kernel_btf(p, &spec, &mut report)?;
             (f, report, None)
         }
     };

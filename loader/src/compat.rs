@@ -10,7 +10,7 @@ use crate::kconfig::{fill, KernelConfig};
 use crate::obj::core::TargetTypes;
 use crate::obj::externs::{self, ExternKind, KCONFIG_SECTION};
 use crate::probe::{check_core, check_with_kconfig, CheckReport, HELPER_IDS_PROBED};
-use crate::probe::{kallsyms_names, parse_config, Feature, Features, Problem, TargetExterns};
+use crate::probe::{kallsyms_names, parse_config, Features, Problem, TargetExterns};
 use crate::uapi::ProgramType;
 use crate::ObjectSpec;
 use std::collections::BTreeMap;
@@ -30,9 +30,7 @@ pub fn probe_target() -> Features {
     for t in types {
         f.probe_helpers(t, 1..HELPER_IDS_PROBED);
     }
-    for feat in [Feature::Fentry, Feature::Lsm] {
-        f.features.insert(feat, crate::probe::probe_feature(feat));
-    }
+    f.features.extend(crate::probe::probe_trampolines());
     f.externs = Some(read_externs());
     f
 }

@@ -18,7 +18,7 @@ mod target;
 pub use btf_file::{read_btf_file, BtfFileError};
 pub use check::*;
 pub use kinds::{probe_attach_type as probe_expected_attach_type, probe_link_kind, LinkKind};
-pub use kinds::{probe_special_map, EXPECTED_ATTACH_TYPES};
+pub use kinds::{probe_special_map, probe_spin_lock_map, EXPECTED_ATTACH_TYPES};
 pub use target::{
     kallsyms_names, parse_config, TargetError, TargetExterns, FORMAT, KALLSYMS_TYPES,
 };
@@ -38,6 +38,8 @@ pub enum Feature {
     Tcx,
     /// bpffs mounted at /sys/fs/bpf.
     Bpffs,
+    /// Hash maps whose value holds a `bpf_spin_lock`, described by BTF (5.1).
+    MapSpinLock,
     /// fentry/fexit/fmod_ret programs load (BPF trampolines; 5.5, and not
     /// refused by the kernel's policy). Probed by [`compat::probe_target`](crate::compat::probe_target) only.
     Fentry,
@@ -48,26 +50,28 @@ pub enum Feature {
 
 impl Feature {
     /// All features, in order.
-    pub const ALL: [Feature; 8] = [
+    pub const ALL: [Feature; 9] = [
         Feature::Bpf2BpfCalls,
         Feature::Bpf2BpfWithTailCalls,
         Feature::GlobalData,
         Feature::TestRun,
         Feature::Tcx,
         Feature::Bpffs,
+        Feature::MapSpinLock,
         Feature::Fentry,
         Feature::Lsm,
     ];
 
     /// The features [`Features::probe`] asks for (the others need the
     /// kernel's BTF and are for target files).
-    const QUICK: [Feature; 6] = [
+    const QUICK: [Feature; 7] = [
         Feature::Bpf2BpfCalls,
         Feature::Bpf2BpfWithTailCalls,
         Feature::GlobalData,
         Feature::TestRun,
         Feature::Tcx,
         Feature::Bpffs,
+        Feature::MapSpinLock,
     ];
 
     /// A short name for output.
@@ -79,6 +83,7 @@ impl Feature {
             Feature::TestRun => "test_run",
             Feature::Tcx => "tcx",
             Feature::Bpffs => "bpffs",
+            Feature::MapSpinLock => "map_spin_lock",
             Feature::Fentry => "fentry",
             Feature::Lsm => "lsm",
         }
@@ -560,35 +565,56 @@ pub fn probe_feature(f: Feature) -> bool {
         }
         Feature::Bpffs => nix::sys::statfs::statfs(c"/sys/fs/bpf")
             .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC),
-        Feature::Fentry => probe_btf_attach(
-            ProgramType::TRACING,
-            AttachType::TRACE_FENTRY,
-            "bpf_fentry_test1",
-        ),
-        Feature::Lsm => {
-            probe_btf_attach(ProgramType::LSM, AttachType::LSM_MAC, "bpf_lsm_file_open")
-        }
+        Feature::MapSpinLock => probe_spin_lock_map(),
+        Feature::Fentry => probe_trampolines()[0].1,
+        Feature::Lsm => probe_trampolines()[1].1,
     }
 }
 
-/// The BTF id of kernel function `name` in the running kernel's BTF (read
-/// whole: this is for full probes only).
-fn vmlinux_func_id(name: &str) -> Option<u32> {
-    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
-    let btf = Btf::parse(&data).ok()?;
-    let id = btf
-        .types()
-        .find(|(id, t)| t.kind == BtfKind::Func && btf.type_name(*id).ok() == Some(name))
-        .map(|(id, _)| id);
-    id
+/// The BTF ids of kernel functions `names` in the running kernel's BTF
+/// (read whole, once: this is for full probes only).
+fn vmlinux_func_ids<const N: usize>(names: [&str; N]) -> [Option<u32>; N] {
+    let mut out = [None; N];
+    let Some(btf) = std::fs::read("/sys/kernel/btf/vmlinux")
+        .ok()
+        .and_then(|d| Btf::parse(&d).ok())
+    else {
+        return out;
+    };
+    for (id, t) in btf.types() {
+        if t.kind != BtfKind::Func {
+            continue;
+        }
+        let Ok(name) = btf.type_name(id) else {
+            continue;
+        };
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            out[i].get_or_insert(id);
+        }
+    }
+    out
 }
 
-/// Whether a program of type `t` loads on kernel function `func` (found in
-/// the running kernel's BTF; a kernel without BTF or without it: no).
-fn probe_btf_attach(t: ProgramType, a: AttachType, func: &str) -> bool {
-    let Some(id) = vmlinux_func_id(func) else {
-        return false;
-    };
+/// [`Feature::Fentry`] and [`Feature::Lsm`], probed on `bpf_fentry_test1`
+/// and `bpf_lsm_file_open` with one read of the kernel's BTF.
+pub fn probe_trampolines() -> [(Feature, bool); 2] {
+    let [fentry, lsm] = vmlinux_func_ids(["bpf_fentry_test1", "bpf_lsm_file_open"]);
+    [
+        (
+            Feature::Fentry,
+            fentry.is_some_and(|id| {
+                probe_btf_attach(ProgramType::TRACING, AttachType::TRACE_FENTRY, id)
+            }),
+        ),
+        (
+            Feature::Lsm,
+            lsm.is_some_and(|id| probe_btf_attach(ProgramType::LSM, AttachType::LSM_MAC, id)),
+        ),
+    ]
+}
+
+/// Whether a program of type `t` loads on the kernel function of BTF id `id`.
+fn probe_btf_attach(t: ProgramType, a: AttachType, id: u32) -> bool {
     let code: Vec<u8> = [mov_r0_0(), exit()]
         .iter()
         .flat_map(|i| i.to_bytes())

@@ -237,3 +237,20 @@ fn a_target_lacking_btf_kinds_keeps_the_btf_sanitized() {
     let report = check_on_target(&s, &f, None);
     assert!(report.would_load(), "{:?}", report.problems);
 }
+
+#[test]
+fn a_target_without_spin_lock_maps() {
+    let s = spec("btf_kinds.bpf.o");
+    let mut f = full_target(&s);
+    f.features.insert(Feature::MapSpinLock, false);
+    let p = problems(&s, &f);
+    assert!(
+        p.iter().any(|p| p.contains("holds a bpf_spin_lock")),
+        "{p:?}"
+    );
+    // Maps without a lock do not care.
+    let s = spec("map_types.bpf.o");
+    let mut f = full_target(&s);
+    f.features.insert(Feature::MapSpinLock, false);
+    assert_eq!(problems(&s, &f), Vec::<String>::new());
+}

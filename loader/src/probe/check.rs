@@ -178,6 +178,15 @@ fn check_maps(spec: &ObjectSpec, features: &Features, report: &mut CheckReport) 
             )),
             _ => {}
         }
+        if lacks(features, Feature::MapSpinLock) && value_has_spin_lock(spec, m.btf_value_type_id) {
+            report.problem(
+                "(object)",
+                format!(
+                    "map {}: its value holds a bpf_spin_lock, which this kernel does not support in maps",
+                    m.name
+                ),
+            );
+        }
         if m.inner
             .as_ref()
             .is_some_and(|i| features.map_type(i.map_type) == Some(false))
@@ -452,4 +461,36 @@ pub fn check_core(
 /// file that does not say is not a reason to fail.
 fn lacks(features: &Features, f: Feature) -> bool {
     features.features.get(&f) == Some(&false)
+}
+
+/// Whether the object's BTF type `id` (a map's value) holds a
+/// `struct bpf_spin_lock`, through typedefs, modifiers, arrays and nested
+/// structs (a few levels down).
+fn value_has_spin_lock(spec: &ObjectSpec, id: u32) -> bool {
+    use crate::obj::btf::BtfTypeData;
+    fn walk(btf: &crate::obj::btf::Btf, id: u32, depth: u32) -> bool {
+        let Ok(t) = btf.type_by_id(id) else {
+            return false;
+        };
+        if depth == 0 || id == 0 {
+            return false;
+        }
+        match &t.data {
+            BtfTypeData::Members(members) => {
+                (t.kind == BtfKind::Struct && btf.string(t.name_off).ok() == Some("bpf_spin_lock"))
+                    || members.iter().any(|m| walk(btf, m.type_id, depth - 1))
+            }
+            BtfTypeData::Array { elem_type, .. } => walk(btf, *elem_type, depth - 1),
+            BtfTypeData::None
+                if matches!(
+                    t.kind,
+                    BtfKind::Typedef | BtfKind::Const | BtfKind::Volatile | BtfKind::Restrict
+                ) =>
+            {
+                walk(btf, t.size_or_type, depth - 1)
+            }
+            _ => false,
+        }
+    }
+    spec.btf.as_ref().is_some_and(|b| walk(b, id, 8))
 }

@@ -211,6 +211,52 @@ pub fn probe_link_kind(k: LinkKind) -> bool {
     }
 }
 
+/// Whether the kernel creates a hash map whose value, `struct val { int
+/// cnt; struct bpf_spin_lock l; }`, holds a spin lock (libbpf's BTF probe
+/// blob): the kernel finds the lock only through the map's BTF.
+pub fn probe_spin_lock_map() -> bool {
+    use crate::obj::btf::{BtfKind, BtfMember, BtfTypeData};
+    let mut btf = Btf::of(vec![("int", BtfType::int32())]);
+    let val = btf.add_string("val");
+    let cnt = btf.add_string("cnt");
+    let l = btf.add_string("l");
+    let member = |name_off, type_id, offset| BtfMember {
+        name_off,
+        type_id,
+        offset,
+    };
+    let mut lock = BtfType::anon(
+        BtfKind::Struct,
+        4,
+        BtfTypeData::Members(vec![member(val, 1, 0)]),
+    );
+    lock.name_off = btf.add_string("bpf_spin_lock");
+    let lock = btf.add_type(lock);
+    let mut value = BtfType::anon(
+        BtfKind::Struct,
+        8,
+        BtfTypeData::Members(vec![member(cnt, 1, 0), member(l, lock, 32)]),
+    );
+    value.name_off = val;
+    let value = btf.add_type(value);
+    let Ok(fd) = sys::btf_load(&btf.to_bytes(), None) else {
+        return false;
+    };
+    sys::map_create(&sys::MapCreate {
+        map_type: MapType::HASH.0,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 1,
+        flags: NO_PREALLOC,
+        numa_node: 0,
+        map_extra: 0,
+        name: "rawbpf_probe",
+        inner_map_fd: None,
+        btf: Some((fd.as_fd(), 1, value)),
+    })
+    .is_ok()
+}
+
 /// `BPF_F_NO_PREALLOC`.
 const NO_PREALLOC: u32 = 1;
 
