@@ -285,37 +285,43 @@ impl Features {
                 .ok_or_else(|| field("features", format!("unknown feature {name}")))?;
             f.features.insert(feat, boolean(v, "features", name)?);
         }
-        for (tname, v) in entries(&doc, "attach_types")? {
-            let t = named(tname, ProgramType::ALL, "attach_types")?;
-            let Value::Obj(list) = v else {
-                return Err(field(format!("attach_types.{tname}"), "not an object"));
-            };
-            for (aname, ok) in list {
-                let a = named(aname, AttachType::ALL, "attach_types")?;
-                f.attach_types
-                    .insert((t, a), boolean(ok, "attach_types", aname)?);
-            }
-        }
-        for (name, v) in entries(&doc, "link_kinds")? {
-            let k = LinkKind::from_name(name)
-                .ok_or_else(|| field("link_kinds", format!("unknown link kind {name}")))?;
-            f.link_kinds.insert(k, boolean(v, "link_kinds", name)?);
-        }
-        for (key, want) in [("helpers", true), ("helpers_unavailable", false)] {
-            for (tname, v) in entries(&doc, key)? {
-                let t = named(tname, ProgramType::ALL, key)?;
-                let ids = f.helpers.entry(t).or_default();
-                for id in numbers(v, &format!("{key}.{tname}"))? {
-                    ids.insert(id, want);
-                }
-            }
-        }
+        read_attach_and_helpers(&doc, &mut f)?;
         f.externs = match doc.get("externs") {
             None | Some(Value::Null) => None,
             Some(v) => Some(externs_from(v)?),
         };
         Ok(f)
     }
+}
+
+/// `attach_types`, `link_kinds`, `helpers` and `helpers_unavailable`.
+fn read_attach_and_helpers(doc: &Value, f: &mut Features) -> Result<(), TargetError> {
+    for (tname, v) in entries(doc, "attach_types")? {
+        let t = named(tname, ProgramType::ALL, "attach_types")?;
+        let Value::Obj(list) = v else {
+            return Err(field(format!("attach_types.{tname}"), "not an object"));
+        };
+        for (aname, ok) in list {
+            let a = named(aname, AttachType::ALL, "attach_types")?;
+            f.attach_types
+                .insert((t, a), boolean(ok, "attach_types", aname)?);
+        }
+    }
+    for (name, v) in entries(doc, "link_kinds")? {
+        let k = LinkKind::from_name(name)
+            .ok_or_else(|| field("link_kinds", format!("unknown link kind {name}")))?;
+        f.link_kinds.insert(k, boolean(v, "link_kinds", name)?);
+    }
+    for (key, want) in [("helpers", true), ("helpers_unavailable", false)] {
+        for (tname, v) in entries(doc, key)? {
+            let t = named(tname, ProgramType::ALL, key)?;
+            let ids = f.helpers.entry(t).or_default();
+            for id in numbers(v, &format!("{key}.{tname}"))? {
+                ids.insert(id, want);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn externs_json(e: &TargetExterns) -> Value {
