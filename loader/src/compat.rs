@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 /// A complete description of this kernel, for `check --target` on
 /// another machine: [`Features::probe`], every helper (ids below
 /// [`HELPER_IDS_PROBED`]) for every program type that loads, whether
-/// fentry and LSM programs load, and [`read_externs`].
+/// fentry and LSM programs load and struct_ops maps can be made, and
+/// [`read_externs`].
 pub fn probe_target() -> Features {
     let mut f = Features::probe();
     let types: Vec<ProgramType> = f
@@ -30,7 +31,10 @@ pub fn probe_target() -> Features {
     for t in types {
         f.probe_helpers(t, 1..HELPER_IDS_PROBED);
     }
-    f.features.extend(crate::probe::probe_trampolines());
+    let (trampolines, struct_ops) = crate::probe::probe_with_kernel_btf();
+    f.features.extend(trampolines);
+    f.map_types
+        .insert(crate::uapi::MapType::STRUCT_OPS, Some(struct_ops));
     f.externs = Some(read_externs());
     f
 }

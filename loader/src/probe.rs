@@ -566,14 +566,14 @@ pub fn probe_feature(f: Feature) -> bool {
         Feature::Bpffs => nix::sys::statfs::statfs(c"/sys/fs/bpf")
             .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC),
         Feature::MapSpinLock => probe_spin_lock_map(),
-        Feature::Fentry => probe_trampolines()[0].1,
-        Feature::Lsm => probe_trampolines()[1].1,
+        Feature::Fentry => probe_with_kernel_btf().0[0].1,
+        Feature::Lsm => probe_with_kernel_btf().0[1].1,
     }
 }
 
-/// The BTF ids of kernel functions `names` in the running kernel's BTF
-/// (read whole, once: this is for full probes only).
-fn vmlinux_func_ids<const N: usize>(names: [&str; N]) -> [Option<u32>; N] {
+/// The BTF id and size (or type) of each (name, kind) in the running
+/// kernel's BTF (read whole, once: this is for full probes only).
+fn vmlinux_lookup<const N: usize>(wanted: [(&str, BtfKind); N]) -> [Option<(u32, u32)>; N] {
     let mut out = [None; N];
     let Some(btf) = std::fs::read("/sys/kernel/btf/vmlinux")
         .ok()
@@ -582,35 +582,56 @@ fn vmlinux_func_ids<const N: usize>(names: [&str; N]) -> [Option<u32>; N] {
         return out;
     };
     for (id, t) in btf.types() {
-        if t.kind != BtfKind::Func {
+        if !wanted.iter().any(|(_, k)| *k == t.kind) {
             continue;
         }
         let Ok(name) = btf.type_name(id) else {
             continue;
         };
-        if let Some(i) = names.iter().position(|n| *n == name) {
-            out[i].get_or_insert(id);
+        if let Some(i) = wanted.iter().position(|w| *w == (name, t.kind)) {
+            out[i].get_or_insert((id, t.size_or_type));
         }
     }
     out
 }
 
-/// [`Feature::Fentry`] and [`Feature::Lsm`], probed on `bpf_fentry_test1`
-/// and `bpf_lsm_file_open` with one read of the kernel's BTF.
-pub fn probe_trampolines() -> [(Feature, bool); 2] {
-    let [fentry, lsm] = vmlinux_func_ids(["bpf_fentry_test1", "bpf_lsm_file_open"]);
-    [
-        (
-            Feature::Fentry,
-            fentry.is_some_and(|id| {
-                probe_btf_attach(ProgramType::TRACING, AttachType::TRACE_FENTRY, id)
-            }),
-        ),
-        (
-            Feature::Lsm,
-            lsm.is_some_and(|id| probe_btf_attach(ProgramType::LSM, AttachType::LSM_MAC, id)),
-        ),
-    ]
+/// What needs the kernel's own BTF, with one read of it:
+/// [`Feature::Fentry`] and [`Feature::Lsm`] (a program on
+/// `bpf_fentry_test1` / `bpf_lsm_file_open`), and whether a struct_ops map
+/// (of `tcp_congestion_ops`, value `bpf_struct_ops_tcp_congestion_ops`) can
+/// be created.
+pub fn probe_with_kernel_btf() -> ([(Feature, bool); 2], bool) {
+    let [fentry, lsm, ops] = vmlinux_lookup([
+        ("bpf_fentry_test1", BtfKind::Func),
+        ("bpf_lsm_file_open", BtfKind::Func),
+        ("bpf_struct_ops_tcp_congestion_ops", BtfKind::Struct),
+    ]);
+    let fentry = fentry.is_some_and(|(id, _)| {
+        probe_btf_attach(ProgramType::TRACING, AttachType::TRACE_FENTRY, id)
+    });
+    let lsm =
+        lsm.is_some_and(|(id, _)| probe_btf_attach(ProgramType::LSM, AttachType::LSM_MAC, id));
+    // The kernel wants a BTF fd even for a value type of its own.
+    let any_btf = sys::btf_load(&Btf::of(vec![("int", BtfType::int32())]).to_bytes(), None);
+    let struct_ops = ops.zip(any_btf.ok()).is_some_and(|((id, size), btf)| {
+        sys::map_create_vmlinux_value(
+            &sys::MapCreate {
+                map_type: MapType::STRUCT_OPS.0,
+                key_size: 4,
+                value_size: size,
+                max_entries: 1,
+                flags: 0,
+                numa_node: 0,
+                map_extra: 0,
+                name: "rawbpf_probe",
+                inner_map_fd: None,
+                btf: Some((btf.as_fd(), 0, 0)),
+            },
+            id,
+        )
+        .is_ok()
+    });
+    ([(Feature::Fentry, fentry), (Feature::Lsm, lsm)], struct_ops)
 }
 
 /// Whether a program of type `t` loads on the kernel function of BTF id `id`.
