@@ -91,6 +91,8 @@ fi
 
 echo "== tests/vm/matrix.sh's arguments (--dry-run)"
 bash tests/vm/matrix-test.sh
+echo "== tests/vm/check-agree.sh on this machine's own save"
+bash tests/vm/check-agree-test.sh
 
 # The same tests on other kernels, each booted under qemu (a few minutes;
 # downloads are cached). RAWBPF_VM_KERNELS="" skips them, except in CI.

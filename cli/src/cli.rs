@@ -153,16 +153,16 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "probe",
-        usage: "rawbpf probe [--helpers PROG_TYPE]... [--json]",
-        summary: "what this kernel supports (helpers for the program types named)",
-        flags: &[&[("--helpers", Repeated)], JSON],
+        usage: "rawbpf probe [--helpers PROG_TYPE]... [--full] [--json]",
+        summary: "what this kernel supports (helpers for the program types named; --full: every helper of every type, kconfig and kallsyms names: a target file for check --target)",
+        flags: &[&[("--helpers", Repeated), ("--full", Switch)], JSON],
         positional: (0, 0),
     },
     CommandSpec {
         name: "check",
-        usage: "rawbpf check OBJ [--btf FILE] [--json]",
-        summary: "what the object needs vs. what this kernel supports",
-        flags: &[BTF, JSON],
+        usage: "rawbpf check OBJ [--target FILE] [--btf FILE] [--json]",
+        summary: "what the object needs vs. what this kernel (or the target FILE from `probe --json --full`) supports",
+        flags: &[&[("--target", Value)], BTF, JSON],
         positional: (1, 1),
     },
     CommandSpec {

@@ -12,7 +12,7 @@ use rawbpf::ObjectSpec;
 use std::fmt::Write as _;
 
 /// Helper ids probed for `--helpers` (the kernel has fewer than this).
-const MAX_HELPER: u32 = 230;
+const MAX_HELPER: u32 = probe::HELPER_IDS_PROBED;
 
 fn yes(v: Option<bool>) -> &'static str {
     match v {
@@ -20,69 +20,6 @@ fn yes(v: Option<bool>) -> &'static str {
         Some(false) => "no",
         None => "not probed",
     }
-}
-
-fn opt_json(v: Option<bool>) -> Json {
-    Json::opt(v, Json::from)
-}
-
-fn features_json(f: &Features) -> Json {
-    Json::Obj(vec![
-        ("kernel", f.kernel.as_str().into()),
-        (
-            "prog_types",
-            Json::Map(
-                f.prog_types
-                    .iter()
-                    .map(|(t, v)| (t.to_string(), opt_json(*v)))
-                    .collect(),
-            ),
-        ),
-        (
-            "map_types",
-            Json::Map(
-                f.map_types
-                    .iter()
-                    .map(|(t, v)| (t.to_string(), opt_json(*v)))
-                    .collect(),
-            ),
-        ),
-        (
-            "btf_kinds",
-            Json::Map(
-                f.btf_kinds
-                    .iter()
-                    .map(|(k, v)| (k.name().to_owned(), (*v).into()))
-                    .chain([("FUNC_GLOBAL".to_owned(), f.btf_global_func.into())])
-                    .collect(),
-            ),
-        ),
-        (
-            "features",
-            Json::Map(
-                f.features
-                    .iter()
-                    .map(|(k, v)| (k.name().to_owned(), (*v).into()))
-                    .collect(),
-            ),
-        ),
-        (
-            "helpers",
-            Json::Map(
-                f.helpers
-                    .iter()
-                    .map(|(t, ids)| {
-                        let have = ids
-                            .iter()
-                            .filter(|(_, ok)| **ok)
-                            .map(|(id, _)| (*id).into())
-                            .collect();
-                        (t.to_string(), Json::Arr(have))
-                    })
-                    .collect(),
-            ),
-        ),
-    ])
 }
 
 fn parse_prog_type(name: &str) -> Result<ProgramType, Failure> {
@@ -107,14 +44,18 @@ fn permitted(command: &str) -> Result<(), Failure> {
     })
 }
 
-/// `rawbpf probe [--helpers PROG_TYPE]... [--json]`
+/// `rawbpf probe [--helpers PROG_TYPE]... [--full] [--json]`
 pub fn probe(p: &Parsed) -> Result<String, Failure> {
     let types = p
         .values("--helpers")
         .map(parse_prog_type)
         .collect::<Result<Vec<_>, _>>()?;
     permitted("probe")?;
-    let mut f = Features::probe();
+    let mut f = if p.switch("--full") {
+        rawbpf::compat::probe_target()
+    } else {
+        Features::probe()
+    };
     for t in types {
         f.probe_helpers(t, 1..MAX_HELPER);
     }
@@ -124,10 +65,10 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
         ));
     }
     if p.switch("--json") {
-        return Ok(format!("{}\n", features_json(&f)));
+        return Ok(f.to_json());
     }
     let mut out = String::new();
-    let _ = writeln!(out, "kernel {}", f.kernel);
+    let _ = writeln!(out, "kernel {} ({})", f.kernel, f.arch);
     let list = |out: &mut String, title: &str, items: Vec<(String, &'static str)>| {
         let _ = writeln!(out, "\n{title}");
         for (name, v) in items {
@@ -165,6 +106,34 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
             .map(|(k, v)| (k.name().to_owned(), yes(Some(*v))))
             .collect(),
     );
+    list(
+        &mut out,
+        "EXPECTED ATTACH TYPES",
+        f.attach_types
+            .iter()
+            .map(|((t, a), v)| (format!("{t} {a}"), yes(Some(*v))))
+            .collect(),
+    );
+    list(
+        &mut out,
+        "LINK KINDS",
+        f.link_kinds
+            .iter()
+            .map(|(k, v)| (k.name().to_owned(), yes(Some(*v))))
+            .collect(),
+    );
+    if let Some(e) = &f.externs {
+        let _ = writeln!(
+            out,
+            "\nEXTERNS\n  kconfig options            {}\n  kallsyms data symbols      {}",
+            e.kconfig
+                .as_ref()
+                .map_or("not readable".into(), |c| c.len().to_string()),
+            e.kallsyms
+                .as_ref()
+                .map_or("not readable".into(), |k| k.len().to_string()),
+        );
+    }
     for (t, ids) in &f.helpers {
         let have: Vec<String> = ids
             .iter()
@@ -186,20 +155,32 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
 /// What the object looks up in the kernel's BTF (or `--btf FILE`): CO-RE
 /// relocations, externs, BTF attach targets (fentry, tp_btf, lsm, ...). The
 /// kernel's BTF is read only if the object needs it, once for all three.
-fn check_kernel_btf(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckReport) {
+fn check_kernel_btf(
+    p: &Parsed,
+    spec: &ObjectSpec,
+    report: &mut probe::CheckReport,
+) -> Result<(), Failure> {
     let empty = Btf::new();
     let opts = LoadOptions {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
         ..LoadOptions::default()
     };
-    let kernel = match rawbpf::load::kernel_types_for(spec, &opts) {
+    let needs_btf = !rawbpf::load::kernel_btf_names(spec).is_empty() || spec.core_relocations > 0;
+    let opened = match p.value("--btf") {
+        // --btf may be raw BTF or a vmlinux ELF, as with --target.
+        Some(path) if needs_btf => Ok(Some(
+            Box::new(open_btf(path, spec)?) as Box<dyn rawbpf::obj::core::TargetTypes>
+        )),
+        _ => rawbpf::load::kernel_types_for(spec, &opts),
+    };
+    let kernel = match opened {
         Ok(k) => k,
         Err(e) => {
             report.problems.push(probe::Problem {
                 program: "(object)".into(),
                 reason: e.to_string(),
             });
-            return;
+            return Ok(());
         }
     };
     let types = kernel.as_deref().unwrap_or(&empty);
@@ -221,28 +202,47 @@ fn check_kernel_btf(p: &Parsed, spec: &ObjectSpec, report: &mut probe::CheckRepo
     } else {
         kernel_btf::check_attach_targets(spec, types, report, kernel_btf::trial_load);
     }
+    Ok(())
 }
 
-/// `rawbpf check OBJ [--json]`
+/// `rawbpf check OBJ [--target FILE] [--btf FILE] [--json]`
 pub fn check(p: &Parsed) -> Result<String, Failure> {
     let file = &p.positional[0];
     let spec = ObjectSpec::from_file(file)?;
-    permitted("check")?;
-    let mut f = Features::probe();
-    for (t, ids) in probe::program_helpers(&spec) {
-        f.probe_helpers(t, ids);
-    }
-    // The .kconfig values a load here would give the object; if they cannot
-    // be computed, load says why, and check counts every guarded call.
-    let kconfig = rawbpf::kconfig::kconfig_data(&spec, &mut Vec::new())
-        .ok()
-        .flatten();
-    let mut report = probe::check_with_kconfig(&spec, &f, kconfig.as_deref());
-    check_kernel_btf(p, &spec, &mut report);
+    let (f, report, target) = match p.value("--target") {
+        Some(target) => {
+            let f = read_target(target)?;
+            let btf = p.value("--btf").map(|b| open_btf(b, &spec)).transpose()?;
+            let types = btf
+                .as_ref()
+                .map(|b| b as &dyn rawbpf::obj::core::TargetTypes);
+            (
+                f.clone(),
+                rawbpf::compat::check_on_target(&spec, &f, types),
+                Some(target),
+            )
+        }
+        None => {
+            permitted("check")?;
+            let mut f = Features::probe();
+            for (t, ids) in probe::program_helpers(&spec) {
+                f.probe_helpers(t, ids);
+            }
+            // The .kconfig values a load here would give the object; if they
+            // cannot be computed, load says why, and check counts every
+            // guarded call.
+            let kconfig = rawbpf::kconfig::kconfig_data(&spec, &mut Vec::new())
+                .ok()
+                .flatten();
+            let mut report = probe::check_with_kconfig(&spec, &f, kconfig.as_deref());
+            check_kernel_btf(p, &spec, &mut report)?;
+            (f, report, None)
+        }
+    };
     let out = if p.switch("--json") {
-        check_json(file, &f, &report)
+        check_json(file, &f, target, &report)
     } else {
-        check_text(file, &f, &report)
+        check_text(file, &f, target, &report)
     };
     if report.would_load() {
         Ok(out)
@@ -251,12 +251,40 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
     }
 }
 
+/// A target file, or why it cannot be used (bad input: exit 2).
+fn read_target(path: &str) -> Result<Features, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("check: --target {path}: {e}")))?;
+    Features::from_json(&text).map_err(|e| Failure::Usage(format!("check: --target {path}: {e}")))
+}
+
+/// The target kernel's BTF from `--btf FILE` (raw BTF or a vmlinux ELF),
+/// indexed for what the object looks up.
+fn open_btf(path: &str, spec: &ObjectSpec) -> Result<rawbpf::kernel_btf::KernelBtf, Failure> {
+    let bytes = probe::read_btf_file(std::path::Path::new(path))
+        .map_err(|e| Failure::Usage(format!("check: --btf {e}")))?;
+    let names = rawbpf::compat::target_btf_names(spec);
+    rawbpf::kernel_btf::KernelBtf::from_bytes(bytes, &names).map_err(|e| {
+        Failure::Usage(format!(
+            "check: --btf {path}: not valid BTF: {}",
+            e.reason()
+        ))
+    })
+}
+
 /// `rawbpf check --json`: each program's needs and problems, the object's
 /// own problems, the notes.
-fn check_json(file: &str, f: &Features, report: &probe::CheckReport) -> String {
+fn check_json(
+    file: &str,
+    f: &Features,
+    target: Option<&str>,
+    report: &probe::CheckReport,
+) -> String {
     let doc = Json::Obj(vec![
         ("file", file.into()),
         ("kernel", f.kernel.as_str().into()),
+        ("arch", f.arch.as_str().into()),
+        ("target", Json::opt(target, Json::from)),
         ("would_load", report.would_load().into()),
         (
             "programs",
@@ -305,8 +333,16 @@ fn check_json(file: &str, f: &Features, report: &probe::CheckReport) -> String {
 
 /// `rawbpf check`'s plain report: what each program needs, what fails,
 /// and the verdict.
-fn check_text(file: &str, f: &Features, report: &probe::CheckReport) -> String {
-    let mut out = format!("{file} on kernel {}:\n", f.kernel);
+fn check_text(
+    file: &str,
+    f: &Features,
+    target: Option<&str>,
+    report: &probe::CheckReport,
+) -> String {
+    let mut out = match target {
+        Some(t) => format!("{file} on kernel {} {} (from {t}):\n", f.kernel, f.arch),
+        None => format!("{file} on kernel {}:\n", f.kernel),
+    };
     for (name, t, needs) in &report.needs {
         let _ = writeln!(
             out,
@@ -327,10 +363,11 @@ fn check_text(file: &str, f: &Features, report: &probe::CheckReport) -> String {
     let _ = writeln!(
         out,
         "{}",
-        if report.would_load() {
-            "would load here"
-        } else {
-            "would NOT load here"
+        match (report.would_load(), target) {
+            (true, None) => "would load here",
+            (false, None) => "would NOT load here",
+            (true, Some(_)) => "would load on the target",
+            (false, Some(_)) => "would NOT load on the target",
         }
     );
     out

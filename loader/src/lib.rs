@@ -74,6 +74,7 @@ macro_rules! debug_is_display {
 
 pub mod attach;
 pub mod blocking;
+pub mod compat;
 mod errno;
 pub mod error;
 pub mod events;

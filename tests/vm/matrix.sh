@@ -164,7 +164,7 @@ done
 EOF
         if [ -n "$SAVE" ]; then
             cat <<'EOF'
-rawbpf probe --json >/out/probe.json 2>/out/probe.stderr || echo "VMSAVE probe failed: $(head -n1 /out/probe.stderr)"
+rawbpf probe --json --full >/out/probe.json 2>/out/probe.stderr || echo "VMSAVE probe failed: $(head -n1 /out/probe.stderr)"
 cp /sys/kernel/btf/vmlinux /out/vmlinux 2>/dev/null || echo "VMSAVE this kernel has no /sys/kernel/btf/vmlinux"
 EOF
         fi
@@ -195,6 +195,10 @@ for k in "${KERNELS[@]}"; do
             mkdir -p "$SAVE/$k"
             cp -f "$kdir"/out/* "$SAVE/$k/"
             rm -f "$SAVE/$k/probe.stderr"
+            # What each N.rc answers, and where the commands ran, for
+            # tests/vm/check-agree.sh.
+            for i in "${!CMDS[@]}"; do echo "${CMDS[$i]}" >"$SAVE/$k/$((i + 1)).cmd"; done
+            echo "$HERE" >"$SAVE/$k/cwd"
         fi
     else
         STATE[$k]="the guest did not finish (see $log)"
@@ -257,6 +261,6 @@ else
             echo "| $label | ${CMDS[$i]//\'/} | $rc | ${err//|/\\|} |"
         done
     done
-    [ -z "$SAVE" ] || echo "saved: $SAVE/<kernel>/ (probe.json, vmlinux, N.stdout, N.stderr, N.rc)"
+    [ -z "$SAVE" ] || echo "saved: $SAVE/<kernel>/ (probe.json, vmlinux, N.cmd, N.stdout, N.stderr, N.rc, cwd)"
 fi
 exit $status

@@ -1,0 +1,256 @@
+//! `check --target`: the verdict from a target file's facts alone. These
+//! targets are made up (a 5.10-like kernel without bpf_loop, unix socket
+//! hooks, a map type, a link kind...), so nothing here reads this machine.
+
+use rawbpf::compat::check_on_target;
+use rawbpf::obj::btf::BtfKind;
+use rawbpf::probe::{
+    program_helpers, Feature, Features, LinkKind, TargetExterns, EXPECTED_ATTACH_TYPES,
+};
+use rawbpf::uapi::{AttachType, MapType, ProgramType};
+use rawbpf::ObjectSpec;
+
+fn spec(name: &str) -> ObjectSpec {
+    ObjectSpec::from_file(format!(
+        "{}/../programs/obj/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A target that has everything the object needs, read back from its
+/// target file (so the file format is in the loop).
+fn full_target(spec: &ObjectSpec) -> Features {
+    let mut f = Features {
+        kernel: "9.9.0-test".into(),
+        arch: rawbpf::probe::machine(),
+        btf_global_func: true,
+        ..Features::default()
+    };
+    for t in ProgramType::ALL {
+        f.prog_types.insert(*t, Some(true));
+    }
+    for t in MapType::ALL {
+        f.map_types.insert(*t, Some(true));
+    }
+    for k in rawbpf::probe::PROBED_BTF_KINDS {
+        f.btf_kinds.insert(k, true);
+    }
+    for feat in Feature::ALL {
+        f.features.insert(feat, true);
+    }
+    for (t, list) in EXPECTED_ATTACH_TYPES {
+        for a in *list {
+            f.attach_types.insert((*t, *a), true);
+        }
+    }
+    for k in LinkKind::ALL {
+        f.link_kinds.insert(k, true);
+    }
+    for (t, ids) in program_helpers(spec) {
+        f.helpers
+            .entry(t)
+            .or_default()
+            .extend(ids.into_iter().map(|id| (id, true)));
+    }
+    let mut externs = TargetExterns {
+        kconfig: Some(rawbpf::probe::parse_config(
+            "CONFIG_HZ=250\nCONFIG_BPF_SYSCALL=y\nCONFIG_NET_CLS_BPF=m\n",
+        )),
+        kallsyms: Some(["bpf_prog_active".to_owned(), "runqueues".into()].into()),
+        ..TargetExterns::default()
+    };
+    for (k, v) in [
+        ("LINUX_KERNEL_VERSION", 330_240),
+        ("LINUX_HAS_BPF_COOKIE", 1),
+        ("LINUX_HAS_SYSCALL_WRAPPER", 1),
+    ] {
+        externs.linux.insert(k.into(), v);
+    }
+    f.externs = Some(externs);
+    Features::from_json(&f.to_json()).unwrap()
+}
+
+fn problems(spec: &ObjectSpec, f: &Features) -> Vec<String> {
+    check_on_target(spec, f, None)
+        .problems
+        .into_iter()
+        .map(|p| format!("{}: {}", p.program, p.reason))
+        .collect()
+}
+
+#[test]
+fn a_full_target_loads_everything_checkable() {
+    for name in [
+        "pipeline.bpf.o",
+        "callbacks.bpf.o",
+        "cgroup_unix.bpf.o",
+        "map_types.bpf.o",
+        "kconfig.bpf.o",
+        "link_kprobe.bpf.o",
+        "events.bpf.o",
+    ] {
+        let s = spec(name);
+        assert_eq!(
+            problems(&s, &full_target(&s)),
+            Vec::<String>::new(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_target_without_bpf_loop_or_a_helper() {
+    let s = spec("callbacks.bpf.o");
+    let mut f = full_target(&s);
+    for ids in f.helpers.values_mut() {
+        if let Some(v) = ids.get_mut(&181) {
+            *v = false;
+        }
+    }
+    let p = problems(&s, &f);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("helper bpf_loop (#181) is not available")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_target_without_unix_socket_hooks() {
+    // 5.10 and 6.1: cgroup_sock_addr has no unix attach types (6.7).
+    let s = spec("cgroup_unix.bpf.o");
+    let mut f = full_target(&s);
+    for a in [
+        AttachType::CGROUP_UNIX_CONNECT,
+        AttachType::CGROUP_UNIX_GETPEERNAME,
+    ] {
+        f.attach_types
+            .insert((ProgramType::CGROUP_SOCK_ADDR, a), false);
+    }
+    let p = problems(&s, &f);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("expected attach type cgroup_unix_connect are not supported")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_target_without_a_map_type() {
+    let s = spec("map_types.bpf.o");
+    let mut f = full_target(&s);
+    f.map_types.insert(MapType::LRU_HASH, Some(false));
+    let p = problems(&s, &f);
+    assert_eq!(
+        p,
+        ["(object): map recent is a lru_hash, which this kernel cannot create"]
+    );
+}
+
+#[test]
+fn a_target_without_a_link_kind_loads_but_says_it_cannot_attach() {
+    let s = spec("link_kprobe.bpf.o");
+    let mut f = full_target(&s);
+    f.link_kinds.insert(LinkKind::KprobeMulti, false);
+    let report = check_on_target(&s, &f, None);
+    assert!(report.would_load(), "{:?}", report.problems);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("cannot be attached") && n.contains("kprobe_multi link")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn a_target_refusing_trampolines() {
+    let s = spec("attach_fentry.bpf.o");
+    let mut f = full_target(&s);
+    f.features.insert(Feature::Fentry, false);
+    let p = problems(&s, &f);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("does not load fentry programs")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn kconfig_comes_from_the_target_file() {
+    let s = spec("kconfig.bpf.o");
+    let mut f = full_target(&s);
+    // CONFIG_HZ is a strong extern: a target config without it fails.
+    if let Some(c) = f.externs.as_mut().and_then(|e| e.kconfig.as_mut()) {
+        c.remove("CONFIG_HZ");
+    }
+    let p = problems(&s, &f);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("CONFIG_HZ") && p.contains("the target file's kconfig")),
+        "{p:?}"
+    );
+    let s = spec("kconfig_missing.bpf.o");
+    let p = problems(&s, &full_target(&s));
+    assert!(
+        p.iter().any(|p| p.contains("CONFIG_RAWBPF_MISSING_OPTION")),
+        "{p:?}"
+    );
+    // A target file without externs (a quick probe): not checked, said so.
+    let s = spec("kconfig.bpf.o");
+    let mut f = full_target(&s);
+    f.externs = None;
+    let report = check_on_target(&s, &f, None);
+    assert!(report.would_load());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("__kconfig externs not checked")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn without_the_targets_btf_core_is_not_checked_and_says_so() {
+    let s = spec("core_reloc.bpf.o");
+    let report = check_on_target(&s, &full_target(&s), None);
+    assert!(report.would_load());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("not checked without --btf")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn a_target_lacking_btf_kinds_keeps_the_btf_sanitized() {
+    let s = spec("btf_kinds.bpf.o");
+    let mut f = full_target(&s);
+    f.btf_kinds.insert(BtfKind::Enum64, false);
+    let report = check_on_target(&s, &f, None);
+    assert!(report.would_load(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_target_without_spin_lock_maps() {
+    let s = spec("btf_kinds.bpf.o");
+    let mut f = full_target(&s);
+    f.features.insert(Feature::MapSpinLock, false);
+    let p = problems(&s, &f);
+    assert!(
+        p.iter().any(|p| p.contains("holds a bpf_spin_lock")),
+        "{p:?}"
+    );
+    // Maps without a lock do not care.
+    let s = spec("map_types.bpf.o");
+    let mut f = full_target(&s);
+    f.features.insert(Feature::MapSpinLock, false);
+    assert_eq!(problems(&s, &f), Vec::<String>::new());
+}
