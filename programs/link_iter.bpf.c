@@ -11,9 +11,11 @@
  * A record without RECORD_DECODED is a link this program does not decode
  * (its type is not below, its layout is one this kernel does not have, or
  * a name did not fit): rawbpf asks bpf(2) about that link alone. Kernel
- * structures are our own fragments, relocated by CO-RE; what moved across
- * kernels is guarded (`attach_type` joined struct bpf_link in 6.17; before,
- * each link kind kept its own, and those kinds are left to bpf(2)).
+ * structures are our own fragments, relocated by CO-RE. Each kind's struct
+ * is read only where the kernel has it (type guards: 6.1 has no netfilter,
+ * struct_ops or tcx links), and what moved across kernels is guarded
+ * (`attach_type` joined struct bpf_link in 6.17; before, each kind kept its
+ * own, and those kinds, and perf links, are left to bpf(2) there).
  */
 #include "rawbpf.h"
 
@@ -247,11 +249,17 @@ static __always_inline int decode(struct link_record *r, struct bpf_link *link, 
 
 	switch (r->type) {
 	case LINK_RAW_TRACEPOINT:
+		if (!bpf_core_type_exists(struct bpf_raw_tp_link))
+			return -1;
 		return read_name(r, BPF_CORE_READ((struct bpf_raw_tp_link *)link, btp, tp, name));
 	case LINK_ITER:
 		return 0;
 	case LINK_XDP: {
-		struct net_device *dev = BPF_CORE_READ((struct bpf_xdp_link *)link, dev);
+		struct net_device *dev;
+
+		if (!bpf_core_type_exists(struct bpf_xdp_link))
+			return -1;
+		dev = BPF_CORE_READ((struct bpf_xdp_link *)link, dev);
 
 		r->words[0] = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 		return 0;
@@ -259,19 +267,26 @@ static __always_inline int decode(struct link_record *r, struct bpf_link *link, 
 	case LINK_NETFILTER: {
 		struct bpf_nf_link *nf = (struct bpf_nf_link *)link;
 
+		if (!bpf_core_type_exists(struct bpf_nf_link))
+			return -1;
+
 		r->words[0] = BPF_CORE_READ(nf, hook_ops.pf);
 		r->words[1] = BPF_CORE_READ(nf, hook_ops.hooknum);
 		r->words[2] = BPF_CORE_READ(nf, hook_ops.priority);
 		return 0;
 	}
 	case LINK_STRUCT_OPS: {
-		struct bpf_map *map = BPF_CORE_READ((struct bpf_struct_ops_link *)link, map);
+		struct bpf_map *map;
+
+		if (!bpf_core_type_exists(struct bpf_struct_ops_link))
+			return -1;
+		map = BPF_CORE_READ((struct bpf_struct_ops_link *)link, map);
 
 		r->words[0] = map ? BPF_CORE_READ(map, id) : 0;
 		return 0;
 	}
 	case LINK_PERF_EVENT:
-		if (!attach_type_here)
+		if (!attach_type_here || !bpf_core_type_exists(struct bpf_perf_link))
 			return -1;
 		if (prog_type == PROG_PERF_EVENT) {
 			r->words[0] = PERF_EVENT_EVENT;
@@ -285,8 +300,13 @@ static __always_inline int decode(struct link_record *r, struct bpf_link *link, 
 		return -1;
 	switch (r->type) {
 	case LINK_TRACING: {
-		struct bpf_trampoline *tr = BPF_CORE_READ((struct bpf_tracing_link *)link, trampoline);
-		__u64 key = tr ? BPF_CORE_READ(tr, key) : 0;
+		struct bpf_trampoline *tr;
+		__u64 key;
+
+		if (!bpf_core_type_exists(struct bpf_tracing_link))
+			return -1;
+		tr = BPF_CORE_READ((struct bpf_tracing_link *)link, trampoline);
+		key = tr ? BPF_CORE_READ(tr, key) : 0;
 
 		r->words[0] = attach_type;
 		r->words[1] = key >> 32;
@@ -294,8 +314,13 @@ static __always_inline int decode(struct link_record *r, struct bpf_link *link, 
 		return 0;
 	}
 	case LINK_CGROUP: {
-		struct cgroup *cg = BPF_CORE_READ((struct bpf_cgroup_link *)link, cgroup);
-		__u64 id = cg ? BPF_CORE_READ(cg, kn, id) : 0;
+		struct cgroup *cg;
+		__u64 id;
+
+		if (!bpf_core_type_exists(struct bpf_cgroup_link))
+			return -1;
+		cg = BPF_CORE_READ((struct bpf_cgroup_link *)link, cgroup);
+		id = cg ? BPF_CORE_READ(cg, kn, id) : 0;
 
 		r->words[0] = id;
 		r->words[1] = id >> 32;
@@ -303,14 +328,22 @@ static __always_inline int decode(struct link_record *r, struct bpf_link *link, 
 		return 0;
 	}
 	case LINK_NETNS: {
-		struct net *net = BPF_CORE_READ((struct bpf_netns_link *)link, net);
+		struct net *net;
+
+		if (!bpf_core_type_exists(struct bpf_netns_link))
+			return -1;
+		net = BPF_CORE_READ((struct bpf_netns_link *)link, net);
 
 		r->words[0] = net ? BPF_CORE_READ(net, ns.inum) : 0;
 		r->words[1] = attach_type;
 		return 0;
 	}
 	case LINK_TCX: {
-		struct net_device *dev = BPF_CORE_READ((struct tcx_link *)link, dev);
+		struct net_device *dev;
+
+		if (!bpf_core_type_exists(struct tcx_link))
+			return -1;
+		dev = BPF_CORE_READ((struct tcx_link *)link, dev);
 
 		r->words[0] = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 		r->words[1] = attach_type;

@@ -116,7 +116,7 @@ fn detach_all_removes_the_cache_and_list_makes_it_again() {
         return;
     }
     if LinkIterator::load().is_err() {
-        eprintln!("SKIP: no link iterator on this kernel (5.19+)");
+        eprintln!("SKIP: no link iterator on this kernel");
         return;
     }
     let pin = default_iterator_pin();

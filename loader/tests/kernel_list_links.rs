@@ -4,7 +4,7 @@
 //! (raw tracepoints, syscall and scheduler tracepoints through perf links,
 //! a perf event, an iterator, a uprobe, cgroup links, a netfilter link, a
 //! struct_ops link). The iterator's pin is used only when it is ours; a
-//! kernel without the iterator (before 5.19) lists through bpf(2).
+//! kernel without the iterator (5.10) lists through bpf(2).
 //! Needs root (skips without, except under CI=true).
 
 #[path = "../../tests/support/mod.rs"]
@@ -209,7 +209,7 @@ fn the_iterator_decodes_raw_tracepoints_itself() {
     let iter = match LinkIterator::load() {
         Ok(i) => i,
         Err(e) => {
-            // Before 5.19 there is no iter/bpf_link: listing uses bpf(2).
+            // A kernel without iter/bpf_link (5.10): listing uses bpf(2).
             eprintln!("SKIP: no link iterator here ({e})");
             let listed = list_links_with(&ListOptions::with_iterator_pin(
                 BpffsDir::new("listlinks").0.join("iter"),

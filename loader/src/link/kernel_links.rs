@@ -4,7 +4,7 @@
 //! - **bpf(2) per link**: `BPF_LINK_GET_NEXT_ID`, `BPF_LINK_GET_FD_BY_ID`,
 //!   `BPF_OBJ_GET_INFO_BY_FD` (twice for links holding a name), `close`:
 //!   five calls a link, on every kernel. [`list_links`] does only this.
-//! - **the link iterator** (`iter/bpf_link`, 5.19+): our own program
+//! - **the link iterator** (`iter/bpf_link`, where the kernel has it): our own program
 //!   (programs/link_iter.bpf.c, embedded) writes one record per link and
 //!   one `read()` returns them all; links of a kind it does not decode on
 //!   the running kernel are asked about with bpf(2), by the id the record
@@ -318,8 +318,8 @@ pub fn remove_iterator_cache() -> io::Result<usize> {
 #[derive(thiserror::Error, Debug)]
 #[non_exhaustive]
 pub enum LinkIterError {
-    /// Loading the iterator program failed (no `iter/bpf_link` before
-    /// 5.19, no kernel BTF, no privileges).
+    /// Loading the iterator program failed (a kernel without
+    /// `iter/bpf_link`, as 5.10; no kernel BTF; no privileges).
     #[error("loading the link iterator: {0}")]
     Load(#[from] Box<LoadError>),
     /// The embedded object does not parse (a bad build).
