@@ -272,3 +272,23 @@ fn a_pin_that_is_not_the_link_iterator_is_never_read() {
     }
     task_iter.remove(0).detach().unwrap();
 }
+
+#[test]
+fn an_iterator_that_cannot_be_pinned_is_used_once() {
+    if !kernel("an_iterator_that_cannot_be_pinned_is_used_once") {
+        return;
+    }
+    // Not bpffs: nothing can be pinned there (and nothing is made).
+    let at = std::env::temp_dir().join(unique("listlinks")).join("iter");
+    let raw = load("tracing_many.bpf.o").unwrap();
+    let links = raw.attach("raw_sys_enter", &AttachTargets::default());
+    let ids = link_ids(&links);
+    let listed = ours(
+        list_links_with(&ListOptions::with_iterator_pin(&at)).unwrap(),
+        &ids,
+    );
+    assert_eq!(listed, ours(list_links().unwrap(), &ids));
+    assert_eq!(listed[&ids[0]].target, "sys_enter");
+    assert!(!at.exists());
+    let _ = std::fs::remove_dir(at.parent().unwrap());
+}

@@ -157,15 +157,15 @@ pub fn list_links_with(opts: &ListOptions) -> Result<Vec<KernelLink>, GroupError
     let mut lister = Lister {
         names: HashMap::new(),
         in_group,
+        own: None,
         out: Vec::new(),
     };
     if let Some(pin) = &opts.iterator_pin {
         if let Ok(iter) = LinkIterator::pinned_or_load(pin) {
+            lister.own = Some(iter.link_id);
             if let Ok(records) = iter.read() {
                 for r in &records {
-                    if r.id != iter.link_id {
-                        lister.record(r);
-                    }
+                    lister.record(r);
                 }
                 return Ok(lister.out);
             }
@@ -181,6 +181,8 @@ struct Lister {
     /// per hook), and each is opened once.
     names: HashMap<u32, String>,
     in_group: HashMap<u32, String>,
+    /// The iterator's own link: not listed.
+    own: Option<u32>,
     out: Vec<KernelLink>,
 }
 
@@ -241,6 +243,9 @@ impl Lister {
         tp_name: Option<String>,
         prog_name: String,
     ) {
+        if self.own == Some(id) {
+            return;
+        }
         self.out.push(KernelLink {
             id,
             link_type: details.link_type,
