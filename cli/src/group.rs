@@ -320,7 +320,12 @@ pub fn detach(p: &Parsed) -> Result<String, Failure> {
             ))
         }
         Some(name) => vec![group::detach(name).map_err(|e| group_err(None, e))?],
-        None => group::detach_all().map_err(|e| group_err(None, e))?,
+        None => {
+            let done = group::detach_all().map_err(|e| group_err(None, e))?;
+            // And the link iterator `list` keeps pinned (reloaded on use).
+            let _ = rawbpf::link::kernel_links::remove_iterator_cache();
+            done
+        }
     };
     if p.switch("--json") {
         let rows = done
@@ -382,7 +387,13 @@ pub struct Links {
 /// Reads every link and group.
 pub fn read() -> Result<Links, Failure> {
     Ok(Links {
-        links: group::list_links().map_err(|e| group_err(None, e))?,
+        // The link iterator, loaded once and kept pinned in rawbpf's cache.
+        links: rawbpf::link::kernel_links::list_links_with(
+            &rawbpf::link::kernel_links::ListOptions::with_iterator_pin(
+                rawbpf::link::kernel_links::default_iterator_pin(),
+            ),
+        )
+        .map_err(|e| group_err(None, e))?,
         groups: group::groups().map_err(|e| group_err(None, e))?,
     })
 }

@@ -14,6 +14,7 @@
 
 pub mod cgroup;
 pub mod group;
+pub mod kernel_links;
 pub mod net;
 pub mod session;
 pub mod struct_ops;
