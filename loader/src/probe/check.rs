@@ -258,10 +258,16 @@ fn check_program(
             helper_name(*id).map_or_else(|| format!("helper #{id}"), |n| format!("{n} (#{id})"));
         needs.push(label.clone());
         if helper_missing(features, p.prog_type, *id) {
+            // "helper bpf_loop (#181)", "helper #100000".
+            let what = if label.starts_with("helper ") {
+                label.clone()
+            } else {
+                format!("helper {label}")
+            };
             report.problem(
                 name,
                 format!(
-                    "helper {label} is not available to {} programs on this kernel",
+                    "{what} is not available to {} programs on this kernel",
                     p.prog_type
                 ),
             );
