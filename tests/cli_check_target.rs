@@ -267,3 +267,107 @@ fn btf_from_an_elf_section() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("__sk_buff"), "{}", stdout(&o));
 }
+
+/// A raw BTF file with only `enum bpf_func_id`, with or without
+/// `BPF_FUNC_ktime_get_coarse_ns` (5.11): what the CO-RE guards of
+/// core_helper_guard.bpf.o look up.
+fn func_ids_btf(coarse: bool) -> TempFile {
+    use rawbpf::obj::btf::{Btf, BtfEnum, BtfKind, BtfType, BtfTypeData};
+    let mut btf = Btf::new();
+    let mut names = vec![("BPF_FUNC_unspec", 0), ("BPF_FUNC_ktime_get_ns", 5)];
+    if coarse {
+        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
+    }
+    let values = names
+        .into_iter()
+        .map(|(n, val)| BtfEnum {
+            name_off: btf.add_string(n),
+            val,
+        })
+        .collect();
+    let name_off = btf.add_string("bpf_func_id");
+    btf.add_type(BtfType {
+        name_off,
+        kind: BtfKind::Enum,
+        kind_flag: false,
+        vlen_extra: 0,
+        size_or_type: 4,
+        data: BtfTypeData::Enum(values),
+    });
+    TempFile::new("func-ids-btf", &btf.to_bytes())
+}
+
+/// A helper behind a CO-RE guard that the target's BTF makes false (as
+/// ksnoop's bpf_get_func_ip on 5.10) is not counted: a 5.10-like target
+/// without bpf_ktime_get_coarse_ns and helper #100000 loads
+/// core_helper_guard.bpf.o, and says it needs neither; the same call
+/// without its guard does not load there. No kernel needed.
+#[test]
+fn helpers_behind_a_false_core_guard_on_the_target() {
+    let minimal = MINIMAL.replace("ARCH", std::env::consts::ARCH).replace(
+        r#""prog_types":{"xdp":true}"#,
+        r#""prog_types":{"sched_cls":true},"helpers":{"sched_cls":[1,2,3,5]},"helpers_unavailable":{"sched_cls":[160,100000]}"#,
+    );
+    let target = TempFile::new("target-510", minimal.as_bytes());
+    let old = func_ids_btf(false);
+    let check = |o: &str, btf: &TempFile| {
+        rawbpf(&[
+            "check",
+            &obj(o),
+            "--target",
+            target.path(),
+            "--btf",
+            btf.path(),
+        ])
+    };
+    let o = check("core_helper_guard.bpf.o", &old);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}{}", stderr(&o));
+    assert!(text.contains("would load on the target"), "{text}");
+    assert!(
+        text.contains("bpf_ktime_get_ns (#5)"),
+        "the fallback: {text}"
+    );
+    assert!(
+        !text.contains("#160") && !text.contains("#100000"),
+        "{text}"
+    );
+    // The guard is what decides: where the BTF has the enumerator, the
+    // call is seen and the probe's answer counts.
+    let o = check("core_helper_guard.bpf.o", &func_ids_btf(true));
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
+    assert!(
+        text.contains(
+            "FAIL guarded_helpers: helper bpf_ktime_get_coarse_ns (#160) is not available"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("#100000"), "{text}");
+    let o = check("core_helper_unguarded.bpf.o", &old);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
+    assert!(
+        text.contains(
+            "FAIL unguarded_helper: helper bpf_ktime_get_coarse_ns (#160) is not available"
+        ),
+        "{text}"
+    );
+}
+
+/// Here, against this kernel's BTF: the guard on a helper no kernel has
+/// is false, so `check` does not ask for it and says what `load` does.
+#[test]
+fn a_helper_no_kernel_has_behind_a_core_guard_here() {
+    if !kernel("a_helper_no_kernel_has_behind_a_core_guard_here") {
+        return;
+    }
+    let file = obj("core_helper_guard.bpf.o");
+    let o = rawbpf(&["check", &file]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}{}", stderr(&o));
+    assert!(text.contains("would load here"), "{text}");
+    assert!(!text.contains("#100000"), "{text}");
+    let loaded = rawbpf(&["load", &file]);
+    assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+}

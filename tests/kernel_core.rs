@@ -435,3 +435,43 @@ fn unguarded_unsatisfiable_relocation_is_named() {
         assert!(err.contains(word), "the error names {word}: {err}");
     }
 }
+
+/// Helper calls behind CO-RE guards on `enum bpf_func_id`: the guard is
+/// what the kernel's BTF says (bpf_ktime_get_coarse_ns from 5.11; helper
+/// #100000 never), the program loads on every kernel, and the branch the
+/// guard picks is the one that ran.
+#[test]
+fn helpers_behind_core_guards_run_where_the_kernel_has_them() {
+    if !kernel("helpers_behind_core_guards_run_where_the_kernel_has_them")
+        || !kernel_btf("helpers_behind_core_guards_run_where_the_kernel_has_them")
+    {
+        return;
+    }
+    let kernel = kbtf::load(kbtf::VMLINUX);
+    let coarse = kbtf::enumerator(&kernel, "bpf_func_id", "BPF_FUNC_ktime_get_coarse_ns").is_some();
+    assert!(kbtf::enumerator(&kernel, "bpf_func_id", "BPF_FUNC_rawbpf_none").is_none());
+    let doc = rawbpf_json(&[
+        "run",
+        &obj("core_helper_guard.bpf.o"),
+        "--prog",
+        "guarded_helpers",
+        "--dump",
+        ".bss",
+        "--json",
+    ]);
+    assert_eq!(doc.get("retval").num(), 0, "TC_ACT_OK");
+    let mut got = bss_struct("core_helper_guard.bpf.o", "helper_guards", &doc);
+    let time = got.iter().position(|(f, _)| f == "time").unwrap();
+    assert_ne!(got.remove(time).1, 0, "the helper that ran gave a time");
+    compare(
+        "core_helper_guard.bpf.o",
+        &got,
+        &[
+            ("coarse_exists", u64::from(coarse)),
+            ("coarse_used", u64::from(coarse)),
+            ("none_exists", 0),
+            ("none", ABSENT),
+            ("runs", 1),
+        ],
+    );
+}

@@ -152,14 +152,17 @@ pub fn probe(p: &Parsed) -> Result<String, Failure> {
     Ok(out)
 }
 
-/// What the object looks up in the kernel's BTF (or `--btf FILE`): CO-RE
-/// relocations, externs, BTF attach targets (fentry, tp_btf, lsm, ...). The
-/// kernel's BTF is read only if the object needs it, once for all three.
+/// The report against this kernel's features `f`: helpers counted on the
+/// code as relocated for its BTF (or `--btf FILE`), then what the object
+/// looks up there: CO-RE relocations, externs, BTF attach targets (fentry,
+/// tp_btf, lsm, ...). The kernel's BTF is read only if the object needs it,
+/// once for all.
 fn check_kernel_btf(
     p: &Parsed,
     spec: &ObjectSpec,
-    report: &mut probe::CheckReport,
-) -> Result<(), Failure> {
+    f: &Features,
+    kconfig: Option<&[u8]>,
+) -> Result<probe::CheckReport, Failure> {
     let empty = Btf::new();
     let opts = LoadOptions {
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
@@ -176,15 +179,18 @@ fn check_kernel_btf(
     let kernel = match opened {
         Ok(k) => k,
         Err(e) => {
+            let mut report = probe::check_with_kconfig(spec, f, kconfig);
             report.problems.push(probe::Problem {
                 program: "(object)".into(),
                 reason: e.to_string(),
             });
-            return Ok(());
+            return Ok(report);
         }
     };
+    // Helpers are counted on the code as relocated for this kernel's BTF.
+    let mut report = probe::check_with_core(spec, f, kconfig, kernel.as_deref());
     let types = kernel.as_deref().unwrap_or(&empty);
-    probe::check_core(spec, types, report);
+    probe::check_core(spec, types, &mut report);
     if !spec.externs.is_empty() {
         let mut warnings = Vec::new();
         if let Err(e) = rawbpf::load::resolve_externs(spec, &opts, kernel.as_deref(), &mut warnings)
@@ -198,11 +204,11 @@ fn check_kernel_btf(
     }
     if opts.target_btf.is_some() {
         // Ids from another kernel's BTF mean nothing to this one: no trial loads.
-        kernel_btf::check_attach_targets(spec, types, report, |_, _| Ok(()));
+        kernel_btf::check_attach_targets(spec, types, &mut report, |_, _| Ok(()));
     } else {
-        kernel_btf::check_attach_targets(spec, types, report, kernel_btf::trial_load);
+        kernel_btf::check_attach_targets(spec, types, &mut report, kernel_btf::trial_load);
     }
-    Ok(())
+    Ok(report)
 }
 
 /// `rawbpf check OBJ [--target FILE] [--btf FILE] [--json]`
@@ -234,8 +240,7 @@ pub fn check(p: &Parsed) -> Result<String, Failure> {
             let kconfig = rawbpf::kconfig::kconfig_data(&spec, &mut Vec::new())
                 .ok()
                 .flatten();
-            let mut report = probe::check_with_kconfig(&spec, &f, kconfig.as_deref());
-            check_kernel_btf(p, &spec, &mut report)?;
+            let report = check_kernel_btf(p, &spec, &f, kconfig.as_deref())?;
             (f, report, None)
         }
     };

@@ -9,7 +9,7 @@
 use crate::kconfig::{fill, KernelConfig};
 use crate::obj::core::TargetTypes;
 use crate::obj::externs::{self, ExternKind, KCONFIG_SECTION};
-use crate::probe::{check_core, check_with_kconfig, CheckReport, HELPER_IDS_PROBED};
+use crate::probe::{check_core, check_with_core, CheckReport, HELPER_IDS_PROBED};
 use crate::probe::{kallsyms_names, parse_config, Features, Problem, TargetExterns};
 use crate::uapi::ProgramType;
 use crate::ObjectSpec;
@@ -82,7 +82,8 @@ pub fn check_on_target(
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let kconfig = target_kconfig(spec, features.externs.as_ref(), &mut problems, &mut notes);
-    let mut report = check_with_kconfig(spec, features, kconfig.as_deref());
+    // Helpers are counted on the code as relocated for the target's BTF, if given.
+    let mut report = check_with_core(spec, features, kconfig.as_deref(), btf);
     report.problems.extend(problems);
     report.notes.extend(notes);
     target_kallsyms(spec, features.externs.as_ref(), btf, &mut report);

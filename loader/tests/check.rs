@@ -2,6 +2,8 @@
 //! so these tests describe kernels that lack things (as 5.10 does) without
 //! booting them.
 
+mod common;
+
 use rawbpf::obj::btf::BtfKind;
 use rawbpf::probe::{check, program_helpers, Feature, Features};
 use rawbpf::uapi::{MapType, ProgramType};
@@ -191,4 +193,100 @@ fn helpers_behind_a_false_kconfig_guard_do_not_count() {
     assert!(!cookie.would_load(), "{:?}", cookie.problems);
     let none = rawbpf::probe::check_with_kconfig(&s, &f, Some(&vec![0; size]));
     assert!(none.would_load(), "{:?}", none.problems);
+}
+
+/// A BTF with only `enum bpf_func_id`, what CO-RE guards on helpers
+/// (`bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_x)`) look up in
+/// a kernel's BTF: 5.10-like (no bpf_ktime_get_coarse_ns, 5.11), or 5.11+.
+fn kernel_func_ids(coarse: bool) -> rawbpf::obj::btf::Btf {
+    let mut names = vec![
+        ("BPF_FUNC_unspec", 0),
+        ("BPF_FUNC_map_lookup_elem", 1),
+        ("BPF_FUNC_ktime_get_ns", 5),
+    ];
+    if coarse {
+        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
+    }
+    let mut b = common::core_btf::B::new();
+    b.enum32("bpf_func_id", false, &names);
+    b.0
+}
+
+const KTIME_GET_NS: u32 = 5;
+const KTIME_GET_COARSE_NS: u32 = 160;
+const NO_SUCH_HELPER: u32 = 100_000;
+
+/// A helper call behind a CO-RE guard on `enum bpf_func_id` is dead code
+/// where the guard is false, as ksnoop's `bpf_get_func_ip` on 5.10: on the
+/// code as relocated for the kernel, the reach pass sees the guard as the
+/// constant the load writes, and counts only the branch it takes.
+#[test]
+fn helpers_behind_a_false_core_guard_do_not_count() {
+    use rawbpf::obj::core::relocate;
+    use rawbpf::obj::reach::program_helpers;
+    let s = spec("core_helper_guard.bpf.o");
+    let seen = |btf: &rawbpf::obj::btf::Btf| {
+        let (r, _) = relocate(&s, btf).unwrap();
+        program_helpers(&r, r.program("guarded_helpers").unwrap(), None)
+    };
+    let old = seen(&kernel_func_ids(false));
+    assert!(old.contains(&KTIME_GET_NS), "the fallback: {old:?}");
+    assert!(!old.contains(&KTIME_GET_COARSE_NS), "{old:?}");
+    assert!(!old.contains(&NO_SUCH_HELPER), "{old:?}");
+    let new = seen(&kernel_func_ids(true));
+    assert!(new.contains(&KTIME_GET_COARSE_NS), "{new:?}");
+    assert!(!new.contains(&KTIME_GET_NS), "{new:?}");
+    assert!(!new.contains(&NO_SUCH_HELPER), "no kernel has it: {new:?}");
+    // The object's own code says 1 for every guard: every guarded call.
+    let own = program_helpers(&s, s.program("guarded_helpers").unwrap(), None);
+    assert!(own.contains(&KTIME_GET_COARSE_NS) && own.contains(&NO_SUCH_HELPER));
+
+    // check on a kernel without the helpers: a problem only where the
+    // guard lets the call through; with no BTF, as before (every call).
+    let mut f = full_kernel(&s);
+    let tc = f.helpers.entry(ProgramType::SCHED_CLS).or_default();
+    tc.insert(KTIME_GET_COARSE_NS, false);
+    tc.insert(NO_SUCH_HELPER, false);
+    let check_on = |btf: Option<&rawbpf::obj::btf::Btf>| {
+        let types = btf.map(|b| b as &dyn rawbpf::obj::core::TargetTypes);
+        rawbpf::probe::check_with_core(&s, &f, None, types)
+    };
+    let old = check_on(Some(&kernel_func_ids(false)));
+    assert!(old.would_load(), "{:?}", old.problems);
+    let needs = &old.needs[0].2;
+    assert!(
+        needs.contains(&"bpf_ktime_get_ns (#5)".to_owned())
+            && !needs
+                .iter()
+                .any(|n| n.contains("#160") || n.contains("#100000")),
+        "{needs:?}"
+    );
+    let new = check_on(Some(&kernel_func_ids(true)));
+    let p: Vec<&str> = new.problems.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(
+        p,
+        ["helper bpf_ktime_get_coarse_ns (#160) is not available to sched_cls programs on this kernel"]
+    );
+    let unknown = check_on(None);
+    assert_eq!(unknown.problems.len(), 2, "{:?}", unknown.problems);
+    assert!(
+        unknown.problems[1].reason
+            == "helper #100000 is not available to sched_cls programs on this kernel",
+        "{:?}",
+        unknown.problems
+    );
+}
+
+/// A CO-RE relocation that fails poisons its instruction with a call of
+/// an unknown helper: that is a failed relocation (check_core says so),
+/// not a helper the program needs.
+#[test]
+fn a_poisoned_instruction_is_no_helper() {
+    let s = spec("core_unguarded.bpf.o");
+    let (r, _) = rawbpf::obj::core::relocate(&s, &rawbpf::obj::btf::Btf::new()).unwrap();
+    let p = r.program("unguarded_missing").unwrap();
+    assert_eq!(
+        rawbpf::obj::reach::program_helpers(&r, p, None),
+        Default::default()
+    );
 }

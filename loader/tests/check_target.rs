@@ -2,6 +2,8 @@
 //! targets are made up (a 5.10-like kernel without bpf_loop, unix socket
 //! hooks, a map type, a link kind...), so nothing here reads this machine.
 
+mod common;
+
 use rawbpf::compat::check_on_target;
 use rawbpf::obj::btf::BtfKind;
 use rawbpf::probe::{
@@ -253,4 +255,70 @@ fn a_target_without_spin_lock_maps() {
     let mut f = full_target(&s);
     f.features.insert(Feature::MapSpinLock, false);
     assert_eq!(problems(&s, &f), Vec::<String>::new());
+}
+
+/// A BTF whose `enum bpf_func_id` has `BPF_FUNC_ktime_get_coarse_ns`
+/// (5.11+) or not (5.10), for the CO-RE guards of core_helper_guard.
+fn func_ids(coarse: bool) -> rawbpf::obj::btf::Btf {
+    let mut names = vec![("BPF_FUNC_unspec", 0), ("BPF_FUNC_ktime_get_ns", 5)];
+    if coarse {
+        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
+    }
+    let mut b = common::core_btf::B::new();
+    b.enum32("bpf_func_id", false, &names);
+    b.0
+}
+
+/// A target without bpf_ktime_get_coarse_ns (5.10): core_helper_guard
+/// calls it only behind `bpf_core_enum_value_exists(enum bpf_func_id,
+/// BPF_FUNC_ktime_get_coarse_ns)`, which the target's BTF makes 0, so it
+/// loads, and the helper is not among its needs; without the guard
+/// (core_helper_unguarded) the call is seen and the verdict is no. A
+/// target whose BTF has the enumerator but whose probe lacks the helper
+/// fails the guarded call too: the guard is what decides.
+#[test]
+fn a_target_without_a_helper_behind_a_false_core_guard() {
+    let s = spec("core_helper_guard.bpf.o");
+    let mut f = full_target(&s);
+    for id in [160, 100_000] {
+        f.helpers
+            .entry(ProgramType::SCHED_CLS)
+            .or_default()
+            .insert(id, false);
+    }
+    let old = func_ids(false);
+    let report = check_on_target(&s, &f, Some(&old));
+    assert!(report.would_load(), "{:?}", report.problems);
+    let (name, _, needs) = &report.needs[0];
+    assert_eq!(name, "guarded_helpers");
+    assert!(
+        needs.contains(&"bpf_ktime_get_ns (#5)".to_owned())
+            && !needs
+                .iter()
+                .any(|n| n.contains("#160") || n.contains("#100000")),
+        "{needs:?}"
+    );
+    let new = func_ids(true);
+    let p: Vec<String> = check_on_target(&s, &f, Some(&new))
+        .problems
+        .into_iter()
+        .map(|p| format!("{}: {}", p.program, p.reason))
+        .collect();
+    assert_eq!(
+        p,
+        ["guarded_helpers: helper bpf_ktime_get_coarse_ns (#160) is not available to sched_cls programs on this kernel"]
+    );
+
+    let s = spec("core_helper_unguarded.bpf.o");
+    let mut f = full_target(&s);
+    f.helpers
+        .entry(ProgramType::SCHED_CLS)
+        .or_default()
+        .insert(160, false);
+    let report = check_on_target(&s, &f, Some(&old));
+    let p: Vec<&str> = report.problems.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(
+        p,
+        ["helper bpf_ktime_get_coarse_ns (#160) is not available to sched_cls programs on this kernel"]
+    );
 }

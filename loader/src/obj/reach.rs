@@ -2,7 +2,11 @@
 //! would reach, following only the branch a condition on known constants
 //! takes. CO-RE uses it to tell whether a poisoned instruction is dead code
 //! behind a guard (`if (bpf_core_field_exists(...))`), so `check` can say
-//! whether a program still loads.
+//! whether a program still loads; `check` uses it to count only the helpers
+//! the verifier sees: on code relocated for the kernel checked against
+//! ([`super::core::relocate`]), a guard such as
+//! `if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_func_ip))`
+//! is the constant the load writes, and the branch it rules out is pruned.
 
 use super::opcode::*;
 use crate::uapi::{insn, Insn};
@@ -77,16 +81,25 @@ pub fn reachable_helpers(insns: &[Insn], frozen: &Frozen<'_>) -> BTreeSet<u32> {
 /// code linked with its subprograms, with `.rodata*` values from the
 /// object and `.kconfig` values from `kconfig` (the loader's, for this
 /// kernel) known. A program that does not link counts every helper call.
+///
+/// `spec` (and `p`, one of its programs) may be the object as parsed, or
+/// as relocated for a kernel ([`super::core::relocate`]): then CO-RE
+/// results (`bpf_core_*_exists`, sizes, offsets, enumerator values) are
+/// constants too, as the verifier sees them. A poisoned instruction (a
+/// relocation that failed, [`super::core::POISON_HELPER`]) is no helper;
+/// whether it is reached is [`reachable_poison`]'s question.
 pub fn program_helpers(
     spec: &super::ObjectSpec,
     p: &super::ProgramSpec,
     kconfig: Option<&[u8]>,
 ) -> BTreeSet<u32> {
+    let poison = super::core::POISON_HELPER as u32;
     let Ok(linked) = p.link(spec) else {
         return p
             .functions(spec)
             .flat_map(|f| f.insns.iter().filter(|i| i.is_helper_call()))
             .map(|i| i.imm as u32)
+            .filter(|id| *id != poison)
             .collect();
     };
     let mut frozen = Frozen::default();
@@ -105,7 +118,9 @@ pub fn program_helpers(
             frozen.add(r.insn, value, offset);
         }
     }
-    reachable_helpers(&linked.insns, &frozen)
+    let mut ids = reachable_helpers(&linked.insns, &frozen);
+    ids.remove(&poison);
+    ids
 }
 
 /// Known register values (r0..r10; r10, the frame pointer, is never known).

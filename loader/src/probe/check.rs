@@ -82,11 +82,35 @@ pub fn check_with_kconfig(
     features: &Features,
     kconfig: Option<&[u8]>,
 ) -> CheckReport {
+    check_with_core(spec, features, kconfig, None)
+}
+
+/// [`check_with_kconfig`], with the kernel's BTF (`types`: the running
+/// kernel's, or the target's `--btf`) known: helpers are counted on the
+/// code a load would give the kernel, its CO-RE relocations applied
+/// ([`core::relocate`](crate::obj::core::relocate)), so a call behind a
+/// CO-RE guard that is false there (`if (bpf_core_enum_value_exists(enum
+/// bpf_func_id, BPF_FUNC_get_func_ip))` before 5.15) does not count. With
+/// no `types`, or relocations that cannot be applied ([`check_core`] says
+/// why), helpers are counted on the object's own code, as without BTF.
+/// CO-RE failures themselves are [`check_core`]'s.
+pub fn check_with_core(
+    spec: &ObjectSpec,
+    features: &Features,
+    kconfig: Option<&[u8]>,
+    types: Option<&dyn crate::obj::core::TargetTypes>,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let btf = check_btf(spec, features, &mut report);
     check_maps(spec, features, &mut report);
-    for p in &spec.programs {
-        let ids = crate::obj::reach::program_helpers(spec, p, kconfig);
+    let relocated = types
+        .filter(|_| spec.core_relocations > 0)
+        .and_then(|t| crate::obj::core::relocate(spec, t).ok())
+        .map(|(relocated, _)| relocated);
+    // Relocation rewrites instructions only: program i is program i.
+    let code = relocated.as_ref().unwrap_or(spec);
+    for (p, seen) in spec.programs.iter().zip(&code.programs) {
+        let ids = crate::obj::reach::program_helpers(code, seen, kconfig);
         check_program(p, &ids, spec, features, btf, &mut report);
     }
     report
@@ -234,10 +258,16 @@ fn check_program(
             helper_name(*id).map_or_else(|| format!("helper #{id}"), |n| format!("{n} (#{id})"));
         needs.push(label.clone());
         if helper_missing(features, p.prog_type, *id) {
+            // "helper bpf_loop (#181)", "helper #100000".
+            let what = if label.starts_with("helper ") {
+                label.clone()
+            } else {
+                format!("helper {label}")
+            };
             report.problem(
                 name,
                 format!(
-                    "helper {label} is not available to {} programs on this kernel",
+                    "{what} is not available to {} programs on this kernel",
                     p.prog_type
                 ),
             );
@@ -394,8 +424,8 @@ pub fn check_core(
     if spec.core_relocations == 0 {
         return;
     }
-    let plan = match core::plan(spec, types) {
-        Ok(plan) => plan,
+    let (relocated, plan) = match core::relocate(spec, types) {
+        Ok(done) => done,
         Err(e) => {
             report.problems.push(Problem {
                 program: "(object)".into(),
@@ -404,14 +434,6 @@ pub fn check_core(
             return;
         }
     };
-    let mut relocated = spec.clone();
-    if let Err(e) = plan.apply(&mut relocated) {
-        report.problems.push(Problem {
-            program: "(object)".into(),
-            reason: e.to_string(),
-        });
-        return;
-    }
     for p in &relocated.programs {
         let Ok(linked) = p.link(&relocated) else {
             continue;

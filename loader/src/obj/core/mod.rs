@@ -11,7 +11,8 @@
 //! - [`wanted_names`] lists the root names a lazily indexed kernel BTF must
 //!   index; [`plan`] computes every relocation against a [`TargetTypes`]
 //!   into a [`CorePlan`], whose failures are data (poisoned instructions,
-//!   refusals); [`CorePlan::apply`] patches the spec's instructions.
+//!   refusals); [`CorePlan::apply`] patches the spec's instructions;
+//!   [`relocate`] does both on a copy.
 //! - [`reachable_poison`] tells whether a verifier would reach a poisoned
 //!   instruction, so `check` can say whether a program still loads.
 
@@ -637,6 +638,20 @@ pub fn plan(spec: &ObjectSpec, target: &dyn TargetTypes) -> Result<CorePlan, Cor
         }
     }
     Ok(out)
+}
+
+/// A copy of `spec` with every CO-RE relocation computed against `target`
+/// and applied ([`plan`], then [`CorePlan::apply`]): the instructions a
+/// load would give the kernel, so `check` can see what the verifier sees
+/// (existence guards and sizes as constants, poisoned instructions).
+pub fn relocate(
+    spec: &ObjectSpec,
+    target: &dyn TargetTypes,
+) -> Result<(ObjectSpec, CorePlan), CoreError> {
+    let plan = plan(spec, target)?;
+    let mut copy = spec.clone();
+    plan.apply(&mut copy)?;
+    Ok((copy, plan))
 }
 
 /// A relocation's values, or why it has none.
