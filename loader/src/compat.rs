@@ -9,8 +9,9 @@
 use crate::kconfig::{fill, KernelConfig};
 use crate::obj::core::TargetTypes;
 use crate::obj::externs::{self, ExternKind, KCONFIG_SECTION};
+use crate::probe::{btf_funcs_without_address, kallsyms_names, parse_config};
 use crate::probe::{check_core, check_with_core, CheckReport, HELPER_IDS_PROBED};
-use crate::probe::{kallsyms_names, parse_config, Features, Problem, TargetExterns};
+use crate::probe::{Features, Problem, TargetExterns};
 use crate::uapi::ProgramType;
 use crate::ObjectSpec;
 use std::collections::BTreeMap;
@@ -62,11 +63,17 @@ pub fn read_externs() -> TargetExterns {
         }
         Err(_) => (None, false),
     };
+    // Read again for function names: only the data symbols are kept.
+    let btf_funcs_without_address = std::fs::read("/sys/kernel/btf/vmlinux")
+        .ok()
+        .zip(std::fs::File::open("/proc/kallsyms").ok())
+        .and_then(|(btf, f)| btf_funcs_without_address(&btf, std::io::BufReader::new(f)));
     TargetExterns {
         kconfig,
         linux,
         kallsyms,
         kallsyms_hidden,
+        btf_funcs_without_address,
     }
 }
 
@@ -96,8 +103,22 @@ pub fn check_on_target(
                     object_problem(&mut report, e.to_string());
                 }
             }
-            // Ids from the target's BTF mean nothing to this kernel: no trial loads.
-            crate::kernel_btf::check_attach_targets(spec, types, &mut report, |_, _| Ok(()));
+            // Ids from the target's BTF mean nothing to this kernel: no
+            // trial loads, but a function the target cannot attach to
+            // (no address in its kallsyms) is known from the file.
+            let unattachable = features
+                .externs
+                .as_ref()
+                .and_then(|e| e.btf_funcs_without_address.as_ref());
+            crate::kernel_btf::check_attach_targets(spec, types, &mut report, |p, a| {
+                match unattachable {
+                    Some(names) if needs_address(p) && a.module.is_none() && names.contains(&a.name) => Err(format!(
+                        "{a}: the target's kallsyms has no function of that name (inlined, or only a renamed copy such as {}.isra.0), so the kernel cannot attach there (ENOENT)",
+                        a.name
+                    )),
+                    _ => Ok(()),
+                }
+            });
         }
         None if needs_btf => report.notes.push(
             "the object needs the target kernel's BTF (CO-RE relocations, typed ksyms, kfuncs or BTF attach targets): not checked without --btf".into(),
@@ -250,4 +271,17 @@ fn target_kallsyms(
     if hidden {
         object_problem(report, "the target's kallsyms addresses read 0 (hidden from the user that probed it): __ksym variables cannot be resolved there".into());
     }
+}
+
+/// Whether the kernel looks `p`'s BTF attach target up in kallsyms when
+/// it loads: fentry, fexit, fmod_ret and LSM programs (raw tracepoints name
+/// a typedef; freplace and iterator targets are not looked up by address).
+fn needs_address(p: &crate::obj::ProgramSpec) -> bool {
+    use crate::uapi::AttachType;
+    (p.prog_type == ProgramType::TRACING
+        && matches!(
+            p.attach_type,
+            Some(AttachType::TRACE_FENTRY | AttachType::TRACE_FEXIT | AttachType::MODIFY_RETURN)
+        ))
+        || p.prog_type == ProgramType::LSM
 }

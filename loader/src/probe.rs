@@ -20,7 +20,8 @@ pub use check::*;
 pub use kinds::{probe_attach_type as probe_expected_attach_type, probe_link_kind, LinkKind};
 pub use kinds::{probe_special_map, probe_spin_lock_map, EXPECTED_ATTACH_TYPES};
 pub use target::{
-    kallsyms_names, parse_config, TargetError, TargetExterns, FORMAT, KALLSYMS_TYPES,
+    btf_funcs_without_address, kallsyms_names, parse_config, TargetError, TargetExterns, FORMAT,
+    KALLSYMS_TYPES,
 };
 
 /// Kernel features beyond program and map types.

@@ -322,3 +322,42 @@ fn a_target_without_a_helper_behind_a_false_core_guard() {
         ["helper bpf_ktime_get_coarse_ns (#160) is not available to sched_cls programs on this kernel"]
     );
 }
+
+/// A target whose kallsyms has no `bpf_fentry_test1` (its compiler kept
+/// only a renamed clone, or inlined it): the kernel cannot attach fentry
+/// or fexit there, and `check` says so from the file; the fmod_ret program
+/// on another function is fine. With the function in kallsyms, it loads.
+#[test]
+fn a_target_without_an_address_for_an_fentry_function() {
+    let s = spec("attach_fentry.bpf.o");
+    let mut b = common::core_btf::B::new();
+    let int = b.int("int", 4, true);
+    let proto = b.proto(int, &[]);
+    for name in ["bpf_fentry_test1", "security_file_open"] {
+        b.add(
+            name,
+            BtfKind::Func,
+            false,
+            proto,
+            rawbpf::obj::btf::BtfTypeData::None,
+        );
+    }
+    let btf = b.0;
+    let mut f = full_target(&s);
+    let report = check_on_target(&s, &f, Some(&btf));
+    assert!(report.would_load(), "{:?}", report.problems);
+    if let Some(e) = f.externs.as_mut() {
+        e.btf_funcs_without_address = Some(["bpf_fentry_test1".to_owned()].into());
+    }
+    let f = Features::from_json(&f.to_json()).unwrap();
+    let report = check_on_target(&s, &f, Some(&btf));
+    let failed: Vec<_> = report.problems.iter().map(|p| p.program.as_str()).collect();
+    assert_eq!(failed.len(), 2, "{:?}", report.problems);
+    assert!(
+        report.problems.iter().all(|p| p
+            .reason
+            .contains("the target's kallsyms has no function of that name")),
+        "{:?}",
+        report.problems
+    );
+}

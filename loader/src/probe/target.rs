@@ -42,6 +42,12 @@ pub struct TargetExterns {
     pub kallsyms: Option<BTreeSet<String>>,
     /// Every kallsyms address read 0 (hidden from the user that probed).
     pub kallsyms_hidden: bool,
+    /// Functions vmlinux BTF names that kallsyms has no function of that
+    /// name for (the compiler inlined them, or kept only a renamed clone
+    /// such as `f.isra.0` or `f.part.0`): the kernel cannot attach an
+    /// fentry, fexit, fmod_ret or LSM program there (ENOENT). `None`: not
+    /// known (no BTF or kallsyms where the file was made).
+    pub btf_funcs_without_address: Option<BTreeSet<String>>,
 }
 
 impl TargetExterns {
@@ -343,6 +349,14 @@ fn externs_json(e: &TargetExterns) -> Value {
             }),
         ),
         ("kallsyms_hidden", Value::Bool(e.kallsyms_hidden)),
+        (
+            "btf_funcs_without_address",
+            e.btf_funcs_without_address
+                .as_ref()
+                .map_or(Value::Null, |n| {
+                    Value::Arr(n.iter().map(|s| Value::Str(s.clone())).collect())
+                }),
+        ),
     ])
 }
 
@@ -370,25 +384,61 @@ fn externs_from(v: &Value) -> Result<TargetExterns, TargetError> {
             e.linux.insert(k.clone(), n);
         }
     }
-    match v.get("kallsyms") {
-        None | Some(Value::Null) => {}
-        Some(Value::Arr(names)) => {
-            let mut set = BTreeSet::new();
-            for n in names {
-                let s = n
-                    .as_str()
-                    .ok_or_else(|| field("externs.kallsyms", "a name that is not a string"))?;
-                set.insert(s.to_owned());
-            }
-            e.kallsyms = Some(set);
-        }
-        Some(_) => return Err(field("externs.kallsyms", "not an array")),
-    }
+    e.kallsyms = name_set(v, "kallsyms")?;
+    e.btf_funcs_without_address = name_set(v, "btf_funcs_without_address")?;
     e.kallsyms_hidden = v
         .get("kallsyms_hidden")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     Ok(e)
+}
+
+/// An optional array of names under `externs.KEY`.
+fn name_set(v: &Value, key: &str) -> Result<Option<BTreeSet<String>>, TargetError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Arr(names)) => {
+            let mut set = BTreeSet::new();
+            for n in names {
+                let s = n.as_str().ok_or_else(|| {
+                    field(format!("externs.{key}"), "a name that is not a string")
+                })?;
+                set.insert(s.to_owned());
+            }
+            Ok(Some(set))
+        }
+        Some(_) => Err(field(format!("externs.{key}"), "not an array")),
+    }
+}
+
+/// The FUNC names of a kernel's BTF (`btf`, raw) that `kallsyms` (its
+/// `/proc/kallsyms` text) has no function symbol of the same name for.
+pub fn btf_funcs_without_address(btf: &[u8], kallsyms: impl BufRead) -> Option<BTreeSet<String>> {
+    use crate::obj::btf::{Btf, BtfKind};
+    let btf = Btf::parse(btf).ok()?;
+    let mut functions = BTreeSet::new();
+    for line in kallsyms.lines().map_while(Result::ok) {
+        let mut parts = line.split_ascii_whitespace();
+        let (Some(_), Some(kind), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if matches!(kind, "T" | "t" | "W" | "w") {
+            functions.insert(name.to_owned());
+        }
+    }
+    if functions.is_empty() {
+        return None;
+    }
+    Some(
+        btf.types()
+            .filter(|(_, t)| t.kind == BtfKind::Func)
+            .filter_map(|(_, t)| btf.string(t.name_off).ok())
+            .filter(|n| !n.is_empty() && !functions.contains(*n))
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 fn string(doc: &Value, key: &str) -> Result<String, TargetError> {
@@ -545,6 +595,31 @@ mod tests {
         let config = f.externs.unwrap().kconfig.unwrap();
         assert_eq!(config.len(), 3);
         assert_eq!(config["CONFIG_S"], "\"a \\\"b\\\"\"");
+    }
+
+    /// A BTF function that kallsyms names is attachable; one it lacks (the
+    /// compiler kept only `f.isra.0`) is listed; a kallsyms without
+    /// functions (unreadable, or not one) tells nothing.
+    #[test]
+    fn btf_functions_kallsyms_lacks_are_listed() {
+        use crate::obj::btf::tests::Builder;
+        use crate::obj::btf::BtfKind;
+        let mut b = Builder::new();
+        b.t(0, BtfKind::FuncProto, 0, 0, &[]);
+        for name in ["traced", "inlined", "cloned"] {
+            let n = b.s(name);
+            b.t(n, BtfKind::Func, 0, 1, &[]);
+        }
+        let kallsyms = "ffffffff81000000 T traced\nffffffff81000010 t cloned.isra.0\nffffffff82000000 D inlined\n";
+        let missing = btf_funcs_without_address(&b.build(), kallsyms.as_bytes()).unwrap();
+        assert_eq!(
+            missing.into_iter().collect::<Vec<_>>(),
+            ["cloned", "inlined"]
+        );
+        assert_eq!(
+            btf_funcs_without_address(&b.build(), "ffffffff82000000 D x\n".as_bytes()),
+            None
+        );
     }
 
     #[test]
