@@ -215,6 +215,13 @@ impl Lister {
 
     /// One record of the iterator; bpf(2) for what it did not decode.
     fn record(&mut self, r: &IterLink) {
+        // Id 0: a link the kernel is still making (between its prime and
+        // settle) or failed to make. The iterator walks the id table,
+        // where such a link already sits, but BPF_LINK_GET_FD_BY_ID
+        // refuses it, so the bpf(2) walk never lists it: neither does this.
+        if r.id == 0 {
+            return;
+        }
         if !r.decoded {
             return self.ask(r.id);
         }
