@@ -668,7 +668,8 @@ fn scan(ids: bool) -> Result<Vec<GroupDir>, GroupError> {
 }
 
 /// Detaches every link pinned in `dir` and removes its pins and itself;
-/// returns how many link pins it removed. Safe to repeat after a kill.
+/// returns how many link pins it removed. Safe to repeat after a kill. No
+/// program of those links runs once it returns (see [`super::release`]).
 fn clear(dir: &Path) -> usize {
     let mut detached = 0;
     let mut programs = Vec::new();
@@ -678,41 +679,18 @@ fn clear(dir: &Path) -> usize {
         let link = CString::new(path.as_os_str().as_encoded_bytes())
             .ok()
             .and_then(|c| sys::obj_get(&c).ok());
-        if let Some(fd) = link {
-            // A link someone else detached, or of a kind without
-            // BPF_LINK_DETACH (perf events, raw tracepoints), ends when its
-            // pin, its last holder, goes: its program is waited for.
-            if sys::link_detach(fd.as_fd()).is_err() {
-                programs.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.prog_id));
-            }
-        }
-        if std::fs::remove_file(&path).is_ok() {
+        let removed = match link {
+            Some(fd) => super::release::end_pinned(fd, &path, &mut programs),
+            None => std::fs::remove_file(&path).is_ok(),
+        };
+        if removed {
             detached += 1;
         }
     }
     super::struct_ops::unregister_pinned(&dir.join(MAPS));
     let _ = std::fs::remove_dir_all(dir);
-    wait_released(&programs);
+    super::release::wait_released(&programs);
     detached
-}
-
-/// Waits (a second at most) until the programs of links whose last holder
-/// went are gone. The kernel frees such a link from a work item, and frees
-/// its id before it takes the program off the hook; the program itself
-/// goes an RCU grace period after it was taken off. So a program whose id
-/// is gone runs nowhere, and a perf event's program cannot run once more
-/// after `detach` returned. (Closing the link's last fd ourselves would
-/// release it in the call, but a perf event's release also unregisters its
-/// tracepoint, ~60-90 ms each, one after another.) A program something
-/// else still holds (a prog array pinned elsewhere) ends the wait at the
-/// second.
-fn wait_released(programs: &[u32]) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    for &id in programs {
-        while sys::prog_get_fd_by_id(id).is_ok() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_micros(500));
-        }
-    }
 }
 
 /// What [`detach`] did.

@@ -21,6 +21,7 @@ pub mod tracing;
 // Tracing kinds' rooms (private: tracing::attach reaches them).
 mod iter;
 mod perf;
+mod release;
 mod uprobe;
 mod usdt;
 
