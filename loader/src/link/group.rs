@@ -5,6 +5,10 @@
 //! ```text
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/links/<PROG>[-<N>]   the group's BPF links
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/maps/<MAP>           the maps of its load
+//! /sys/fs/bpf/rawbpf/groups/<NAME>/tracepoints/<PROG>    symlink to the tracepoint
+//!                                                       id of a perf-event link
+//!                                                       (for its detach, see
+//!                                                       super::release)
 //! /sys/fs/bpf/rawbpf/groups/<NAME>_new_<PID>/           staged by process PID
 //!                                                       (attaching, detaching,
 //!                                                       or killed doing so)
@@ -55,7 +59,7 @@ pub fn groups_dir() -> PathBuf {
 }
 
 const STAGED: &str = "_new_";
-const LINKS: &str = "links";
+pub(super) const LINKS: &str = "links";
 const MAPS: &str = "maps";
 
 /// What to attach, under which name.
@@ -506,6 +510,9 @@ fn pin_group(
                     continue;
                 };
                 obj_pin(fd, &staging.join(LINKS).join(&file))?;
+                if let Some(id) = link.tracepoint {
+                    super::release::record_tracepoint(&staging, &file, id);
+                }
                 let info = sys::link_info(fd).map_err(|source| LinkError::Link {
                     program: p.name().to_owned(),
                     target: link.target().to_owned(),
@@ -672,7 +679,7 @@ fn scan(ids: bool) -> Result<Vec<GroupDir>, GroupError> {
 /// program of those links runs once it returns (see [`super::release`]).
 fn clear(dir: &Path) -> usize {
     let mut detached = 0;
-    let mut programs = Vec::new();
+    let mut ending = super::release::Ending::default();
     let links = dir.join(LINKS);
     for l in names(&links) {
         let path = links.join(&l);
@@ -680,7 +687,7 @@ fn clear(dir: &Path) -> usize {
             .ok()
             .and_then(|c| sys::obj_get(&c).ok());
         let removed = match link {
-            Some(fd) => super::release::end_pinned(fd, &path, &mut programs),
+            Some(fd) => super::release::end_pinned(fd, dir, &l, &mut ending),
             None => std::fs::remove_file(&path).is_ok(),
         };
         if removed {
@@ -689,7 +696,7 @@ fn clear(dir: &Path) -> usize {
     }
     super::struct_ops::unregister_pinned(&dir.join(MAPS));
     let _ = std::fs::remove_dir_all(dir);
-    super::release::wait_released(&programs);
+    ending.wait();
     detached
 }
 

@@ -100,6 +100,10 @@ pub struct Link {
     attachment: Attachment,
     pinned: Option<PathBuf>,
     keep: bool,
+    /// The tracepoint's id (tracefs `events/CAT/NAME/id`) of a perf-event
+    /// link on a tracepoint: a group records it, for its detach to see the
+    /// program leave the tracepoint ([`release`]).
+    tracepoint: Option<u64>,
 }
 
 /// What the kernel says of a BPF link.
@@ -122,6 +126,7 @@ impl Link {
             attachment,
             pinned: None,
             keep: false,
+            tracepoint: None,
         }
     }
 

@@ -88,12 +88,14 @@ impl Link {
 
 /// `tp/CAT/NAME`, `tracepoint/CAT/NAME`: a perf event on the tracepoint's id.
 pub(super) fn tracepoint(ctx: &Ctx<'_>) -> Result<Link, LinkError> {
-    let (target, event) = tracepoint_event(ctx)?;
-    attach_event(ctx, target, event)
+    let (target, event, id) = tracepoint_event(ctx)?;
+    let mut link = attach_event(ctx, target, event)?;
+    link.tracepoint = Some(id);
+    Ok(link)
 }
 
 /// The perf event of the tracepoint the section names, and its description.
-fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd), LinkError> {
+fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd, u64), LinkError> {
     let Some(name) = ctx.section_target() else {
         return Err(ctx.no_target("a tracepoint in the section (tp/CATEGORY/NAME)"));
     };
@@ -132,7 +134,7 @@ fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd), LinkError> {
     };
     let event = sys::perf_event_open(&open, -1, 0)
         .map_err(|s| ctx.attach_err(&target, "perf_event_open (tracepoint)", s))?;
-    Ok((target, event))
+    Ok((target, event, id))
 }
 
 /// A dynamic PMU's perf type and the `config` bit that makes a return probe.
@@ -317,7 +319,7 @@ mod tests {
             let v = c.map("counts").unwrap().lookup(&zero).unwrap().unwrap();
             u64::from_ne_bytes(v[..8].try_into().unwrap())
         };
-        let (target, event) = super::tracepoint_event(&ctx).unwrap();
+        let (target, event, _) = super::tracepoint_event(&ctx).unwrap();
         let link = super::attach_event_ioctl(&ctx, target, event).unwrap();
         assert!(link.perf_event_fd().is_some() && link.fd().is_none());
         assert!(link.info().unwrap().is_none());

@@ -7,13 +7,22 @@
 //!   tracepoint probe: its pin is removed first, so that our fd is its last
 //!   holder, and closing that fd releases it in the call
 //!   (`bpf_link_put_direct`). Checked: its id is then gone.
-//! - Every other kind (perf-event links above all) ends when its pin, its
-//!   last holder, goes: the kernel releases it from a work item, and frees
-//!   its program only after that, so the program is waited for
-//!   ([`wait_released`]). Closing such a link ourselves would release it in
-//!   the call too, but a perf-event link's release waits for an RCU Tasks
-//!   Trace grace period (~15-50 ms here, one link after another), and the
-//!   kernel's work items wait for theirs side by side.
+//! - A perf-event link on a tracepoint ends when its pin, its last holder,
+//!   goes: the kernel releases it from a work item, which takes the program
+//!   off the tracepoint's program array, then waits for an RCU Tasks Trace
+//!   grace period before it lets go of the program (~15-60 ms here).
+//!   Closing the link ourselves would do the same in the call, one link
+//!   after another. So the group records each such link's tracepoint id
+//!   ([`record_tracepoint`]), and the detach opens a perf event of its own
+//!   on the tracepoint beforehand and asks it (`PERF_EVENT_IOC_QUERY_BPF`,
+//!   which reads the array under the lock the release takes) until the
+//!   program is off: from then on no occurrence of the tracepoint runs it.
+//!   The link's own event still holds the tracepoint then, so opening and
+//!   closing ours only counts references.
+//! - Every other kind, and a perf-event link whose tracepoint is not
+//!   recorded (a group of an older rawbpf) or cannot be asked, ends through
+//!   its pin too, and its program is waited for until the kernel frees it
+//!   ([`Ending::wait`]): a grace period or two.
 
 use crate::sys;
 use std::os::fd::{AsFd, OwnedFd};
@@ -22,11 +31,60 @@ use std::time::{Duration, Instant};
 
 /// `BPF_LINK_TYPE_RAW_TRACEPOINT`.
 const RAW_TRACEPOINT: u32 = 1;
+/// `BPF_LINK_TYPE_PERF_EVENT`.
+const PERF_EVENT: u32 = 7;
+/// Where a group records the tracepoint ids of its perf-event links: a
+/// symlink per link, named as its pin, whose target is the id
+/// (`tracepoints/enter_getppid -> 305`).
+const TRACEPOINTS: &str = "tracepoints";
 
-/// Ends the link whose pin is `path` (`fd` opened from it) and removes the
-/// pin; returns whether the pin was removed. A program whose end is left
-/// to the kernel goes into `wait` (see [`wait_released`]).
-pub(super) fn end_pinned(fd: OwnedFd, path: &Path, wait: &mut Vec<u32>) -> bool {
+/// Records that the link pinned as `pin` in `group` is a perf-event link on
+/// tracepoint `id`. Best effort: without it, the detach waits longer.
+pub(super) fn record_tracepoint(group: &Path, pin: &str, id: u64) {
+    let dir = group.join(TRACEPOINTS);
+    let at = dir.join(pin);
+    if std::os::unix::fs::symlink(id.to_string(), &at).is_err() {
+        let _ = std::fs::create_dir(&dir);
+        let _ = std::os::unix::fs::symlink(id.to_string(), &at);
+    }
+}
+
+/// A perf event of our own on tracepoint `id` recorded for `pin`, to watch
+/// the tracepoint's programs through.
+fn watch_tracepoint(group: &Path, pin: &str) -> Option<OwnedFd> {
+    let id: u64 = std::fs::read_link(group.join(TRACEPOINTS).join(pin))
+        .ok()?
+        .to_str()?
+        .parse()
+        .ok()?;
+    let open = sys::PerfOpen {
+        type_: sys::PERF_TYPE_TRACEPOINT,
+        config: id,
+        ..Default::default()
+    };
+    let event = sys::perf_event_open(&open, -1, 0).ok()?;
+    // Asking must work before we count on it (CAP_PERFMON, a kernel that
+    // has the request).
+    sys::perf_event_query_bpf(event.as_fd()).ok()?;
+    Some(event)
+}
+
+/// What ending a group's links leaves to wait for.
+#[derive(Default)]
+pub(super) struct Ending {
+    /// Programs to wait for until the kernel frees them.
+    programs: Vec<u32>,
+    /// Programs to wait for until they are off a tracepoint, each with our
+    /// event on that tracepoint.
+    on_tracepoints: Vec<(OwnedFd, u32)>,
+}
+
+/// Ends the link whose pin is `pin` in `group`'s `links` directory (`fd`
+/// opened from it) and removes the pin; returns whether the pin was
+/// removed. What the kernel ends later goes into `ending`.
+pub(super) fn end_pinned(fd: OwnedFd, group: &Path, pin: &str, ending: &mut Ending) -> bool {
+    let path = group.join(super::group::LINKS).join(pin);
+    let path = path.as_path();
     if sys::link_detach(fd.as_fd()).is_ok() {
         drop(fd);
         return std::fs::remove_file(path).is_ok();
@@ -40,15 +98,53 @@ pub(super) fn end_pinned(fd: OwnedFd, path: &Path, wait: &mut Vec<u32>) -> bool 
             // id meanwhile (a listing): then it ends when that one lets go.
             drop(fd);
             if sys::link_get_fd_by_id(info.id).is_ok() {
-                wait.push(info.prog_id);
+                ending.programs.push(info.prog_id);
+            }
+            removed
+        }
+        Some(info) if info.link_type == PERF_EVENT => {
+            // Opened while the link's event holds the tracepoint.
+            let watch = watch_tracepoint(group, pin);
+            drop(fd);
+            let removed = std::fs::remove_file(path).is_ok();
+            match watch {
+                Some(event) => ending.on_tracepoints.push((event, info.prog_id)),
+                None => ending.programs.push(info.prog_id),
             }
             removed
         }
         other => {
-            wait.extend(other.map(|i| i.prog_id));
+            ending.programs.extend(other.map(|i| i.prog_id));
             drop(fd);
             std::fs::remove_file(path).is_ok()
         }
+    }
+}
+
+impl Ending {
+    /// Waits (a second at most) until no program of the ended links can
+    /// run any more: each program watched on its tracepoint is off it,
+    /// and each other program is gone ([`wait_released`]). A program
+    /// whose tracepoint cannot be asked any more is waited for as the
+    /// others. Our events on the tracepoints are closed after.
+    pub(super) fn wait(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for (event, prog) in &self.on_tracepoints {
+            loop {
+                match sys::perf_event_query_bpf(event.as_fd()) {
+                    Ok(ids) if !ids.contains(prog) => break,
+                    Ok(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_micros(100))
+                    }
+                    Ok(_) => break,
+                    Err(_) => {
+                        self.programs.push(*prog);
+                        break;
+                    }
+                }
+            }
+        }
+        wait_released(&self.programs);
     }
 }
 
@@ -63,7 +159,7 @@ pub(super) fn end_pinned(fd: OwnedFd, path: &Path, wait: &mut Vec<u32>) -> bool 
 /// One `BPF_PROG_GET_FD_BY_ID` a round, for the first program still there,
 /// and 500 µs of sleep while it is: the kernel frees them together, a grace
 /// period after the last pin went, so the others are asked once each.
-pub(super) fn wait_released(programs: &[u32]) {
+fn wait_released(programs: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(1);
     for &id in programs {
         while sys::prog_get_fd_by_id(id).is_ok() && Instant::now() < deadline {
