@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 const RAW_TRACEPOINT: u32 = 1;
 /// `BPF_LINK_TYPE_PERF_EVENT`.
 const PERF_EVENT: u32 = 7;
+/// Link types whose kernel ops have no `detach` (`BPF_LINK_DETACH` fails
+/// with EOPNOTSUPP), not asked to: raw tracepoint, tracing, iter, perf
+/// event, kprobe_multi, uprobe_multi.
+const NO_DETACH: [u32; 6] = [RAW_TRACEPOINT, 2, 4, PERF_EVENT, 8, 12];
 /// Where a group records the tracepoint ids of its perf-event links: a
 /// symlink per link, named as its pin, whose target is the id
 /// (`tracepoints/enter_getppid -> 305`).
@@ -62,11 +66,9 @@ fn watch_tracepoint(group: &Path, pin: &str) -> Option<OwnedFd> {
         config: id,
         ..Default::default()
     };
-    let event = sys::perf_event_open(&open, -1, 0).ok()?;
-    // Asking must work before we count on it (CAP_PERFMON, a kernel that
-    // has the request).
-    sys::perf_event_query_bpf(event.as_fd()).ok()?;
-    Some(event)
+    // Whether it can be asked (CAP_PERFMON) shows when it is: the program
+    // is then waited for as the others (see Ending::wait).
+    sys::perf_event_open(&open, -1, 0).ok()
 }
 
 /// What ending a group's links leaves to wait for.
@@ -85,12 +87,13 @@ pub(super) struct Ending {
 pub(super) fn end_pinned(fd: OwnedFd, group: &Path, pin: &str, ending: &mut Ending) -> bool {
     let path = group.join(super::group::LINKS).join(pin);
     let path = path.as_path();
-    if sys::link_detach(fd.as_fd()).is_ok() {
+    let info = sys::link_info(fd.as_fd()).ok();
+    let detachable = info.is_none_or(|i| !NO_DETACH.contains(&i.link_type));
+    if detachable && sys::link_detach(fd.as_fd()).is_ok() {
         drop(fd);
         return std::fs::remove_file(path).is_ok();
     }
-    // Detached by someone else already, or a kind without BPF_LINK_DETACH.
-    let info = sys::link_info(fd.as_fd()).ok();
+    // A kind without BPF_LINK_DETACH, or detached by someone else already.
     match info {
         Some(info) if info.link_type == RAW_TRACEPOINT => {
             let removed = std::fs::remove_file(path).is_ok();
