@@ -30,6 +30,27 @@ pub(super) fn tracefs_file(file: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// tracefs' `events` directory: found once per process (a group attach
+/// reads a tracepoint id per program), and looked for again while missing.
+fn events_dir() -> Option<PathBuf> {
+    static EVENTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(dir) = EVENTS.get() {
+        return Some(dir.clone());
+    }
+    let dir = tracefs_file("events")?;
+    Some(EVENTS.get_or_init(|| dir).clone())
+}
+
+/// A small tracefs file's text (a tracepoint id), in one read: tracefs
+/// gives such a file whole to a buffer that holds it, and reports no size
+/// to ask for beforehand.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    let n = std::fs::File::open(path)?.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// Attaches the program to an open perf event: a perf-event link, or on
 /// kernels without one (EINVAL), `PERF_EVENT_IOC_SET_BPF` and enable.
 pub(super) fn attach_event(
@@ -105,14 +126,14 @@ fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd, u64), LinkError> 
     if name.split('/').count() != 2 || name.contains("..") {
         return Err(not_found(format!("{name:?} is not CATEGORY/NAME")));
     }
-    let Some(events) = tracefs_file("events") else {
+    let Some(events) = events_dir() else {
         return Err(not_found(format!(
             "tracefs not mounted (neither {} nor {} has events/)",
             TRACEFS[0], TRACEFS[1]
         )));
     };
     let id_file = events.join(name).join("id");
-    let id = match std::fs::read_to_string(&id_file) {
+    let id = match read_small(&id_file) {
         Ok(text) => text.trim().parse::<u64>().map_err(|_| {
             not_found(format!(
                 "{}: not a tracepoint id: {text:?}",
