@@ -132,10 +132,17 @@ impl Ending {
     /// others. Our events on the tracepoints are closed after.
     pub(super) fn wait(mut self) {
         let deadline = Instant::now() + Duration::from_secs(1);
+        // The kernel queued the releases on this CPU's workqueue: yielding
+        // lets them run, a few times before sleeping between questions.
+        let mut yields = 0;
         for (event, prog) in &self.on_tracepoints {
             loop {
                 match sys::perf_event_query_bpf(event.as_fd()) {
                     Ok(ids) if !ids.contains(prog) => break,
+                    Ok(_) if yields < 8 => {
+                        yields += 1;
+                        std::thread::yield_now();
+                    }
                     Ok(_) if Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_micros(100))
                     }
