@@ -60,7 +60,7 @@ pub fn groups_dir() -> PathBuf {
 
 const STAGED: &str = "_new_";
 pub(super) const LINKS: &str = "links";
-const MAPS: &str = "maps";
+pub(super) const MAPS: &str = "maps";
 
 /// What to attach, under which name.
 #[derive(Debug, Clone, Default)]
@@ -442,7 +442,7 @@ fn on_sockmap(link: &Link) -> bool {
 /// Refuses a name that is attached or being worked on, and clears what a
 /// killed rawbpf left under it.
 fn prepare(name: &str) -> Result<(), GroupError> {
-    for dir in scan(false)?.into_iter().filter(|g| g.name == name) {
+    for dir in named(name)? {
         match dir.staged_by {
             None => return Err(GroupError::Exists(name.to_owned())),
             Some(pid) if dir.stager_runs() => {
@@ -452,7 +452,7 @@ fn prepare(name: &str) -> Result<(), GroupError> {
                 })
             }
             Some(_) => {
-                clear(&dir.path);
+                super::release::clear(&dir.path);
             }
         }
     }
@@ -613,7 +613,7 @@ fn unescape(s: &str) -> String {
     out
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -674,30 +674,36 @@ fn scan(ids: bool) -> Result<Vec<GroupDir>, GroupError> {
     Ok(out)
 }
 
-/// Detaches every link pinned in `dir` and removes its pins and itself;
-/// returns how many link pins it removed. Safe to repeat after a kill. No
-/// program of those links runs once it returns (see [`super::release`]).
-fn clear(dir: &Path) -> usize {
-    let mut detached = 0;
-    let mut ending = super::release::Ending::default();
-    let links = dir.join(LINKS);
-    for l in names(&links) {
-        let path = links.join(&l);
-        let link = CString::new(path.as_os_str().as_encoded_bytes())
-            .ok()
-            .and_then(|c| sys::obj_get(&c).ok());
-        let removed = match link {
-            Some(fd) => super::release::end_pinned(fd, dir, &l, &mut ending),
-            None => std::fs::remove_file(&path).is_ok(),
-        };
-        if removed {
-            detached += 1;
-        }
-    }
-    super::struct_ops::unregister_pinned(&dir.join(MAPS));
-    let _ = std::fs::remove_dir_all(dir);
-    ending.wait();
-    detached
+/// The directories of group `name` alone, attached or staged, without
+/// their contents (what attach and detach need; `scan` reads every group's).
+fn named(name: &str) -> Result<Vec<GroupDir>, GroupError> {
+    let root = groups_dir();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(pin_err(&root, "reading the groups")(e)),
+    };
+    let mut out: Vec<GroupDir> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().into_string().ok()?;
+            let (escaped, staged_by) = match file.rsplit_once(STAGED) {
+                Some((n, pid)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+                    (n, pid.parse().ok())
+                }
+                _ => (file.as_str(), None),
+            };
+            (unescape(escaped) == name).then(|| GroupDir {
+                name: name.to_owned(),
+                path: root.join(&file),
+                staged_by,
+                links: Vec::new(),
+                maps: Vec::new(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|g| g.staged_by);
+    Ok(out)
 }
 
 /// What [`detach`] did.
@@ -726,14 +732,14 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
         reconciled: Vec::new(),
     };
     let mut busy = None;
-    for dir in scan(false)?.into_iter().filter(|g| g.name == name) {
+    for dir in named(name)? {
         match dir.staged_by {
             None => {
                 // Ours alone once renamed: a concurrent detach gets ENOENT.
                 let mine = staging_dir(name, std::process::id());
                 match std::fs::rename(&dir.path, &mine) {
                     Ok(()) => {
-                        done.links += clear(&mine);
+                        done.links += super::release::clear(&mine);
                         done.removed = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -742,7 +748,7 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
             }
             Some(pid) if dir.stager_runs() => busy = Some(pid),
             Some(_) => {
-                done.links += clear(&dir.path);
+                done.links += super::release::clear(&dir.path);
                 done.reconciled.push(dir.path);
             }
         }

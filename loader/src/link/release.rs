@@ -24,7 +24,9 @@
 //!   its pin too, and its program is waited for until the kernel frees it
 //!   ([`Ending::wait`]): a grace period or two.
 
+use super::group::LINKS;
 use crate::sys;
+use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -81,11 +83,37 @@ pub(super) struct Ending {
     on_tracepoints: Vec<(OwnedFd, u32)>,
 }
 
+/// Detaches every link pinned in `dir` and removes its pins and itself;
+/// returns how many link pins it removed. Safe to repeat after a kill. No
+/// program of those links runs once it returns (see this module's head).
+pub(super) fn clear(dir: &Path) -> usize {
+    let mut detached = 0;
+    let mut ending = Ending::default();
+    let links = dir.join(LINKS);
+    for l in super::group::names(&links) {
+        let path = links.join(&l);
+        let link = CString::new(path.as_os_str().as_encoded_bytes())
+            .ok()
+            .and_then(|c| sys::obj_get(&c).ok());
+        let removed = match link {
+            Some(fd) => end_pinned(fd, dir, &l, &mut ending),
+            None => std::fs::remove_file(&path).is_ok(),
+        };
+        if removed {
+            detached += 1;
+        }
+    }
+    super::struct_ops::unregister_pinned(&dir.join(super::group::MAPS));
+    let _ = std::fs::remove_dir_all(dir);
+    ending.wait();
+    detached
+}
+
 /// Ends the link whose pin is `pin` in `group`'s `links` directory (`fd`
 /// opened from it) and removes the pin; returns whether the pin was
 /// removed. What the kernel ends later goes into `ending`.
 pub(super) fn end_pinned(fd: OwnedFd, group: &Path, pin: &str, ending: &mut Ending) -> bool {
-    let path = group.join(super::group::LINKS).join(pin);
+    let path = group.join(LINKS).join(pin);
     let path = path.as_path();
     let info = sys::link_info(fd.as_fd()).ok();
     let detachable = info.is_none_or(|i| !NO_DETACH.contains(&i.link_type));
