@@ -34,7 +34,9 @@ pub use link_tracing::{
     iter_create, link_create_kprobe_multi, link_create_uprobe_multi, MULTI_RETURN,
 };
 pub use link_tracing::{link_create_perf_event, map_get_fd_by_id, prog_map_ids};
-pub use perf::{perf_event_enable, perf_event_open, perf_event_set_bpf, PerfOpen};
+pub use perf::{
+    perf_event_enable, perf_event_open, perf_event_query_bpf, perf_event_set_bpf, PerfOpen,
+};
 pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
 // Event streams: ring buffer maps and perf event rings, mapped.
 pub mod ring;

@@ -9,6 +9,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+use rawbpf::attach::{attach_loaded, AttachOptions, Hook, Pinning, Target};
 use rawbpf::link::net::{self, NetfilterHook, NfFamily, NfHook};
 use rawbpf::link::{attach_program, AttachTargets, Link, LinkError};
 use rawbpf::{Collection, LoadOptions, ObjectSpec};
@@ -475,12 +476,77 @@ fn one_flow_dissector_per_namespace_until_its_link_goes() {
     detach_links(first);
     let again = loaded.attach("count_dissect", &ns.targets()).unwrap();
     detach_links(again);
-    // The program itself runs (test run: no traffic path here dissects
-    // with it on the loopback).
+    // The program itself runs when test-run; real traffic runs it in
+    // `flow_dissector_runs_on_real_traffic_until_its_link_goes`.
     let frame = rawbpf::packet::ipv4_udp_frame(0);
     let prog = loaded.coll.program("count_dissect").unwrap();
     prog.test_run(&frame, 1).unwrap();
     assert_eq!(loaded.count(1), 1);
+}
+
+/// The kernel runs a namespace's BPF flow dissector whenever it dissects
+/// a packet of that namespace. `rehash` (tc, on the loopback's ingress: the
+/// receiving side) forgets each packet's hash and asks for it again, which
+/// makes the kernel dissect it: one dissection per packet it sees.
+#[test]
+fn flow_dissector_runs_on_real_traffic_until_its_link_goes() {
+    if !kernel("flow_dissector_runs_on_real_traffic_until_its_link_goes") {
+        return;
+    }
+    let loaded = load("flow_dissect.bpf.o").unwrap();
+    let ns = Netns::new("dissect");
+    let udp = Udp::new();
+    let opts = AttachOptions {
+        target: Target::new("lo", Hook::Ingress).in_netns(&ns.name),
+        ..AttachOptions::default()
+    };
+    // Unpinned: the namespace's end (`ns` dropped, pass or fail) takes the
+    // filter with it.
+    let hooked = rawbpf::blocking::block_on(attach_loaded(
+        &loaded.coll,
+        "rehash",
+        &opts,
+        Pinning::Unpinned,
+    ))
+    .unwrap()
+    .unwrap();
+    // (dissections, packets rehashed)
+    let counts = || (loaded.count(0), loaded.count(1));
+
+    // Without a BPF flow dissector, the kernel's own dissects.
+    udp.round_trip();
+    let (dissected, rehashed) = counts();
+    assert_eq!(dissected, 0);
+    assert!(rehashed > 0, "the tc program saw no packet");
+
+    let links = loaded.attach("count_dissect", &ns.targets()).unwrap();
+    support::mechanism("kernel_link_net", &links[0]);
+    for _ in 0..3 {
+        udp.round_trip();
+    }
+    let (attached, rehashed_attached) = counts();
+    let packets = rehashed_attached - rehashed;
+    assert!(packets >= 3, "the tc program saw {packets} of 3 packets");
+    assert!(
+        attached - dissected >= packets,
+        "{packets} packets rehashed, {} dissected by the BPF flow dissector",
+        attached - dissected
+    );
+
+    detach_links(links);
+    let detached = loaded.count(0);
+    for _ in 0..3 {
+        udp.round_trip();
+    }
+    let (after, rehashed_after) = counts();
+    assert!(
+        rehashed_after >= rehashed_attached + 3,
+        "no traffic was rehashed"
+    );
+    assert_eq!(after, detached, "a detached flow dissector ran");
+    rawbpf::blocking::block_on(hooked.detach())
+        .unwrap()
+        .unwrap();
 }
 
 /// The netfilter object, where the kernel loads netfilter programs (6.4+).

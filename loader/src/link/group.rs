@@ -5,6 +5,10 @@
 //! ```text
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/links/<PROG>[-<N>]   the group's BPF links
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/maps/<MAP>           the maps of its load
+//! /sys/fs/bpf/rawbpf/groups/<NAME>/tracepoints/<PROG>    symlink to the tracepoint
+//!                                                       id of a perf-event link
+//!                                                       (for its detach, see
+//!                                                       super::release)
 //! /sys/fs/bpf/rawbpf/groups/<NAME>_new_<PID>/           staged by process PID
 //!                                                       (attaching, detaching,
 //!                                                       or killed doing so)
@@ -55,8 +59,8 @@ pub fn groups_dir() -> PathBuf {
 }
 
 const STAGED: &str = "_new_";
-const LINKS: &str = "links";
-const MAPS: &str = "maps";
+pub(super) const LINKS: &str = "links";
+pub(super) const MAPS: &str = "maps";
 
 /// What to attach, under which name.
 #[derive(Debug, Clone, Default)]
@@ -438,7 +442,7 @@ fn on_sockmap(link: &Link) -> bool {
 /// Refuses a name that is attached or being worked on, and clears what a
 /// killed rawbpf left under it.
 fn prepare(name: &str) -> Result<(), GroupError> {
-    for dir in scan(false)?.into_iter().filter(|g| g.name == name) {
+    for dir in named(name)? {
         match dir.staged_by {
             None => return Err(GroupError::Exists(name.to_owned())),
             Some(pid) if dir.stager_runs() => {
@@ -448,7 +452,7 @@ fn prepare(name: &str) -> Result<(), GroupError> {
                 })
             }
             Some(_) => {
-                clear(&dir.path);
+                super::release::clear(&dir.path);
             }
         }
     }
@@ -506,6 +510,9 @@ fn pin_group(
                     continue;
                 };
                 obj_pin(fd, &staging.join(LINKS).join(&file))?;
+                if let Some(id) = link.tracepoint {
+                    super::release::record_tracepoint(&staging, &file, id);
+                }
                 let info = sys::link_info(fd).map_err(|source| LinkError::Link {
                     program: p.name().to_owned(),
                     target: link.target().to_owned(),
@@ -606,7 +613,7 @@ fn unescape(s: &str) -> String {
     out
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -667,52 +674,36 @@ fn scan(ids: bool) -> Result<Vec<GroupDir>, GroupError> {
     Ok(out)
 }
 
-/// Detaches every link pinned in `dir` and removes its pins and itself;
-/// returns how many link pins it removed. Safe to repeat after a kill.
-fn clear(dir: &Path) -> usize {
-    let mut detached = 0;
-    let mut programs = Vec::new();
-    let links = dir.join(LINKS);
-    for l in names(&links) {
-        let path = links.join(&l);
-        let link = CString::new(path.as_os_str().as_encoded_bytes())
-            .ok()
-            .and_then(|c| sys::obj_get(&c).ok());
-        if let Some(fd) = link {
-            // A link someone else detached, or of a kind without
-            // BPF_LINK_DETACH (perf events, raw tracepoints), ends when its
-            // pin, its last holder, goes: its program is waited for.
-            if sys::link_detach(fd.as_fd()).is_err() {
-                programs.extend(sys::link_info(fd.as_fd()).ok().map(|i| i.prog_id));
-            }
-        }
-        if std::fs::remove_file(&path).is_ok() {
-            detached += 1;
-        }
-    }
-    super::struct_ops::unregister_pinned(&dir.join(MAPS));
-    let _ = std::fs::remove_dir_all(dir);
-    wait_released(&programs);
-    detached
-}
-
-/// Waits (a second at most) until the programs of links whose last holder
-/// went are gone. The kernel frees such a link from a work item, and frees
-/// its id before it takes the program off the hook; the program itself
-/// goes an RCU grace period after it was taken off. So a program whose id
-/// is gone runs nowhere, and a perf event's program cannot run once more
-/// after `detach` returned. (Closing the link's last fd ourselves would
-/// release it in the call, but a perf event's release also unregisters its
-/// tracepoint, ~60-90 ms each, one after another.) A program something
-/// else still holds (a prog array pinned elsewhere) ends the wait at the
-/// second.
-fn wait_released(programs: &[u32]) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    for &id in programs {
-        while sys::prog_get_fd_by_id(id).is_ok() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_micros(500));
-        }
-    }
+/// The directories of group `name` alone, attached or staged, without
+/// their contents (what attach and detach need; `scan` reads every group's).
+fn named(name: &str) -> Result<Vec<GroupDir>, GroupError> {
+    let root = groups_dir();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(pin_err(&root, "reading the groups")(e)),
+    };
+    let mut out: Vec<GroupDir> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().into_string().ok()?;
+            let (escaped, staged_by) = match file.rsplit_once(STAGED) {
+                Some((n, pid)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+                    (n, pid.parse().ok())
+                }
+                _ => (file.as_str(), None),
+            };
+            (unescape(escaped) == name).then(|| GroupDir {
+                name: name.to_owned(),
+                path: root.join(&file),
+                staged_by,
+                links: Vec::new(),
+                maps: Vec::new(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|g| g.staged_by);
+    Ok(out)
 }
 
 /// What [`detach`] did.
@@ -741,14 +732,14 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
         reconciled: Vec::new(),
     };
     let mut busy = None;
-    for dir in scan(false)?.into_iter().filter(|g| g.name == name) {
+    for dir in named(name)? {
         match dir.staged_by {
             None => {
                 // Ours alone once renamed: a concurrent detach gets ENOENT.
                 let mine = staging_dir(name, std::process::id());
                 match std::fs::rename(&dir.path, &mine) {
                     Ok(()) => {
-                        done.links += clear(&mine);
+                        done.links += super::release::clear(&mine);
                         done.removed = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -757,7 +748,7 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
             }
             Some(pid) if dir.stager_runs() => busy = Some(pid),
             Some(_) => {
-                done.links += clear(&dir.path);
+                done.links += super::release::clear(&dir.path);
                 done.reconciled.push(dir.path);
             }
         }

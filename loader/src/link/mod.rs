@@ -22,6 +22,7 @@ pub mod tracing;
 // Tracing kinds' rooms (private: tracing::attach reaches them).
 mod iter;
 mod perf;
+mod release;
 mod uprobe;
 mod usdt;
 
@@ -100,6 +101,10 @@ pub struct Link {
     attachment: Attachment,
     pinned: Option<PathBuf>,
     keep: bool,
+    /// The tracepoint's id (tracefs `events/CAT/NAME/id`) of a perf-event
+    /// link on a tracepoint: a group records it, for its detach to see the
+    /// program leave the tracepoint ([`release`]).
+    tracepoint: Option<u64>,
 }
 
 /// What the kernel says of a BPF link.
@@ -122,6 +127,7 @@ impl Link {
             attachment,
             pinned: None,
             keep: false,
+            tracepoint: None,
         }
     }
 

@@ -30,6 +30,27 @@ pub(super) fn tracefs_file(file: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// tracefs' `events` directory: found once per process (a group attach
+/// reads a tracepoint id per program), and looked for again while missing.
+fn events_dir() -> Option<PathBuf> {
+    static EVENTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(dir) = EVENTS.get() {
+        return Some(dir.clone());
+    }
+    let dir = tracefs_file("events")?;
+    Some(EVENTS.get_or_init(|| dir).clone())
+}
+
+/// A small tracefs file's text (a tracepoint id), in one read: tracefs
+/// gives such a file whole to a buffer that holds it, and reports no size
+/// to ask for beforehand.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    let n = std::fs::File::open(path)?.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// Attaches the program to an open perf event: a perf-event link, or on
 /// kernels without one (EINVAL), `PERF_EVENT_IOC_SET_BPF` and enable.
 pub(super) fn attach_event(
@@ -88,12 +109,14 @@ impl Link {
 
 /// `tp/CAT/NAME`, `tracepoint/CAT/NAME`: a perf event on the tracepoint's id.
 pub(super) fn tracepoint(ctx: &Ctx<'_>) -> Result<Link, LinkError> {
-    let (target, event) = tracepoint_event(ctx)?;
-    attach_event(ctx, target, event)
+    let (target, event, id) = tracepoint_event(ctx)?;
+    let mut link = attach_event(ctx, target, event)?;
+    link.tracepoint = Some(id);
+    Ok(link)
 }
 
 /// The perf event of the tracepoint the section names, and its description.
-fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd), LinkError> {
+fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd, u64), LinkError> {
     let Some(name) = ctx.section_target() else {
         return Err(ctx.no_target("a tracepoint in the section (tp/CATEGORY/NAME)"));
     };
@@ -103,14 +126,14 @@ fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd), LinkError> {
     if name.split('/').count() != 2 || name.contains("..") {
         return Err(not_found(format!("{name:?} is not CATEGORY/NAME")));
     }
-    let Some(events) = tracefs_file("events") else {
+    let Some(events) = events_dir() else {
         return Err(not_found(format!(
             "tracefs not mounted (neither {} nor {} has events/)",
             TRACEFS[0], TRACEFS[1]
         )));
     };
     let id_file = events.join(name).join("id");
-    let id = match std::fs::read_to_string(&id_file) {
+    let id = match read_small(&id_file) {
         Ok(text) => text.trim().parse::<u64>().map_err(|_| {
             not_found(format!(
                 "{}: not a tracepoint id: {text:?}",
@@ -132,7 +155,7 @@ fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd), LinkError> {
     };
     let event = sys::perf_event_open(&open, -1, 0)
         .map_err(|s| ctx.attach_err(&target, "perf_event_open (tracepoint)", s))?;
-    Ok((target, event))
+    Ok((target, event, id))
 }
 
 /// A dynamic PMU's perf type and the `config` bit that makes a return probe.
@@ -317,7 +340,7 @@ mod tests {
             let v = c.map("counts").unwrap().lookup(&zero).unwrap().unwrap();
             u64::from_ne_bytes(v[..8].try_into().unwrap())
         };
-        let (target, event) = super::tracepoint_event(&ctx).unwrap();
+        let (target, event, _) = super::tracepoint_event(&ctx).unwrap();
         let link = super::attach_event_ioctl(&ctx, target, event).unwrap();
         assert!(link.perf_event_fd().is_some() && link.fd().is_none());
         assert!(link.info().unwrap().is_none());

@@ -22,6 +22,10 @@ const FLAG_FREQ: u64 = 1 << 10;
 const IOC_ENABLE: libc::c_ulong = 0x2400;
 /// `PERF_EVENT_IOC_SET_BPF`: `_IOW('$', 8, __u32)`.
 const IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+/// `PERF_EVENT_IOC_QUERY_BPF`: `_IOWR('$', 10, struct perf_event_query_bpf *)`.
+const IOC_QUERY_BPF: libc::c_ulong = 0xc008_240a;
+/// `BPF_TRACE_MAX_PROGS`: at most this many programs on one tracepoint.
+const TRACE_MAX_PROGS: usize = 64;
 
 /// `struct perf_event_attr` up to `PERF_ATTR_SIZE_VER5` (112 bytes), every
 /// kernel since 4.1 takes it; later fields stay zero.
@@ -130,6 +134,25 @@ pub fn perf_event_set_bpf(event: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Re
 /// `PERF_EVENT_IOC_ENABLE`.
 pub fn perf_event_enable(event: BorrowedFd<'_>) -> io::Result<()> {
     ioctl(event, IOC_ENABLE, 0)
+}
+
+/// `PERF_EVENT_IOC_QUERY_BPF` on a tracepoint's perf event: the ids of the
+/// programs the tracepoint runs for perf events (every perf-event link and
+/// `PERF_EVENT_IOC_SET_BPF` on it, not only this event's). Read under the
+/// lock that attaching and detaching those programs take.
+pub fn perf_event_query_bpf(event: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    // struct perf_event_query_bpf { __u32 ids_len; __u32 prog_cnt; __u32 ids[]; }
+    let mut query = [0u32; 2 + TRACE_MAX_PROGS];
+    query[0] = TRACE_MAX_PROGS as u32;
+    // SAFETY: the request takes a pointer to a perf_event_query_bpf whose
+    // ids[] has room for `ids_len` (64) entries: `query` is that, alive and
+    // exclusively borrowed across the call; `event` is a live borrowed fd.
+    let ret = unsafe { libc::ioctl(event.as_raw_fd(), IOC_QUERY_BPF as _, query.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = (query[1] as usize).min(TRACE_MAX_PROGS);
+    Ok(query[2..2 + n].to_vec())
 }
 
 #[cfg(test)]
