@@ -9,6 +9,8 @@
 # LIBBPF_BOOTSTRAP_DIR: a clone of github.com/libbpf/libbpf-bootstrap
 # BCC_DIR:              a clone of github.com/iovisor/bcc (libbpf-tools/)
 # RAWBPF:               the binary to try (default: target/release/rawbpf)
+# PUBLIC_OBJ_DIR=DIR    (environment) also keep the built objects in DIR, for
+#                       tests/public/matrix.sh DIR (the same objects on other kernels)
 #
 # Needs clang-19, libbpf-dev (its headers) and bpftool (vmlinux.h, and the
 # libbpf side of the comparison). Prints one row per object and a summary.
@@ -42,6 +44,10 @@ echo "|---|---|---|---|"
 build bs "$bs/examples/c"
 build lt "$bcc/libbpf-tools" -I"$bcc/libbpf-tools" -I"$bcc/libbpf-tools/x86"
 
+if [ -n "${PUBLIC_OBJ_DIR:-}" ]; then
+    mkdir -p "$PUBLIC_OBJ_DIR"
+    cp "$work"/obj/*.bpf.o "$PUBLIC_OBJ_DIR"/
+fi
 attached=0 failed=0 both=0
 for o in "$work"/obj/*.bpf.o; do
     n=$(basename "$o" .bpf.o)
