@@ -74,6 +74,26 @@ fn the_target_file_describes_this_kernel() {
         doc.get("link_kinds").get("tcx"),
         &Value::Bool(kernel_version() >= (6, 6))
     );
+    // Facts of the matrix's kernels (5.10, 6.1, 6.12, 7.3) and this host:
+    // perf_event links came in 5.15, task storage in 5.11 (probed with a
+    // small BTF, which it needs), bloom filters in 5.16, user ring
+    // buffers in 6.1, cgroup storage (cgrp_storage) in 6.2.
+    assert_eq!(
+        doc.get("link_kinds").get("perf_event"),
+        &Value::Bool(kernel_version() >= (5, 15))
+    );
+    for (map, since) in [
+        ("task_storage", (5, 11)),
+        ("bloom_filter", (5, 16)),
+        ("user_ringbuf", (6, 1)),
+        ("cgrp_storage", (6, 2)),
+    ] {
+        assert_eq!(
+            doc.get("map_types").get(map),
+            &Value::Bool(kernel_version() >= since),
+            "{map}"
+        );
+    }
     let externs = doc.get("externs");
     assert!(
         !externs.get("kallsyms").array().is_empty(),
