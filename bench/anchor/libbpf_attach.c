@@ -13,8 +13,10 @@
 //
 // rawbpf's group does the same pins (links/PROG, maps/MAP) and, besides,
 // stages them in a directory of its own and renames it into place (crash
-// safety), and its detach waits until the kernel has freed the links; the
-// anchor does neither. Built statically and dynamically against Debian's
+// safety), and its detach returns only once no program of the group can
+// run (a raw tracepoint link released in the call, each tracepoint watched
+// until its program has left it; loader/src/link/release.rs); the anchor
+// does neither: the kernel releases its links after it has returned. Built statically and dynamically against Debian's
 // libbpf-dev by the bench (bench/src/links.rs).
 #define _GNU_SOURCE
 #include <bpf/bpf.h>
