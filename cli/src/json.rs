@@ -77,33 +77,8 @@ impl From<&str> for Json {
     }
 }
 
-fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    f.write_char('"')?;
-    // Runs that need no escape are written whole (`list --json` writes
-    // thousands of names); every byte escaped is ASCII, so `start..i`
-    // always falls on character boundaries.
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            b if b < 0x20 => "",
-            _ => continue,
-        };
-        f.write_str(&s[start..i])?;
-        if escaped.is_empty() {
-            write!(f, "\\u{b:04x}")?;
-        } else {
-            f.write_str(escaped)?;
-        }
-        start = i + 1;
-    }
-    f.write_str(&s[start..])?;
-    f.write_char('"')
-}
+// One JSON string writer for the library's target files and the CLI.
+use rawbpf::probe::json::write_str;
 
 fn write_obj<'a>(
     f: &mut fmt::Formatter<'_>,

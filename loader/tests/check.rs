@@ -5,7 +5,7 @@
 mod common;
 
 use rawbpf::obj::btf::BtfKind;
-use rawbpf::probe::{check, program_helpers, Feature, Features};
+use rawbpf::probe::{check, Feature, Features};
 use rawbpf::uapi::{MapType, ProgramType};
 use rawbpf::ObjectSpec;
 
@@ -19,30 +19,7 @@ fn spec(name: &str) -> ObjectSpec {
 
 /// A kernel with everything the objects use.
 fn full_kernel(spec: &ObjectSpec) -> Features {
-    let mut f = Features {
-        kernel: "test".into(),
-        btf_global_func: true,
-        ..Features::default()
-    };
-    for t in ProgramType::ALL {
-        f.prog_types.insert(*t, Some(true));
-    }
-    for t in MapType::ALL {
-        f.map_types.insert(*t, Some(true));
-    }
-    for k in rawbpf::probe::PROBED_BTF_KINDS {
-        f.btf_kinds.insert(k, true);
-    }
-    for feat in Feature::ALL {
-        f.features.insert(feat, true);
-    }
-    for (t, ids) in program_helpers(spec) {
-        let helpers = f.helpers.entry(t).or_default();
-        for id in ids {
-            helpers.insert(id, true);
-        }
-    }
-    f
+    common::full_features(spec, "test")
 }
 
 fn reasons(spec: &ObjectSpec, f: &Features) -> Vec<String> {

@@ -6,9 +6,7 @@ mod common;
 
 use rawbpf::compat::check_on_target;
 use rawbpf::obj::btf::BtfKind;
-use rawbpf::probe::{
-    program_helpers, Feature, Features, LinkKind, TargetExterns, EXPECTED_ATTACH_TYPES,
-};
+use rawbpf::probe::{Feature, Features, LinkKind, TargetExterns, EXPECTED_ATTACH_TYPES};
 use rawbpf::uapi::{AttachType, MapType, ProgramType};
 use rawbpf::ObjectSpec;
 
@@ -23,24 +21,8 @@ fn spec(name: &str) -> ObjectSpec {
 /// A target that has everything the object needs, read back from its
 /// target file (so the file format is in the loop).
 fn full_target(spec: &ObjectSpec) -> Features {
-    let mut f = Features {
-        kernel: "9.9.0-test".into(),
-        arch: rawbpf::probe::machine(),
-        btf_global_func: true,
-        ..Features::default()
-    };
-    for t in ProgramType::ALL {
-        f.prog_types.insert(*t, Some(true));
-    }
-    for t in MapType::ALL {
-        f.map_types.insert(*t, Some(true));
-    }
-    for k in rawbpf::probe::PROBED_BTF_KINDS {
-        f.btf_kinds.insert(k, true);
-    }
-    for feat in Feature::ALL {
-        f.features.insert(feat, true);
-    }
+    let mut f = common::full_features(spec, "9.9.0-test");
+    f.arch = rawbpf::probe::machine();
     for (t, list) in EXPECTED_ATTACH_TYPES {
         for a in *list {
             f.attach_types.insert((*t, *a), true);
@@ -48,12 +30,6 @@ fn full_target(spec: &ObjectSpec) -> Features {
     }
     for k in LinkKind::ALL {
         f.link_kinds.insert(k, true);
-    }
-    for (t, ids) in program_helpers(spec) {
-        f.helpers
-            .entry(t)
-            .or_default()
-            .extend(ids.into_iter().map(|id| (id, true)));
     }
     let mut externs = TargetExterns {
         kconfig: Some(rawbpf::probe::parse_config(

@@ -251,19 +251,32 @@ impl Reader<'_> {
     }
 }
 
-fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+/// Writes `s` as a JSON string: quoted, with `"`, `\\` and control
+/// characters escaped. Runs that need no escape are written whole (`rawbpf
+/// list --json` writes thousands of names); every byte escaped is ASCII,
+/// so `start..i` always falls on character boundaries.
+pub fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' => f.write_str("\\\"")?,
-            '\\' => f.write_str("\\\\")?,
-            '\n' => f.write_str("\\n")?,
-            '\r' => f.write_str("\\r")?,
-            '\t' => f.write_str("\\t")?,
-            c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
-            c => f.write_char(c)?,
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        f.write_str(&s[start..i])?;
+        if escaped.is_empty() {
+            write!(f, "\\u{b:04x}")?;
+        } else {
+            f.write_str(escaped)?;
         }
+        start = i + 1;
     }
+    f.write_str(&s[start..])?;
     f.write_char('"')
 }
 

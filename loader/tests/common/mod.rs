@@ -73,3 +73,35 @@ pub fn symbol(d: &[u8], name: &str) -> usize {
         })
         .unwrap_or_else(|| panic!("no symbol {name}"))
 }
+
+/// A kernel (`Features`) named `kernel` with every program type, map
+/// type, BTF kind and feature, and the helpers `spec` calls: what the
+/// `check` tests take away from.
+pub fn full_features(spec: &rawbpf::ObjectSpec, kernel: &str) -> rawbpf::probe::Features {
+    use rawbpf::probe::{program_helpers, Feature, Features};
+    use rawbpf::uapi::{MapType, ProgramType};
+    let mut f = Features {
+        kernel: kernel.into(),
+        btf_global_func: true,
+        ..Features::default()
+    };
+    for t in ProgramType::ALL {
+        f.prog_types.insert(*t, Some(true));
+    }
+    for t in MapType::ALL {
+        f.map_types.insert(*t, Some(true));
+    }
+    for k in rawbpf::probe::PROBED_BTF_KINDS {
+        f.btf_kinds.insert(k, true);
+    }
+    for feat in Feature::ALL {
+        f.features.insert(feat, true);
+    }
+    for (t, ids) in program_helpers(spec) {
+        f.helpers
+            .entry(t)
+            .or_default()
+            .extend(ids.into_iter().map(|id| (id, true)));
+    }
+    f
+}
