@@ -58,13 +58,16 @@ fn list_shows_what_bpf2_says_of_each_link() {
         "--xdp-mode",
         "generic",
     ]));
+    // Before perf_event links (5.15) a group cannot pin tracepoints: then
+    // only the object's two raw tracepoints make the group.
     let group = Group(unique("lslinks"));
-    ok(rawbpf(&[
-        "attach",
-        &obj("tracing_many.bpf.o"),
-        "--name",
-        &group.0,
-    ]));
+    let perf_links = rawbpf::probe::probe_link_kind(rawbpf::probe::LinkKind::PerfEvent);
+    let object = obj("tracing_many.bpf.o");
+    let mut attach = vec!["attach", object.as_str(), "--name", &group.0];
+    if !perf_links {
+        attach.extend(["--prog", "raw_sys_enter", "--prog", "raw_sys_exit"]);
+    }
+    ok(rawbpf(&attach));
 
     let json = rawbpf_json(&["list", "--json"]);
     let walked: Vec<_> = list_links()
@@ -75,7 +78,10 @@ fn list_shows_what_bpf2_says_of_each_link() {
                 || ["mark_packet", "xdp_drop_port"].contains(&l.prog_name.as_str())
         })
         .collect();
-    assert!(walked.len() >= 12, "{walked:#?}");
+    assert!(
+        walked.len() >= if perf_links { 12 } else { 2 },
+        "{walked:#?}"
+    );
     let mut kinds: Vec<_> = walked.iter().map(|l| l.link_type).collect();
     kinds.sort();
     kinds.dedup();

@@ -154,7 +154,15 @@ fn iterator_and_bpf2_list_every_kind_alike() {
     {
         ids.push(id);
     }
-    assert!(ids.len() >= 10, "only {} links attached", ids.len());
+    // Before perf_event links (5.15) tracepoints, perf events and uprobes
+    // are attached without a BPF link: fewer links to compare.
+    let perf_links = rawbpf::probe::probe_link_kind(rawbpf::probe::LinkKind::PerfEvent);
+    let least = if perf_links { 10 } else { 6 };
+    assert!(
+        ids.len() >= least,
+        "only {} links attached (perf_event links: {perf_links})",
+        ids.len()
+    );
 
     let pin = BpffsDir::new("listlinks");
     let opts = ListOptions::with_iterator_pin(pin.0.join("iter"));
