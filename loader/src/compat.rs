@@ -56,18 +56,20 @@ pub fn read_externs() -> TargetExterns {
         "LINUX_HAS_SYSCALL_WRAPPER".to_owned(),
         u64::from(kconfig::has_syscall_wrapper()),
     );
-    let (kallsyms, kallsyms_hidden) = match std::fs::File::open("/proc/kallsyms") {
-        Ok(f) => {
-            let (names, hidden) = kallsyms_names(std::io::BufReader::new(f));
+    // Read once: the data symbols are kept, the functions tell which BTF
+    // functions have no address.
+    let text = std::fs::read_to_string("/proc/kallsyms").ok();
+    let (kallsyms, kallsyms_hidden) = match &text {
+        Some(t) => {
+            let (names, hidden) = kallsyms_names(t.as_bytes());
             (Some(names), hidden)
         }
-        Err(_) => (None, false),
+        None => (None, false),
     };
-    // Read again for function names: only the data symbols are kept.
     let btf_funcs_without_address = std::fs::read("/sys/kernel/btf/vmlinux")
         .ok()
-        .zip(std::fs::File::open("/proc/kallsyms").ok())
-        .and_then(|(btf, f)| btf_funcs_without_address(&btf, std::io::BufReader::new(f)));
+        .zip(text)
+        .and_then(|(btf, t)| btf_funcs_without_address(&btf, t.as_bytes()));
     TargetExterns {
         kconfig,
         linux,

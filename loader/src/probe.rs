@@ -63,17 +63,10 @@ impl Feature {
         Feature::Lsm,
     ];
 
-    /// The features [`Features::probe`] asks for (the others need the
-    /// kernel's BTF and are for target files).
-    const QUICK: [Feature; 7] = [
-        Feature::Bpf2BpfCalls,
-        Feature::Bpf2BpfWithTailCalls,
-        Feature::GlobalData,
-        Feature::TestRun,
-        Feature::Tcx,
-        Feature::Bpffs,
-        Feature::MapSpinLock,
-    ];
+    /// The features [`Features::probe`] asks for: [`ALL`](Self::ALL) but
+    /// its last two (fentry and LSM need the kernel's BTF and are for
+    /// target files).
+    const QUICK: &[Feature] = Feature::ALL.split_at(7).0;
 
     /// A short name for output.
     pub fn name(self) -> &'static str {
