@@ -86,7 +86,7 @@ elif [ ! -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ] &&
     echo "tests/run.sh: no Rust $musl target for the shipped static build" >&2
     exit 1
 else
-    cargo run -q -p rawbpf-bench -- --check-layout
+    cargo run -q -p rawbpf-bench -- --check-layout --runs 3
 fi
 
 echo "== tests/vm/matrix.sh's arguments (--dry-run)"

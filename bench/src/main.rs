@@ -462,8 +462,12 @@ pub(crate) fn build_static(
         .arg(target_dir);
     if build.target == GLIBC.target {
         cmd.arg("--glibc");
-    } else if let Recipe::Unordered(map) = recipe {
-        cmd.arg("--no-order").arg("--map").arg(map);
+    } else {
+        match recipe {
+            Recipe::Shipped => {}
+            Recipe::ShippedMapped(map) => _ = cmd.arg("--map").arg(map),
+            Recipe::Unordered(map) => _ = cmd.arg("--no-order").arg("--map").arg(map),
+        }
     }
     let out = sh(&mut cmd)?;
     let bin = out.lines().last().unwrap_or_default();
@@ -553,14 +557,14 @@ fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
         "usage: rawbpf-bench [--runs N] [--no-layout] [--links-only | --maps-only | --events-only] | --layout | --check-layout | --hold-links";
-    let (mut runs, mut layout, mut check, mut unordered) = (200, false, false, false);
+    let (mut runs, mut layout, mut check, mut unordered) = (None, false, false, false);
     let mut only = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => {
                 let n = args.next().ok_or(usage)?;
-                runs = n.parse().map_err(|_| format!("--runs {n}: not a number"))?;
+                runs = Some(n.parse().map_err(|_| format!("--runs {n}: not a number"))?);
             }
             "--no-layout" => unordered = true,
             "--layout" => layout = true,
@@ -579,9 +583,10 @@ fn bench() -> Result<()> {
     }
     if check {
         let obj = root.join("programs/obj/pipeline.bpf.o");
-        println!("{}", layout::check(&root, &obj)?);
+        println!("{}", layout::check(&root, &obj, runs.unwrap_or(1))?);
         return Ok(());
     }
+    let runs = runs.unwrap_or(200);
     match only {
         Some("--links-only") => return links::only(&root, runs, unordered),
         Some("--maps-only") => return maps::only(&root),
