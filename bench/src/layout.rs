@@ -540,14 +540,23 @@ pub fn check(root: &Path, obj: &Path, runs: usize) -> Result<String> {
     Ok(what)
 }
 
-/// `--layout`: cli/load-order.txt from the load, then the full job's
-/// attach, list and detach, in a namespace of their own.
+/// `--layout`: cli/load-order.txt from the load, then a tracing group's
+/// attach, `list --json` and the group's detach, then the full job's
+/// attach, list and detach in a namespace of their own.
 pub(crate) fn make(root: &Path) -> crate::Result<()> {
     let obj = root.join("programs/obj/pipeline.bpf.o");
     let lab = rawbpf::lab::Lab::create(&format!("rbhot{}", std::process::id()))
         .map_err(|e| format!("making the test namespace: {e}"))?;
     let (ns, dev) = (&lab.ns_a, &lab.dev_a);
     let _pins = crate::TempDir(Path::new(rawbpf::attach::PIN_ROOT).join(format!("ns_{ns}")));
+    let tracing = root.join(crate::links::TRACING_OBJECT);
+    let group = format!("rbhot{}", std::process::id());
+    // If a run fails: its pins go, and with them its links.
+    let _group = crate::TempDir(
+        Path::new(rawbpf::attach::PIN_ROOT)
+            .join("groups")
+            .join(&group),
+    );
     // The load several times: some of its code runs only for some of std's
     // random hash seeds (a hashbrown probe that meets an equal tag; the
     // generator also puts every probe closure first, and the sibling
@@ -559,6 +568,12 @@ pub(crate) fn make(root: &Path) -> crate::Result<()> {
         load.clone(),
         load.clone(),
         load,
+        // Then the bench's jobs: a group of tracing programs (issue 21's
+        // attach + detach, the tightest budget), the link list, and the
+        // chain's TC attach, list and detach.
+        crate::argv(&[&"attach", &tracing, &"--name", &group]),
+        crate::argv(&[&"list", &"--json"]),
+        crate::argv(&[&"detach", &"--name", &group]),
         crate::argv(&[&"attach", &obj, &"--dev", dev, &"--netns", ns, &"--ingress"]),
         crate::argv(&[&"list", &"--dev", dev, &"--netns", ns]),
         crate::argv(&[&"detach", &"--dev", dev, &"--netns", ns, &"--ingress"]),
