@@ -35,7 +35,8 @@ pub use link_tracing::{
 };
 pub use link_tracing::{link_create_perf_event, map_get_fd_by_id, prog_map_ids};
 pub use perf::{
-    perf_event_enable, perf_event_open, perf_event_query_bpf, perf_event_set_bpf, PerfOpen,
+    perf_event_enable, perf_event_open, perf_event_query_bpf, perf_event_set_bpf, this_cpu,
+    PerfOpen,
 };
 pub use perf::{PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT};
 // Event streams: ring buffer maps and perf event rings, mapped.

@@ -153,7 +153,7 @@ fn tracepoint_event(ctx: &Ctx<'_>) -> Result<(String, OwnedFd, u64), LinkError> 
         config: id,
         ..Default::default()
     };
-    let event = sys::perf_event_open(&open, -1, 0)
+    let event = sys::perf_event_open(&open, -1, sys::this_cpu())
         .map_err(|s| ctx.attach_err(&target, "perf_event_open (tracepoint)", s))?;
     Ok((target, event, id))
 }
@@ -246,10 +246,11 @@ fn kprobe_at(ctx: &Ctx<'_>, func: &str, offset: u64, retprobe: bool) -> Result<L
         offset,
         ..Default::default()
     };
-    let event = sys::perf_event_open(&open, -1, 0).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => ctx.not_found(&target, e),
-        _ => ctx.attach_err(&target, "perf_event_open (kprobe)", e),
-    })?;
+    let event =
+        sys::perf_event_open(&open, -1, sys::this_cpu()).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => ctx.not_found(&target, e),
+            _ => ctx.attach_err(&target, "perf_event_open (kprobe)", e),
+        })?;
     attach_event(ctx, target, event)
 }
 

@@ -70,7 +70,7 @@ fn watch_tracepoint(group: &Path, pin: &str) -> Option<OwnedFd> {
     };
     // Whether it can be asked (CAP_PERFMON) shows when it is: the program
     // is then waited for as the others (see Ending::wait).
-    sys::perf_event_open(&open, -1, 0).ok()
+    sys::perf_event_open(&open, -1, sys::this_cpu()).ok()
 }
 
 /// What ending a group's links leaves to wait for.

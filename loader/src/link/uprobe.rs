@@ -209,10 +209,11 @@ pub(super) fn attach(
         ..Default::default()
     };
     // A process's uprobe is on any CPU; an all-process one on every CPU,
-    // which cpu 0 with pid -1 means for uprobe events.
+    // which any one CPU with pid -1 means for uprobe events (this one: see
+    // sys::this_cpu).
     let (pid, cpu) = match targets.pid {
         Some(pid) => (pid as i32, -1),
-        None => (-1, 0),
+        None => (-1, sys::this_cpu()),
     };
     let event = sys::perf_event_open(&open, pid, cpu).map_err(|e| match e.raw_os_error() {
         Some(libc::ESRCH) => ctx.not_found(&format!("{target} in process {pid}"), e),

@@ -423,7 +423,9 @@ pub(super) fn attach(ctx: &Ctx<'_>, targets: &AttachTargets) -> Result<Vec<Link>
     };
     let c_path = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| ctx.not_found(&target, io::Error::from_raw_os_error(libc::EINVAL)))?;
-    let (pid, cpu) = targets.pid.map_or((-1, 0), |p| (p as i32, -1));
+    let (pid, cpu) = targets
+        .pid
+        .map_or((-1, sys::this_cpu()), |p| (p as i32, -1));
     let mut links = Vec::with_capacity(sites.len());
     for site in &sites {
         let here = format!("{target} at {:#x}", site.offset);
