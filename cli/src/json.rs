@@ -1,7 +1,7 @@
 //! A minimal JSON value and compact writer: enough for `--json` output, without
 //! pulling serde into a binary whose size is measured.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// A JSON value. Objects keep their keys in insertion order, so output is deterministic.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,23 +77,8 @@ impl From<&str> for Json {
     }
 }
 
-// One JSON string writer for the library's target files and the CLI.
-use rawbpf::probe::json::write_str;
-
-fn write_obj<'a>(
-    f: &mut fmt::Formatter<'_>,
-    fields: impl Iterator<Item = (&'a str, &'a Json)>,
-) -> fmt::Result {
-    f.write_char('{')?;
-    for (i, (k, v)) in fields.enumerate() {
-        if i > 0 {
-            f.write_char(',')?;
-        }
-        write_str(f, k)?;
-        write!(f, ":{v}")?;
-    }
-    f.write_char('}')
-}
+// One JSON writer for the library's target files and the CLI.
+use rawbpf::probe::json::{write_arr, write_obj, write_str};
 
 impl fmt::Display for Json {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,16 +87,7 @@ impl fmt::Display for Json {
             Json::Bool(b) => write!(f, "{b}"),
             Json::Num(n) => write!(f, "{n}"),
             Json::Str(s) => write_str(f, s),
-            Json::Arr(items) => {
-                f.write_char('[')?;
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(',')?;
-                    }
-                    write!(f, "{v}")?;
-                }
-                f.write_char(']')
-            }
+            Json::Arr(items) => write_arr(f, items),
             Json::Obj(fields) => write_obj(f, fields.iter().map(|(k, v)| (*k, v))),
             Json::Map(fields) => write_obj(f, fields.iter().map(|(k, v)| (k.as_str(), v))),
             Json::Raw(text) => f.write_str(text),

@@ -280,6 +280,38 @@ pub fn write_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_char('"')
 }
 
+/// Writes `items` as a JSON array, each item by its `Display`.
+pub fn write_arr<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl IntoIterator<Item = T>,
+) -> fmt::Result {
+    f.write_char('[')?;
+    for (i, v) in items.into_iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write!(f, "{v}")?;
+    }
+    f.write_char(']')
+}
+
+/// Writes `fields` as a JSON object: each key as a JSON string, each value
+/// by its `Display`.
+pub fn write_obj<'a, V: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    fields: impl IntoIterator<Item = (&'a str, V)>,
+) -> fmt::Result {
+    f.write_char('{')?;
+    for (i, (k, v)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write_str(f, k)?;
+        write!(f, ":{v}")?;
+    }
+    f.write_char('}')
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -287,27 +319,8 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Num(n) => write!(f, "{n}"),
             Value::Str(s) => write_str(f, s),
-            Value::Arr(items) => {
-                f.write_char('[')?;
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(',')?;
-                    }
-                    write!(f, "{v}")?;
-                }
-                f.write_char(']')
-            }
-            Value::Obj(fields) => {
-                f.write_char('{')?;
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(',')?;
-                    }
-                    write_str(f, k)?;
-                    write!(f, ":{v}")?;
-                }
-                f.write_char('}')
-            }
+            Value::Arr(items) => write_arr(f, items),
+            Value::Obj(fields) => write_obj(f, fields.iter().map(|(k, v)| (k.as_str(), v))),
         }
     }
 }
