@@ -187,10 +187,10 @@ fn check_kernel_btf(
             return Ok(report);
         }
     };
-    // Helpers are counted on the code as relocated for this kernel's BTF.
+    // Helpers are counted on the code as relocated for this kernel's BTF,
+    // and its CO-RE failures follow (no BTF: nothing to relocate).
     let mut report = probe::check_with_core(spec, f, kconfig, kernel.as_deref());
     let types = kernel.as_deref().unwrap_or(&empty);
-    probe::check_core(spec, types, &mut report);
     if !spec.externs.is_empty() {
         let mut warnings = Vec::new();
         if let Err(e) = rawbpf::load::resolve_externs(spec, &opts, kernel.as_deref(), &mut warnings)

@@ -10,7 +10,7 @@ use crate::kconfig::{fill, KernelConfig};
 use crate::obj::core::TargetTypes;
 use crate::obj::externs::{self, ExternKind, KCONFIG_SECTION};
 use crate::probe::{btf_funcs_without_address, kallsyms_names, parse_config};
-use crate::probe::{check_core, check_with_core, CheckReport, HELPER_IDS_PROBED};
+use crate::probe::{check_with_core, CheckReport, HELPER_IDS_PROBED};
 use crate::probe::{Features, Problem, TargetExterns};
 use crate::uapi::ProgramType;
 use crate::ObjectSpec;
@@ -99,7 +99,6 @@ pub fn check_on_target(
     let needs_btf = !crate::load::kernel_btf_names(spec).is_empty() || spec.core_relocations > 0;
     match btf {
         Some(types) => {
-            check_core(spec, types, &mut report);
             if !externs::extern_names(spec).is_empty() {
                 if let Err(e) = externs::resolve_btf(spec, types) {
                     object_problem(&mut report, e.to_string());

@@ -203,10 +203,7 @@ fn relocate(
     spec: &ObjectSpec,
     types: &dyn TargetTypes,
 ) -> Result<(ObjectSpec, crate::obj::core::CorePlan), LoadError> {
-    let plan = crate::obj::core::plan(spec, types).map_err(Box::new)?;
-    let mut copy = spec.clone();
-    plan.apply(&mut copy).map_err(Box::new)?;
-    Ok((copy, plan))
+    Ok(crate::obj::core::relocate(spec, types).map_err(Box::new)?)
 }
 
 /// A verifier rejection of a program with CO-RE relocations that failed:

@@ -91,9 +91,10 @@ pub fn check_with_kconfig(
 /// ([`core::relocate`](crate::obj::core::relocate)), so a call behind a
 /// CO-RE guard that is false there (`if (bpf_core_enum_value_exists(enum
 /// bpf_func_id, BPF_FUNC_get_func_ip))` before 5.15) does not count. With
-/// no `types`, or relocations that cannot be applied ([`check_core`] says
-/// why), helpers are counted on the object's own code, as without BTF.
-/// CO-RE failures themselves are [`check_core`]'s.
+/// no `types`, or relocations that cannot be applied, helpers are counted
+/// on the object's own code, as without BTF. With `types`, the CO-RE
+/// failures follow, as [`check_core`] reports them, from the same
+/// relocation.
 pub fn check_with_core(
     spec: &ObjectSpec,
     features: &Features,
@@ -103,15 +104,20 @@ pub fn check_with_core(
     let mut report = CheckReport::default();
     let btf = check_btf(spec, features, &mut report);
     check_maps(spec, features, &mut report);
-    let relocated = types
+    let relocation = types
         .filter(|_| spec.core_relocations > 0)
-        .and_then(|t| crate::obj::core::relocate(spec, t).ok())
-        .map(|(relocated, _)| relocated);
+        .map(|t| crate::obj::core::relocate(spec, t));
     // Relocation rewrites instructions only: program i is program i.
-    let code = relocated.as_ref().unwrap_or(spec);
+    let code = match &relocation {
+        Some(Ok((relocated, _))) => relocated,
+        _ => spec,
+    };
     for (p, seen) in spec.programs.iter().zip(&code.programs) {
         let ids = crate::obj::reach::program_helpers(code, seen, kconfig);
         check_program(p, &ids, spec, features, btf, &mut report);
+    }
+    if let Some(relocation) = relocation {
+        core_problems(relocation, &mut report);
     }
     report
 }
@@ -420,11 +426,18 @@ pub fn check_core(
     types: &dyn crate::obj::core::TargetTypes,
     report: &mut CheckReport,
 ) {
-    use crate::obj::core;
-    if spec.core_relocations == 0 {
-        return;
+    if spec.core_relocations > 0 {
+        core_problems(crate::obj::core::relocate(spec, types), report);
     }
-    let (relocated, plan) = match core::relocate(spec, types) {
+}
+
+/// [`check_core`]'s verdict on a relocation already made.
+fn core_problems(
+    relocation: Result<(ObjectSpec, crate::obj::core::CorePlan), crate::obj::core::CoreError>,
+    report: &mut CheckReport,
+) {
+    use crate::obj::core;
+    let (relocated, plan) = match relocation {
         Ok(done) => done,
         Err(e) => {
             report.problems.push(Problem {

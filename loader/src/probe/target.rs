@@ -60,18 +60,6 @@ impl TargetExterns {
                 .collect::<String>()
         })
     }
-
-    /// `/proc/kallsyms` as the target had it, for the names kept (address
-    /// 1 for each, or 0 if addresses were hidden).
-    pub fn kallsyms_text(&self) -> Option<String> {
-        let addr = if self.kallsyms_hidden { 0 } else { 1 };
-        self.kallsyms.as_ref().map(|names| {
-            names
-                .iter()
-                .map(|n| format!("{addr:016x} D {n}\n"))
-                .collect()
-        })
-    }
 }
 
 /// `CONFIG_*` options set in a kernel config's text.
