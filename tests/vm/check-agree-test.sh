@@ -59,6 +59,11 @@ if [ "$(id -u)" = 0 ] && [ -x "$BIN" ]; then
     echo "made-up failure" >"$D/host/1.stderr"
     check "a wrong load result disagrees" 1 "xdp.bpf.o: check would load, load failed: made-up failure" "$D" --rawbpf "$BIN"
     check "--json counts" 1 '"kernel":"host","agree":4,"total":5' "$D" --rawbpf "$BIN" --json
+    rm "$D/host/2.rc"
+    check "a load without its exit status fails" 1 \
+        "cgroup_unix.bpf.o: the load left no exit status" "$D" --rawbpf "$BIN"
+    rm "$D"/host/*.rc
+    check "no load results at all fails" 1 "agrees with load on 0 of 0 objects" "$D" --rawbpf "$BIN"
 elif [ "${CI:-}" = true ]; then
     echo "FAIL the runs against this kernel: need root and $BIN; under CI=true a skip is a failure"
     fails=$((fails + 1))

@@ -95,7 +95,14 @@ for k in "${KERNELS[@]}"; do
             echo "$k: $BIN check $obj --target $kd/probe.json ${btf[*]} # vs load exit $(cat "$kd/$n.rc" 2>/dev/null || echo '?')"
             continue
         fi
-        [ -f "$kd/$n.rc" ] || continue
+        if [ ! -f "$kd/$n.rc" ]; then
+            # The guest saved the command but not its exit status: it
+            # stopped first. Nothing to compare is a failure, not agreement.
+            status=1
+            rows+=("  $obj: the load left no exit status ($kd/$n.rc; did the guest stop?)")
+            dj+=",{\"object\":$(json_str "$obj"),\"check\":null,\"loaded\":null,\"check_says\":\"\",\"load_error\":\"no exit status saved\"}"
+            continue
+        fi
         load_rc=$(cat "$kd/$n.rc")
         set +e
         out=$("$BIN" check "$obj" --target "$kd/probe.json" "${btf[@]}" 2>&1)
@@ -119,6 +126,7 @@ for k in "${KERNELS[@]}"; do
         fi
     done
     $DRY && continue
+    [ "$total" != 0 ] || status=1
     if $JSON; then
         kj+=",{\"kernel\":$(json_str "$k"),\"agree\":$agree,\"total\":$total,\"disagree\":[${dj#,}]}"
     else
