@@ -6,6 +6,7 @@
 mod support;
 
 use support::json::Value;
+use support::kbtf::running_version;
 use support::{kernel, obj, rawbpf, stderr, stdout, TempFile, OBJ_DIR};
 
 /// This machine's target file.
@@ -13,15 +14,6 @@ fn host_target() -> TempFile {
     let o = rawbpf(&["probe", "--json", "--full"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     TempFile::new("target", &o.stdout)
-}
-
-/// The kernel's (major, minor).
-fn kernel_version() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse::<u32>().ok());
-    (v.next().unwrap(), v.next().unwrap())
 }
 
 #[test]
@@ -53,7 +45,7 @@ fn the_target_file_describes_this_kernel() {
         !tp.contains(&9),
         "bpf_skb_store_bytes is not for tracepoints"
     );
-    assert_eq!(tp.contains(&181), kernel_version() >= (5, 17), "bpf_loop");
+    assert_eq!(tp.contains(&181), running_version() >= (5, 17), "bpf_loop");
     assert!(helpers("sched_cls").contains(&9));
     // Every program type that loads has its helpers probed.
     let Value::Obj(types) = doc.get("prog_types") else {
@@ -68,11 +60,11 @@ fn the_target_file_describes_this_kernel() {
         doc.get("attach_types")
             .get("cgroup_sock_addr")
             .get("cgroup_unix_connect"),
-        &Value::Bool(kernel_version() >= (6, 7))
+        &Value::Bool(running_version() >= (6, 7))
     );
     assert_eq!(
         doc.get("link_kinds").get("tcx"),
-        &Value::Bool(kernel_version() >= (6, 6))
+        &Value::Bool(running_version() >= (6, 6))
     );
     // Facts of the matrix's kernels (5.10, 6.1, 6.12, 7.3) and this host:
     // perf_event links came in 5.15, task storage in 5.11 (probed with a
@@ -80,7 +72,7 @@ fn the_target_file_describes_this_kernel() {
     // buffers in 6.1, cgroup storage (cgrp_storage) in 6.2.
     assert_eq!(
         doc.get("link_kinds").get("perf_event"),
-        &Value::Bool(kernel_version() >= (5, 15))
+        &Value::Bool(running_version() >= (5, 15))
     );
     for (map, since) in [
         ("task_storage", (5, 11)),
@@ -90,7 +82,7 @@ fn the_target_file_describes_this_kernel() {
     ] {
         assert_eq!(
             doc.get("map_types").get(map),
-            &Value::Bool(kernel_version() >= since),
+            &Value::Bool(running_version() >= since),
             "{map}"
         );
     }

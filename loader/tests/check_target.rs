@@ -214,6 +214,14 @@ fn a_target_lacking_btf_kinds_keeps_the_btf_sanitized() {
     f.btf_kinds.insert(BtfKind::Enum64, false);
     let report = check_on_target(&s, &f, None);
     assert!(report.would_load(), "{:?}", report.problems);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("lacks BTF kinds") && n.contains("rewrites them")),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[test]
