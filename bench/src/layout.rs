@@ -240,6 +240,36 @@ fn parse_map(map: &str) -> Vec<InputSection> {
     out
 }
 
+/// A link map's input sections of executable code, by address.
+struct LinkMap {
+    inputs: Vec<InputSection>,
+    starts: Vec<u64>,
+}
+
+impl LinkMap {
+    /// Reads and parses the LLD map at `path`; none found is an error.
+    fn read(path: &Path) -> Result<LinkMap> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let inputs = parse_map(&text);
+        if inputs.is_empty() {
+            return Err(format!(
+                "{}: no input sections found (is the linker LLD?)",
+                path.display()
+            ));
+        }
+        let starts = inputs.iter().map(|s| s.start).collect();
+        Ok(LinkMap { inputs, starts })
+    }
+
+    /// The input section that address `ip` lies in.
+    fn section_of(&self, ip: u64) -> Option<usize> {
+        self.starts
+            .partition_point(|&s| s <= ip)
+            .checked_sub(1)
+            .filter(|&i| ip < self.inputs[i].end)
+    }
+}
+
 /// Builds the static rawbpf without the ordering and with a link map,
 /// single-steps it through `runs` (each the arguments of one `rawbpf`
 /// process, `load` first), and writes [`ORDER_FILE`]: one symbol of every
@@ -250,15 +280,8 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
     let map = target_dir.join("rawbpf.map");
     eprintln!("rawbpf-bench: static rawbpf without the ordering, with a link map ...");
     let bin = crate::build_static(root, &target_dir, crate::MUSL, Recipe::Unordered(&map))?;
-    let map_text = std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
-    let inputs = parse_map(&map_text);
-    if inputs.is_empty() {
-        return Err(format!(
-            "{}: no input sections found (is the linker LLD?)",
-            map.display()
-        ));
-    }
-    let starts: Vec<u64> = inputs.iter().map(|s| s.start).collect();
+    let link_map = LinkMap::read(&map)?;
+    let inputs = &link_map.inputs;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for name in inputs.iter().flat_map(|s| &s.symbols) {
         *counts.entry(name).or_default() += 1;
@@ -310,11 +333,11 @@ pub fn generate(root: &Path, runs: &[Vec<OsString>]) -> Result<String> {
         let (mut sections, mut bytes) = (0, 0);
         let mut later = Vec::new();
         for ip in single_step(&argv)?.order {
-            let Some(i) = starts.partition_point(|&s| s <= ip).checked_sub(1) else {
+            let Some(i) = link_map.section_of(ip) else {
                 continue;
             };
             let s = &inputs[i];
-            if ip >= s.end || !seen.insert(i) {
+            if !seen.insert(i) {
                 continue;
             }
             // A section without a symbol cannot be named; it stays where
@@ -440,16 +463,9 @@ pub fn check(root: &Path, obj: &Path, runs: usize) -> Result<String> {
     let map = target_dir.join("rawbpf-shipped.map");
     eprintln!("rawbpf-bench: the shipped static rawbpf (cli/build-static.sh) ...");
     let bin = crate::build_static(root, &target_dir, crate::MUSL, Recipe::ShippedMapped(&map))?;
-    let map_text = std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
-    let inputs = parse_map(&map_text);
-    let starts: Vec<u64> = inputs.iter().map(|s| s.start).collect();
-    // The input section an address of the text lies in.
-    let section_of = |ip: u64| {
-        starts
-            .partition_point(|&s| s <= ip)
-            .checked_sub(1)
-            .filter(|&i| ip < inputs[i].end)
-    };
+    let link_map = LinkMap::read(&map)?;
+    let inputs = &link_map.inputs;
+    let section_of = |ip: u64| link_map.section_of(ip);
     let order_path = root.join(ORDER_FILE);
     let order_text = std::fs::read_to_string(&order_path)
         .map_err(|e| format!("{}: {e}", order_path.display()))?;
