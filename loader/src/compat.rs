@@ -32,16 +32,23 @@ pub fn probe_target() -> Features {
     for t in types {
         f.probe_helpers(t, 1..HELPER_IDS_PROBED);
     }
-    let (trampolines, struct_ops) = crate::probe::probe_with_kernel_btf();
+    // The kernel's BTF, read and parsed once for both.
+    let vmlinux = crate::probe::read_vmlinux();
+    let (trampolines, struct_ops) = crate::probe::probe_with_btf(vmlinux.as_ref());
     f.features.extend(trampolines);
     f.map_types
         .insert(crate::uapi::MapType::STRUCT_OPS, Some(struct_ops));
-    f.externs = Some(read_externs());
+    f.externs = Some(externs_with(vmlinux.as_ref()));
     f
 }
 
 /// This machine's kernel config, `LINUX_*` values and kallsyms names.
 pub fn read_externs() -> TargetExterns {
+    externs_with(crate::probe::read_vmlinux().as_ref())
+}
+
+/// [`read_externs`] with the kernel's BTF already read.
+fn externs_with(vmlinux: Option<&crate::obj::btf::Btf>) -> TargetExterns {
     use crate::kconfig;
     let kconfig = kconfig::read_config().ok().map(|c| parse_config(&c.text));
     let mut linux = BTreeMap::new();
@@ -52,13 +59,16 @@ pub fn read_externs() -> TargetExterns {
         "LINUX_HAS_BPF_COOKIE".to_owned(),
         u64::from(kconfig::has_bpf_cookie()),
     );
+    // Read once: the data symbols are kept, the functions tell which BTF
+    // functions have no address, and one tells the syscall wrapper.
+    let text = std::fs::read_to_string("/proc/kallsyms").ok();
     linux.insert(
         "LINUX_HAS_SYSCALL_WRAPPER".to_owned(),
-        u64::from(kconfig::has_syscall_wrapper()),
+        u64::from(
+            text.as_deref()
+                .is_some_and(|t| kconfig::has_syscall_wrapper_in(t.lines())),
+        ),
     );
-    // Read once: the data symbols are kept, the functions tell which BTF
-    // functions have no address.
-    let text = std::fs::read_to_string("/proc/kallsyms").ok();
     let (kallsyms, kallsyms_hidden) = match &text {
         Some(t) => {
             let (names, hidden) = kallsyms_names(t.as_bytes());
@@ -66,10 +76,9 @@ pub fn read_externs() -> TargetExterns {
         }
         None => (None, false),
     };
-    let btf_funcs_without_address = std::fs::read("/sys/kernel/btf/vmlinux")
-        .ok()
+    let btf_funcs_without_address = vmlinux
         .zip(text)
-        .and_then(|(btf, t)| btf_funcs_without_address(&btf, t.as_bytes()));
+        .and_then(|(btf, t)| btf_funcs_without_address(btf, t.as_bytes()));
     TargetExterns {
         kconfig,
         linux,

@@ -567,12 +567,12 @@ pub fn probe_feature(f: Feature) -> bool {
 
 /// The BTF id and size (or type) of each (name, kind) in the running
 /// kernel's BTF (read whole, once: this is for full probes only).
-fn vmlinux_lookup<const N: usize>(wanted: [(&str, BtfKind); N]) -> [Option<(u32, u32)>; N] {
+fn vmlinux_lookup<const N: usize>(
+    btf: Option<&Btf>,
+    wanted: [(&str, BtfKind); N],
+) -> [Option<(u32, u32)>; N] {
     let mut out = [None; N];
-    let Some(btf) = std::fs::read("/sys/kernel/btf/vmlinux")
-        .ok()
-        .and_then(|d| Btf::parse(&d).ok())
-    else {
+    let Some(btf) = btf else {
         return out;
     };
     for (id, t) in btf.types() {
@@ -595,11 +595,26 @@ fn vmlinux_lookup<const N: usize>(wanted: [(&str, BtfKind); N]) -> [Option<(u32,
 /// (of `tcp_congestion_ops`, value `bpf_struct_ops_tcp_congestion_ops`) can
 /// be created.
 pub fn probe_with_kernel_btf() -> ([(Feature, bool); 2], bool) {
-    let [fentry, lsm, ops] = vmlinux_lookup([
-        ("bpf_fentry_test1", BtfKind::Func),
-        ("bpf_lsm_file_open", BtfKind::Func),
-        ("bpf_struct_ops_tcp_congestion_ops", BtfKind::Struct),
-    ]);
+    probe_with_btf(read_vmlinux().as_ref())
+}
+
+/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`), parsed.
+pub(crate) fn read_vmlinux() -> Option<Btf> {
+    std::fs::read("/sys/kernel/btf/vmlinux")
+        .ok()
+        .and_then(|d| Btf::parse(&d).ok())
+}
+
+/// [`probe_with_kernel_btf`] with the kernel's BTF already read.
+pub(crate) fn probe_with_btf(vmlinux: Option<&Btf>) -> ([(Feature, bool); 2], bool) {
+    let [fentry, lsm, ops] = vmlinux_lookup(
+        vmlinux,
+        [
+            ("bpf_fentry_test1", BtfKind::Func),
+            ("bpf_lsm_file_open", BtfKind::Func),
+            ("bpf_struct_ops_tcp_congestion_ops", BtfKind::Struct),
+        ],
+    );
     let fentry = fentry.is_some_and(|(id, _)| {
         probe_btf_attach(ProgramType::TRACING, AttachType::TRACE_FENTRY, id)
     });

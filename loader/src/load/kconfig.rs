@@ -465,17 +465,24 @@ pub(crate) fn syscall_prefix() -> Option<&'static str> {
 
 /// Whether the kernel has `__<arch>_sys_bpf` (syscalls behind wrappers, 4.17+ on x86-64).
 pub fn has_syscall_wrapper() -> bool {
+    if syscall_prefix().is_none() {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
+        return false;
+    };
+    has_syscall_wrapper_in(std::io::BufReader::new(file).lines().map_while(Result::ok))
+}
+
+/// [`has_syscall_wrapper`] on `/proc/kallsyms` lines already read.
+pub fn has_syscall_wrapper_in(lines: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
     let Some(prefix) = syscall_prefix() else {
         return false;
     };
     let wanted = format!("__{prefix}_sys_bpf");
-    let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
-        return false;
-    };
-    std::io::BufReader::new(file)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.split_ascii_whitespace().nth(2) == Some(wanted.as_str()))
+    lines
+        .into_iter()
+        .any(|line| line.as_ref().split_ascii_whitespace().nth(2) == Some(wanted.as_str()))
 }
 
 /// The kernel's config: `/boot/config-$(uname -r)`, else `/proc/config.gz`

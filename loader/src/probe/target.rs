@@ -399,11 +399,13 @@ fn name_set(v: &Value, key: &str) -> Result<Option<BTreeSet<String>>, TargetErro
     }
 }
 
-/// The FUNC names of a kernel's BTF (`btf`, raw) that `kallsyms` (its
+/// The FUNC names of a kernel's BTF (`btf`, parsed) that `kallsyms` (its
 /// `/proc/kallsyms` text) has no function symbol of the same name for.
-pub fn btf_funcs_without_address(btf: &[u8], kallsyms: impl BufRead) -> Option<BTreeSet<String>> {
-    use crate::obj::btf::{Btf, BtfKind};
-    let btf = Btf::parse(btf).ok()?;
+pub fn btf_funcs_without_address(
+    btf: &crate::obj::btf::Btf,
+    kallsyms: impl BufRead,
+) -> Option<BTreeSet<String>> {
+    use crate::obj::btf::BtfKind;
     let mut functions = BTreeSet::new();
     for line in kallsyms.lines().map_while(Result::ok) {
         let mut parts = line.split_ascii_whitespace();
@@ -591,7 +593,7 @@ mod tests {
     #[test]
     fn btf_functions_kallsyms_lacks_are_listed() {
         use crate::obj::btf::tests::Builder;
-        use crate::obj::btf::BtfKind;
+        use crate::obj::btf::{Btf, BtfKind};
         let mut b = Builder::new();
         b.t(0, BtfKind::FuncProto, 0, 0, &[]);
         for name in ["traced", "inlined", "cloned"] {
@@ -599,13 +601,18 @@ mod tests {
             b.t(n, BtfKind::Func, 0, 1, &[]);
         }
         let kallsyms = "ffffffff81000000 T traced\nffffffff81000010 t cloned.isra.0\nffffffff82000000 D inlined\n";
-        let missing = btf_funcs_without_address(&b.build(), kallsyms.as_bytes()).unwrap();
+        let missing =
+            btf_funcs_without_address(&Btf::parse(&b.build()).unwrap(), kallsyms.as_bytes())
+                .unwrap();
         assert_eq!(
             missing.into_iter().collect::<Vec<_>>(),
             ["cloned", "inlined"]
         );
         assert_eq!(
-            btf_funcs_without_address(&b.build(), "ffffffff82000000 D x\n".as_bytes()),
+            btf_funcs_without_address(
+                &Btf::parse(&b.build()).unwrap(),
+                "ffffffff82000000 D x\n".as_bytes()
+            ),
             None
         );
     }
