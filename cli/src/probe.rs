@@ -170,7 +170,9 @@ fn check_kernel_btf(
     };
     let needs_btf = !rawbpf::load::kernel_btf_names(spec).is_empty() || spec.core_relocations > 0;
     let opened = match p.value("--btf") {
-        // --btf may be raw BTF or a vmlinux ELF, as with --target.
+        // Opened here rather than by the load's kernel_types_for (which
+        // takes a vmlinux ELF too) so that a bad file is bad usage (exit 2)
+        // naming the file, as with --target, not a "would not load".
         Some(path) if needs_btf => Ok(Some(
             Box::new(open_btf(path, spec)?) as Box<dyn rawbpf::obj::core::TargetTypes>
         )),

@@ -147,6 +147,14 @@ impl fmt::Debug for KernelBtf {
     }
 }
 
+/// Whether `path` starts with the ELF magic (a vmlinux rather than raw BTF).
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut magic).is_ok())
+        && magic == *b"\x7fELF"
+}
+
 /// A wanted name split into its module (if it names one) and its essential name.
 fn split_wanted(w: &str) -> (Option<&str>, &str) {
     match w.split_once(':') {
@@ -164,9 +172,19 @@ fn key_of(w: &str) -> String {
 }
 
 impl KernelBtf {
-    /// One standalone BTF file (`--btf FILE`): no module BTF.
+    /// One standalone BTF file (`--btf FILE`): raw BTF, or the `.BTF`
+    /// section of a vmlinux ELF ([`read_btf_file`](crate::probe::read_btf_file));
+    /// no module BTF.
     pub fn open(path: &Path, wanted: &BTreeSet<String>) -> Result<KernelBtf, KernelBtfError> {
-        let data = open_file(path)?;
+        let data = if is_elf(path) {
+            let bytes = crate::probe::read_btf_file(path).map_err(|e| KernelBtfError::Io {
+                path: path.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidData, e.reason()),
+            })?;
+            Backing::Bytes(bytes)
+        } else {
+            open_file(path)?
+        };
         KernelBtf::build(
             Source::open("vmlinux", path, data, false)?,
             Vec::new(),

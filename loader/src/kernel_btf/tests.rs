@@ -513,3 +513,30 @@ fn matches_full_parse(k: &KernelBtf, btf: &Btf) {
         );
     }
 }
+
+/// `--btf` given a vmlinux-like ELF (here a BPF object, whose `.BTF` has
+/// `struct __sk_buff` or not) reads its `.BTF` section, for `load` as for
+/// `check`; an ELF without one is an error naming the file.
+#[test]
+fn open_reads_an_elf_files_btf_section() {
+    let obj = |name: &str| {
+        PathBuf::from(format!(
+            "{}/../programs/obj/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+    };
+    let path = obj("xdp.bpf.o");
+    let k = KernelBtf::open(&path, &set(&["xdp_md"])).unwrap();
+    let ids = k.ids_by_essential_name("xdp_md").unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(k.type_by_id(ids[0]).unwrap().kind, K::Struct);
+
+    let exe = std::env::current_exe().unwrap();
+    let err = KernelBtf::open(&exe, &set(&["xdp_md"])).err().unwrap();
+    assert_eq!(err.path(), exe);
+    assert!(
+        err.reason().contains("without a .BTF section"),
+        "{}",
+        err.reason()
+    );
+}

@@ -14,17 +14,34 @@ pub enum BtfFileError {
         source: std::io::Error,
     },
     /// Neither raw BTF nor ELF.
-    #[error("{}: neither raw BTF (magic 0xeb9f) nor an ELF file (a vmlinux) with a .BTF section", path.display())]
+    #[error("{}: {}", path.display(), self.reason())]
     NotBtf {
         /// The file.
         path: std::path::PathBuf,
     },
     /// An ELF file without `.BTF`.
-    #[error("{}: an ELF file without a .BTF section (a kernel built without CONFIG_DEBUG_INFO_BTF?)", path.display())]
+    #[error("{}: {}", path.display(), self.reason())]
     NoBtfSection {
         /// The file.
         path: std::path::PathBuf,
     },
+}
+
+impl BtfFileError {
+    /// What is wrong, without the file name.
+    pub fn reason(&self) -> String {
+        match self {
+            BtfFileError::Io { source, .. } => source.to_string(),
+            BtfFileError::NotBtf { .. } => {
+                "neither raw BTF (magic 0xeb9f) nor an ELF file (a vmlinux) with a .BTF section"
+                    .into()
+            }
+            BtfFileError::NoBtfSection { .. } => {
+                "an ELF file without a .BTF section (a kernel built without CONFIG_DEBUG_INFO_BTF?)"
+                    .into()
+            }
+        }
+    }
 }
 
 /// A kernel's BTF from `path`: raw BTF (`/sys/kernel/btf/vmlinux` copied
