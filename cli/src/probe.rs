@@ -168,7 +168,7 @@ fn check_kernel_btf(
         target_btf: p.value("--btf").map(std::path::PathBuf::from),
         ..LoadOptions::default()
     };
-    let needs_btf = !rawbpf::load::kernel_btf_names(spec).is_empty() || spec.core_relocations > 0;
+    let needs_btf = rawbpf::load::needs_kernel_btf(spec);
     let opened = match p.value("--btf") {
         // Opened here rather than by the load's kernel_types_for (which
         // takes a vmlinux ELF too) so that a bad file is bad usage (exit 2)

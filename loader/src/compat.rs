@@ -105,7 +105,7 @@ pub fn check_on_target(
     report.problems.extend(problems);
     report.notes.extend(notes);
     target_kallsyms(spec, features.externs.as_ref(), btf, &mut report);
-    let needs_btf = !crate::load::kernel_btf_names(spec).is_empty() || spec.core_relocations > 0;
+    let needs_btf = crate::load::needs_kernel_btf(spec);
     match btf {
         Some(types) => {
             if !externs::extern_names(spec).is_empty() {

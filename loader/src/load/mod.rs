@@ -185,6 +185,12 @@ pub fn kernel_types_for(
     kernel_types(opts, &wanted).map(Some)
 }
 
+/// Whether loading `spec` needs the kernel's BTF (CO-RE relocations, or a
+/// name to look up: [`kernel_btf_names`]).
+pub fn needs_kernel_btf(spec: &ObjectSpec) -> bool {
+    spec.core_relocations > 0 || !kernel_btf_names(spec).is_empty()
+}
+
 /// Every name an object looks up in kernel BTF: CO-RE relocations' root
 /// types, typed ksyms and kfuncs, BTF attach targets. Empty: the object
 /// never needs kernel BTF.
