@@ -185,7 +185,12 @@ fn probe_attach_type(t: ProgramType) -> Option<AttachType> {
 }
 
 /// Loads a bare program with expected attach type `a` (none: 0).
-fn load_attach(t: ProgramType, a: Option<AttachType>, insns: &[Insn]) -> std::io::Result<OwnedFd> {
+fn load_attach(
+    t: ProgramType,
+    a: Option<AttachType>,
+    attach_btf_id: u32,
+    insns: &[Insn],
+) -> std::io::Result<OwnedFd> {
     let code: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
     let attrs = sys::ProgLoad {
         prog_type: t.0,
@@ -193,6 +198,7 @@ fn load_attach(t: ProgramType, a: Option<AttachType>, insns: &[Insn]) -> std::io
         name: "rawbpf_probe",
         insns: &code,
         license: c"GPL",
+        attach_btf_id,
         ..Default::default()
     };
     sys::prog_load(&attrs, None)
@@ -322,10 +328,12 @@ fn array_map() -> std::io::Result<OwnedFd> {
     create_map(MapType::ARRAY, 4, 4, 1, 0, None)
 }
 
+/// `BPF_F_NO_PREALLOC`.
+const NO_PREALLOC: u32 = 1;
+
 /// Whether the kernel creates a map of this type; `None` for types that
 /// need BTF or other setup rawbpf does not probe.
 pub fn probe_map_type(t: MapType) -> Option<bool> {
-    const NO_PREALLOC: u32 = 1;
     let created = match t {
         MapType::ARRAY
         | MapType::PERCPU_ARRAY
@@ -645,20 +653,7 @@ pub(crate) fn probe_with_btf(vmlinux: Option<&Btf>) -> ([(Feature, bool); 2], bo
 
 /// Whether a program of type `t` loads on the kernel function of BTF id `id`.
 fn probe_btf_attach(t: ProgramType, a: AttachType, id: u32) -> bool {
-    let code: Vec<u8> = [mov_r0_0(), exit()]
-        .iter()
-        .flat_map(|i| i.to_bytes())
-        .collect();
-    let attrs = sys::ProgLoad {
-        prog_type: t.0,
-        expected_attach_type: a.0,
-        name: "rawbpf_probe",
-        insns: &code,
-        license: c"GPL",
-        attach_btf_id: id,
-        ..Default::default()
-    };
-    sys::prog_load(&attrs, None).is_ok()
+    load_attach(t, Some(a), id, &[mov_r0_0(), exit()]).is_ok()
 }
 
 impl Features {

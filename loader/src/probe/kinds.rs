@@ -3,7 +3,7 @@
 //! `BPF_LINK_CREATE` knows, and map types that need BTF (local storage) or
 //! special flags (arena).
 
-use super::{exit, load_attach};
+use super::{exit, load_attach, NO_PREALLOC};
 use crate::obj::btf::{Btf, BtfType};
 use crate::sys;
 use crate::uapi::{AttachType, Insn, MapType, ProgramType};
@@ -142,7 +142,7 @@ pub const EXPECTED_ATTACH_TYPES: &[(ProgramType, &[AttachType])] = {
 
 /// Whether a bare program of type `t` loads with expected attach type `a`.
 pub fn probe_attach_type(t: ProgramType, a: AttachType) -> bool {
-    load_attach(t, Some(a), &ret1()).is_ok()
+    load_attach(t, Some(a), 0, &ret1()).is_ok()
 }
 
 /// Whether the kernel has link kind `k`. Each probe loads a bare program of
@@ -157,7 +157,7 @@ pub fn probe_attach_type(t: ProgramType, a: AttachType) -> bool {
 pub fn probe_link_kind(k: LinkKind) -> bool {
     const NO_FD: u32 = u32::MAX;
     let errno = |r: std::io::Result<std::os::fd::OwnedFd>| r.err().and_then(|e| e.raw_os_error());
-    let prog = |t, a| load_attach(t, a, &ret1()).ok();
+    let prog = |t, a| load_attach(t, a, 0, &ret1()).ok();
     match k {
         LinkKind::Cgroup => {
             let a = AttachType::CGROUP_INET_INGRESS;
@@ -256,9 +256,6 @@ pub fn probe_spin_lock_map() -> bool {
     })
     .is_ok()
 }
-
-/// `BPF_F_NO_PREALLOC`.
-const NO_PREALLOC: u32 = 1;
 
 /// Whether the kernel creates a map of a type that needs BTF or flags the
 /// plain probe does not give: local storage (int key and value described
