@@ -55,14 +55,18 @@ pub(super) fn record_tracepoint(group: &Path, pin: &str, id: u64) {
     }
 }
 
-/// A perf event of our own on tracepoint `id` recorded for `pin`, to watch
-/// the tracepoint's programs through.
-fn watch_tracepoint(group: &Path, pin: &str) -> Option<OwnedFd> {
-    let id: u64 = std::fs::read_link(group.join(TRACEPOINTS).join(pin))
+/// The tracepoint id recorded for `pin` in `group`.
+fn tracepoint_of(group: &Path, pin: &str) -> Option<u64> {
+    std::fs::read_link(group.join(TRACEPOINTS).join(pin))
         .ok()?
         .to_str()?
         .parse()
-        .ok()?;
+        .ok()
+}
+
+/// A perf event of our own on tracepoint `id`, to watch the tracepoint's
+/// programs through.
+fn watch_tracepoint(id: u64) -> Option<OwnedFd> {
     let open = sys::PerfOpen {
         type_: sys::PERF_TYPE_TRACEPOINT,
         config: id,
@@ -75,12 +79,13 @@ fn watch_tracepoint(group: &Path, pin: &str) -> Option<OwnedFd> {
 
 /// What ending a group's links leaves to wait for.
 #[derive(Default)]
-pub(super) struct Ending {
+struct Ending {
     /// Programs to wait for until the kernel frees them.
     programs: Vec<u32>,
-    /// Programs to wait for until they are off a tracepoint, each with our
-    /// event on that tracepoint.
-    on_tracepoints: Vec<(OwnedFd, u32)>,
+    /// Per tracepoint (its id): our event on it, and the programs to wait
+    /// for until they are off it. One event per tracepoint: a query lists
+    /// all of its programs.
+    on_tracepoints: Vec<(u64, OwnedFd, Vec<u32>)>,
 }
 
 /// Detaches every link pinned in `dir` and removes its pins and itself;
@@ -96,7 +101,7 @@ pub(super) fn clear(dir: &Path) -> usize {
             .ok()
             .and_then(|c| sys::obj_get(&c).ok());
         let removed = match link {
-            Some(fd) => end_pinned(fd, dir, &l, &mut ending),
+            Some(fd) => end_pinned(fd, &path, tracepoint_of(dir, &l), &mut ending),
             None => std::fs::remove_file(&path).is_ok(),
         };
         if removed {
@@ -109,12 +114,10 @@ pub(super) fn clear(dir: &Path) -> usize {
     detached
 }
 
-/// Ends the link whose pin is `pin` in `group`'s `links` directory (`fd`
-/// opened from it) and removes the pin; returns whether the pin was
-/// removed. What the kernel ends later goes into `ending`.
-pub(super) fn end_pinned(fd: OwnedFd, group: &Path, pin: &str, ending: &mut Ending) -> bool {
-    let path = group.join(LINKS).join(pin);
-    let path = path.as_path();
+/// Ends the link pinned at `path` (`fd` opened from it; `tracepoint` the
+/// id its group recorded for it) and removes the pin; returns whether the
+/// pin was removed. What the kernel ends later goes into `ending`.
+fn end_pinned(fd: OwnedFd, path: &Path, tracepoint: Option<u64>, ending: &mut Ending) -> bool {
     let info = sys::link_info(fd.as_fd()).ok();
     let detachable = info.is_none_or(|i| !NO_DETACH.contains(&i.link_type));
     if detachable && sys::link_detach(fd.as_fd()).is_ok() {
@@ -134,15 +137,13 @@ pub(super) fn end_pinned(fd: OwnedFd, group: &Path, pin: &str, ending: &mut Endi
             removed
         }
         Some(info) if info.link_type == PERF_EVENT => {
-            // Opened while the link's event holds the tracepoint.
-            let watch = watch_tracepoint(group, pin);
-            drop(fd);
-            let removed = std::fs::remove_file(path).is_ok();
-            match watch {
-                Some(event) => ending.on_tracepoints.push((event, info.prog_id)),
-                None => ending.programs.push(info.prog_id),
+            // Watched from before the link goes, while its event holds the
+            // tracepoint.
+            if !tracepoint.is_some_and(|id| ending.watch(id, info.prog_id)) {
+                ending.programs.push(info.prog_id);
             }
-            removed
+            drop(fd);
+            std::fs::remove_file(path).is_ok()
         }
         other => {
             ending.programs.extend(other.map(|i| i.prog_id));
@@ -153,20 +154,34 @@ pub(super) fn end_pinned(fd: OwnedFd, group: &Path, pin: &str, ending: &mut Endi
 }
 
 impl Ending {
+    /// Watches tracepoint `id` for `prog` to leave it, through the event
+    /// already open on it or a new one; false if it cannot be watched.
+    fn watch(&mut self, id: u64, prog: u32) -> bool {
+        if let Some((.., progs)) = self.on_tracepoints.iter_mut().find(|(t, ..)| *t == id) {
+            progs.push(prog);
+            return true;
+        }
+        let Some(event) = watch_tracepoint(id) else {
+            return false;
+        };
+        self.on_tracepoints.push((id, event, vec![prog]));
+        true
+    }
+
     /// Waits (a second at most) until no program of the ended links can
     /// run any more: each program watched on its tracepoint is off it,
     /// and each other program is gone ([`wait_released`]). A program
     /// whose tracepoint cannot be asked any more is waited for as the
     /// others. Our events on the tracepoints are closed after.
-    pub(super) fn wait(mut self) {
+    fn wait(mut self) {
         let deadline = Instant::now() + Duration::from_secs(1);
         // The kernel queued the releases on this CPU's workqueue: yielding
         // lets them run, a few times before sleeping between questions.
         let mut yields = 0;
-        for (event, prog) in &self.on_tracepoints {
+        for (_, event, progs) in &self.on_tracepoints {
             loop {
                 match sys::perf_event_query_bpf(event.as_fd()) {
-                    Ok(ids) if !ids.contains(prog) => break,
+                    Ok(ids) if !progs.iter().any(|p| ids.contains(p)) => break,
                     Ok(_) if yields < 8 => {
                         yields += 1;
                         std::thread::yield_now();
@@ -176,7 +191,7 @@ impl Ending {
                     }
                     Ok(_) => break,
                     Err(_) => {
-                        self.programs.push(*prog);
+                        self.programs.extend(progs);
                         break;
                     }
                 }
