@@ -8,7 +8,7 @@
 
 use crate::kconfig::{fill, KernelConfig};
 use crate::obj::core::TargetTypes;
-use crate::obj::externs::{self, ExternKind, KCONFIG_SECTION};
+use crate::obj::externs::{self, ExternKind};
 use crate::probe::{btf_funcs_without_address, kallsyms_names, parse_config};
 use crate::probe::{check_with_core, CheckReport, HELPER_IDS_PROBED};
 use crate::probe::{Features, Problem, TargetExterns};
@@ -164,12 +164,7 @@ fn target_kconfig(
     problems: &mut Vec<Problem>,
     notes: &mut Vec<String>,
 ) -> Option<Vec<u8>> {
-    let list: Vec<_> = spec
-        .externs
-        .iter()
-        .filter(|e| matches!(e.kind, ExternKind::Kconfig { .. }))
-        .collect();
-    let map = spec.map(KCONFIG_SECTION).filter(|_| !list.is_empty())?;
+    let (list, map) = crate::kconfig::kconfig_externs(spec)?;
     let Some(target) = target else {
         notes.push("the target file has no kernel config (make it with `rawbpf probe --json --full`): __kconfig externs not checked".into());
         return None;
@@ -178,21 +173,15 @@ fn target_kconfig(
         source: "the target file's kconfig".into(),
         text,
     });
-    let linux = |name: &str| {
-        target
-            .linux
-            .get(name)
-            .map(|v| Ok(*v))
-            .or_else(|| {
-                name.starts_with("LINUX_")
-                    .then(|| Err("not in the target file".to_owned()))
-            })
-            .filter(|_| {
-                matches!(
-                    name,
-                    "LINUX_KERNEL_VERSION" | "LINUX_HAS_BPF_COOKIE" | "LINUX_HAS_SYSCALL_WRAPPER"
-                )
-            })
+    let linux = |name: &str| match name {
+        "LINUX_KERNEL_VERSION" | "LINUX_HAS_BPF_COOKIE" | "LINUX_HAS_SYSCALL_WRAPPER" => Some(
+            target
+                .linux
+                .get(name)
+                .copied()
+                .ok_or_else(|| "not in the target file".to_owned()),
+        ),
+        _ => None,
     };
     match fill(&list, map.value_size, config.as_ref(), &linux, notes) {
         Ok(data) => Some(data),

@@ -42,6 +42,20 @@ pub struct KernelConfig {
     pub text: String,
 }
 
+/// The object's `__kconfig` externs and the `.kconfig` map they fill;
+/// `None` if it has none.
+pub(crate) fn kconfig_externs(
+    spec: &ObjectSpec,
+) -> Option<(Vec<&ExternSpec>, &crate::obj::MapSpec)> {
+    let externs: Vec<&ExternSpec> = spec
+        .externs
+        .iter()
+        .filter(|e| matches!(e.kind, ExternKind::Kconfig { .. }))
+        .collect();
+    let map = spec.map(KCONFIG_SECTION).filter(|_| !externs.is_empty())?;
+    Some((externs, map))
+}
+
 /// The `.kconfig` map's value for the running kernel, or `None` if the
 /// object has no `__kconfig` externs. Reads the config only if a `CONFIG_*`
 /// extern needs it, and probes only what `LINUX_*` externs ask for.
@@ -50,12 +64,7 @@ pub fn kconfig_data(
     spec: &ObjectSpec,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Vec<u8>>, LoadError> {
-    let externs: Vec<&ExternSpec> = spec
-        .externs
-        .iter()
-        .filter(|e| matches!(e.kind, ExternKind::Kconfig { .. }))
-        .collect();
-    let Some(map) = spec.map(KCONFIG_SECTION).filter(|_| !externs.is_empty()) else {
+    let Some((externs, map)) = kconfig_externs(spec) else {
         return Ok(None);
     };
     let config = match externs.iter().find(|e| e.name.starts_with("CONFIG_")) {
