@@ -187,7 +187,7 @@ impl RingbufMaps {
                 format!("record at {pos} says {len} bytes, more than the ring holds"),
             ));
         }
-        let next = pos.wrapping_add((len + RINGBUF_HDR).next_multiple_of(8));
+        let next = pos.wrapping_add(record_span(len));
         Ok(if header & RINGBUF_DISCARD != 0 {
             RingbufNext::Discarded { next }
         } else {
@@ -250,7 +250,7 @@ impl RingbufMaps {
                     f(unsafe { std::slice::from_raw_parts(data.wrapping_add(start), len) });
                     n += 1;
                 }
-                at = at.wrapping_add((len + RINGBUF_HDR + 7) & !7);
+                at = at.wrapping_add(record_span(len));
                 // SAFETY: `consumer` points into `self.consumer`, mapped for
                 // as long as `self` (see `consumer_atomic`).
                 unsafe { (*consumer).store(at, Ordering::Release) };
@@ -291,6 +291,13 @@ impl RingbufMaps {
         self.scratch.extend_from_slice(rest);
         &self.scratch
     }
+}
+
+/// How far a ring buffer record of `len` bytes moves the position: its
+/// header and data, rounded up to 8 bytes.
+#[inline]
+fn record_span(len: usize) -> usize {
+    (len + RINGBUF_HDR).next_multiple_of(8)
 }
 
 /// `PERF_COUNT_SW_BPF_OUTPUT`: the software event `bpf_perf_event_output`
