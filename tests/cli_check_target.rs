@@ -4,6 +4,10 @@
 //! bad target and BTF files are refused with exit 2, naming the file.
 
 mod support;
+// The pure tests' BTF builder, for the same kernel BTF they use.
+#[allow(dead_code)]
+#[path = "../loader/tests/common/core_btf.rs"]
+mod core_btf;
 
 use support::json::Value;
 use support::kbtf::running_version;
@@ -284,28 +288,7 @@ fn btf_from_an_elf_section() {
 /// `BPF_FUNC_ktime_get_coarse_ns` (5.11): what the CO-RE guards of
 /// core_helper_guard.bpf.o look up.
 fn func_ids_btf(coarse: bool) -> TempFile {
-    use rawbpf::obj::btf::{Btf, BtfEnum, BtfKind, BtfType, BtfTypeData};
-    let mut btf = Btf::new();
-    let mut names = vec![("BPF_FUNC_unspec", 0), ("BPF_FUNC_ktime_get_ns", 5)];
-    if coarse {
-        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
-    }
-    let values = names
-        .into_iter()
-        .map(|(n, val)| BtfEnum {
-            name_off: btf.add_string(n),
-            val,
-        })
-        .collect();
-    let name_off = btf.add_string("bpf_func_id");
-    btf.add_type(BtfType {
-        name_off,
-        kind: BtfKind::Enum,
-        kind_flag: false,
-        vlen_extra: 0,
-        size_or_type: 4,
-        data: BtfTypeData::Enum(values),
-    });
+    let btf = core_btf::kernel_func_ids(coarse);
     TempFile::new("func-ids-btf", &btf.to_bytes())
 }
 

@@ -172,23 +172,6 @@ fn helpers_behind_a_false_kconfig_guard_do_not_count() {
     assert!(none.would_load(), "{:?}", none.problems);
 }
 
-/// A BTF with only `enum bpf_func_id`, what CO-RE guards on helpers
-/// (`bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_x)`) look up in
-/// a kernel's BTF: 5.10-like (no bpf_ktime_get_coarse_ns, 5.11), or 5.11+.
-fn kernel_func_ids(coarse: bool) -> rawbpf::obj::btf::Btf {
-    let mut names = vec![
-        ("BPF_FUNC_unspec", 0),
-        ("BPF_FUNC_map_lookup_elem", 1),
-        ("BPF_FUNC_ktime_get_ns", 5),
-    ];
-    if coarse {
-        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
-    }
-    let mut b = common::core_btf::B::new();
-    b.enum32("bpf_func_id", false, &names);
-    b.0
-}
-
 const KTIME_GET_NS: u32 = 5;
 const KTIME_GET_COARSE_NS: u32 = 160;
 const NO_SUCH_HELPER: u32 = 100_000;
@@ -206,11 +189,11 @@ fn helpers_behind_a_false_core_guard_do_not_count() {
         let (r, _) = relocate(&s, btf).unwrap();
         program_helpers(&r, r.program("guarded_helpers").unwrap(), None)
     };
-    let old = seen(&kernel_func_ids(false));
+    let old = seen(&common::core_btf::kernel_func_ids(false));
     assert!(old.contains(&KTIME_GET_NS), "the fallback: {old:?}");
     assert!(!old.contains(&KTIME_GET_COARSE_NS), "{old:?}");
     assert!(!old.contains(&NO_SUCH_HELPER), "{old:?}");
-    let new = seen(&kernel_func_ids(true));
+    let new = seen(&common::core_btf::kernel_func_ids(true));
     assert!(new.contains(&KTIME_GET_COARSE_NS), "{new:?}");
     assert!(!new.contains(&KTIME_GET_NS), "{new:?}");
     assert!(!new.contains(&NO_SUCH_HELPER), "no kernel has it: {new:?}");
@@ -228,7 +211,7 @@ fn helpers_behind_a_false_core_guard_do_not_count() {
         let types = btf.map(|b| b as &dyn rawbpf::obj::core::TargetTypes);
         rawbpf::probe::check_with_core(&s, &f, None, types)
     };
-    let old = check_on(Some(&kernel_func_ids(false)));
+    let old = check_on(Some(&common::core_btf::kernel_func_ids(false)));
     assert!(old.would_load(), "{:?}", old.problems);
     let needs = &old.needs[0].2;
     assert!(
@@ -238,7 +221,7 @@ fn helpers_behind_a_false_core_guard_do_not_count() {
                 .any(|n| n.contains("#160") || n.contains("#100000")),
         "{needs:?}"
     );
-    let new = check_on(Some(&kernel_func_ids(true)));
+    let new = check_on(Some(&common::core_btf::kernel_func_ids(true)));
     let p: Vec<&str> = new.problems.iter().map(|p| p.reason.as_str()).collect();
     assert_eq!(
         p,

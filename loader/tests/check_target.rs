@@ -241,18 +241,6 @@ fn a_target_without_spin_lock_maps() {
     assert_eq!(problems(&s, &f), Vec::<String>::new());
 }
 
-/// A BTF whose `enum bpf_func_id` has `BPF_FUNC_ktime_get_coarse_ns`
-/// (5.11+) or not (5.10), for the CO-RE guards of core_helper_guard.
-fn func_ids(coarse: bool) -> rawbpf::obj::btf::Btf {
-    let mut names = vec![("BPF_FUNC_unspec", 0), ("BPF_FUNC_ktime_get_ns", 5)];
-    if coarse {
-        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
-    }
-    let mut b = common::core_btf::B::new();
-    b.enum32("bpf_func_id", false, &names);
-    b.0
-}
-
 /// A target without bpf_ktime_get_coarse_ns (5.10): core_helper_guard
 /// calls it only behind `bpf_core_enum_value_exists(enum bpf_func_id,
 /// BPF_FUNC_ktime_get_coarse_ns)`, which the target's BTF makes 0, so it
@@ -270,7 +258,7 @@ fn a_target_without_a_helper_behind_a_false_core_guard() {
             .or_default()
             .insert(id, false);
     }
-    let old = func_ids(false);
+    let old = common::core_btf::kernel_func_ids(false);
     let report = check_on_target(&s, &f, Some(&old));
     assert!(report.would_load(), "{:?}", report.problems);
     let (name, _, needs) = &report.needs[0];
@@ -282,7 +270,7 @@ fn a_target_without_a_helper_behind_a_false_core_guard() {
                 .any(|n| n.contains("#160") || n.contains("#100000")),
         "{needs:?}"
     );
-    let new = func_ids(true);
+    let new = common::core_btf::kernel_func_ids(true);
     let p: Vec<String> = check_on_target(&s, &f, Some(&new))
         .problems
         .into_iter()

@@ -271,3 +271,21 @@ pub fn foo_local() -> B {
     b.strukt("foo", 8, &[("a", int, 0), ("b", int, 32)]);
     b
 }
+
+/// A BTF with only `enum bpf_func_id`, what CO-RE guards on helpers
+/// (`bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_x)`) look up in
+/// a kernel's BTF: 5.10-like (no `BPF_FUNC_ktime_get_coarse_ns`, 5.11), or
+/// 5.11+ (`coarse`).
+pub fn kernel_func_ids(coarse: bool) -> Btf {
+    let mut names = vec![
+        ("BPF_FUNC_unspec", 0),
+        ("BPF_FUNC_map_lookup_elem", 1),
+        ("BPF_FUNC_ktime_get_ns", 5),
+    ];
+    if coarse {
+        names.push(("BPF_FUNC_ktime_get_coarse_ns", 160));
+    }
+    let mut b = B::new();
+    b.enum32("bpf_func_id", false, &names);
+    b.0
+}
