@@ -623,60 +623,32 @@ pub(super) fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Every group directory, attached or staged, by name.
+/// Every group directory, attached or staged, by name, with its pinned
+/// links (each opened for its id: what `list` shows) and maps.
 pub fn groups() -> Result<Vec<GroupDir>, GroupError> {
-    scan(true)
-}
-
-/// The group directories; with `ids`, each pinned link opened for its id
-/// (what `list` shows). Attach and detach need only the names: without
-/// `ids` no link is opened here (`clear` opens those it detaches).
-fn scan(ids: bool) -> Result<Vec<GroupDir>, GroupError> {
-    let root = groups_dir();
-    let entries = match std::fs::read_dir(&root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(pin_err(&root, "reading the groups")(e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Ok(file) = entry.file_name().into_string() else {
-            continue;
-        };
-        let (escaped, staged_by) = match file.rsplit_once(STAGED) {
-            Some((n, pid)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
-                (n, pid.parse().ok())
-            }
-            _ => (file.as_str(), None),
-        };
-        let path = root.join(&file);
-        let links = names(&path.join(LINKS))
+    let mut out = group_dirs()?;
+    for g in &mut out {
+        let links = g.path.join(LINKS);
+        g.links = names(&links)
             .into_iter()
             .map(|l| {
-                let id = CString::new(path.join(LINKS).join(&l).as_os_str().as_encoded_bytes())
+                let id = CString::new(links.join(&l).as_os_str().as_encoded_bytes())
                     .ok()
-                    .filter(|_| ids)
                     .and_then(|c| sys::obj_get(&c).ok())
                     .and_then(|fd| sys::link_info(fd.as_fd()).ok())
                     .map(|i| i.id);
                 (l, id)
             })
             .collect();
-        out.push(GroupDir {
-            name: unescape(escaped),
-            maps: names(&path.join(MAPS)),
-            path,
-            staged_by,
-            links,
-        });
+        g.maps = names(&g.path.join(MAPS));
     }
-    out.sort_by(|a, b| (&a.name, a.staged_by).cmp(&(&b.name, b.staged_by)));
     Ok(out)
 }
 
-/// The directories of group `name` alone, attached or staged, without
-/// their contents (what attach and detach need; `scan` reads every group's).
-fn named(name: &str) -> Result<Vec<GroupDir>, GroupError> {
+/// The group directories, attached or staged, without their contents
+/// (what attach and detach need; no link is opened here, `clear` opens
+/// those it detaches), sorted by name, the attached one first.
+fn group_dirs() -> Result<Vec<GroupDir>, GroupError> {
     let root = groups_dir();
     let entries = match std::fs::read_dir(&root) {
         Ok(e) => e,
@@ -693,8 +665,8 @@ fn named(name: &str) -> Result<Vec<GroupDir>, GroupError> {
                 }
                 _ => (file.as_str(), None),
             };
-            (unescape(escaped) == name).then(|| GroupDir {
-                name: name.to_owned(),
+            Some(GroupDir {
+                name: unescape(escaped),
                 path: root.join(&file),
                 staged_by,
                 links: Vec::new(),
@@ -702,7 +674,14 @@ fn named(name: &str) -> Result<Vec<GroupDir>, GroupError> {
             })
         })
         .collect();
-    out.sort_by_key(|g| g.staged_by);
+    out.sort_by(|a, b| (&a.name, a.staged_by).cmp(&(&b.name, b.staged_by)));
+    Ok(out)
+}
+
+/// The directories of group `name` alone, attached or staged.
+fn named(name: &str) -> Result<Vec<GroupDir>, GroupError> {
+    let mut out = group_dirs()?;
+    out.retain(|g| g.name == name);
     Ok(out)
 }
 
@@ -768,7 +747,7 @@ pub fn detach(name: &str) -> Result<Detached, GroupError> {
 /// Detaches every group and clears every half-done one (those another
 /// running rawbpf is working on are left to it).
 pub fn detach_all() -> Result<Vec<Detached>, GroupError> {
-    let mut names: Vec<String> = scan(false)?
+    let mut names: Vec<String> = group_dirs()?
         .into_iter()
         .filter(|g| !g.stager_runs())
         .map(|g| g.name)
