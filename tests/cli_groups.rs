@@ -215,6 +215,44 @@ fn group_attaches_counts_and_detaches() {
     assert!(e.contains(&format!("no group {name}")), "{e}");
 }
 
+/// The bench's CO-RE tracing object (programs/tracing_core.bpf.c): its
+/// getppid tracepoint program reads the calling task's tgid and its
+/// parent's through CO-RE, at the offsets this kernel's task_struct has.
+/// Detached, it stops counting.
+#[test]
+fn co_re_group_reads_the_task() {
+    if !kernel("co_re_group_reads_the_task") || !pinnable_tracepoints("co_re_group_reads_the_task")
+    {
+        return;
+    }
+    let _serial = serial();
+    let group = Group::new("grpcore");
+    group.attach_json("tracing_core.bpf.o", &["--prog", "enter_getppid"]);
+    let maps = group_dir(&group.name).join("maps");
+    let counts = Map::from_pin(maps.join("counts")).unwrap();
+    let last = Map::from_pin(maps.join("last_task")).unwrap();
+    let slot = |m: &Map| word(&m.lookup(&0u32.to_le_bytes()).unwrap().unwrap(), 0);
+    let want = (u64::from(std::os::unix::process::parent_id()) << 32) | u64::from(std::process::id());
+    // Other processes' getppid() calls write the slot too: ours shows
+    // within a few tries.
+    let seen: Vec<u64> = (0..50)
+        .map(|_| {
+            getppid_times(1);
+            slot(&last)
+        })
+        .collect();
+    assert!(
+        seen.contains(&want),
+        "want parent tgid << 32 | tgid = {want:#x}, saw {seen:x?}"
+    );
+    assert!(slot(&counts) >= 1);
+
+    group.detach();
+    let after = slot(&counts);
+    getppid_times(5);
+    assert_eq!(slot(&counts), after, "the counter moved after detach");
+}
+
 #[test]
 fn group_attach_is_all_or_nothing() {
     if !kernel("group_attach_is_all_or_nothing") {
