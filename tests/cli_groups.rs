@@ -232,7 +232,8 @@ fn co_re_group_reads_the_task() {
     let counts = Map::from_pin(maps.join("counts")).unwrap();
     let last = Map::from_pin(maps.join("last_task")).unwrap();
     let slot = |m: &Map| word(&m.lookup(&0u32.to_le_bytes()).unwrap().unwrap(), 0);
-    let want = (u64::from(std::os::unix::process::parent_id()) << 32) | u64::from(std::process::id());
+    let want =
+        (u64::from(std::os::unix::process::parent_id()) << 32) | u64::from(std::process::id());
     // Other processes' getppid() calls write the slot too: ours shows
     // within a few tries.
     let seen: Vec<u64> = (0..50)

@@ -5,8 +5,9 @@
 //! ```text
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/links/<PROG>[-<N>]   the group's BPF links
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/maps/<MAP>           the maps of its load
-//! /sys/fs/bpf/rawbpf/groups/<NAME>/tracepoints/<PROG>    symlink to the tracepoint
-//!                                                       id of a perf-event link
+//! /sys/fs/bpf/rawbpf/groups/<NAME>/tracepoints-<K>     symlinks whose targets
+//!                                                       list the tracepoint id
+//!                                                       of each perf-event link
 //!                                                       (for its detach, see
 //!                                                       super::release)
 //! /sys/fs/bpf/rawbpf/groups/<NAME>_new_<PID>/           staged by process PID
@@ -465,6 +466,14 @@ fn obj_pin(fd: std::os::fd::BorrowedFd<'_>, path: &Path) -> Result<(), GroupErro
     sys::obj_pin(fd, &c).map_err(pin_err(path, "pinning"))
 }
 
+/// The pin name of link `n` of a program's `count` links.
+fn link_file(program: &str, count: usize, n: usize) -> String {
+    match count {
+        1 => pin_name(program),
+        _ => format!("{}-{n}", pin_name(program)),
+    }
+}
+
 /// Pins the links and maps into a staging directory and renames it into
 /// place; on failure removes the staging directory.
 fn pin_group(
@@ -478,6 +487,18 @@ fn pin_group(
     let result = (|| {
         crate::load::pin::ensure_bpffs_dir(&staging.join(LINKS))?;
         crate::load::pin::ensure_bpffs_dir(&staging.join(MAPS))?;
+        // The tracepoint ids first: a kill between the pins then leaves
+        // every pinned perf-event link recorded for a quick detach.
+        let tracepoints: Vec<(String, u64)> = links
+            .iter()
+            .filter_map(|(i, made)| Some((spec.programs.get(*i)?, made)))
+            .flat_map(|(p, made)| {
+                made.iter().enumerate().filter_map(move |(n, link)| {
+                    Some((link_file(p.name(), made.len(), n), link.tracepoint?))
+                })
+            })
+            .collect();
+        super::release::record_tracepoints(&staging, &tracepoints);
         let mut out = Vec::new();
         for (i, made) in links {
             let Some(p) = spec.programs.get(*i) else {
@@ -491,11 +512,7 @@ fn pin_group(
             };
             let prog_id = collection.program(p.name())?.id;
             for (n, link) in made.iter().enumerate() {
-                let file = if made.len() > 1 {
-                    format!("{}-{n}", pin_name(p.name()))
-                } else {
-                    pin_name(p.name())
-                };
+                let file = link_file(p.name(), made.len(), n);
                 let Some(fd) = link.fd() else {
                     // On the sockmap (see on_sockmap), pinned with the maps.
                     let map = net::sockmap_of(p, &collection.maps)?;
@@ -510,9 +527,6 @@ fn pin_group(
                     continue;
                 };
                 obj_pin(fd, &staging.join(LINKS).join(&file))?;
-                if let Some(id) = link.tracepoint {
-                    super::release::record_tracepoint(&staging, &file, id);
-                }
                 let info = sys::link_info(fd).map_err(|source| LinkError::Link {
                     program: p.name().to_owned(),
                     target: link.target().to_owned(),

@@ -13,7 +13,7 @@
 //!   grace period before it lets go of the program (~15-60 ms here).
 //!   Closing the link ourselves would do the same in the call, one link
 //!   after another. So the group records each such link's tracepoint id
-//!   ([`record_tracepoint`]), and the detach opens a perf event of its own
+//!   ([`record_tracepoints`]), and the detach opens a perf event of its own
 //!   on the tracepoint beforehand and asks it (`PERF_EVENT_IOC_QUERY_BPF`,
 //!   which reads the array under the lock the release takes) until the
 //!   program is off: from then on no occurrence of the tracepoint runs it.
@@ -39,29 +39,84 @@ const PERF_EVENT: u32 = 7;
 /// with EOPNOTSUPP), not asked to: raw tracepoint, tracing, iter, perf
 /// event, kprobe_multi, uprobe_multi.
 const NO_DETACH: [u32; 6] = [RAW_TRACEPOINT, 2, 4, PERF_EVENT, 8, 12];
-/// Where a group records the tracepoint ids of its perf-event links: a
-/// symlink per link, named as its pin, whose target is the id
+/// Where a group records the tracepoint ids of its perf-event links:
+/// symlinks `tracepoints-0`, `tracepoints-1`, … in its directory (bpffs
+/// holds no plain files), each target a list of `ID PIN` lines, as many
+/// as fit one target. One `readlink` serves the whole detach.
+const RECORD: &str = "tracepoints-";
+/// What a symlink target holds at most (the kernel's limit is 4,096 with
+/// the NUL).
+const RECORD_MAX: usize = 4000;
+/// Groups of rawbpf before the records above: a directory with a symlink
+/// per link, named as its pin, whose target is the id
 /// (`tracepoints/enter_getppid -> 305`).
-const TRACEPOINTS: &str = "tracepoints";
+const OLD_RECORDS: &str = "tracepoints";
 
-/// Records that the link pinned as `pin` in `group` is a perf-event link on
-/// tracepoint `id`. Best effort: without it, the detach waits longer.
-pub(super) fn record_tracepoint(group: &Path, pin: &str, id: u64) {
-    let dir = group.join(TRACEPOINTS);
-    let at = dir.join(pin);
-    if std::os::unix::fs::symlink(id.to_string(), &at).is_err() {
-        let _ = std::fs::create_dir(&dir);
-        let _ = std::os::unix::fs::symlink(id.to_string(), &at);
+/// Records that the links pinned in `group` as each pin name are perf-event
+/// links on each tracepoint id. Best effort: a link not recorded is
+/// detached as well, but its detach waits longer (see [`Ending::wait`]).
+pub(super) fn record_tracepoints(group: &Path, links: &[(String, u64)]) {
+    let mut chunks = vec![String::new()];
+    for (pin, id) in links {
+        let line = format!("{id} {pin}\n");
+        if pin.contains('\n') || line.len() > RECORD_MAX {
+            continue;
+        }
+        if chunks
+            .last()
+            .is_some_and(|c| c.len() + line.len() > RECORD_MAX)
+        {
+            chunks.push(String::new());
+        }
+        chunks
+            .last_mut()
+            .into_iter()
+            .for_each(|c| c.push_str(&line));
+    }
+    for (k, chunk) in chunks.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+        let _ = std::os::unix::fs::symlink(chunk, group.join(format!("{RECORD}{k}")));
     }
 }
 
-/// The tracepoint id recorded for `pin` in `group`.
-fn tracepoint_of(group: &Path, pin: &str) -> Option<u64> {
-    std::fs::read_link(group.join(TRACEPOINTS).join(pin))
-        .ok()?
-        .to_str()?
-        .parse()
-        .ok()
+/// The tracepoint ids a group recorded, by pin name, and how many record
+/// symlinks hold them.
+struct Recorded {
+    ids: Vec<(String, u64)>,
+    records: usize,
+    /// A group of an older rawbpf: ask [`OLD_RECORDS`] per link.
+    old: bool,
+}
+
+impl Recorded {
+    fn read(group: &Path) -> Recorded {
+        let mut out = Recorded {
+            ids: Vec::new(),
+            records: 0,
+            old: false,
+        };
+        while let Ok(target) = std::fs::read_link(group.join(format!("{RECORD}{}", out.records))) {
+            out.records += 1;
+            let text = target.as_os_str().to_string_lossy().into_owned();
+            out.ids.extend(text.lines().filter_map(|l| {
+                let (id, pin) = l.split_once(' ')?;
+                Some((pin.to_owned(), id.parse().ok()?))
+            }));
+        }
+        out.old = out.records == 0 && group.join(OLD_RECORDS).is_dir();
+        out
+    }
+
+    /// The tracepoint id recorded for `pin`.
+    fn tracepoint_of(&self, group: &Path, pin: &str) -> Option<u64> {
+        if self.old {
+            return std::fs::read_link(group.join(OLD_RECORDS).join(pin))
+                .ok()?
+                .to_str()?
+                .parse()
+                .ok();
+        }
+        self.ids.iter().find(|(p, _)| p == pin).map(|(_, id)| *id)
+    }
 }
 
 /// A perf event of our own on tracepoint `id`, to watch the tracepoint's
@@ -94,6 +149,7 @@ struct Ending {
 pub(super) fn clear(dir: &Path) -> usize {
     let mut detached = 0;
     let mut ending = Ending::default();
+    let recorded = Recorded::read(dir);
     let links = dir.join(LINKS);
     for l in super::group::names(&links) {
         let path = links.join(&l);
@@ -101,17 +157,38 @@ pub(super) fn clear(dir: &Path) -> usize {
             .ok()
             .and_then(|c| sys::obj_get(&c).ok());
         let removed = match link {
-            Some(fd) => end_pinned(fd, &path, tracepoint_of(dir, &l), &mut ending),
+            Some(fd) => end_pinned(fd, &path, recorded.tracepoint_of(dir, &l), &mut ending),
             None => std::fs::remove_file(&path).is_ok(),
         };
         if removed {
             detached += 1;
         }
     }
-    super::struct_ops::unregister_pinned(&dir.join(super::group::MAPS));
-    let _ = std::fs::remove_dir_all(dir);
+    let maps = dir.join(super::group::MAPS);
+    let map_pins = super::struct_ops::unregister_pinned(&maps);
+    remove_group_dir(dir, &map_pins, &recorded);
     ending.wait();
     detached
+}
+
+/// Removes a group's directory whose links are unpinned: each pin and
+/// record it knows of, then the directories, in as few calls as it takes;
+/// whatever else is there (a kill's leftovers, an older layout) goes with
+/// `remove_dir_all`.
+fn remove_group_dir(dir: &Path, map_pins: &[String], recorded: &Recorded) {
+    let maps = dir.join(super::group::MAPS);
+    map_pins.iter().for_each(|m| {
+        let _ = std::fs::remove_file(maps.join(m));
+    });
+    (0..recorded.records).for_each(|k| {
+        let _ = std::fs::remove_file(dir.join(format!("{RECORD}{k}")));
+    });
+    let emptied = std::fs::remove_dir(dir.join(LINKS)).is_ok()
+        && std::fs::remove_dir(&maps).is_ok()
+        && std::fs::remove_dir(dir).is_ok();
+    if !emptied {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Ends the link pinned at `path` (`fd` opened from it; `tracepoint` the
@@ -218,5 +295,62 @@ fn wait_released(programs: &[u32]) {
         while sys::prog_get_fd_by_id(id).is_ok() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_micros(500));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{record_tracepoints, Recorded, OLD_RECORDS, RECORD};
+
+    fn temp(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rawbpf-release-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn records_read_back_in_one_symlink() {
+        let d = temp("one");
+        let links = [
+            ("enter_getppid".to_owned(), 305),
+            ("exit_close-1".to_owned(), 775),
+        ];
+        record_tracepoints(&d, &links);
+        let r = Recorded::read(&d);
+        assert_eq!((r.records, r.old), (1, false));
+        assert_eq!(r.tracepoint_of(&d, "enter_getppid"), Some(305));
+        assert_eq!(r.tracepoint_of(&d, "exit_close-1"), Some(775));
+        assert_eq!(r.tracepoint_of(&d, "raw_sys_enter"), None);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn many_records_split_over_symlinks() {
+        let d = temp("many");
+        let links: Vec<(String, u64)> = (0..400).map(|i| (format!("program_{i:04}"), i)).collect();
+        record_tracepoints(&d, &links);
+        let r = Recorded::read(&d);
+        assert!(r.records > 1, "{} records", r.records);
+        for k in 0..r.records {
+            let t = std::fs::read_link(d.join(format!("{RECORD}{k}"))).unwrap();
+            assert!(t.as_os_str().len() <= 4000);
+        }
+        assert!(links
+            .iter()
+            .all(|(p, id)| r.tracepoint_of(&d, p) == Some(*id)));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn older_groups_records_are_read_per_link() {
+        let d = temp("old");
+        std::fs::create_dir(d.join(OLD_RECORDS)).unwrap();
+        std::os::unix::fs::symlink("305", d.join(OLD_RECORDS).join("enter_getppid")).unwrap();
+        let r = Recorded::read(&d);
+        assert_eq!((r.records, r.old), (0, true));
+        assert_eq!(r.tracepoint_of(&d, "enter_getppid"), Some(305));
+        assert_eq!(r.tracepoint_of(&d, "exit_getppid"), None);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -243,12 +243,17 @@ pub(super) fn pin_in_group(
 
 /// Unregisters every plain struct_ops map pinned in `maps_dir` (a group's
 /// maps): deletes key 0 of each. Errors are ignored: a map someone else
-/// unregistered has nothing at key 0.
-pub(super) fn unregister_pinned(maps_dir: &Path) {
+/// unregistered has nothing at key 0. Returns the names of every pin it
+/// saw there, for the detach to remove.
+pub(super) fn unregister_pinned(maps_dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(maps_dir) else {
-        return;
+        return Vec::new();
     };
+    let mut names = Vec::new();
     for e in entries.flatten() {
+        if let Ok(name) = e.file_name().into_string() {
+            names.push(name);
+        }
         let Ok(path) = CString::new(e.path().as_os_str().as_encoded_bytes()) else {
             continue;
         };
@@ -262,4 +267,5 @@ pub(super) fn unregister_pinned(maps_dir: &Path) {
             let _ = unregister(&fd, info.value_size as usize);
         }
     }
+    names
 }
