@@ -489,15 +489,21 @@ fn pin_group(
         crate::load::pin::ensure_bpffs_dir(&staging.join(MAPS))?;
         // The tracepoint ids first: a kill between the pins then leaves
         // every pinned perf-event link recorded for a quick detach.
-        let tracepoints: Vec<(String, u64)> = links
-            .iter()
-            .filter_map(|(i, made)| Some((spec.programs.get(*i)?, made)))
-            .flat_map(|(p, made)| {
-                made.iter().enumerate().filter_map(move |(n, link)| {
-                    Some((link_file(p.name(), made.len(), n), link.tracepoint?))
-                })
-            })
-            .collect();
+        let mut tracepoints = Vec::new();
+        for (i, made) in links {
+            let Some(p) = spec.programs.get(*i) else {
+                continue;
+            };
+            for (n, link) in made.iter().enumerate() {
+                if let Some(tracepoint) = link.tracepoint {
+                    tracepoints.push(super::release::OnTracepoint {
+                        pin: link_file(p.name(), made.len(), n),
+                        tracepoint,
+                        prog_id: collection.program(p.name())?.id,
+                    });
+                }
+            }
+        }
         super::release::record_tracepoints(&staging, &tracepoints);
         let mut out = Vec::new();
         for (i, made) in links {

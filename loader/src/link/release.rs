@@ -13,8 +13,9 @@
 //!   grace period before it lets go of the program (~15-60 ms here).
 //!   Closing the link ourselves would do the same in the call, one link
 //!   after another. So the group records each such link's tracepoint id
-//!   ([`record_tracepoints`]), and the detach opens a perf event of its own
-//!   on the tracepoint beforehand and asks it (`PERF_EVENT_IOC_QUERY_BPF`,
+//!   and program id ([`record_tracepoints`]), and the detach, without
+//!   opening the link, opens a perf event of its own on the tracepoint
+//!   before it unpins the link, and asks it (`PERF_EVENT_IOC_QUERY_BPF`,
 //!   which reads the array under the lock the release takes) until the
 //!   program is off: from then on no occurrence of the tracepoint runs it.
 //!   The link's own event still holds the tracepoint then, so opening and
@@ -39,10 +40,11 @@ const PERF_EVENT: u32 = 7;
 /// with EOPNOTSUPP), not asked to: raw tracepoint, tracing, iter, perf
 /// event, kprobe_multi, uprobe_multi.
 const NO_DETACH: [u32; 6] = [RAW_TRACEPOINT, 2, 4, PERF_EVENT, 8, 12];
-/// Where a group records the tracepoint ids of its perf-event links:
-/// symlinks `tracepoints-0`, `tracepoints-1`, … in its directory (bpffs
-/// holds no plain files), each target a list of `ID PIN` lines, as many
-/// as fit one target. One `readlink` serves the whole detach.
+/// Where a group records its perf-event links on tracepoints: symlinks
+/// `tracepoints-0`, `tracepoints-1`, … in its directory (bpffs holds no
+/// plain files), each target a list of `TRACEPOINT_ID PROG_ID PIN` lines,
+/// as many as fit one target. One `readlink` serves the whole detach, which
+/// then need not open such a link to learn what to watch.
 const RECORD: &str = "tracepoints-";
 /// What a symlink target holds at most (the kernel's limit is 4,096 with
 /// the NUL).
@@ -52,13 +54,26 @@ const RECORD_MAX: usize = 4000;
 /// (`tracepoints/enter_getppid -> 305`).
 const OLD_RECORDS: &str = "tracepoints";
 
-/// Records that the links pinned in `group` as each pin name are perf-event
-/// links on each tracepoint id. Best effort: a link not recorded is
-/// detached as well, but its detach waits longer (see [`Ending::wait`]).
-pub(super) fn record_tracepoints(group: &Path, links: &[(String, u64)]) {
+/// A perf-event link on a tracepoint, as a group records it: its pin name,
+/// the tracepoint's id, its program's id.
+pub(super) struct OnTracepoint {
+    pub pin: String,
+    pub tracepoint: u64,
+    pub prog_id: u32,
+}
+
+/// Records the perf-event links on tracepoints that `group` pins. Best
+/// effort: a link not recorded is detached as well, but its detach opens
+/// it, and waits longer if its tracepoint is unknown (see [`Ending::wait`]).
+pub(super) fn record_tracepoints(group: &Path, links: &[OnTracepoint]) {
     let mut chunks = vec![String::new()];
-    for (pin, id) in links {
-        let line = format!("{id} {pin}\n");
+    for OnTracepoint {
+        pin,
+        tracepoint,
+        prog_id,
+    } in links
+    {
+        let line = format!("{tracepoint} {prog_id} {pin}\n");
         if pin.contains('\n') || line.len() > RECORD_MAX {
             continue;
         }
@@ -78,10 +93,10 @@ pub(super) fn record_tracepoints(group: &Path, links: &[(String, u64)]) {
     }
 }
 
-/// The tracepoint ids a group recorded, by pin name, and how many record
-/// symlinks hold them.
+/// The perf-event links on tracepoints a group recorded, and how many
+/// record symlinks hold them.
 struct Recorded {
-    ids: Vec<(String, u64)>,
+    links: Vec<OnTracepoint>,
     records: usize,
     /// A group of an older rawbpf: ask [`OLD_RECORDS`] per link.
     old: bool,
@@ -90,32 +105,41 @@ struct Recorded {
 impl Recorded {
     fn read(group: &Path) -> Recorded {
         let mut out = Recorded {
-            ids: Vec::new(),
+            links: Vec::new(),
             records: 0,
             old: false,
         };
         while let Ok(target) = std::fs::read_link(group.join(format!("{RECORD}{}", out.records))) {
             out.records += 1;
             let text = target.as_os_str().to_string_lossy().into_owned();
-            out.ids.extend(text.lines().filter_map(|l| {
-                let (id, pin) = l.split_once(' ')?;
-                Some((pin.to_owned(), id.parse().ok()?))
+            out.links.extend(text.lines().filter_map(|l| {
+                let mut words = l.splitn(3, ' ');
+                Some(OnTracepoint {
+                    tracepoint: words.next()?.parse().ok()?,
+                    prog_id: words.next()?.parse().ok()?,
+                    pin: words.next()?.to_owned(),
+                })
             }));
         }
         out.old = out.records == 0 && group.join(OLD_RECORDS).is_dir();
         out
     }
 
-    /// The tracepoint id recorded for `pin`.
-    fn tracepoint_of(&self, group: &Path, pin: &str) -> Option<u64> {
-        if self.old {
-            return std::fs::read_link(group.join(OLD_RECORDS).join(pin))
-                .ok()?
-                .to_str()?
-                .parse()
-                .ok();
+    /// The record of the link pinned as `pin`.
+    fn link(&self, pin: &str) -> Option<&OnTracepoint> {
+        self.links.iter().find(|l| l.pin == pin)
+    }
+
+    /// The tracepoint id an older rawbpf recorded for `pin`.
+    fn old_tracepoint_of(&self, group: &Path, pin: &str) -> Option<u64> {
+        if !self.old {
+            return None;
         }
-        self.ids.iter().find(|(p, _)| p == pin).map(|(_, id)| *id)
+        std::fs::read_link(group.join(OLD_RECORDS).join(pin))
+            .ok()?
+            .to_str()?
+            .parse()
+            .ok()
     }
 }
 
@@ -153,11 +177,20 @@ pub(super) fn clear(dir: &Path) -> usize {
     let links = dir.join(LINKS);
     for l in super::group::names(&links) {
         let path = links.join(&l);
+        if let Some(r) = recorded.link(&l) {
+            // Watched from before the link goes, while its event holds the
+            // tracepoint; then its pin, its last holder, goes.
+            if !ending.watch(r.tracepoint, r.prog_id) {
+                ending.programs.push(r.prog_id);
+            }
+            detached += usize::from(std::fs::remove_file(&path).is_ok());
+            continue;
+        }
         let link = CString::new(path.as_os_str().as_encoded_bytes())
             .ok()
             .and_then(|c| sys::obj_get(&c).ok());
         let removed = match link {
-            Some(fd) => end_pinned(fd, &path, recorded.tracepoint_of(dir, &l), &mut ending),
+            Some(fd) => end_pinned(fd, &path, recorded.old_tracepoint_of(dir, &l), &mut ending),
             None => std::fs::remove_file(&path).is_ok(),
         };
         if removed {
@@ -300,7 +333,7 @@ fn wait_released(programs: &[u32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{record_tracepoints, Recorded, OLD_RECORDS, RECORD};
+    use super::{record_tracepoints, OnTracepoint, Recorded, OLD_RECORDS, RECORD};
 
     fn temp(tag: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("rawbpf-release-{tag}-{}", std::process::id()));
@@ -309,26 +342,38 @@ mod tests {
         d
     }
 
+    fn on(pin: &str, tracepoint: u64, prog_id: u32) -> OnTracepoint {
+        OnTracepoint {
+            pin: pin.to_owned(),
+            tracepoint,
+            prog_id,
+        }
+    }
+
+    fn ids(r: &Recorded, pin: &str) -> Option<(u64, u32)> {
+        r.link(pin).map(|l| (l.tracepoint, l.prog_id))
+    }
+
     #[test]
     fn records_read_back_in_one_symlink() {
         let d = temp("one");
-        let links = [
-            ("enter_getppid".to_owned(), 305),
-            ("exit_close-1".to_owned(), 775),
-        ];
+        let links = [on("enter_getppid", 305, 41), on("exit_close-1", 775, 42)];
         record_tracepoints(&d, &links);
         let r = Recorded::read(&d);
         assert_eq!((r.records, r.old), (1, false));
-        assert_eq!(r.tracepoint_of(&d, "enter_getppid"), Some(305));
-        assert_eq!(r.tracepoint_of(&d, "exit_close-1"), Some(775));
-        assert_eq!(r.tracepoint_of(&d, "raw_sys_enter"), None);
+        assert_eq!(ids(&r, "enter_getppid"), Some((305, 41)));
+        assert_eq!(ids(&r, "exit_close-1"), Some((775, 42)));
+        assert_eq!(ids(&r, "raw_sys_enter"), None);
+        assert_eq!(r.old_tracepoint_of(&d, "enter_getppid"), None);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn many_records_split_over_symlinks() {
         let d = temp("many");
-        let links: Vec<(String, u64)> = (0..400).map(|i| (format!("program_{i:04}"), i)).collect();
+        let links: Vec<OnTracepoint> = (0..400u32)
+            .map(|i| on(&format!("program_{i:04}"), u64::from(i), 1000 + i))
+            .collect();
         record_tracepoints(&d, &links);
         let r = Recorded::read(&d);
         assert!(r.records > 1, "{} records", r.records);
@@ -338,7 +383,7 @@ mod tests {
         }
         assert!(links
             .iter()
-            .all(|(p, id)| r.tracepoint_of(&d, p) == Some(*id)));
+            .all(|l| ids(&r, &l.pin) == Some((l.tracepoint, l.prog_id))));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -349,8 +394,9 @@ mod tests {
         std::os::unix::fs::symlink("305", d.join(OLD_RECORDS).join("enter_getppid")).unwrap();
         let r = Recorded::read(&d);
         assert_eq!((r.records, r.old), (0, true));
-        assert_eq!(r.tracepoint_of(&d, "enter_getppid"), Some(305));
-        assert_eq!(r.tracepoint_of(&d, "exit_getppid"), None);
+        assert_eq!(r.old_tracepoint_of(&d, "enter_getppid"), Some(305));
+        assert_eq!(r.old_tracepoint_of(&d, "exit_getppid"), None);
+        assert!(r.link("enter_getppid").is_none());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
