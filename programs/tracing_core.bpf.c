@@ -45,40 +45,6 @@ static __always_inline int count(__u32 slot)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_enter_getppid")
-int enter_getppid(void *ctx) { return count(0); }
-
-SEC("tp/syscalls/sys_exit_getppid")
-int exit_getppid(void *ctx) { return count(1); }
-
-SEC("tp/syscalls/sys_enter_getpid")
-int enter_getpid(void *ctx) { return count(2); }
-
-SEC("tp/syscalls/sys_exit_getpid")
-int exit_getpid(void *ctx) { return count(3); }
-
-SEC("tp/syscalls/sys_enter_openat")
-int enter_openat(void *ctx) { return count(4); }
-
-SEC("tp/syscalls/sys_exit_openat")
-int exit_openat(void *ctx) { return count(5); }
-
-SEC("tp/syscalls/sys_enter_close")
-int enter_close(void *ctx) { return count(6); }
-
-SEC("tp/syscalls/sys_exit_close")
-int exit_close(void *ctx) { return count(7); }
-
-SEC("raw_tp/sys_enter")
-int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx) { return count(8); }
-
-SEC("raw_tp/sys_exit")
-int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx) { return count(9); }
-
-SEC("tp/sched/sched_process_exec")
-int proc_exec(void *ctx) { return count(10); }
-
-SEC("tp/sched/sched_process_exit")
-int proc_exit(void *ctx) { return count(11); }
+#include "tracing_twelve.h"
 
 char LICENSE[] SEC("license") = "GPL";
