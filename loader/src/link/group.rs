@@ -6,9 +6,10 @@
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/links/<PROG>[-<N>]   the group's BPF links
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/maps/<MAP>           the maps of its load
 //! /sys/fs/bpf/rawbpf/groups/<NAME>/tracepoints-<K>     symlinks whose targets
-//!                                                       list the tracepoint id
-//!                                                       of each perf-event link
-//!                                                       (for its detach, see
+//!                                                       list each perf-event
+//!                                                       link's tracepoint and
+//!                                                       program ids (for its
+//!                                                       detach, see
 //!                                                       super::release)
 //! /sys/fs/bpf/rawbpf/groups/<NAME>_new_<PID>/           staged by process PID
 //!                                                       (attaching, detaching,
