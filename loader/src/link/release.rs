@@ -180,9 +180,7 @@ pub(super) fn clear(dir: &Path) -> usize {
         if let Some(r) = recorded.link(&l) {
             // Watched from before the link goes, while its event holds the
             // tracepoint; then its pin, its last holder, goes.
-            if !ending.watch(r.tracepoint, r.prog_id) {
-                ending.programs.push(r.prog_id);
-            }
+            ending.watch_or_wait(Some(r.tracepoint), r.prog_id);
             detached += usize::from(std::fs::remove_file(&path).is_ok());
             continue;
         }
@@ -249,9 +247,7 @@ fn end_pinned(fd: OwnedFd, path: &Path, tracepoint: Option<u64>, ending: &mut En
         Some(info) if info.link_type == PERF_EVENT => {
             // Watched from before the link goes, while its event holds the
             // tracepoint.
-            if !tracepoint.is_some_and(|id| ending.watch(id, info.prog_id)) {
-                ending.programs.push(info.prog_id);
-            }
+            ending.watch_or_wait(tracepoint, info.prog_id);
             drop(fd);
             std::fs::remove_file(path).is_ok()
         }
@@ -265,17 +261,20 @@ fn end_pinned(fd: OwnedFd, path: &Path, tracepoint: Option<u64>, ending: &mut En
 
 impl Ending {
     /// Watches tracepoint `id` for `prog` to leave it, through the event
-    /// already open on it or a new one; false if it cannot be watched.
-    fn watch(&mut self, id: u64, prog: u32) -> bool {
-        if let Some((.., progs)) = self.on_tracepoints.iter_mut().find(|(t, ..)| *t == id) {
-            progs.push(prog);
-            return true;
-        }
-        let Some(event) = watch_tracepoint(id) else {
-            return false;
+    /// already open on it or a new one; a program whose tracepoint is
+    /// unknown (`None`) or cannot be watched is waited for until it is
+    /// freed. Called before the link's last holder goes.
+    fn watch_or_wait(&mut self, id: Option<u64>, prog: u32) {
+        let Some(id) = id else {
+            return self.programs.push(prog);
         };
-        self.on_tracepoints.push((id, event, vec![prog]));
-        true
+        if let Some((.., progs)) = self.on_tracepoints.iter_mut().find(|(t, ..)| *t == id) {
+            return progs.push(prog);
+        }
+        match watch_tracepoint(id) {
+            Some(event) => self.on_tracepoints.push((id, event, vec![prog])),
+            None => self.programs.push(prog),
+        }
     }
 
     /// Waits (a second at most) until no program of the ended links can
